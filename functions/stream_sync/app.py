@@ -1,0 +1,14 @@
+"""StreamSyncFunction: partner table changes (DynamoDB stream) -> Vercel Import Resource."""
+
+from typing import Any
+
+from vercel_sync.batch import handle_stream_event
+from vercel_sync.observability import logger, metrics, tracer
+from vercel_sync.runtime import get_sync_service
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle_stream_event(event, context, get_sync_service())

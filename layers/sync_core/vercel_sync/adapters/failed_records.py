@@ -1,0 +1,42 @@
+"""The failed-records queue (SQS): where records that can never succeed wait, with their reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# SQS takes up to 256 KiB per message; leave room for attributes.
+MAX_MESSAGE_BYTES = 250 * 1024
+
+
+class SqsFailedRecordsQueue:
+    def __init__(self, queue_url: str, sqs_client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = sqs_client  # built on first use
+
+    def _sqs(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def park(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message, separators=(",", ":"), default=str)
+        if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            # Keep the reason and position; the record itself is still at its source position.
+            trimmed = {**message, "record": None, "recordOmitted": "too large for one SQS message"}
+            body = json.dumps(trimmed, separators=(",", ":"), default=str)
+        request: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": body,
+            "MessageAttributes": {
+                "reason": {"DataType": "String", "StringValue": str(message.get("reason") or "unknown")},
+            },
+        }
+        if self.queue_url.endswith(".fifo"):
+            group = f"{message.get('integrationConfigurationId')}/{message.get('resourceId')}"
+            request["MessageGroupId"] = hashlib.sha256(group.encode()).hexdigest()[:64]
+            request["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()[:128]
+        self._sqs().send_message(**request)

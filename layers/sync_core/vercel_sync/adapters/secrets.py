@@ -1,0 +1,111 @@
+"""Reading the installation token and resource secrets: Powertools Parameters over Secrets Manager.
+
+Powertools caches each value for its ``max_age``; a 401 from Vercel re-reads the token past
+the cache (``force_fetch``). Errors are classified: a missing secret, a denied read or a
+secret that cannot be decrypted is permanent for the record (the failed-records queue holds
+it until an operator fixes the cause and replays it); throttling and network trouble are
+transient. Neither the value nor the error's text from AWS beyond its code is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.settings import Settings
+
+# Secrets Manager error codes that another try will not fix.
+PERMANENT_SECRET_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "DecryptionFailure",
+        "InvalidRequestException",
+        "InvalidParameterException",
+        "ValidationException",
+        "UnrecognizedClientException",
+    }
+)
+
+
+class SecretsManagerReader:
+    def __init__(self, settings: Settings, provider: Any = None) -> None:
+        self._settings = settings
+        self._provider = provider  # built on first use: no client before it is needed
+
+    def _secrets_provider(self) -> Any:
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+            self._provider = SecretsProvider()
+        return self._provider
+
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+        """The installation's access token: the JSON Vercel sends (``access_token``) or a bare token."""
+        secret_id = self._settings.token_secret_id_for(integration_configuration_id)
+        raw = self._read(
+            secret_id,
+            max_age=self._settings.token_cache_seconds,
+            force_fetch=force_fetch,
+            reason="token_unavailable",
+        )
+        token = _token_from_secret(raw)
+        if not token:
+            raise PermanentSyncError(
+                f"secret {secret_id} holds no access token (expected {{\"access_token\": ...}} or the bare token)",
+                reason="token_unavailable",
+            )
+        return token
+
+    def resource_secrets(self, secret_id: str) -> Any:
+        """The resource secret's JSON document (validated by the transform)."""
+        raw = self._read(
+            secret_id,
+            max_age=self._settings.resource_secret_cache_seconds,
+            force_fetch=False,
+            reason="resource_secret_unavailable",
+        )
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise PermanentSyncError(
+                f"resource secret {secret_id} is not JSON", reason="resource_secret_unavailable"
+            ) from None
+
+    def _read(self, secret_id: str, *, max_age: int, force_fetch: bool, reason: str) -> str:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            value = self._secrets_provider().get(secret_id, max_age=max_age, force_fetch=force_fetch)
+        except GetParameterError as exc:
+            # Powertools wraps the boto3 error; the original is the exception's context.
+            code = _aws_error_code(exc.__cause__ or exc.__context__)
+            if code in PERMANENT_SECRET_ERRORS:
+                raise PermanentSyncError(f"cannot read secret {secret_id}: {code}", reason=reason) from None
+            raise TransientSyncError(f"cannot read secret {secret_id} now: {code or 'network error'}") from None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str):
+            raise PermanentSyncError(f"secret {secret_id} has no string value", reason=reason)
+        return value
+
+
+def _aws_error_code(error: BaseException | None) -> str | None:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return type(error).__name__ if error is not None else None
+
+
+def _token_from_secret(raw: str) -> str:
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return ""
+        token = document.get("access_token") if isinstance(document, dict) else None
+        return token.strip() if isinstance(token, str) else ""
+    return text

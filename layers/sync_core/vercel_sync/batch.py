@@ -1,0 +1,142 @@
+"""Powertools batch processing for both event sources, with the partial batch response each needs.
+
+- DynamoDB stream: records of one shard are in order, and Lambda resumes the shard at the
+  lowest sequence number reported. So the batch stops at its first failed record (the rest
+  would be redelivered anyway, and sending a newer change before an older one is retried
+  would go backwards) and reports that one sequence number: :class:`StreamBatchProcessor`.
+- SQS FIFO: a failed message stops its message group; the rest of that group is reported
+  and other groups go on (Powertools' ``SqsFifoPartialProcessor(skip_group_on_error=True)``).
+- SQS standard: each failed message is reported (Powertools' ``BatchProcessor``).
+
+A permanent failure is not a batch failure: the pipeline parks it in the failed-records queue
+and the source moves on. Only transient failures are reported back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.base import BasePartialBatchProcessor
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.errors import InvalidRecordError
+from vercel_sync.pipeline import SyncService
+from vercel_sync.transform import unwrap_message_body
+
+
+class StreamBatchHaltedError(Exception):
+    """Marks the records after a stream batch's first failure (not processed; redelivered)."""
+
+
+class StreamBatchProcessor(BatchProcessor):
+    """A DynamoDB stream batch that stops at its first failure and reports only that record.
+
+    Written on Powertools' documented seam for custom processors (``_process_record`` and
+    the failure collector), since Powertools reports every failed record of a stream batch and
+    goes on processing after a failure.
+    """
+
+    _halted = (
+        StreamBatchHaltedError,
+        StreamBatchHaltedError("an earlier record of this shard failed; this one is redelivered after it"),
+        None,
+    )
+
+    def __init__(self) -> None:
+        super().__init__(EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+    def _process_record(self, record: dict[str, Any]) -> Any:
+        if self.fail_messages:
+            return self.failure_handler(record=self._to_batch_type(record, self.event_type), exception=self._halted)
+        return super()._process_record(record)
+
+    def _collect_dynamodb_failures(self) -> list[Any]:
+        # Records are in shard order, so the first failure is the earliest sequence number.
+        return super()._collect_dynamodb_failures()[:1]
+
+
+def queue_processor_for(event: dict[str, Any]) -> BasePartialBatchProcessor:
+    records = event.get("Records") or []
+    source_arn = records[0].get("eventSourceARN", "") if records and isinstance(records[0], dict) else ""
+    if source_arn.endswith(".fifo"):
+        processor: BasePartialBatchProcessor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    else:
+        processor = BatchProcessor(EventType.SQS)
+    # A batch whose every record failed is still answered with a partial response (all
+    # reported) rather than an error: same redelivery, no misleading function error.
+    processor.raise_on_entire_batch_failure = False
+    return processor
+
+
+def change_from_stream_record(record: DynamoDBRecord) -> SourceChange:
+    stream = record.dynamodb
+    sequence_number = (stream.sequence_number if stream else None) or ""
+    event_name = record.event_name.name if record.event_name else None
+    position = SourcePosition(
+        kind="dynamodb-stream",
+        event_source_arn=record.event_source_arn,
+        item_identifier=sequence_number,
+        event_name=event_name,
+    )
+    removed = event_name == "REMOVE"
+    try:
+        image = (stream.old_image if removed else stream.new_image) if stream else None
+    except Exception as exc:  # noqa: BLE001 - a malformed image is an invalid record, not a crash
+        return SourceChange(position, None, removed, decode_error=f"unreadable stream image ({type(exc).__name__})")
+    if not image:
+        which = "OldImage" if removed else "NewImage"
+        return SourceChange(
+            position,
+            None,
+            removed,
+            decode_error=f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES",
+        )
+    return SourceChange(position, image, removed)
+
+
+def change_from_sqs_record(record: SQSRecord) -> SourceChange:
+    attributes = record.attributes
+    try:
+        receive_count = int(attributes.approximate_receive_count or 1)
+    except (TypeError, ValueError):
+        receive_count = 1
+    position = SourcePosition(
+        kind="sqs",
+        event_source_arn=record.event_source_arn,
+        item_identifier=record.message_id,
+        message_group_id=attributes.message_group_id,
+        receive_count=receive_count,
+    )
+    try:
+        item = unwrap_message_body(record.body)
+    except InvalidRecordError as error:
+        return SourceChange(position, None, decode_error=error.message)
+    return SourceChange(position, item)
+
+
+def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    def record_handler(record: DynamoDBRecord) -> str:
+        return service.sync(change_from_stream_record(record))
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=StreamBatchProcessor(), context=context
+    )
+    return dict(response)
+
+
+def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    def record_handler(record: SQSRecord) -> str:
+        return service.sync(change_from_sqs_record(record))
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context
+    )
+    return dict(response)

@@ -1,0 +1,60 @@
+"""A source-agnostic view of one change: where it came from, and the partner record it carries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SourceKind = Literal["dynamodb-stream", "sqs"]
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """Enough to find (and replay) the change at its source."""
+
+    kind: SourceKind
+    event_source_arn: str | None
+    # Stream: the record's sequence number. SQS: the message id.
+    item_identifier: str
+    event_name: str | None = None  # stream: INSERT, MODIFY or REMOVE
+    message_group_id: str | None = None  # FIFO queues
+    receive_count: int = 1  # SQS: how many times the message has been received
+
+    def as_dict(self) -> dict[str, Any]:
+        position: dict[str, Any] = {"kind": self.kind, "eventSourceARN": self.event_source_arn}
+        if self.kind == "dynamodb-stream":
+            position["sequenceNumber"] = self.item_identifier
+            position["eventName"] = self.event_name
+        else:
+            position["messageId"] = self.item_identifier
+            position["receiveCount"] = self.receive_count
+            if self.message_group_id is not None:
+                position["messageGroupId"] = self.message_group_id
+        return position
+
+
+@dataclass(frozen=True)
+class SourceChange:
+    """One record of a batch: the partner record mapping, or why it could not be decoded."""
+
+    position: SourcePosition
+    item: Mapping[str, Any] | None
+    removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
+    decode_error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def attempt(self) -> int:
+        return self.position.receive_count
+
+    def ids(self) -> tuple[str | None, str | None]:
+        """(integrationConfigurationId, resourceId) if the record names them, for correlation."""
+        if not isinstance(self.item, Mapping):
+            return None, None
+        installation = self.item.get("integrationConfigurationId")
+        resource = self.item.get("resourceId")
+        return (
+            installation if isinstance(installation, str) else None,
+            resource if isinstance(resource, str) else None,
+        )

@@ -1,0 +1,71 @@
+"""The failure vocabulary of a sync, shared by the core and the adapters.
+
+Every failure is either permanent (the record can never succeed as it is: it goes to the
+failed-records queue and the source moves on) or transient (the record goes back to its
+source for another try). Messages never hold a token or secret value: they are built from
+ids, status codes and field names only.
+"""
+
+from __future__ import annotations
+
+# HTTP statuses worth another try: rate limited, timed out, or a server-side fault.
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class SyncError(Exception):
+    """Base of every failure the pipeline knows how to route."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PermanentSyncError(SyncError):
+    """The record cannot succeed as it is; retrying would only repeat the failure."""
+
+    reason: str = "permanent_failure"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        http_status: int | None = None,
+        vercel_error: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.http_status = http_status
+        self.vercel_error = vercel_error
+
+
+class InvalidRecordError(PermanentSyncError):
+    """The partner record does not make a valid Import Resource payload."""
+
+    reason = "invalid_record"
+
+
+class TransientSyncError(SyncError):
+    """Worth another try later: the record goes back to its event source."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        # Kept for the retry layer (a later issue): how long Vercel asked us to wait.
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ConfigurationError(Exception):
+    """The function's environment is wrong; raised at the first invocation, nothing is lost."""
+
+
+def is_transient_http_status(status: int) -> bool:
+    """True for statuses a later try may fix (429, 5xx, 408, 425)."""
+    return status in TRANSIENT_HTTP_STATUSES or status >= 500

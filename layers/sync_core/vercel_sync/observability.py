@@ -1,0 +1,64 @@
+"""Powertools Logger, Metrics and Tracer for the functions, and the pipeline's observer.
+
+Log lines carry the installation and resource ids of the record they are about, never a
+payload, an event, a token or a secret value. Metrics are low-cardinality (no ids as
+dimensions).
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from vercel_sync.changes import SourceChange
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSync")
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+# Tracer does nothing outside Lambda or with POWERTOOLS_TRACE_DISABLED=true.
+tracer = Tracer(service=SERVICE_NAME)
+
+
+def _record_keys(change: SourceChange) -> dict[str, object]:
+    installation_id, resource_id = change.ids()
+    return {
+        "integrationConfigurationId": installation_id,
+        "resourceId": resource_id,
+        "source": change.position.kind,
+        "itemIdentifier": change.position.item_identifier,
+    }
+
+
+class PowertoolsObserver:
+    """Reports each record's outcome as one structured log line and a metric."""
+
+    def imported(self, change: SourceChange, *, latency_ms: float) -> None:
+        metrics.add_metric(name="ResourcesImported", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="VercelCallLatency", unit=MetricUnit.Milliseconds, value=round(latency_ms, 1))
+        logger.info("imported resource into Vercel", extra={**_record_keys(change), "latencyMs": round(latency_ms, 1)})
+
+    def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
+        metrics.add_metric(name="RecordsFailedPermanently", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "record cannot succeed; sent to the failed-records queue",
+            extra={**_record_keys(change), "reason": error.reason, "detail": error.message, "httpStatus": error.http_status},
+        )
+
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
+        metrics.add_metric(name="RecordsReturnedForRetry", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "transient failure; record goes back to its source",
+            extra={**_record_keys(change), "detail": error.message, "httpStatus": error.http_status},
+        )
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        metrics.add_metric(name="TokenRereads", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "Vercel answered 401; re-read the installation token",
+            extra={"integrationConfigurationId": integration_configuration_id},
+        )

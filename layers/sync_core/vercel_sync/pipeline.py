@@ -1,0 +1,144 @@
+"""The sync of one change: decode, transform, read secrets, import, and route any failure.
+
+:class:`SyncService` is handed its adapters (``VercelApi``, ``SecretStore``,
+``FailedRecordSink``), so tests and the local runner swap them without patching.
+
+Outcome of :meth:`SyncService.sync`:
+- returns ``"imported"``: Vercel accepted the payload;
+- returns ``"parked"``: a permanent failure, now in the failed-records queue (the source moves on);
+- raises :class:`TransientSyncError`: the record goes back to its source for another try
+  (also when a permanent failure cannot be parked, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from vercel_sync.changes import SourceChange
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.failed_record import build_failed_record_message
+from vercel_sync.redaction import scrub_text
+from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
+
+SyncOutcome = Literal["imported", "parked"]
+
+
+class VercelApi(Protocol):
+    def import_resource(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]: ...
+
+
+class SecretStore(Protocol):
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
+
+    def resource_secrets(self, secret_id: str) -> Any: ...
+
+
+class FailedRecordSink(Protocol):
+    def park(self, message: dict[str, Any]) -> None: ...
+
+
+class SyncObserver(Protocol):
+    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests)."""
+
+    def imported(self, change: SourceChange, *, latency_ms: float) -> None: ...
+
+    def parked(self, change: SourceChange, error: PermanentSyncError) -> None: ...
+
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None: ...
+
+    def token_refreshed(self, integration_configuration_id: str) -> None: ...
+
+
+class NullObserver:
+    def imported(self, change: SourceChange, *, latency_ms: float) -> None:
+        pass
+
+    def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
+        pass
+
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
+        pass
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        pass
+
+
+class SyncService:
+    def __init__(
+        self,
+        *,
+        vercel: VercelApi,
+        secrets: SecretStore,
+        failed_records: FailedRecordSink | None,
+        observer: SyncObserver | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.vercel = vercel
+        self.secrets = secrets
+        # Without a failed-records queue, permanent failures go back to the source, whose own
+        # dead-letter path then holds them: never dropped.
+        self.failed_records = failed_records
+        self.observer: SyncObserver = observer or NullObserver()
+        self._clock = clock
+
+    def sync(self, change: SourceChange) -> SyncOutcome:
+        secret_values: list[str] = []
+        try:
+            self._import(change, secret_values)
+        except PermanentSyncError as error:
+            self._park(change, error, secret_values)
+            return "parked"
+        except TransientSyncError as error:
+            self.observer.retrying(change, error)
+            raise
+        return "imported"
+
+    def _import(self, change: SourceChange, secret_values: list[str]) -> None:
+        if change.decode_error is not None or change.item is None:
+            raise InvalidRecordError(change.decode_error or "the change carries no record")
+        record = parse_partner_record(change.item)
+        secret_document = None
+        if needs_secrets(record, removed=change.removed):
+            assert record.secrets_arn is not None
+            secret_document = self.secrets.resource_secrets(record.secrets_arn)
+        payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
+        secret_values.extend(payload.secret_values())
+        body = payload.to_body()
+
+        installation = record.integration_configuration_id
+        token = self.secrets.installation_token(installation)
+        secret_values.append(token)
+        started = time.perf_counter()
+        try:
+            self.vercel.import_resource(installation, record.resource_id, body, token=token)
+        except TransientSyncError as error:
+            if getattr(error, "http_status", None) != 401:
+                raise
+            # The token may have been rotated: re-read it past the cache, once.
+            token = self.secrets.installation_token(installation, force_fetch=True)
+            secret_values.append(token)
+            self.observer.token_refreshed(installation)
+            started = time.perf_counter()
+            self.vercel.import_resource(installation, record.resource_id, body, token=token)
+        self.observer.imported(change, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def _park(self, change: SourceChange, error: PermanentSyncError, secret_values: list[str]) -> None:
+        if error.vercel_error is not None:
+            error.vercel_error = scrub_text(error.vercel_error, secret_values)
+        error.message = scrub_text(error.message, secret_values)
+        if self.failed_records is None:
+            self.observer.parked(change, error)
+            raise TransientSyncError(f"{error.message} (no failed-records queue configured: back to the source)")
+        message = build_failed_record_message(change, error, failed_at=self._clock(), secret_values=secret_values)
+        try:
+            self.failed_records.park(message)
+        except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
+            raise TransientSyncError(
+                f"{error.message}; and the failed-records queue refused it ({type(exc).__name__})"
+            ) from None
+        self.observer.parked(change, error)

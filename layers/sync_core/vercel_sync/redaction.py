@@ -1,0 +1,55 @@
+"""Keeping token and secret values out of everything we emit.
+
+The pipeline knows which values are secret (the token it read, the resource secret values
+it read) and scrubs them from any text or document that leaves the process: error bodies
+from Vercel, failed-records messages, log fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+# Very short values would redact ordinary words; nobody's secret is this short.
+MIN_SECRET_LENGTH = 4
+MAX_ERROR_TEXT = 2048
+
+
+def _usable(secret_values: Iterable[str]) -> list[str]:
+    # Longest first, so a secret that contains another is removed whole.
+    return sorted({v for v in secret_values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+def scrub_text(text: str, secret_values: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` with a marker."""
+    for value in _usable(secret_values):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def scrub(document: Any, secret_values: Iterable[str]) -> Any:
+    """Scrub every string in a JSON-like document (keys included)."""
+    values = _usable(secret_values)
+    if not values:
+        return document
+    return _scrub(document, values)
+
+
+def _scrub(document: Any, values: list[str]) -> Any:
+    if isinstance(document, str):
+        for value in values:
+            document = document.replace(value, REDACTED)
+        return document
+    if isinstance(document, Mapping):
+        return {_scrub(k, values): _scrub(v, values) for k, v in document.items()}
+    if isinstance(document, list | tuple):
+        return [_scrub(v, values) for v in document]
+    return document
+
+
+def truncate(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """Cap text we did not write (error bodies) before it is logged or queued."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} more characters]"

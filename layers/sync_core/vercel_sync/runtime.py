@@ -1,0 +1,48 @@
+"""Wiring per container: the sync service is built once, on first use, from the environment.
+
+Built lazily so an import costs nothing beyond the modules, and reused so the HTTP
+connection pool and the secrets cache survive across invocations of a warm container. Tests
+and the local runner hand in their own service with :func:`set_sync_service`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vercel_sync.pipeline import SyncService
+from vercel_sync.settings import Settings
+
+_service: SyncService | None = None
+
+
+def build_sync_service(settings: Settings) -> SyncService:
+    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+    from vercel_sync.adapters.secrets import SecretsManagerReader
+    from vercel_sync.adapters.vercel import VercelClient
+    from vercel_sync.observability import PowertoolsObserver
+
+    return SyncService(
+        vercel=VercelClient(
+            settings.vercel_api_url,
+            timeout_seconds=settings.http_timeout_seconds,
+            max_connections=settings.max_concurrency,
+        ),
+        secrets=SecretsManagerReader(settings),
+        failed_records=(
+            SqsFailedRecordsQueue(settings.failed_records_queue_url) if settings.failed_records_queue_url else None
+        ),
+        observer=PowertoolsObserver(),
+    )
+
+
+def get_sync_service() -> SyncService:
+    global _service
+    if _service is None:
+        _service = build_sync_service(Settings.from_env(os.environ))
+    return _service
+
+
+def set_sync_service(service: SyncService | None) -> None:
+    """Use ``service`` for the following invocations (``None``: build from the environment again)."""
+    global _service
+    _service = service

@@ -1,0 +1,125 @@
+"""The functions' configuration, parsed from the environment into one validated model.
+
+A wrong value fails the first invocation with a message naming the variable (so the batch
+goes back to its source and nothing is lost) rather than misbehaving later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vercel_sync.errors import ConfigurationError
+
+INSTALLATION_PLACEHOLDER = "{integrationConfigurationId}"
+DEFAULT_VERCEL_API_URL = "https://api.vercel.com"
+DEFAULT_TOKEN_SECRET_ID = "vercel/installations/" + INSTALLATION_PLACEHOLDER
+
+# Environment variable -> settings field.
+ENVIRONMENT_VARIABLES = {
+    "VERCEL_API_URL": "vercel_api_url",
+    "VERCEL_TOKEN_SECRET_ID": "token_secret_id",
+    "FAILED_RECORDS_QUEUE_URL": "failed_records_queue_url",
+    "SYNC_STATE_TABLE": "sync_state_table",
+    "MAX_CONCURRENCY": "max_concurrency",
+    "VERCEL_RATE_LIMIT": "rate_limit",
+    "HTTP_TIMEOUT_SECONDS": "http_timeout_seconds",
+    "TOKEN_CACHE_SECONDS": "token_cache_seconds",
+    "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",
+}
+
+
+class RateLimit(BaseModel):
+    """``CALLS/SECONDS``: at most ``calls`` imports per ``seconds`` per installation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: Annotated[int, Field(gt=0)]
+    seconds: Annotated[float, Field(gt=0)]
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        calls, sep, seconds = text.partition("/")
+        if not sep:
+            raise ValueError("expected CALLS/SECONDS, e.g. 100/60")
+        return cls(calls=int(calls.strip()), seconds=float(seconds.strip()))
+
+    def __str__(self) -> str:
+        return f"{self.calls}/{self.seconds:g}"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vercel_api_url: str = DEFAULT_VERCEL_API_URL
+    token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
+    failed_records_queue_url: str | None = None
+    # Optional: without it the cross-invocation features (version guard, change
+    # suppression, the shared rate limit) are off.
+    sync_state_table: str | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    rate_limit: RateLimit = RateLimit(calls=100, seconds=60)
+    http_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    # Short, so a rotated resource secret reaches Vercel soon after it changes.
+    resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+
+    @field_validator("vercel_api_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        if parts.scheme not in {"https", "http"} or not host:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.scheme == "http" and not is_loopback_host(host):
+            raise ValueError("plain http is allowed only for loopback hosts; use https")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must not carry a query, fragment or credentials")
+        return value.rstrip("/")
+
+    @field_validator("token_secret_id")
+    @classmethod
+    def _has_installation_placeholder(cls, value: str) -> str:
+        if INSTALLATION_PLACEHOLDER not in value:
+            raise ValueError(f"must contain {INSTALLATION_PLACEHOLDER}")
+        return value
+
+    @field_validator("failed_records_queue_url", "sync_state_table")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rate_limit(cls, value: object) -> object:
+        return RateLimit.parse(value) if isinstance(value, str) else value
+
+    def token_secret_id_for(self, integration_configuration_id: str) -> str:
+        # str.replace, not str.format: an id holding braces must not be interpreted.
+        return self.token_secret_id.replace(INSTALLATION_PLACEHOLDER, integration_configuration_id)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        values = {field: environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if name in environ}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            field_to_env = {field: name for name, field in ENVIRONMENT_VARIABLES.items()}
+            problems = []
+            for error in exc.errors(include_input=False, include_url=False):
+                field = str(error["loc"][0]) if error["loc"] else "?"
+                problems.append(f"{field_to_env.get(field, field)}: {error['msg']}")
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

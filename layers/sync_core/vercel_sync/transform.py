@@ -1,0 +1,167 @@
+"""Partner record -> Import Resource payload. Pure: no AWS, no HTTP, no clock.
+
+The steps a record goes through, each raising :class:`InvalidRecordError` with a readable
+reason (field names and rules only, never values, which may be secret):
+1. ``unwrap_message_body``: an SQS body, raw JSON or wrapped by SNS or EventBridge -> a mapping;
+2. ``json_safe``: DynamoDB native types (Decimal, sets, bytes) -> plain JSON values;
+3. ``parse_partner_record``: the mapping -> :class:`PartnerRecord`;
+4. ``build_import_payload``: the record (+ its secret document) -> :class:`ImportResourcePayload`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from vercel_sync.errors import InvalidRecordError
+from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.payload import ImportResourcePayload
+
+ENVIRONMENTS = ("development", "preview", "production")
+
+
+def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
+    """A readable reason from a pydantic error that never echoes the input values."""
+    parts = []
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    for error in errors[:limit]:
+        location = ".".join(str(p) for p in error["loc"]) or "record"
+        parts.append(f"{location}: {error['msg']}")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+def json_safe(value: Any) -> Any:
+    """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list)."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidRecordError("a number attribute is not finite")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [json_safe(v) for v in value]
+        return sorted(items, key=lambda item: (type(item).__name__, str(item)))
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return value
+
+
+def unwrap_message_body(body: str) -> dict[str, Any]:
+    """An SQS message body -> the partner record mapping, unwrapping SNS and EventBridge."""
+    document = _load_json_object(body, "message body")
+    # SNS -> SQS without raw message delivery: the record is the JSON string in "Message".
+    if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        return _load_json_object(document["Message"], "SNS Message")
+    # EventBridge -> SQS: the record is the event's "detail" (an object).
+    if "detail-type" in document and "detail" in document:
+        detail = document["detail"]
+        if isinstance(detail, str):
+            return _load_json_object(detail, "EventBridge detail")
+        if not isinstance(detail, dict):
+            raise InvalidRecordError("EventBridge detail is not a JSON object")
+        return detail
+    return document
+
+
+def _load_json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        raise InvalidRecordError(f"{what} is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidRecordError(f"{what} is not a JSON object")
+    return document
+
+
+def parse_partner_record(item: Mapping[str, Any]) -> PartnerRecord:
+    try:
+        return PartnerRecord.model_validate(json_safe(item))
+    except ValidationError as exc:
+        raise InvalidRecordError("invalid partner record: " + describe_validation_error(exc)) from None
+
+
+def needs_secrets(record: PartnerRecord, *, removed: bool) -> bool:
+    """A removed resource is imported as uninstalled without secrets (the secret may be gone too)."""
+    return record.secrets_arn is not None and not removed and not record.deleted
+
+
+def secrets_from_document(document: Any, prefix: str | None) -> list[dict[str, Any]]:
+    """A resource secret's JSON object -> the payload's ``secrets`` list.
+
+    Each key is a secret's name. A string value is its value; an object value
+    ``{"value": ..., "development"?: ..., "preview"?: ..., "production"?: ...}`` gives the
+    value plus ``environmentOverrides``.
+    """
+    if not isinstance(document, Mapping):
+        raise InvalidRecordError("the resource secret is not a JSON object of name -> value")
+    secrets: list[dict[str, Any]] = []
+    for name, spec in document.items():
+        secret: dict[str, Any] = {"name": name}
+        if isinstance(spec, str):
+            secret["value"] = spec
+        elif isinstance(spec, Mapping):
+            unknown = set(spec) - {"value", *ENVIRONMENTS}
+            if unknown:
+                raise InvalidRecordError(
+                    f"resource secret {name!r}: unknown keys {sorted(unknown)}; "
+                    f"allowed: value, {', '.join(ENVIRONMENTS)}"
+                )
+            if not isinstance(spec.get("value"), str):
+                raise InvalidRecordError(f"resource secret {name!r}: 'value' must be a string")
+            secret["value"] = spec["value"]
+            overrides = {env: spec[env] for env in ENVIRONMENTS if env in spec}
+            if any(not isinstance(v, str) for v in overrides.values()):
+                raise InvalidRecordError(f"resource secret {name!r}: environment values must be strings")
+            if overrides:
+                secret["environmentOverrides"] = overrides
+        else:
+            raise InvalidRecordError(f"resource secret {name!r}: value must be a string or an object")
+        if prefix is not None:
+            secret["prefix"] = prefix
+        secrets.append(secret)
+    return secrets
+
+
+def build_import_payload(
+    record: PartnerRecord,
+    *,
+    removed: bool = False,
+    secret_document: Any = None,
+) -> ImportResourcePayload:
+    """The validated Import Resource body for ``record``.
+
+    ``removed`` is a DynamoDB REMOVE (the record is then the old image); it and
+    ``deleted: true`` both import the resource with status ``uninstalled``.
+    """
+    status = "uninstalled" if removed else record.vercel_status
+    body: dict[str, Any] = {
+        "productId": record.product_id,
+        "name": record.name,
+        "status": status,
+    }
+    for key, value in (
+        ("ownership", record.ownership),
+        ("metadata", record.metadata),
+        ("billingPlan", record.billing_plan),
+        ("notification", record.notification),
+        ("extras", record.extras),
+    ):
+        if value is not None:
+            body[key] = value
+    if needs_secrets(record, removed=removed):
+        if secret_document is None:
+            raise InvalidRecordError("the record names secretsArn but no secret document was read")
+        body["secrets"] = secrets_from_document(secret_document, record.secrets_prefix)
+    try:
+        return ImportResourcePayload.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRecordError("invalid import payload: " + describe_validation_error(exc)) from None
