@@ -60,7 +60,8 @@ class StreamBatchProcessor(BatchProcessor):
 
     def _collect_dynamodb_failures(self) -> list[Any]:
         # Records are in shard order, so the first failure is the earliest sequence number.
-        return super()._collect_dynamodb_failures()[:1]
+        failures: list[Any] = super()._collect_dynamodb_failures()  # type: ignore[no-untyped-call]
+        return failures[:1]
 
 
 def queue_processor_for(event: dict[str, Any]) -> BasePartialBatchProcessor:
@@ -123,6 +124,9 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
 
 
 def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    if not event.get("Records"):
+        return {"batchItemFailures": []}  # Powertools rejects an empty batch; there is nothing to do
+
     def record_handler(record: DynamoDBRecord) -> str:
         return service.sync(change_from_stream_record(record))
 
@@ -133,6 +137,9 @@ def handle_stream_event(event: dict[str, Any], context: Any, service: SyncServic
 
 
 def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
+
     def record_handler(record: SQSRecord) -> str:
         return service.sync(change_from_sqs_record(record))
 

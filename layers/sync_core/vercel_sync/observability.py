@@ -46,7 +46,12 @@ class PowertoolsObserver:
         metrics.add_metric(name="RecordsFailedPermanently", unit=MetricUnit.Count, value=1)
         logger.warning(
             "record cannot succeed; sent to the failed-records queue",
-            extra={**_record_keys(change), "reason": error.reason, "detail": error.message, "httpStatus": error.http_status},
+            extra={
+                **_record_keys(change),
+                "reason": error.reason,
+                "detail": error.message,
+                "httpStatus": error.http_status,
+            },
         )
 
     def retrying(self, change: SourceChange, error: TransientSyncError) -> None:

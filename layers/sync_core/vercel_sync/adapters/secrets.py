@@ -53,7 +53,7 @@ class SecretsManagerReader:
         token = _token_from_secret(raw)
         if not token:
             raise PermanentSyncError(
-                f"secret {secret_id} holds no access token (expected {{\"access_token\": ...}} or the bare token)",
+                f'secret {secret_id} holds no access token (expected {{"access_token": ...}} or the bare token)',
                 reason="token_unavailable",
             )
         return token

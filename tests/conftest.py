@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# No test may reach a real AWS account: fake credentials, a fixed region, no tracing.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSyncTests")
+os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel
+from vercel_sync.pipeline import SyncService
+from vercel_sync.runtime import set_sync_service
+
+
+@pytest.fixture
+def fake_vercel() -> FakeVercel:
+    return FakeVercel()
+
+
+@pytest.fixture
+def fake_secrets() -> FakeSecrets:
+    return FakeSecrets()
+
+
+@pytest.fixture
+def failed_records() -> FakeFailedRecords:
+    return FakeFailedRecords()
+
+
+@pytest.fixture
+def service(
+    fake_vercel: FakeVercel, fake_secrets: FakeSecrets, failed_records: FakeFailedRecords
+) -> Iterator[SyncService]:
+    """The real pipeline with fake adapters, installed as the handlers' service."""
+    from vercel_sync.observability import PowertoolsObserver
+
+    sync_service = SyncService(
+        vercel=fake_vercel, secrets=fake_secrets, failed_records=failed_records, observer=PowertoolsObserver()
+    )
+    set_sync_service(sync_service)
+    yield sync_service
+    set_sync_service(None)
+
+
+class LogCapture:
+    """The lines the Powertools logger wrote (JSON, as formatted for CloudWatch)."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.buffer.getvalue().splitlines() if line]
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[LogCapture]:
+    import logging
+
+    from vercel_sync.observability import logger
+
+    capture = LogCapture()
+    handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.setStream(capture.buffer) for h in handlers]
+    yield capture
+    for handler, stream in zip(handlers, previous, strict=True):
+        handler.setStream(stream)

@@ -1,0 +1,131 @@
+"""In-process fakes of the adapters the pipeline is handed (unit tests only)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+TOKEN = "vrcl_tok_UNIT_5ecret_token_value"
+ROTATED_TOKEN = "vrcl_tok_UNIT_rotated_token_value"
+DB_PASSWORD = "pw-UNIT-9f8e7d6c5b4a"
+DB_URL = f"postgres://orders:{DB_PASSWORD}@db.internal:5432/orders"
+PREVIEW_PASSWORD = "pw-UNIT-preview-1a2b3c"
+ALL_SECRET_VALUES = (TOKEN, ROTATED_TOKEN, DB_PASSWORD, DB_URL, PREVIEW_PASSWORD)
+
+RESOURCE_SECRET = {"DATABASE_URL": DB_URL, "PGPASSWORD": {"value": DB_PASSWORD, "preview": PREVIEW_PASSWORD}}
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def load_handler(name: str) -> ModuleType:
+    """Import ``functions/<name>/app.py`` under a unique module name (both files are app.py)."""
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "vercel-resource-sync-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:vercel-resource-sync-test"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class VercelCall:
+    installation_id: str
+    resource_id: str
+    body: dict[str, Any]
+    token: str
+
+
+@dataclass
+class FakeVercel:
+    """Records every call; ``script`` maps a resource id to outcomes to play in turn."""
+
+    calls: list[VercelCall] = field(default_factory=list)
+    script: dict[str, list[Exception | None]] = field(default_factory=dict)
+    valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
+
+    def import_resource(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]:
+        self.calls.append(VercelCall(integration_configuration_id, resource_id, dict(body), token))
+        if token not in self.valid_tokens:
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+        outcomes = self.script.get(resource_id)
+        if outcomes:
+            outcome = outcomes.pop(0)
+            if outcome is not None:
+                raise outcome
+        return {"name": body["name"]}
+
+    def resources_called(self) -> list[str]:
+        return [c.resource_id for c in self.calls]
+
+
+def vercel_rejects(status: int, body: str = '{"error":{"code":"bad_request","message":"nope"}}') -> PermanentSyncError:
+    return PermanentSyncError(
+        f"Vercel rejected the import ({status})", reason="vercel_rejected", http_status=status, vercel_error=body
+    )
+
+
+def vercel_unavailable(status: int = 503) -> TransientSyncError:
+    return TransientSyncError(f"Vercel answered {status}", http_status=status)
+
+
+@dataclass
+class FakeSecrets:
+    token: str = TOKEN
+    documents: dict[str, Any] = field(default_factory=lambda: {"partner/resources/db_primary": RESOURCE_SECRET})
+    token_reads: list[tuple[str, bool]] = field(default_factory=list)
+    on_resource_read: Callable[[str], None] | None = None
+
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+        self.token_reads.append((integration_configuration_id, force_fetch))
+        return self.token
+
+    def resource_secrets(self, secret_id: str) -> Any:
+        if self.on_resource_read is not None:
+            self.on_resource_read(secret_id)
+        if secret_id not in self.documents:
+            raise PermanentSyncError(
+                f"cannot read secret {secret_id}: ResourceNotFoundException", reason="resource_secret_unavailable"
+            )
+        return self.documents[secret_id]
+
+
+@dataclass
+class FakeFailedRecords:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    broken: bool = False
+
+    def park(self, message: dict[str, Any]) -> None:
+        if self.broken:
+            raise ConnectionError("queue unavailable")
+        # Round-trip through JSON, as SQS would carry it.
+        self.messages.append(json.loads(json.dumps(message)))
+
+    def reasons(self) -> list[str]:
+        return [m["reason"] for m in self.messages]

@@ -1,0 +1,134 @@
+"""The Secrets Manager reader and the failed-records queue against moto's in-process AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+from vercel_sync.adapters.secrets import SecretsManagerReader
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.settings import Settings
+
+TOKEN = "vrcl_tok_adapter_test_value"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def secretsmanager(aws: None) -> Any:
+    return boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.fixture
+def reader(aws: None) -> SecretsManagerReader:
+    return SecretsManagerReader(Settings(token_cache_seconds=300, resource_secret_cache_seconds=300))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [json.dumps({"access_token": TOKEN, "token_type": "Bearer"}), TOKEN, f"  {TOKEN}\n"],
+)
+def test_token_as_vercel_sends_it_or_bare(stored: str, secretsmanager: Any, reader: SecretsManagerReader) -> None:
+    secretsmanager.create_secret(Name="vercel/installations/icfg_1", SecretString=stored)
+    assert reader.installation_token("icfg_1") == TOKEN
+
+
+def test_token_is_cached_and_force_fetch_reads_past_the_cache(
+    secretsmanager: Any, reader: SecretsManagerReader
+) -> None:
+    secretsmanager.create_secret(Name="vercel/installations/icfg_1", SecretString=json.dumps({"access_token": "old"}))
+    assert reader.installation_token("icfg_1") == "old"
+    secretsmanager.put_secret_value(
+        SecretId="vercel/installations/icfg_1", SecretString=json.dumps({"access_token": "new"})
+    )
+
+    assert reader.installation_token("icfg_1") == "old"  # cached
+    assert reader.installation_token("icfg_1", force_fetch=True) == "new"
+    assert reader.installation_token("icfg_1") == "new"
+
+
+def test_token_secret_id_comes_from_the_template_setting(secretsmanager: Any, aws: None) -> None:
+    secretsmanager.create_secret(Name="tenants/icfg_9/vercel", SecretString=TOKEN)
+    reader = SecretsManagerReader(Settings(token_secret_id="tenants/{integrationConfigurationId}/vercel"))
+    assert reader.installation_token("icfg_9") == TOKEN
+
+
+@pytest.mark.parametrize("stored", [json.dumps({"token": "x"}), "{not json", "   "])
+def test_unusable_token_secret_is_permanent(stored: str, secretsmanager: Any, reader: SecretsManagerReader) -> None:
+    secretsmanager.create_secret(Name="vercel/installations/icfg_1", SecretString=stored)
+    with pytest.raises(PermanentSyncError) as caught:
+        reader.installation_token("icfg_1")
+    assert caught.value.reason == "token_unavailable"
+    assert "x" not in caught.value.message.replace("expected", "")  # no value echoed
+
+
+def test_missing_secrets_are_permanent_with_the_aws_code(reader: SecretsManagerReader) -> None:
+    with pytest.raises(PermanentSyncError, match="ResourceNotFoundException") as caught:
+        reader.installation_token("icfg_missing")
+    assert caught.value.reason == "token_unavailable"
+    with pytest.raises(PermanentSyncError, match="ResourceNotFoundException") as caught:
+        reader.resource_secrets("partner/resources/missing")
+    assert caught.value.reason == "resource_secret_unavailable"
+
+
+def test_resource_secret_document(secretsmanager: Any, reader: SecretsManagerReader) -> None:
+    document = {"URL": "postgres://x", "PW": {"value": "p", "preview": "q"}}
+    secretsmanager.create_secret(Name="partner/resources/db", SecretString=json.dumps(document))
+    assert reader.resource_secrets("partner/resources/db") == document
+
+
+def test_resource_secret_that_is_not_json_is_permanent(secretsmanager: Any, reader: SecretsManagerReader) -> None:
+    secretsmanager.create_secret(Name="partner/resources/db", SecretString="plain-password-value")
+    with pytest.raises(PermanentSyncError) as caught:
+        reader.resource_secrets("partner/resources/db")
+    assert "plain-password-value" not in caught.value.message
+
+
+class ThrottledClient:
+    def get_secret_value(self, **_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetSecretValue")
+
+
+def test_throttling_is_transient() -> None:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    reader = SecretsManagerReader(Settings(), provider=SecretsProvider(boto3_client=ThrottledClient()))  # type: ignore[arg-type]
+    with pytest.raises(TransientSyncError, match="ThrottlingException"):
+        reader.installation_token("icfg_1")
+
+
+def test_failed_records_queue_carries_the_message_and_reason(aws: None) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="failed-records")["QueueUrl"]
+    message = {"schemaVersion": 1, "reason": "invalid_record", "integrationConfigurationId": "i", "resourceId": "r"}
+
+    SqsFailedRecordsQueue(url).park(message)
+
+    (received,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(received["Body"]) == message
+    assert received["MessageAttributes"]["reason"]["StringValue"] == "invalid_record"
+
+
+def test_failed_records_fifo_queue_and_oversized_records(aws: None) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="failed-records.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    huge = {"schemaVersion": 1, "reason": "vercel_rejected", "record": {"blob": "x" * 300_000}}
+
+    SqsFailedRecordsQueue(url).park(huge)
+
+    (received,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    body = json.loads(received["Body"])
+    assert body["record"] is None
+    assert body["recordOmitted"]
+    assert body["reason"] == "vercel_rejected"

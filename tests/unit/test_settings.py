@@ -1,0 +1,67 @@
+"""Configuration from the environment: defaults, parsing, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from vercel_sync.errors import ConfigurationError
+from vercel_sync.settings import RateLimit, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.vercel_api_url == "https://api.vercel.com"
+    assert settings.token_secret_id_for("icfg_1") == "vercel/installations/icfg_1"
+    assert settings.max_concurrency == 16
+    assert settings.rate_limit == RateLimit(calls=100, seconds=60)
+    assert settings.failed_records_queue_url is None
+    assert settings.sync_state_table is None
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "VERCEL_API_URL": "http://127.0.0.1:8787/",
+            "VERCEL_TOKEN_SECRET_ID": "t/{integrationConfigurationId}/token",
+            "FAILED_RECORDS_QUEUE_URL": "http://localhost:5000/123456789012/failed",
+            "SYNC_STATE_TABLE": "",
+            "MAX_CONCURRENCY": "32",
+            "VERCEL_RATE_LIMIT": "50/5",
+            "HTTP_TIMEOUT_SECONDS": "2.5",
+        }
+    )
+    assert settings.vercel_api_url == "http://127.0.0.1:8787"
+    assert settings.token_secret_id_for("a{b}") == "t/a{b}/token"
+    assert settings.sync_state_table is None
+    assert settings.max_concurrency == 32
+    assert settings.rate_limit == RateLimit(calls=50, seconds=5)
+    assert settings.http_timeout_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:1", "http://[::1]:8080", "http://127.0.0.2", "https://api.vercel.com"]
+)
+def test_allowed_api_urls(url: str) -> None:
+    assert Settings.from_env({"VERCEL_API_URL": url}).vercel_api_url == url
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"VERCEL_API_URL": "http://api.vercel.com"},
+            "VERCEL_API_URL: Value error, plain http is allowed only for loopback",
+        ),
+        ({"VERCEL_API_URL": "ftp://x"}, "VERCEL_API_URL: Value error, must be an absolute http(s) URL"),
+        ({"VERCEL_API_URL": "https://u:p@api.vercel.com"}, "must not carry a query, fragment or credentials"),
+        ({"VERCEL_TOKEN_SECRET_ID": "vercel/token"}, "VERCEL_TOKEN_SECRET_ID: Value error, must contain"),
+        ({"MAX_CONCURRENCY": "0"}, "MAX_CONCURRENCY: Input should be greater than or equal to 1"),
+        ({"VERCEL_RATE_LIMIT": "100"}, "VERCEL_RATE_LIMIT: Value error, expected CALLS/SECONDS"),
+        ({"VERCEL_RATE_LIMIT": "0/60"}, "VERCEL_RATE_LIMIT"),
+        ({"HTTP_TIMEOUT_SECONDS": "soon"}, "HTTP_TIMEOUT_SECONDS: Input should be a valid number"),
+    ],
+)
+def test_invalid_configuration_names_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(environ)
+    assert message in str(caught.value)

@@ -1,0 +1,141 @@
+"""The Vercel client over a mocked transport (respx): request shape and each status's class."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import respx
+
+from vercel_sync import __version__
+from vercel_sync.adapters.vercel import VercelClient, VercelUnauthorizedError, retry_after_seconds
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+
+BASE = "https://api.vercel.com"
+TOKEN = "vrcl_tok_client_test_value"
+BODY = {"productId": "postgres", "name": "orders-db", "status": "ready"}
+
+
+@pytest.fixture
+def client() -> Iterator[VercelClient]:
+    vercel = VercelClient(BASE, timeout_seconds=2)
+    yield vercel
+    vercel.close()
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def test_request_is_what_the_sdk_sends(client: VercelClient, api: respx.MockRouter) -> None:
+    route = api.put("/v1/installations/icfg_1/resources/res%2F1%3Fx%23y").respond(200, json={"name": "orders-db"})
+
+    answer = client.import_resource("icfg_1", "res/1?x#y", BODY, token=TOKEN)
+
+    assert answer == {"name": "orders-db"}
+    request = route.calls.last.request
+    assert request.method == "PUT"
+    assert request.url.raw_path == b"/v1/installations/icfg_1/resources/res%2F1%3Fx%23y"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["User-Agent"].startswith(f"vercel-resource-sync/{__version__} ")
+    assert request.content == b'{"productId":"postgres","name":"orders-db","status":"ready"}'
+    assert json.loads(request.content) == BODY
+
+
+def test_one_pooled_connection_serves_many_calls(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(200, json={"name": "x"})
+    http_before = client._http
+    for n in range(5):
+        client.import_resource("icfg_1", f"res_{n}", BODY, token=TOKEN)
+    assert client._http is http_before
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 410, 422])
+def test_permanent_statuses(status: int, client: VercelClient, api: respx.MockRouter) -> None:
+    error_body = {"error": {"code": "invalid_body", "message": "status must be one of ..."}}
+    api.put(url__regex=r".*").respond(status, json=error_body)
+
+    with pytest.raises(PermanentSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+
+    assert caught.value.http_status == status
+    assert caught.value.reason == "vercel_rejected"
+    assert json.loads(caught.value.vercel_error or "") == error_body
+    assert caught.value.message == f"Vercel rejected the import ({status}): invalid_body"
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
+def test_transient_statuses(status: int, client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(status, headers={"Retry-After": "7"})
+
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+
+    assert not isinstance(caught.value, PermanentSyncError)
+    assert caught.value.http_status == status
+    assert caught.value.retry_after_seconds == 7
+
+
+def test_401_is_its_own_kind(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(401, json={"error": {"code": "forbidden"}})
+    with pytest.raises(VercelUnauthorizedError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.http_status == 401
+
+
+@pytest.mark.parametrize(
+    "exception",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped")],
+)
+def test_network_failures_are_transient(exception: Exception, client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").mock(side_effect=exception)
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.http_status is None
+    assert type(exception).__name__ in caught.value.message
+
+
+def test_errors_never_carry_the_token(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").mock(side_effect=httpx.ConnectError(f"boom {TOKEN}"))
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert TOKEN not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_large_error_bodies_are_truncated(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(400, content=b"x" * 100_000)
+    with pytest.raises(PermanentSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert len(caught.value.vercel_error or "") < 2_200
+
+
+def test_overlong_ids_are_refused_before_any_call(client: VercelClient, api: respx.MockRouter) -> None:
+    route = api.put(url__regex=r".*").respond(200, json={})
+    with pytest.raises(PermanentSyncError, match="resourceId must be 1 to 256"):
+        client.import_resource("icfg_1", "r" * 257, BODY, token=TOKEN)
+    assert not route.called
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "12"}, 12.0),
+        ({"retry-after": "Thu, 26 Nov 2026 12:00:30 GMT"}, 30.0),
+        ({"retry-after": "garbage"}, None),
+        ({}, None),
+        ({"retry-after": "-5"}, 0.0),
+    ],
+)
+def test_retry_after_forms(headers: dict[str, str], expected: float | None) -> None:
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds(httpx.Headers(headers), now=now) == expected
