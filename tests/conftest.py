@@ -70,6 +70,9 @@ def captured_logs() -> Iterator[LogCapture]:
     capture = LogCapture()
     handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.setStream(capture.buffer) for h in handlers]
+    level = logger.log_level
+    logger.setLevel("INFO")
     yield capture
+    logger.setLevel(level)
     for handler, stream in zip(handlers, previous, strict=True):
         handler.setStream(stream)

@@ -1,0 +1,58 @@
+# Vercel Resource Sync: the README's commands.
+#   make run    the handlers on every events/ file, locally, over real HTTP (moto server + a Vercel stub)
+#   make test   unit and integration tests
+#   make lint   ruff (lint, format) and mypy on the core
+#   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
+
+# The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
+export PYENV_VERSION ?= 3.13.0
+export SAM_CLI_TELEMETRY ?= 0
+PYTHON ?= python3.13
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+
+.PHONY: venv sam-venv run test lint format validate build ci clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# aws-sam-cli pins boto3, click and pydantic below what the project uses: a venv of its own.
+sam-venv: $(SAM_VENV)/.installed
+$(SAM_VENV)/.installed: requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	touch $@
+
+run: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m tools.run_events $(ARGS)
+
+test: venv
+	$(PY) -m pytest $(ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+validate: sam-venv
+	$(SAM) validate --lint
+
+build: sam-venv
+	$(SAM) build
+
+ci:
+	bash .ci/run
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

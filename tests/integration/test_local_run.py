@@ -1,0 +1,57 @@
+"""The local runner: the real handlers over real HTTP (moto server, the Vercel stub)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import LogCapture
+from tests.fakes import EVENTS
+from tools.run_events import LocalStack, run
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], captured_logs: LogCapture) -> None:
+    lines: list[str] = []
+    stack = LocalStack()
+    files = sorted(p for p in EVENTS.glob("*.json") if not p.name.startswith("env."))
+
+    code = run(files, verbose=True, out=lines.append, stack=stack)
+
+    assert code == 0, "\n".join(lines)
+    assert lines[-1].strip() == "11 imports sent; 0 problem(s)."
+    held = {(r.installation_id, r.resource_id) for r in stack.vercel.received}
+    assert ("icfg_demo01", "cache/eu west#1") in held  # an id with "/", " " and "#" kept whole
+    assert stack.vercel.resources[("icfg_demo01", "db_primary")]["status"] == "ready"
+    assert stack.vercel.resources[("icfg_demo01", "db_replica")]["status"] == "ready"
+    secrets = stack.vercel.resources[("icfg_demo01", "db_primary")]["secrets"]
+    assert secrets[0] == {
+        "name": "DATABASE_URL",
+        "value": f"postgres://orders:{stack.password}@db.internal:5432/orders",
+        "prefix": "ORDERS",
+    }
+    parked = [line for line in lines if "failed-records queue <-" in line]
+    assert len(parked) == 4
+    assert all("invalid_record" in line for line in parked)
+
+    # Nothing printed, logged or queued holds the token or a secret value.
+    captured = capfd.readouterr()
+    emitted = "\n".join([*lines, *captured_logs.lines, captured.out, captured.err])
+    assert '"message":"imported resource into Vercel"' in emitted  # the logs were captured
+    for value in stack.secret_values():
+        assert value not in emitted
+
+
+def test_a_refused_token_is_reported_as_a_problem() -> None:
+    lines: list[str] = []
+    stack = LocalStack()
+    stack.vercel.tokens["icfg_demo01"] = "a-token-nobody-has"
+    event_file = EVENTS / "sqs_standard_raw_sns_eventbridge.json"
+
+    code = run([event_file], out=lines.append, stack=stack)
+
+    assert code == 1
+    response = json.loads(next(line for line in lines if "batch response" in line).split(": ", 1)[1])
+    assert len(response["batchItemFailures"]) == 3
