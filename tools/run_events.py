@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import sys
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,8 @@ class LambdaContext:
 def load_handler(name: str) -> ModuleType:
     path = ROOT / "functions" / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"{name}_app", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -99,6 +99,7 @@ class LocalStack:
         import logging
 
         import boto3
+        import httpx
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
         self.moto.start()
@@ -106,8 +107,7 @@ class LocalStack:
         host, port = self.moto.get_host_and_port()
         self.aws_endpoint = f"http://{host}:{port}"
         # moto keeps its state per process: start from an empty account every time.
-        reset = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - a loopback URL we built
+        httpx.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.aws_endpoint,

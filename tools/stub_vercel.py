@@ -57,10 +57,10 @@ class StubVercel:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the runner prints what matters
 
-            def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_PUT(self) -> None:
                 # Split the raw path before decoding, so an encoded "/" stays inside its id.
                 parts = self.path.split("?", 1)[0].split("/")
                 if len(parts) != 6 or parts[1:3] != ["v1", "installations"] or parts[4] != "resources":

@@ -95,7 +95,13 @@ def test_state_table_has_ttl() -> None:
 
 
 def statements(role: str) -> list[dict[str, Any]]:
-    return [s for policy in props(role)["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    found = []
+    for policy in props(role)["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:  # a statement that exists only under a condition
+                statement = statement["Fn::If"][1]
+            found.append(statement)
+    return found
 
 
 def actions(statement: dict[str, Any]) -> list[str]:
@@ -115,6 +121,13 @@ def test_iam_is_scoped(role: str) -> None:
     secret_statement = next(s for s in statements(role) if "secretsmanager:GetSecretValue" in actions(s))
     assert actions(secret_statement) == ["secretsmanager:GetSecretValue"]
     assert len(secret_statement["Resource"]) == 2  # the token prefix and the resource-secret prefix
+
+
+def test_tracing_is_a_parameter_and_off_by_default() -> None:
+    assert TEMPLATE["Parameters"]["EnableTracing"]["Default"] == "false"
+    assert GLOBALS["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["TracingOn", "false", "true"]
+    }
 
 
 def test_functions_use_their_own_roles() -> None:

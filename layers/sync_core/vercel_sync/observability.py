@@ -8,8 +8,10 @@ dimensions).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vercel_sync.changes import SourceChange
@@ -20,8 +22,38 @@ METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResour
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-# Tracer does nothing outside Lambda or with POWERTOOLS_TRACE_DISABLED=true.
-tracer = Tracer(service=SERVICE_NAME)
+
+
+def tracing_enabled() -> bool:
+    """Tracing is on only in Lambda (not SAM local) and unless POWERTOOLS_TRACE_DISABLED is true."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {"1", "true", "yes", "on"}
+    in_lambda = bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL")
+    return in_lambda and not disabled
+
+
+class DisabledTracer:
+    """Stands in for Powertools' Tracer when tracing is off.
+
+    Powertools' Tracer imports the X-Ray SDK (and through it botocore) even when disabled:
+    about 0.3 s of cold start measured here. With tracing off we skip that import entirely.
+    """
+
+    def capture_lambda_handler(self, **_: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return lambda handler: handler
+
+    def capture_method(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        return method
+
+
+def _build_tracer() -> Any:
+    if not tracing_enabled():
+        return DisabledTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE_NAME)
+
+
+tracer = _build_tracer()
 
 
 def _record_keys(change: SourceChange) -> dict[str, object]:
