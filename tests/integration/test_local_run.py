@@ -21,7 +21,7 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
     code = run(files, verbose=True, out=lines.append, stack=stack)
 
     assert code == 0, "\n".join(lines)
-    assert lines[-1].strip() == "11 imports sent; 0 problem(s)."
+    assert lines[-1].strip() == "13 imports sent; 0 problem(s)."
     held = {(r.installation_id, r.resource_id) for r in stack.vercel.received}
     assert ("icfg_demo01", "cache/eu west#1") in held  # an id with "/", " " and "#" kept whole
     assert stack.vercel.resources[("icfg_demo01", "db_primary")]["status"] == "ready"
@@ -33,7 +33,7 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
         "prefix": "ORDERS",
     }
     parked = [line for line in lines if "failed-records queue <-" in line]
-    assert len(parked) == 4
+    assert len(parked) == 6
     assert all("invalid_record" in line for line in parked)
 
     # Nothing printed, logged or queued holds the token or a secret value.

@@ -50,6 +50,7 @@ EXPECTED = {
     "stream_insert_modify_remove.json": (stream_app, ["db_primary", "db_primary", "cache/eu west#1"], []),
     "sqs_standard_raw_sns_eventbridge.json": (queue_app, ["auth_tenant_42", "db_replica", "cache/eu west#1"], []),
     "sqs_fifo.json": (queue_app, ["auth_tenant_42", "db_replica", "auth_tenant_42"], []),
+    "stream_mixed_valid_invalid.json": (stream_app, ["queue_jobs", "queue_jobs"], ["invalid_record"] * 2),
     "sqs_mixed_valid_invalid.json": (
         queue_app,
         ["auth_tenant_42", "db_ok_2"],
@@ -391,3 +392,19 @@ def test_log_lines_carry_installation_and_resource_ids(service: SyncService, cap
     assert all(r["integrationConfigurationId"] == "icfg_demo01" for r in imported)
     assert {r["reason"] for r in parked} == {"invalid_record"}
     assert all("function_request_id" in r for r in records)
+
+
+def test_an_unexpected_error_goes_back_to_the_source_and_is_logged_without_its_message(
+    service: SyncService, fake_vercel: FakeVercel, captured_logs: LogCapture
+) -> None:
+    event = load_event("sqs_standard_raw_sns_eventbridge.json")
+    fake_vercel.script["db_replica"] = [KeyError(f"bug quoting {DB_PASSWORD}")]
+
+    response = invoke(queue_app, event)
+
+    assert failures(response) == [ids(event)[1]]
+    (line,) = [json.loads(x) for x in captured_logs.lines if "unexpected error" in x]
+    assert line["errorType"] == "KeyError"
+    assert line["resourceId"] == "db_replica"
+    assert any("import_resource" in frame for frame in line["raisedAt"])
+    assert DB_PASSWORD not in "\n".join(captured_logs.lines)

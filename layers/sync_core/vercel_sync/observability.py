@@ -8,6 +8,7 @@ dimensions).
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -98,4 +99,18 @@ class PowertoolsObserver:
         logger.info(
             "Vercel answered 401; re-read the installation token",
             extra={"integrationConfigurationId": integration_configuration_id},
+        )
+
+    def unexpected(self, change: SourceChange, error: Exception) -> None:
+        metrics.add_metric(name="RecordsFailedUnexpectedly", unit=MetricUnit.Count, value=1)
+        # The exception's type and where it was raised, not its message: a message from a
+        # library may quote the data it failed on, and that data may hold a secret.
+        frames = traceback.extract_tb(error.__traceback__)
+        logger.error(
+            "unexpected error; record goes back to its source",
+            extra={
+                **_record_keys(change),
+                "errorType": type(error).__name__,
+                "raisedAt": [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames],
+            },
         )

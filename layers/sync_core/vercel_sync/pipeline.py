@@ -53,6 +53,8 @@ class SyncObserver(Protocol):
 
     def token_refreshed(self, integration_configuration_id: str) -> None: ...
 
+    def unexpected(self, change: SourceChange, error: Exception) -> None: ...
+
 
 class NullObserver:
     def imported(self, change: SourceChange, *, latency_ms: float) -> None:
@@ -65,6 +67,9 @@ class NullObserver:
         pass
 
     def token_refreshed(self, integration_configuration_id: str) -> None:
+        pass
+
+    def unexpected(self, change: SourceChange, error: Exception) -> None:
         pass
 
 
@@ -95,6 +100,11 @@ class SyncService:
             return "parked"
         except TransientSyncError as error:
             self.observer.retrying(change, error)
+            raise
+        except Exception as error:
+            # A bug, not a verdict on the record: report it and let the source retry it (after
+            # its retries, its dead-letter path holds the record until a fix is deployed).
+            self.observer.unexpected(change, error)
             raise
         return "imported"
 
