@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from tools.lambda_local import ROOT, LambdaContext, load_handler
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 
-ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+__all__ = ["EVENTS", "LambdaContext", "load_handler"]
 
 TOKEN = "vrcl_tok_UNIT_5ecret_token_value"
 ROTATED_TOKEN = "vrcl_tok_UNIT_rotated_token_value"
@@ -27,29 +25,6 @@ RESOURCE_SECRET = {"DATABASE_URL": DB_URL, "PGPASSWORD": {"value": DB_PASSWORD, 
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
-
-
-def load_handler(name: str) -> ModuleType:
-    """Import ``functions/<name>/app.py`` under a unique module name (both files are app.py)."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "vercel-resource-sync-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:vercel-resource-sync-test"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass

@@ -14,18 +14,17 @@ so either means the sync went wrong).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.lambda_local import ROOT, LambdaContext, load_handler
+
 EVENTS_DIR = ROOT / "events"
 INSTALLATION_ID = "icfg_demo01"
 RESOURCE_SECRETS = {
@@ -34,33 +33,6 @@ RESOURCE_SECRETS = {
         "PGPASSWORD": {"value": "{password}", "preview": "{preview_password}"},
     }
 }
-
-
-@dataclass
-class LambdaContext:
-    """What Lambda hands a handler (the fields Powertools reads)."""
-
-    function_name: str
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = "local-run"
-    timeout_ms: int = 60_000
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_ms
-
-
-def load_handler(name: str) -> ModuleType:
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def handler_name_for(event: dict[str, Any]) -> str:
@@ -193,7 +165,7 @@ def run_event_file(path: Path, handlers: dict[str, ModuleType], stack: LocalStac
     sent_before = len(stack.vercel.received)
     out(f"\n== {path.name} -> functions/{name} ({len(event['Records'])} records)")
     try:
-        response = handlers[name].lambda_handler(event, LambdaContext(function_name=name))
+        response = handlers[name].lambda_handler(event, LambdaContext(function_name=name, aws_request_id="local-run"))
     except Exception as exc:  # noqa: BLE001 - reported, and the run fails
         out(f"   handler raised {type(exc).__name__}: {exc}")
         return 1
