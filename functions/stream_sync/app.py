@@ -9,6 +9,6 @@ from vercel_sync.runtime import get_sync_service
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle_stream_event(event, context, get_sync_service())

@@ -33,8 +33,8 @@ stream_app = load_handler("stream_sync")
 queue_app = load_handler("queue_sync")
 
 
-def invoke(app: Any, event: dict[str, Any]) -> dict[str, Any]:
-    return app.lambda_handler(event, LambdaContext())
+def invoke(app: Any, event: dict[str, Any], *, remaining_ms: int = 60_000) -> dict[str, Any]:
+    return app.lambda_handler(event, LambdaContext(remaining_ms=remaining_ms))
 
 
 def failures(response: dict[str, Any]) -> list[str]:
@@ -408,3 +408,17 @@ def test_an_unexpected_error_goes_back_to_the_source_and_is_logged_without_its_m
     assert line["resourceId"] == "db_replica"
     assert any("import_resource" in frame for frame in line["raisedAt"])
     assert DB_PASSWORD not in "\n".join(captured_logs.lines)
+
+
+def test_records_that_cannot_finish_in_time_go_back_to_the_source(
+    service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
+) -> None:
+    service.min_time_left_ms = 25_000
+    stream_event = load_event("stream_insert_modify_remove.json")
+    queue_event = load_event("sqs_standard_raw_sns_eventbridge.json")
+
+    assert failures(invoke(stream_app, stream_event, remaining_ms=24_999)) == [ids(stream_event)[0]]
+    assert failures(invoke(queue_app, queue_event, remaining_ms=24_999)) == ids(queue_event)
+    assert fake_vercel.calls == []
+    assert failed_records.messages == []
+    assert failures(invoke(queue_app, queue_event, remaining_ms=25_000)) == []

@@ -65,3 +65,11 @@ def test_invalid_configuration_names_the_variable(environ: dict[str, str], messa
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env(environ)
     assert message in str(caught.value)
+
+
+def test_a_record_needs_time_for_its_slowest_path() -> None:
+    from vercel_sync.runtime import min_time_left_ms
+
+    # A secrets read (2 s connect + 5 s read), two Vercel calls at 10 s, and a 1 s margin.
+    assert min_time_left_ms(Settings(http_timeout_seconds=10)) == 28_000
+    assert min_time_left_ms(Settings(http_timeout_seconds=2.5)) == 13_000

@@ -133,3 +133,20 @@ def test_tracing_is_a_parameter_and_off_by_default() -> None:
 def test_functions_use_their_own_roles() -> None:
     assert props("StreamSyncFunction")["Role"] == {"Fn::GetAtt": ["StreamSyncRole", "Arn"]}
     assert props("QueueSyncFunction")["Role"] == {"Fn::GetAtt": ["QueueSyncRole", "Arn"]}
+
+
+def test_the_largest_allowed_http_timeout_still_leaves_time_to_work() -> None:
+    from vercel_sync.runtime import min_time_left_ms
+    from vercel_sync.settings import Settings
+
+    largest = TEMPLATE["Parameters"]["HttpTimeoutSeconds"]["MaxValue"]
+    needed = min_time_left_ms(Settings(http_timeout_seconds=largest))
+    # At least a quarter of the function's time stays for work before records are handed back.
+    assert needed <= 0.75 * GLOBALS["Timeout"] * 1000
+
+
+def test_customer_managed_key_is_optional_and_scoped() -> None:
+    assert TEMPLATE["Parameters"]["CustomerManagedKeyArn"]["Default"] == ""
+    for role in ("StreamSyncRole", "QueueSyncRole"):
+        kms = [s for s in statements(role) if "kms:Decrypt" in actions(s)]
+        assert kms == [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": {"Ref": "CustomerManagedKeyArn"}}]

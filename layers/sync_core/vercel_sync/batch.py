@@ -123,12 +123,18 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
     return SourceChange(position, item)
 
 
+def time_left_ms(context: Any) -> int | None:
+    """Milliseconds left in this invocation, if the context can tell."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else None
+
+
 def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
     if not event.get("Records"):
         return {"batchItemFailures": []}  # Powertools rejects an empty batch; there is nothing to do
 
     def record_handler(record: DynamoDBRecord) -> str:
-        return service.sync(change_from_stream_record(record))
+        return service.sync(change_from_stream_record(record), time_left_ms=time_left_ms(context))
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=StreamBatchProcessor(), context=context
@@ -141,7 +147,7 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
         return {"batchItemFailures": []}
 
     def record_handler(record: SQSRecord) -> str:
-        return service.sync(change_from_sqs_record(record))
+        return service.sync(change_from_sqs_record(record), time_left_ms=time_left_ms(context))
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context

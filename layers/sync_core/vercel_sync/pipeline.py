@@ -82,6 +82,7 @@ class SyncService:
         failed_records: FailedRecordSink | None,
         observer: SyncObserver | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        min_time_left_ms: int = 0,
     ) -> None:
         self.vercel = vercel
         self.secrets = secrets
@@ -90,10 +91,19 @@ class SyncService:
         self.failed_records = failed_records
         self.observer: SyncObserver = observer or NullObserver()
         self._clock = clock
+        # A record is started only if the invocation has this long left: enough for its slowest
+        # path (a secrets read and two Vercel calls at their timeouts). Otherwise it goes back
+        # to its source, and the invocation returns a correct partial response before Lambda
+        # would time it out (which would send the whole batch back).
+        self.min_time_left_ms = min_time_left_ms
 
-    def sync(self, change: SourceChange) -> SyncOutcome:
+    def sync(self, change: SourceChange, *, time_left_ms: int | None = None) -> SyncOutcome:
         secret_values: list[str] = []
         try:
+            if time_left_ms is not None and time_left_ms < self.min_time_left_ms:
+                raise TransientSyncError(
+                    f"only {time_left_ms} ms left in this invocation (a record needs {self.min_time_left_ms} ms)"
+                )
             self._import(change, secret_values)
         except PermanentSyncError as error:
             self._park(change, error, secret_values)

@@ -27,11 +27,36 @@ def build_sync_service(settings: Settings) -> SyncService:
             timeout_seconds=settings.http_timeout_seconds,
             max_connections=settings.max_concurrency,
         ),
-        secrets=SecretsManagerReader(settings),
+        secrets=SecretsManagerReader(settings, boto_config=aws_client_config()),
         failed_records=(
-            SqsFailedRecordsQueue(settings.failed_records_queue_url) if settings.failed_records_queue_url else None
+            SqsFailedRecordsQueue(settings.failed_records_queue_url, boto_config=aws_client_config())
+            if settings.failed_records_queue_url
+            else None
         ),
         observer=PowertoolsObserver(),
+        min_time_left_ms=min_time_left_ms(settings),
+    )
+
+
+# Botocore's defaults (60 s timeouts, legacy retries) could outlast the invocation.
+AWS_CONNECT_TIMEOUT_SECONDS = 2
+AWS_READ_TIMEOUT_SECONDS = 5
+SAFETY_MARGIN_MS = 1_000
+
+
+def min_time_left_ms(settings: Settings) -> int:
+    """A record's slowest path: a secrets read, then two Vercel calls (a 401, the retry)."""
+    aws_read = AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS
+    return int((aws_read + 2 * settings.http_timeout_seconds) * 1000) + SAFETY_MARGIN_MS
+
+
+def aws_client_config() -> object:
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=AWS_READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": 3},
     )
 
 

@@ -11,15 +11,16 @@ MAX_MESSAGE_BYTES = 250 * 1024
 
 
 class SqsFailedRecordsQueue:
-    def __init__(self, queue_url: str, sqs_client: Any = None) -> None:
+    def __init__(self, queue_url: str, sqs_client: Any = None, boto_config: Any = None) -> None:
         self.queue_url = queue_url
         self._client = sqs_client  # built on first use
+        self._boto_config = boto_config
 
     def _sqs(self) -> Any:
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("sqs")
+            self._client = boto3.client("sqs", config=self._boto_config)
         return self._client
 
     def park(self, message: dict[str, Any]) -> None:

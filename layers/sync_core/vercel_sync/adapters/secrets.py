@@ -30,15 +30,16 @@ PERMANENT_SECRET_ERRORS = frozenset(
 
 
 class SecretsManagerReader:
-    def __init__(self, settings: Settings, provider: Any = None) -> None:
+    def __init__(self, settings: Settings, provider: Any = None, boto_config: Any = None) -> None:
         self._settings = settings
         self._provider = provider  # built on first use: no client before it is needed
+        self._boto_config = boto_config
 
     def _secrets_provider(self) -> Any:
         if self._provider is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-            self._provider = SecretsProvider()
+            self._provider = SecretsProvider(boto_config=self._boto_config)
         return self._provider
 
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
