@@ -26,7 +26,7 @@ from tests.fakes import (
     vercel_unavailable,
 )
 from vercel_sync.payload import ImportResourcePayload
-from vercel_sync.pipeline import SyncService
+from vercel_sync.pipeline import SyncService, TimeBudget
 from vercel_sync.runtime import set_sync_service
 
 stream_app = load_handler("stream_sync")
@@ -413,12 +413,13 @@ def test_an_unexpected_error_goes_back_to_the_source_and_is_logged_without_its_m
 def test_records_that_cannot_finish_in_time_go_back_to_the_source(
     service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
-    service.min_time_left_ms = 25_000
+    # A record needs a secrets read (15 s) and a Vercel call (9 s) plus the 1 s margin.
+    service.time_budget = TimeBudget(aws_read_ms=15_000, vercel_call_ms=9_000, margin_ms=1_000)
     stream_event = load_event("stream_insert_modify_remove.json")
     queue_event = load_event("sqs_standard_raw_sns_eventbridge.json")
 
-    assert failures(invoke(stream_app, stream_event, remaining_ms=24_999)) == [ids(stream_event)[0]]
-    assert failures(invoke(queue_app, queue_event, remaining_ms=24_999)) == ids(queue_event)
+    assert failures(invoke(stream_app, stream_event, remaining_ms=24_990)) == [ids(stream_event)[0]]
+    assert failures(invoke(queue_app, queue_event, remaining_ms=24_990)) == ids(queue_event)
     assert fake_vercel.calls == []
     assert failed_records.messages == []
-    assert failures(invoke(queue_app, queue_event, remaining_ms=25_000)) == []
+    assert failures(invoke(queue_app, queue_event, remaining_ms=25_500)) == []

@@ -67,9 +67,13 @@ def test_invalid_configuration_names_the_variable(environ: dict[str, str], messa
     assert message in str(caught.value)
 
 
-def test_a_record_needs_time_for_its_slowest_path() -> None:
-    from vercel_sync.runtime import min_time_left_ms
+def test_each_slow_step_has_a_known_worst_case() -> None:
+    from vercel_sync.runtime import time_budget
 
-    # A secrets read (2 s connect + 5 s read), two Vercel calls at 10 s, and a 1 s margin.
-    assert min_time_left_ms(Settings(http_timeout_seconds=10)) == 28_000
-    assert min_time_left_ms(Settings(http_timeout_seconds=2.5)) == 13_000
+    budget = time_budget(Settings(http_timeout_seconds=10))
+    # A secrets read: two attempts of 2 s connect + 4 s read, 1 s backoff between.
+    assert budget.aws_read_ms == 13_000
+    # A Vercel call: 2 s each to connect, get a pooled connection and send; 10 s to read.
+    assert budget.vercel_call_ms == 16_000
+    assert budget.record_ms == 29_000
+    assert time_budget(Settings(http_timeout_seconds=1)).vercel_call_ms == 4_000

@@ -42,6 +42,7 @@ def test_environment_names_the_contract_variables() -> None:
     for name in (
         "VERCEL_API_URL",
         "VERCEL_TOKEN_SECRET_ID",
+        "RESOURCE_SECRET_PREFIX",
         "FAILED_RECORDS_QUEUE_URL",
         "SYNC_STATE_TABLE",
         "MAX_CONCURRENCY",
@@ -136,11 +137,12 @@ def test_functions_use_their_own_roles() -> None:
 
 
 def test_the_largest_allowed_http_timeout_still_leaves_time_to_work() -> None:
-    from vercel_sync.runtime import min_time_left_ms
+    from vercel_sync.runtime import time_budget
     from vercel_sync.settings import Settings
 
     largest = TEMPLATE["Parameters"]["HttpTimeoutSeconds"]["MaxValue"]
-    needed = min_time_left_ms(Settings(http_timeout_seconds=largest))
+    budget = time_budget(Settings(http_timeout_seconds=largest))
+    needed = budget.record_ms + budget.margin_ms
     # At least a quarter of the function's time stays for work before records are handed back.
     assert needed <= 0.75 * GLOBALS["Timeout"] * 1000
 

@@ -6,7 +6,10 @@ Schema (``schemaVersion`` 1)::
      "detail": str, "httpStatus": int | null, "vercelError": str | null, "attempts": int,
      "integrationConfigurationId": str | null, "resourceId": str | null,
      "source": {"kind", "eventSourceARN", "sequenceNumber" | "messageId", ...},
-     "removed": bool, "record": {... the partner record, secret values removed ...}}
+     "removed": bool, "record": {... the partner record's fields, secret values removed ...}}
+
+``record`` holds only the fields of the partner record (``PartnerRecord``'s names): other
+attributes of the partner's item are not ours to copy into another queue.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from typing import Any
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError
+from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.redaction import scrub, truncate
 from vercel_sync.transform import json_safe
 
 SCHEMA_VERSION = 1
+# The names a partner record's fields go by in the partner's item.
+RECORD_FIELDS = frozenset(field.alias or name for name, field in PartnerRecord.model_fields.items())
+# Ids of an invalid record can be anything; a message keeps enough of them to find it.
+MAX_ID_TEXT = 1024
 
 
 def build_failed_record_message(
@@ -32,19 +40,23 @@ def build_failed_record_message(
 ) -> dict[str, Any]:
     installation_id, resource_id = change.ids()
     try:
-        record = json_safe(change.item) if change.item is not None else None
+        record = (
+            {key: json_safe(value) for key, value in change.item.items() if key in RECORD_FIELDS}
+            if change.item is not None
+            else None
+        )
     except Exception:  # noqa: BLE001 - a record we cannot even make JSON-safe is reported by its reason
         record = None
     message = {
         "schemaVersion": SCHEMA_VERSION,
         "failedAt": failed_at.isoformat(),
         "reason": error.reason,
-        "detail": error.message,
+        "detail": truncate(error.message),
         "httpStatus": error.http_status,
         "vercelError": truncate(error.vercel_error) if error.vercel_error is not None else None,
         "attempts": change.attempt,
-        "integrationConfigurationId": installation_id,
-        "resourceId": resource_id,
+        "integrationConfigurationId": truncate(installation_id, MAX_ID_TEXT) if installation_id else installation_id,
+        "resourceId": truncate(resource_id, MAX_ID_TEXT) if resource_id else resource_id,
         "source": change.position.as_dict(),
         "removed": change.removed,
         "record": record,

@@ -80,6 +80,14 @@ class PartnerRecord(BaseModel):
     version: Decimal | datetime | None = None
     deleted: StrictBool = False
 
+    @field_validator("integration_configuration_id", "resource_id")
+    @classmethod
+    def _not_a_dot_segment(cls, value: str) -> str:
+        # "." and ".." are path navigation to URL normalisers and proxies, never an id.
+        if value in {".", ".."}:
+            raise ValueError("must not be '.' or '..'")
+        return value
+
     @field_validator("status")
     @classmethod
     def _known_status(cls, value: str) -> str:

@@ -1,8 +1,9 @@
 """Percent-encoding of ids placed in URL paths.
 
 An id is one path segment whatever it holds: ``/``, ``?``, ``#``, ``%``, spaces and non-ASCII
-are encoded, and the dot segments ``.`` and ``..`` (which URL normalisation would otherwise
-resolve away) are encoded too, so no id can change which resource a call addresses.
+are encoded, so no id can change which resource a call addresses. The dot segments ``.`` and
+``..`` are refused (the partner record model rejects them first): URL normalisation in a proxy
+would resolve them away even when encoded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def encode_path_segment(value: str) -> str:
     if not value:
         raise ValueError("a path id must not be empty")
     if value in {".", ".."}:
-        return value.replace(".", "%2E")
+        raise ValueError("a path id must not be '.' or '..'")
     return quote(value, safe="")
 
 

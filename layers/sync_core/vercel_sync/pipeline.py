@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
-from vercel_sync.redaction import scrub_text
+from vercel_sync.redaction import scrub_text, truncate
 from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
 
 SyncOutcome = Literal["imported", "parked"]
@@ -73,6 +74,40 @@ class NullObserver:
         pass
 
 
+@dataclass(frozen=True)
+class TimeBudget:
+    """The worst-case time of each slow step of a sync, so no step starts that could outlast
+    the invocation (Lambda would then fail the whole batch instead of returning a correct
+    partial response). A step without enough time left sends the record back to its source.
+    """
+
+    aws_read_ms: int  # one Secrets Manager read, every attempt and backoff included
+    vercel_call_ms: int  # one Vercel call, every timeout phase included
+    margin_ms: int = 1_000  # returning the batch response and flushing logs and metrics
+
+    @property
+    def record_ms(self) -> int:
+        """What a record needs to start at all: a secrets read and one Vercel call."""
+        return self.aws_read_ms + self.vercel_call_ms
+
+
+class _Deadline:
+    def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
+        self._budget = budget if time_left_ms is not None else None
+        self._monotonic = monotonic
+        self._ends_at = monotonic() + (time_left_ms or 0) / 1000
+
+    def require(self, step: Literal["record", "aws_read", "vercel_call"], what: str) -> None:
+        if self._budget is None:
+            return
+        needed_ms = getattr(self._budget, f"{step}_ms") + self._budget.margin_ms
+        left_ms = int((self._ends_at - self._monotonic()) * 1000)
+        if left_ms < needed_ms:
+            raise TransientSyncError(
+                f"only {left_ms} ms left in this invocation; {what} may take {needed_ms} ms: back to the source"
+            )
+
+
 class SyncService:
     def __init__(
         self,
@@ -82,7 +117,8 @@ class SyncService:
         failed_records: FailedRecordSink | None,
         observer: SyncObserver | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        min_time_left_ms: int = 0,
+        time_budget: TimeBudget | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.vercel = vercel
         self.secrets = secrets
@@ -91,48 +127,50 @@ class SyncService:
         self.failed_records = failed_records
         self.observer: SyncObserver = observer or NullObserver()
         self._clock = clock
-        # A record is started only if the invocation has this long left: enough for its slowest
-        # path (a secrets read and two Vercel calls at their timeouts). Otherwise it goes back
-        # to its source, and the invocation returns a correct partial response before Lambda
-        # would time it out (which would send the whole batch back).
-        self.min_time_left_ms = min_time_left_ms
+        # Without a budget (unit tests, or a caller that cannot tell the time left) no step is
+        # refused for lack of time.
+        self.time_budget = time_budget
+        self._monotonic = monotonic
 
     def sync(self, change: SourceChange, *, time_left_ms: int | None = None) -> SyncOutcome:
         secret_values: list[str] = []
+        deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
         try:
-            if time_left_ms is not None and time_left_ms < self.min_time_left_ms:
-                raise TransientSyncError(
-                    f"only {time_left_ms} ms left in this invocation (a record needs {self.min_time_left_ms} ms)"
-                )
-            self._import(change, secret_values)
+            deadline.require("record", "a record")
+            self._import(change, secret_values, deadline)
         except PermanentSyncError as error:
             self._park(change, error, secret_values)
             return "parked"
         except TransientSyncError as error:
             self.observer.retrying(change, error)
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any bug: logged, then the record goes back to its source
             # A bug, not a verdict on the record: report it and let the source retry it (after
-            # its retries, its dead-letter path holds the record until a fix is deployed).
+            # its retries, its dead-letter path holds the record until a fix is deployed). The
+            # original is not chained: its text may quote a secret, and Powertools and X-Ray
+            # record the exception they are given.
             self.observer.unexpected(change, error)
-            raise
+            raise TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)") from None
         return "imported"
 
-    def _import(self, change: SourceChange, secret_values: list[str]) -> None:
+    def _import(self, change: SourceChange, secret_values: list[str], deadline: _Deadline) -> None:
         if change.decode_error is not None or change.item is None:
             raise InvalidRecordError(change.decode_error or "the change carries no record")
         record = parse_partner_record(change.item)
         secret_document = None
         if needs_secrets(record, removed=change.removed):
             assert record.secrets_arn is not None
+            deadline.require("aws_read", "reading the resource secret")
             secret_document = self.secrets.resource_secrets(record.secrets_arn)
         payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
         secret_values.extend(payload.secret_values())
         body = payload.to_body()
 
         installation = record.integration_configuration_id
+        deadline.require("aws_read", "reading the installation token")
         token = self.secrets.installation_token(installation)
         secret_values.append(token)
+        deadline.require("vercel_call", "the Vercel call")
         started = time.perf_counter()
         try:
             self.vercel.import_resource(installation, record.resource_id, body, token=token)
@@ -140,17 +178,20 @@ class SyncService:
             if getattr(error, "http_status", None) != 401:
                 raise
             # The token may have been rotated: re-read it past the cache, once.
+            deadline.require("aws_read", "re-reading the installation token")
             token = self.secrets.installation_token(installation, force_fetch=True)
             secret_values.append(token)
             self.observer.token_refreshed(installation)
+            deadline.require("vercel_call", "the Vercel call with the new token")
             started = time.perf_counter()
             self.vercel.import_resource(installation, record.resource_id, body, token=token)
         self.observer.imported(change, latency_ms=(time.perf_counter() - started) * 1000)
 
     def _park(self, change: SourceChange, error: PermanentSyncError, secret_values: list[str]) -> None:
+        # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
         if error.vercel_error is not None:
-            error.vercel_error = scrub_text(error.vercel_error, secret_values)
-        error.message = scrub_text(error.message, secret_values)
+            error.vercel_error = truncate(scrub_text(error.vercel_error, secret_values))
+        error.message = truncate(scrub_text(error.message, secret_values))
         if self.failed_records is None:
             self.observer.parked(change, error)
             raise TransientSyncError(f"{error.message} (no failed-records queue configured: back to the source)")

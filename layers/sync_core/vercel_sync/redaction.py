@@ -7,6 +7,7 @@ from Vercel, failed-records messages, log fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,8 +18,17 @@ MAX_ERROR_TEXT = 2048
 
 
 def _usable(secret_values: Iterable[str]) -> list[str]:
+    forms: set[str] = set()
+    for value in secret_values:
+        if len(value) < MIN_SECRET_LENGTH:
+            continue
+        forms.add(value)
+        # A JSON error body may echo the value escaped (quotes, backslashes, non-ASCII, control
+        # characters), and the text we scrub is that body, undecoded.
+        forms.add(json.dumps(value)[1:-1])
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
     # Longest first, so a secret that contains another is removed whole.
-    return sorted({v for v in secret_values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    return sorted(forms, key=len, reverse=True)
 
 
 def scrub_text(text: str, secret_values: Iterable[str]) -> str:

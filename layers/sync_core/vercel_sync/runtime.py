@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from vercel_sync.pipeline import SyncService
+from vercel_sync.pipeline import SyncService, TimeBudget
 from vercel_sync.settings import Settings
 
 _service: SyncService | None = None
@@ -34,20 +34,33 @@ def build_sync_service(settings: Settings) -> SyncService:
             else None
         ),
         observer=PowertoolsObserver(),
-        min_time_left_ms=min_time_left_ms(settings),
+        time_budget=time_budget(settings),
     )
 
 
-# Botocore's defaults (60 s timeouts, legacy retries) could outlast the invocation.
+# Botocore's defaults (60 s timeouts, legacy retries) could outlast the invocation: short
+# timeouts and one retry (standard mode: its first backoff is at most 1 s), so a read's worst
+# case is known and small. Secrets Manager answers in milliseconds when it is well.
 AWS_CONNECT_TIMEOUT_SECONDS = 2
-AWS_READ_TIMEOUT_SECONDS = 5
+AWS_READ_TIMEOUT_SECONDS = 4
+AWS_MAX_ATTEMPTS = 2
+AWS_RETRY_BACKOFF_SECONDS = 1
 SAFETY_MARGIN_MS = 1_000
 
 
-def min_time_left_ms(settings: Settings) -> int:
-    """A record's slowest path: a secrets read, then two Vercel calls (a 401, the retry)."""
-    aws_read = AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS
-    return int((aws_read + 2 * settings.http_timeout_seconds) * 1000) + SAFETY_MARGIN_MS
+def time_budget(settings: Settings) -> TimeBudget:
+    """The worst case of each slow step, from the timeouts the adapters are built with."""
+    from vercel_sync.adapters.vercel import worst_case_call_seconds
+
+    aws_read_seconds = (
+        AWS_MAX_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS)
+        + (AWS_MAX_ATTEMPTS - 1) * AWS_RETRY_BACKOFF_SECONDS
+    )
+    return TimeBudget(
+        aws_read_ms=aws_read_seconds * 1000,
+        vercel_call_ms=int(worst_case_call_seconds(settings.http_timeout_seconds) * 1000),
+        margin_ms=SAFETY_MARGIN_MS,
+    )
 
 
 def aws_client_config() -> object:
@@ -56,7 +69,7 @@ def aws_client_config() -> object:
     return Config(
         connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
         read_timeout=AWS_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
     )
 
 

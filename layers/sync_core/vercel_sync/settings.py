@@ -23,6 +23,7 @@ DEFAULT_TOKEN_SECRET_ID = "vercel/installations/" + INSTALLATION_PLACEHOLDER
 ENVIRONMENT_VARIABLES = {
     "VERCEL_API_URL": "vercel_api_url",
     "VERCEL_TOKEN_SECRET_ID": "token_secret_id",
+    "RESOURCE_SECRET_PREFIX": "resource_secret_prefix",
     "FAILED_RECORDS_QUEUE_URL": "failed_records_queue_url",
     "SYNC_STATE_TABLE": "sync_state_table",
     "MAX_CONCURRENCY": "max_concurrency",
@@ -61,11 +62,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def secret_name(secret_id: str) -> str:
+    """The name in a Secrets Manager id: ``arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`` or the name."""
+    if secret_id.startswith("arn:"):
+        parts = secret_id.split(":", 6)
+        return parts[6] if len(parts) == 7 else ""
+    return secret_id
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
+    # Records may name (``secretsArn``) only secrets whose name starts with this. Unset: any
+    # secret the function may read, except an installation token.
+    resource_secret_prefix: str | None = None
     failed_records_queue_url: str | None = None
     # Optional: without it the cross-invocation features (version guard, change
     # suppression, the shared rate limit) are off.
@@ -97,7 +109,7 @@ class Settings(BaseModel):
             raise ValueError(f"must contain {INSTALLATION_PLACEHOLDER}")
         return value
 
-    @field_validator("failed_records_queue_url", "sync_state_table")
+    @field_validator("failed_records_queue_url", "sync_state_table", "resource_secret_prefix")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -110,6 +122,14 @@ class Settings(BaseModel):
     def token_secret_id_for(self, integration_configuration_id: str) -> str:
         # str.replace, not str.format: an id holding braces must not be interpreted.
         return self.token_secret_id.replace(INSTALLATION_PLACEHOLDER, integration_configuration_id)
+
+    def is_resource_secret(self, secret_id: str) -> bool:
+        """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret."""
+        name = secret_name(secret_id)
+        token_prefix = self.token_secret_id.split(INSTALLATION_PLACEHOLDER, 1)[0]
+        if token_prefix and name.startswith(token_prefix):
+            return False
+        return self.resource_secret_prefix is None or name.startswith(self.resource_secret_prefix)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -162,6 +162,25 @@ def build_import_payload(
             raise InvalidRecordError("the record names secretsArn but no secret document was read")
         body["secrets"] = secrets_from_document(secret_document, record.secrets_prefix)
     try:
-        return ImportResourcePayload.model_validate(body)
+        payload = ImportResourcePayload.model_validate(body)
     except ValidationError as exc:
         raise InvalidRecordError("invalid import payload: " + describe_validation_error(exc)) from None
+    _require_unicode_text(payload.to_body())
+    return payload
+
+
+def _require_unicode_text(body: Any, where: str = "") -> None:
+    """Refuse text JSON cannot carry as UTF-8 (a lone surrogate, e.g. from ``"\\ud800"`` in a
+    message): it passes validation but would fail when the call is sent, on every retry."""
+    if isinstance(body, str):
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)") from None
+    elif isinstance(body, Mapping):
+        for key, value in body.items():
+            _require_unicode_text(key, where)
+            _require_unicode_text(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            _require_unicode_text(value, f"{where}.{index}")

@@ -29,6 +29,10 @@ class SqsFailedRecordsQueue:
             # Keep the reason and position; the record itself is still at its source position.
             trimmed = {**message, "record": None, "recordOmitted": "too large for one SQS message"}
             body = json.dumps(trimmed, separators=(",", ":"), default=str)
+        if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            # Only the fields we did not bound can still be too large: refuse, so the record
+            # stays at its source rather than being sent half-written.
+            raise ValueError("failed-records message too large even without its record")
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MessageBody": body,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.settings import Settings
 
 # Secrets Manager error codes that another try will not fix.
@@ -57,10 +57,26 @@ class SecretsManagerReader:
                 f'secret {secret_id} holds no access token (expected {{"access_token": ...}} or the bare token)',
                 reason="token_unavailable",
             )
+        if not _is_header_safe(token):
+            # An HTTP header can carry only visible ASCII; the HTTP library's error would quote it.
+            raise PermanentSyncError(
+                f"secret {secret_id} holds a token with characters an Authorization header cannot carry",
+                reason="token_unavailable",
+            )
         return token
 
     def resource_secrets(self, secret_id: str) -> Any:
-        """The resource secret's JSON document (validated by the transform)."""
+        """The resource secret's JSON document (validated by the transform).
+
+        Only secrets under the resource-secret prefix are read for a record: the function may
+        read installation tokens too, and a record naming one must not get it sent to Vercel
+        as a resource secret.
+        """
+        if not self._settings.is_resource_secret(secret_id):
+            raise InvalidRecordError(
+                "secretsArn names a secret outside the resource-secret prefix "
+                f"({self._settings.resource_secret_prefix or 'unset'}) or an installation token"
+            )
         raw = self._read(
             secret_id,
             max_age=self._settings.resource_secret_cache_seconds,
@@ -110,3 +126,7 @@ def _token_from_secret(raw: str) -> str:
         token = document.get("access_token") if isinstance(document, dict) else None
         return token.strip() if isinstance(token, str) else ""
     return text
+
+
+def _is_header_safe(token: str) -> bool:
+    return token.isascii() and all(33 <= ord(c) <= 126 for c in token)

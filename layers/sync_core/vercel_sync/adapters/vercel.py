@@ -9,6 +9,7 @@ classifies each outcome into the errors the pipeline routes (``errors.py``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,11 +20,29 @@ import httpx
 from vercel_sync import PRODUCT_NAME, __version__
 from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transient_http_status
 from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
-from vercel_sync.redaction import truncate
 
 USER_AGENT = f"{PRODUCT_NAME}/{__version__} httpx/{httpx.__version__}"
-# Vercel's error bodies are small; anything larger is cut before we keep it.
+# Vercel's error bodies are small; anything larger is cut before we keep it (the pipeline
+# scrubs secret values from what is kept, then shortens it further).
 MAX_ERROR_BODY_BYTES = 16 * 1024
+# httpx applies a timeout to each phase of a call, not to the whole: the phases other than
+# reading the answer (connecting, waiting for a pooled connection, sending a small body) get
+# a short one of their own, so a call's worst case is known (``worst_case_call_seconds``).
+SHORT_PHASE_TIMEOUT_SECONDS = 2.0
+# A Retry-After longer than this is taken as this (a later retry layer waits at most so long).
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+def http_timeout(timeout_seconds: float) -> httpx.Timeout:
+    short = min(timeout_seconds, SHORT_PHASE_TIMEOUT_SECONDS)
+    return httpx.Timeout(timeout_seconds, connect=short, write=short, pool=short)
+
+
+def worst_case_call_seconds(timeout_seconds: float) -> float:
+    """The longest one call can take: every phase at its timeout."""
+    timeout = http_timeout(timeout_seconds)
+    phases = (timeout.connect, timeout.pool, timeout.write, timeout.read)
+    return sum(phase or 0.0 for phase in phases)
 
 
 class VercelUnauthorizedError(TransientSyncError):
@@ -41,7 +60,7 @@ class VercelClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
+            timeout=http_timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={
                 "User-Agent": USER_AGENT,
@@ -54,8 +73,10 @@ class VercelClient:
 
     def resource_url(self, integration_configuration_id: str, resource_id: str) -> str:
         for what, value in (("integrationConfigurationId", integration_configuration_id), ("resourceId", resource_id)):
-            if not value or len(value) > MAX_ID_LENGTH:
-                raise PermanentSyncError(f"{what} must be 1 to {MAX_ID_LENGTH} characters", reason="invalid_record")
+            if not value or len(value) > MAX_ID_LENGTH or value in {".", ".."}:
+                raise PermanentSyncError(
+                    f"{what} must be 1 to {MAX_ID_LENGTH} characters and not '.' or '..'", reason="invalid_record"
+                )
         return (
             f"{self._base_url}/v1/installations/{encode_path_segment(integration_configuration_id)}"
             f"/resources/{encode_path_segment(resource_id)}"
@@ -88,7 +109,14 @@ class VercelClient:
             except ValueError:
                 return {}
             return answer if isinstance(answer, dict) else {}
-        error_body = truncate(response.content[:MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace"))
+        error_body = response.content[:MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace")
+        if status < 400:
+            # 1xx/3xx: not an answer the API gives (redirects are not followed: a redirect to
+            # another host would carry the token there). Usually a wrong VERCEL_API_URL; the
+            # record goes back to its source so nothing is lost while it is fixed.
+            raise TransientSyncError(
+                f"Vercel answered {status} instead of a result; check VERCEL_API_URL", http_status=status
+            )
         if status == 401:
             raise VercelUnauthorizedError("Vercel refused the installation token (401)", http_status=401)
         if is_transient_http_status(status):
@@ -124,14 +152,14 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     milliseconds = headers.get("retry-after-ms")
     if milliseconds is not None:
         try:
-            return max(0.0, float(milliseconds) / 1000)
+            return _bounded(float(milliseconds) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        return _bounded(float(value))
     except ValueError:
         pass
     try:
@@ -140,4 +168,11 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+    return _bounded((moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def _bounded(seconds: float) -> float | None:
+    """A usable wait: not negative, not longer than the cap; ``nan`` and infinities are ignored."""
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
