@@ -1,0 +1,83 @@
+"""A local emulator of Vercel's Marketplace Import Resource API: the test oracle for the sync.
+
+Run it as ``vercel-emulator --port 0 --token icfg_1=secret-token`` (or ``python -m vercel_emulator``),
+or in-process with :class:`EmulatorServer`. It is independent of the sync core (it never imports
+``vercel_sync``), so it checks the core rather than agreeing with it.
+
+The Vercel API (``shared/reference/import-resource.md``)
+--------------------------------------------------------
+``PUT /v1/installations/{integrationConfigurationId}/resources/{resourceId}``
+    Import Resource, an upsert. 200 ``{"name": <name>}``; the body is checked by
+    :mod:`vercel_emulator.schema` (400 ``bad_request`` naming each field path, never a value).
+    ``Content-Type`` must be ``application/json`` (parameters such as ``charset`` are fine);
+    ``Accept`` is not checked. Invalid JSON, ``NaN``/``Infinity`` or a non-object body: 400.
+``GET /v1/installations/{id}/resources/{resourceId}``
+    What it holds for that partner id, Vercel-style: ``{"id": "res_...", "partnerId", "productId",
+    "name", "status", "ownership"?, "metadata"?, "billingPlan"?, "notification"?, "extras"?,
+    "secrets": [{"name", "prefix"?}]}``. Secret values are never returned. 404 when not held.
+    ``id`` is stable: derived from the installation and partner ids.
+``GET /v1/installations/{id}/resources``
+    ``{"resources": [...]}`` in the same shape, in first-import order.
+
+Ids are percent-decoded once per segment from the raw path, after splitting on ``/``, so
+``cache%2Feu%20west%231`` is the one resource ``cache/eu west#1``. An id that is not valid
+percent-encoded UTF-8: 400. Other paths: 404 ``not_found``; other methods on these paths: 405
+``method_not_allowed`` with ``Allow``. Every error is ``{"error": {"code": ..., "message": ...}}``.
+
+Checks, in this order, for an API call:
+
+1. route and method (404, 405);
+2. injected faults (below): latency, then drop / 5xx / injected 429;
+3. the bearer token: missing, malformed or unknown to every installation: 401 ``unauthorized``
+   (with ``WWW-Authenticate: Bearer``); then an installation with no token configured: 404
+   ``not_found``; then a token that belongs to another installation: 403 ``forbidden``;
+4. for imports: the rate limit (429 ``rate_limited``), then ``Content-Type``, JSON and schema (400).
+
+Rate limit: ``--rate-limit CALLS/SECONDS`` (default ``100/60``, Vercel's) imports per installation,
+in fixed windows that open at the first call after the previous window ended. Every authorised
+import counts, including ones then refused with 400; calls refused with 429 do not use up the
+next window. ``Retry-After`` is the whole seconds until the window ends, at least 1. Reads are
+not limited.
+
+Faults (``--latency-ms``, ``--error-rate``, ``--throttle-rate``, ``--throttle-retry-after``,
+``--drop-rate``, ``--slow-rate``, ``--slow-ms``, ``--seed``) apply to the API routes only. Whether a
+request is faulted is decided from a hash of (seed, method, installation id, resource id, n) where n
+counts that method's calls to that resource, so the same seed gives the same sequence per resource
+however concurrent calls to other resources interleave. A faulted request is answered before
+authentication, does not count toward the rate limit and changes no stored state: a 5xx or an
+injected 429 stores nothing, and a dropped request's connection is aborted (a TCP reset) without
+any response or store. Slow requests are only delayed; they are then handled normally.
+
+Call counts: every call on an API route is counted per (method, installation, resource) when it
+arrives, and its outcome (the status as a string, or ``"dropped"``) when it is answered.
+
+The control API (tests, the demo, benchmarks; no auth, loopback clients only, never faulted)
+-------------------------------------------------------------------------------------------
+``GET /_emulator/health``
+    ``{"status": "ok"}``.
+``GET /_emulator/calls``
+    ``{"total", "byStatus", "calls": [{"method", "installationId", "resourceId", "total", "byStatus"}]}``
+    (``resourceId`` is ``null`` for the list route).
+``GET /_emulator/imports``
+    TEST-ONLY: ``{"imports": [{"installationId", "resourceId", "id", "body"}]}`` with the full last
+    imported body per resource, secret values included, so tests can check what arrived. Real
+    Vercel never returns secret values.
+``POST /_emulator/installations`` ``{"installationId", "token", "keepPreviousTokens"?: false}``
+    Adds an installation or sets its token. With ``keepPreviousTokens: true`` the old tokens stay
+    valid (Vercel's rotate); setting the new token again without it revokes the rest.
+``GET|POST /_emulator/faults``
+    The fault settings ``{"latencyMs", "errorRate", "throttleRate", "throttleRetryAfter",
+    "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
+``GET|POST /_emulator/rate-limit`` ``{"calls", "seconds"}``
+    POST replaces the limit and starts every window afresh.
+``POST /_emulator/reset``
+    Forgets resources, counts and rate windows, and restarts the fault sequence (n = 1 again).
+    Tokens, the rate limit and fault settings stay.
+
+Access logging is off unless ``--access-log``; it never logs headers (the token) or bodies.
+"""
+
+from vercel_emulator.server import CallCount, EmulatorServer
+from vercel_emulator.state import FaultSettings, RateLimit
+
+__all__ = ["CallCount", "EmulatorServer", "FaultSettings", "RateLimit"]

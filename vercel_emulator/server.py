@@ -1,0 +1,497 @@
+"""The HTTP server: aiohttp's low-level server on one event loop, and ``EmulatorServer`` for tests.
+
+One handler serves every request and dispatches on the RAW path (``request.raw_path``), splitting
+it on ``/`` before percent-decoding each id once, so an id holding an encoded ``/`` stays one
+segment. All state is touched only on the loop, so nothing takes a lock; requests that sleep
+(injected latency) do not hold anything up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import ipaddress
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.log import access_logger
+
+from vercel_emulator.schema import describe_problems, import_body_problems
+from vercel_emulator.state import DROPPED, EmulatorState, FaultSettings, RateLimit, vercel_view
+
+logger = logging.getLogger("vercel_emulator")
+
+CONTROL_PREFIX = "/_emulator/"
+# Remote address, request line, status, response size, seconds: never headers or bodies.
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+    500: "internal_server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _json_response(status: int, document: object, headers: Mapping[str, str] | None = None) -> web.Response:
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """Vercel's error shape: ``{"error": {"code": ..., "message": ...}}``."""
+    return _json_response(status, {"error": {"code": _ERROR_CODES[status], "message": message}}, headers)
+
+
+def _decode_segment(segment: str) -> str:
+    """One path segment percent-decoded once (``UnicodeDecodeError`` when not UTF-8)."""
+    return unquote(segment, errors="strict") if "%" in segment else segment
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+class EmulatorHandler:
+    """Answers every request from one :class:`EmulatorState`."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self._control_routes: dict[str, dict[str, Handler]] = {
+            "health": {"GET": self._health},
+            "calls": {"GET": self._calls},
+            "imports": {"GET": self._imports},
+            "installations": {"POST": self._set_installation_token},
+            "faults": {"GET": self._faults, "POST": self._set_faults},
+            "rate-limit": {"GET": self._rate_limit, "POST": self._set_rate_limit},
+            "reset": {"POST": self._reset},
+        }
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path.partition("?")[0]
+        if path.startswith("/v1/"):
+            return await self._api(request, path)
+        if path.startswith(CONTROL_PREFIX):
+            return await self._control(request, path[len(CONTROL_PREFIX) :])
+        return error_response(404, "The requested route does not exist.")
+
+    # -- the Vercel API -------------------------------------------------------------------------
+
+    async def _api(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+        # "", "v1", "installations", {id}, "resources"[, {resourceId}]
+        segments = path.split("/")
+        count = len(segments)
+        if (
+            count not in (5, 6)
+            or segments[2] != "installations"
+            or segments[4] != "resources"
+            or not segments[3]
+            or (count == 6 and not segments[5])
+        ):
+            return error_response(404, "The requested route does not exist.")
+        try:
+            installation_id = _decode_segment(segments[3])
+            resource_id = _decode_segment(segments[5]) if count == 6 else None
+        except UnicodeDecodeError:
+            return error_response(400, "A path id is not percent-encoded UTF-8.")
+        method = request.method
+        allowed = ("GET", "PUT") if resource_id is not None else ("GET",)
+        if method not in allowed:
+            return error_response(405, f"Use {' or '.join(allowed)} here.", {"Allow": ", ".join(allowed)})
+
+        calls = self.state.calls
+        call_number = calls.received(method, installation_id, resource_id)
+        try:
+            response = await self._api_call(request, method, installation_id, resource_id, call_number)
+        except Exception as exc:  # noqa: BLE001 - any bug becomes a 500 answer and a log line
+            # The exception's type and where it was raised, not its message: that could quote the
+            # body, which may hold secrets.
+            where = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("unexpected %s answering %s on a resource:\n%s", type(exc).__name__, method, where)
+            response = error_response(500, "The emulator failed unexpectedly.")
+        calls.answered(method, installation_id, resource_id, DROPPED if response is None else str(response.status))
+        if response is None:
+            # The transport is already aborted; aiohttp's write of this placeholder fails quietly.
+            return web.Response(status=500)
+        return response
+
+    async def _api_call(
+        self, request: web.BaseRequest, method: str, installation_id: str, resource_id: str | None, call_number: int
+    ) -> web.Response | None:
+        """The answer, or ``None`` when the connection was dropped without one."""
+        state = self.state
+        faults = state.faults
+        decision = state.decide_fault(method, installation_id, resource_id, call_number)
+        delay_ms = faults.latency_ms + (faults.slow_ms if decision.slow else 0.0)
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if decision.kind == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return None
+        if decision.kind == "error":
+            assert decision.status is not None
+            return error_response(decision.status, "Injected fault: the request was not processed.")
+        if decision.kind == "throttle":
+            return error_response(
+                429,
+                "Injected throttle: too many requests, try again later.",
+                {"Retry-After": str(faults.throttle_retry_after)},
+            )
+
+        refusal = self._authorize(request, installation_id)
+        if refusal is not None:
+            return refusal
+        if method == "GET":
+            return self._read(installation_id, resource_id)
+        assert resource_id is not None
+        return await self._import(request, installation_id, resource_id)
+
+    def _authorize(self, request: web.BaseRequest, installation_id: str) -> web.Response | None:
+        """401 without a known token, then 404 for an unknown installation, then 403 for another's token."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        tokens = self.state.tokens
+        owner = tokens.installation_for(token) if token and scheme.lower() == "bearer" else None
+        if owner is None:
+            return error_response(401, "The request is not authorized.", {"WWW-Authenticate": "Bearer"})
+        if not tokens.is_known_installation(installation_id):
+            return error_response(404, "The installation was not found.")
+        if owner != installation_id:
+            return error_response(403, "You do not have permission to access this resource.")
+        return None
+
+    def _read(self, installation_id: str, resource_id: str | None) -> web.Response:
+        if resource_id is None:
+            held = self.state.resources.get(installation_id, {})
+            return _json_response(200, {"resources": [vercel_view(pid, stored) for pid, stored in held.items()]})
+        stored = self.state.resource(installation_id, resource_id)
+        if stored is None:
+            return error_response(404, "The resource was not found.")
+        return _json_response(200, vercel_view(resource_id, stored))
+
+    async def _import(self, request: web.BaseRequest, installation_id: str, resource_id: str) -> web.Response:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "The request body is too large.")
+        retry_after = self.state.rate_limiter.admit(installation_id, time.monotonic())
+        if retry_after is not None:
+            limit = self.state.rate_limiter.limit
+            return error_response(
+                429,
+                f"Rate limit exceeded: {limit.calls} imports per {limit.seconds:g} s per installation. "
+                f"Try again in {retry_after} s.",
+                {"Retry-After": str(retry_after)},
+            )
+        if request.content_type != "application/json":
+            return error_response(400, "The request body must be sent as Content-Type: application/json.")
+        try:
+            document = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return error_response(400, "The request body is not valid JSON.")
+        problems = import_body_problems(document)
+        if problems:
+            return error_response(400, describe_problems(problems))
+        assert isinstance(document, dict)
+        self.state.store(installation_id, resource_id, document)
+        return _json_response(200, {"name": document["name"]})
+
+    # -- the control API ------------------------------------------------------------------------
+
+    async def _control(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
+        if not _is_loopback(request.remote):
+            return error_response(403, "The control API answers loopback clients only.")
+        route = self._control_routes.get(name)
+        if route is None:
+            return error_response(404, "The requested route does not exist.")
+        handler = route.get(request.method)
+        if handler is None:
+            allowed = ", ".join(route)
+            return error_response(405, f"Use {allowed} here.", {"Allow": allowed})
+        return await handler(request)
+
+    async def _health(self, request: web.BaseRequest) -> web.Response:
+        return _json_response(200, {"status": "ok"})
+
+    async def _calls(self, request: web.BaseRequest) -> web.Response:
+        return _json_response(200, self.state.calls.to_json())
+
+    async def _imports(self, request: web.BaseRequest) -> web.Response:
+        imports = [
+            {
+                "installationId": installation_id,
+                "resourceId": resource_id,
+                "id": stored.emulator_id,
+                "body": stored.body,
+            }
+            for installation_id, held in self.state.resources.items()
+            for resource_id, stored in held.items()
+        ]
+        return _json_response(200, {"imports": imports})
+
+    async def _set_installation_token(self, request: web.BaseRequest) -> web.Response:
+        document = await _control_body(request)
+        if isinstance(document, web.Response):
+            return document
+        installation_id = document.get("installationId")
+        token = document.get("token")
+        keep_previous = document.get("keepPreviousTokens", False)
+        if type(installation_id) is not str or type(token) is not str or type(keep_previous) is not bool:
+            return error_response(
+                400, "Expected {installationId: string, token: string, keepPreviousTokens?: boolean}."
+            )
+        try:
+            accepted = self.state.tokens.set_token(installation_id, token, keep_previous=keep_previous)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return _json_response(200, {"installationId": installation_id, "acceptedTokens": accepted})
+
+    async def _faults(self, request: web.BaseRequest) -> web.Response:
+        return _json_response(200, self.state.faults.to_json())
+
+    async def _set_faults(self, request: web.BaseRequest) -> web.Response:
+        document = await _control_body(request)
+        if isinstance(document, web.Response):
+            return document
+        try:
+            self.state.faults = self.state.faults.updated_from_json(document)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return _json_response(200, self.state.faults.to_json())
+
+    async def _rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = self.state.rate_limiter.limit
+        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+
+    async def _set_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        document = await _control_body(request)
+        if isinstance(document, web.Response):
+            return document
+        calls, seconds = document.get("calls"), document.get("seconds")
+        if (
+            not isinstance(calls, int)
+            or not isinstance(seconds, int | float)
+            or isinstance(calls, bool)
+            or isinstance(seconds, bool)
+            or set(document) - {"calls", "seconds"}
+        ):
+            return error_response(400, "Expected {calls: integer, seconds: number}.")
+        try:
+            self.state.set_rate_limit(RateLimit(calls, float(seconds)))
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return await self._rate_limit(request)
+
+    async def _reset(self, request: web.BaseRequest) -> web.Response:
+        self.state.reset()
+        return _json_response(200, {"status": "ok"})
+
+
+async def _control_body(request: web.BaseRequest) -> dict[str, Any] | web.Response:
+    try:
+        document = json.loads(await request.read() or b"{}")
+    except ValueError:
+        return error_response(400, "The request body is not valid JSON.")
+    if not isinstance(document, dict):
+        return error_response(400, "The request body must be a JSON object.")
+    return document
+
+
+async def start_listening(
+    state: EmulatorState, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False
+) -> tuple[web.ServerRunner, int]:
+    """Serve ``state`` on ``host:port`` (0: a free port) on the running loop; returns the runner and port."""
+    server = web.Server(
+        EmulatorHandler(state),
+        access_log=access_logger if access_log else None,
+        access_log_format=ACCESS_LOG_FORMAT,
+    )
+    runner = web.ServerRunner(server, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    return runner, int(runner.addresses[0][1])
+
+
+@dataclass(frozen=True)
+class CallCount:
+    """Calls one route received for one resource: all of them, and by outcome (``"200"``, ``"dropped"``)."""
+
+    total: int
+    by_status: dict[str, int]
+
+
+class EmulatorServer:
+    """The emulator on its own thread and event loop, for tests and the demo in one process.
+
+    ``EmulatorServer(tokens={"icfg_1": "token"}, rate_limit="3/2", faults=FaultSettings(...), seed=7)``;
+    ``with`` it (or ``start()``/``stop()``) and point a client at ``.url``. The helpers read and
+    change the live state on the server's loop, so they are safe while requests are in flight.
+    """
+
+    def __init__(
+        self,
+        tokens: Mapping[str, str | Iterable[str]] | None = None,
+        *,
+        rate_limit: RateLimit | str | None = None,
+        faults: FaultSettings | None = None,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_log: bool = False,
+    ) -> None:
+        if isinstance(rate_limit, str):
+            rate_limit = RateLimit.parse(rate_limit)
+        if seed is not None:
+            faults = replace(faults or FaultSettings(), seed=seed)
+        self.state = EmulatorState(tokens, rate_limit=rate_limit, faults=faults)
+        self._host = host
+        self._port = port
+        self._access_log = access_log
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.ServerRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._loop is None:
+            raise RuntimeError("the emulator is not started")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    def start(self) -> Self:
+        if self._loop is not None:
+            raise RuntimeError("the emulator is already started")
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._runner, self._port = loop.run_until_complete(
+                    start_listening(self.state, self._host, self._port, access_log=self._access_log)
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread, which raises it
+                started.set_exception(exc)
+                loop.close()
+                return
+            started.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="vercel-emulator", daemon=True)
+        self._thread.start()
+        started.result(timeout=10)
+        self._loop = loop
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._loop = self._thread = self._runner = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _on_loop[T](self, action: Callable[[], T]) -> T:
+        """Run ``action`` on the server's loop (directly when not started) and return its result."""
+        loop = self._loop
+        if loop is None:
+            return action()
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(action())
+            except Exception as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout=10)
+
+    # -- helpers for tests and the demo ---------------------------------------------------------
+
+    def call_count(self, installation_id: str, resource_id: str | None, method: str = "PUT") -> CallCount:
+        """Calls received for one resource (``resource_id=None``: the list route)."""
+        total, by_status = self._on_loop(lambda: self.state.calls.count(method, installation_id, resource_id))
+        return CallCount(total, by_status)
+
+    def calls(self) -> dict[str, Any]:
+        """All counts, as ``GET /_emulator/calls`` answers them."""
+        return self._on_loop(self.state.calls.to_json)
+
+    def held_resource(self, installation_id: str, resource_id: str) -> dict[str, Any] | None:
+        """The resource as ``GET .../resources/{resourceId}`` reports it (secret names only), or ``None``."""
+
+        def read() -> dict[str, Any] | None:
+            stored = self.state.resource(installation_id, resource_id)
+            return None if stored is None else copy.deepcopy(vercel_view(resource_id, stored))
+
+        return self._on_loop(read)
+
+    def imported_body(self, installation_id: str, resource_id: str) -> dict[str, Any] | None:
+        """The full last-imported body, secret values included (test-only), or ``None``."""
+
+        def read() -> dict[str, Any] | None:
+            stored = self.state.resource(installation_id, resource_id)
+            return None if stored is None else copy.deepcopy(stored.body)
+
+        return self._on_loop(read)
+
+    def set_token(self, installation_id: str, token: str, *, keep_previous: bool = False) -> None:
+        """Add an installation or rotate its token (``keep_previous=True`` keeps the old one valid)."""
+        self._on_loop(lambda: self.state.tokens.set_token(installation_id, token, keep_previous=keep_previous))
+
+    def set_faults(self, faults: FaultSettings) -> None:
+        def apply() -> None:
+            self.state.faults = faults
+
+        self._on_loop(apply)
+
+    def set_rate_limit(self, rate_limit: RateLimit | str) -> None:
+        limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+        self._on_loop(lambda: self.state.set_rate_limit(limit))
+
+    def reset(self) -> None:
+        """Forget resources, counts and rate windows, and restart the fault sequence."""
+        self._on_loop(self.state.reset)

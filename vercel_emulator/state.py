@@ -1,0 +1,342 @@
+"""What the emulator holds and decides, with no I/O: tokens, resources, counters, rate limit, faults.
+
+Everything here is touched only from the server's event loop (or under the caller's own
+serialisation), so nothing takes a lock. Times are passed in (``time.monotonic()`` seconds) so the
+rate limiter is testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+INJECTED_ERROR_STATUSES = (500, 502, 503, 504)
+
+# Outcome key used in the call counters for a connection closed without a response.
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``calls`` imports per ``seconds`` per installation (Vercel's default: 100 per 60 s)."""
+
+    calls: int = 100
+    seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.calls < 1 or not self.seconds > 0:
+            raise ValueError("a rate limit needs at least 1 call per a positive number of seconds")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """``"CALLS/SECONDS"``, e.g. ``"100/60"``."""
+        calls, separator, seconds = text.partition("/")
+        try:
+            if not separator:
+                raise ValueError
+            parsed_calls, parsed_seconds = int(calls), float(seconds)
+        except ValueError:
+            raise ValueError(f"expected CALLS/SECONDS such as 100/60, got {text!r}") from None
+        return cls(parsed_calls, parsed_seconds)
+
+    def __str__(self) -> str:
+        return f"{self.calls}/{self.seconds:g}"
+
+
+# The control API speaks camelCase, as Vercel's API does.
+_FAULT_JSON_NAMES: Mapping[str, str] = {
+    "latencyMs": "latency_ms",
+    "errorRate": "error_rate",
+    "throttleRate": "throttle_rate",
+    "dropRate": "drop_rate",
+    "slowRate": "slow_rate",
+    "slowMs": "slow_ms",
+    "throttleRetryAfter": "throttle_retry_after",
+    "seed": "seed",
+}
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """Injected faults. Rates are fractions of requests; drop + error + throttle must not exceed 1.
+
+    ``latency_ms`` delays every API request, and a ``slow_rate`` fraction of them (drawn on its
+    own) ``slow_ms`` more. One other draw per request picks, in this order, whether it is dropped
+    (``drop_rate``), answered 500/502/503/504 (``error_rate``) or answered 429 with
+    ``Retry-After: throttle_retry_after`` (``throttle_rate``); else it is handled normally. Which
+    requests are chosen depends only on the seed and the call's identity (see
+    :func:`decide_fault`), so a run is reproducible however its requests interleave.
+    """
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    drop_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = 0.0
+    throttle_retry_after: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "throttle_rate", "drop_rate", "slow_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.error_rate + self.throttle_rate + self.drop_rate > 1.0 + 1e-9:
+            raise ValueError("error_rate + throttle_rate + drop_rate must not exceed 1")
+        if self.latency_ms < 0 or self.slow_ms < 0:
+            raise ValueError("latency_ms and slow_ms must not be negative")
+        if self.throttle_retry_after < 0:
+            raise ValueError("throttle_retry_after must not be negative")
+
+    @property
+    def draws_needed(self) -> bool:
+        """Whether any request can be chosen for a fault (the hash is skipped otherwise)."""
+        return bool(self.error_rate or self.throttle_rate or self.drop_rate or self.slow_rate)
+
+    def to_json(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {json_name: values[name] for json_name, name in _FAULT_JSON_NAMES.items()}
+
+    def updated_from_json(self, changes: Mapping[str, Any]) -> FaultSettings:
+        """These settings with the given camelCase fields changed; ``ValueError`` on a bad field."""
+        unknown = sorted(set(changes) - set(_FAULT_JSON_NAMES))
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        updates: dict[str, Any] = {}
+        for json_name, value in changes.items():
+            name = _FAULT_JSON_NAMES[json_name]
+            integral = name in ("seed", "throttle_retry_after")
+            if type(value) is bool or not isinstance(value, int | float) or (integral and not isinstance(value, int)):
+                raise ValueError(f"{json_name} must be {'an integer' if integral else 'a number'}")
+            updates[name] = value if integral else float(value)
+        return replace(self, **updates)
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    kind: Literal["none", "drop", "error", "throttle"]
+    status: int | None = None  # the status answered for "error" and "throttle"
+    slow: bool = False
+
+
+NO_FAULT = FaultDecision("none")
+
+
+def decide_fault(
+    settings: FaultSettings, method: str, installation_id: str, resource_id: str | None, call_number: int
+) -> FaultDecision:
+    """The fault for the ``call_number``-th ``method`` call on one resource (or the list, ``None``).
+
+    Derived from a hash of (seed, method, installation id, resource id, call number) rather than
+    one shared random stream, so concurrent calls on other resources cannot shift the choice.
+    """
+    if not settings.draws_needed:
+        return NO_FAULT
+    resource_key = "\x00list" if resource_id is None else resource_id
+    identity = (
+        f"{settings.seed}|{method}|{len(installation_id)}:{installation_id}|"
+        f"{len(resource_key)}:{resource_key}|{call_number}"
+    )
+    digest = hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    fault_draw = int.from_bytes(digest[0:7]) / 2**56
+    slow = int.from_bytes(digest[7:14]) / 2**56 < settings.slow_rate
+    if fault_draw < settings.drop_rate:
+        return FaultDecision("drop", None, slow)
+    if fault_draw < settings.drop_rate + settings.error_rate:
+        return FaultDecision("error", INJECTED_ERROR_STATUSES[digest[14] % len(INJECTED_ERROR_STATUSES)], slow)
+    if fault_draw < settings.drop_rate + settings.error_rate + settings.throttle_rate:
+        return FaultDecision("throttle", 429, slow)
+    return FaultDecision("none", None, slow) if slow else NO_FAULT
+
+
+class FixedWindowRateLimiter:
+    """``limit.calls`` per ``limit.seconds`` per installation, in fixed windows.
+
+    A window opens with the first call after the previous one ended (not on wall-clock
+    boundaries) and admits ``calls`` calls; later ones are refused until it ends. Refused calls
+    do not use up the next window.
+    """
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self._windows: dict[str, list[float]] = {}  # installation id -> [window start, calls admitted]
+
+    def admit(self, installation_id: str, now: float) -> int | None:
+        """``None`` when the call is admitted; else the whole seconds (>= 1) until the window ends."""
+        window = self._windows.get(installation_id)
+        if window is None or now >= window[0] + self.limit.seconds:
+            self._windows[installation_id] = [now, 1]
+            return None
+        if window[1] < self.limit.calls:
+            window[1] += 1
+            return None
+        return max(1, math.ceil(window[0] + self.limit.seconds - now))
+
+    def reset(self) -> None:
+        self._windows.clear()
+
+
+class TokenRegistry:
+    """Which bearer tokens each installation accepts (several while a rotation is in progress)."""
+
+    def __init__(self, tokens: Mapping[str, str | Iterable[str]] | None = None) -> None:
+        self._installation_by_token: dict[str, str] = {}
+        self._tokens_by_installation: dict[str, set[str]] = {}
+        for installation_id, given in (tokens or {}).items():
+            for token in [given] if isinstance(given, str) else given:
+                self.set_token(installation_id, token, keep_previous=True)
+
+    def set_token(self, installation_id: str, token: str, *, keep_previous: bool = False) -> int:
+        """Accept ``token`` for the installation (adding it when unknown); returns how many it accepts.
+
+        Without ``keep_previous`` its other tokens are revoked: rotate with ``keep_previous=True``,
+        then revoke by setting the new token again without it.
+        """
+        if not installation_id or not token:
+            raise ValueError("installationId and token must be non-empty strings")
+        previous_owner = self._installation_by_token.get(token)
+        if previous_owner is not None and previous_owner != installation_id:
+            self._tokens_by_installation[previous_owner].discard(token)
+        tokens = self._tokens_by_installation.setdefault(installation_id, set())
+        if not keep_previous:
+            for old in tokens - {token}:
+                del self._installation_by_token[old]
+            tokens.clear()
+        tokens.add(token)
+        self._installation_by_token[token] = installation_id
+        return len(tokens)
+
+    def installation_for(self, token: str) -> str | None:
+        return self._installation_by_token.get(token)
+
+    def is_known_installation(self, installation_id: str) -> bool:
+        return bool(self._tokens_by_installation.get(installation_id))
+
+
+@dataclass
+class StoredResource:
+    emulator_id: str
+    body: dict[str, Any]  # the last imported body, as received (holds secret values)
+
+
+def emulator_resource_id(installation_id: str, resource_id: str) -> str:
+    """A stable Vercel-style id for a partner's resource (the same across imports and restarts)."""
+    identity = f"{len(installation_id)}:{installation_id}|{resource_id}".encode("utf-8", "surrogatepass")
+    return "res_" + hashlib.blake2b(identity, digest_size=12).hexdigest()
+
+
+_VIEW_FIELDS = ("productId", "name", "status", "ownership", "metadata", "billingPlan", "notification", "extras")
+
+
+def vercel_view(partner_id: str, stored: StoredResource) -> dict[str, Any]:
+    """The resource as Vercel reports it: secret names (and prefixes), never their values."""
+    view: dict[str, Any] = {"id": stored.emulator_id, "partnerId": partner_id}
+    body = stored.body
+    for name in _VIEW_FIELDS:
+        if name in body:
+            view[name] = body[name]
+    view["secrets"] = [
+        {"name": secret["name"], **({"prefix": secret["prefix"]} if "prefix" in secret else {})}
+        for secret in body.get("secrets", ())
+    ]
+    return view
+
+
+class CallCounter:
+    """Calls received per (method, installation, resource), and their outcomes by status.
+
+    ``total`` counts a call when it arrives; its outcome (an HTTP status, or ``"dropped"``) is
+    counted when it is answered, so ``total`` exceeds the sum of outcomes only while calls are in
+    flight. The list route counts under resource ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str | None], tuple[list[int], dict[str, int]]] = {}
+
+    def received(self, method: str, installation_id: str, resource_id: str | None) -> int:
+        """Count an arriving call; returns its number (1 for the first) for that key."""
+        key = (method, installation_id, resource_id)
+        entry = self._counts.get(key)
+        if entry is None:
+            entry = self._counts[key] = ([0], {})
+        entry[0][0] += 1
+        return entry[0][0]
+
+    def answered(self, method: str, installation_id: str, resource_id: str | None, outcome: str) -> None:
+        entry = self._counts.get((method, installation_id, resource_id))
+        if entry is None:
+            return  # received before a reset: it belongs to the counts that were cleared
+        by_status = entry[1]
+        by_status[outcome] = by_status.get(outcome, 0) + 1
+
+    def count(self, method: str, installation_id: str, resource_id: str | None) -> tuple[int, dict[str, int]]:
+        entry = self._counts.get((method, installation_id, resource_id))
+        return (0, {}) if entry is None else (entry[0][0], dict(entry[1]))
+
+    def to_json(self) -> dict[str, Any]:
+        rows = []
+        overall: dict[str, int] = {}
+        total = 0
+        for (method, installation_id, resource_id), (received, by_status) in self._counts.items():
+            rows.append(
+                {
+                    "method": method,
+                    "installationId": installation_id,
+                    "resourceId": resource_id,
+                    "total": received[0],
+                    "byStatus": dict(by_status),
+                }
+            )
+            total += received[0]
+            for outcome, count in by_status.items():
+                overall[outcome] = overall.get(outcome, 0) + count
+        return {"total": total, "byStatus": overall, "calls": rows}
+
+    def clear(self) -> None:
+        self._counts.clear()
+
+
+class EmulatorState:
+    """All the emulator holds. ``reset()`` forgets resources, counts and rate windows, and restarts
+    the fault sequence; tokens, the rate limit and the fault settings stay."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, str | Iterable[str]] | None = None,
+        *,
+        rate_limit: RateLimit | None = None,
+        faults: FaultSettings | None = None,
+    ) -> None:
+        self.tokens = TokenRegistry(tokens)
+        self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
+        self.faults = faults or FaultSettings()
+        self.calls = CallCounter()
+        self.resources: dict[str, dict[str, StoredResource]] = {}  # installation id -> partner id -> resource
+
+    def store(self, installation_id: str, resource_id: str, body: dict[str, Any]) -> None:
+        held = self.resources.setdefault(installation_id, {})
+        existing = held.get(resource_id)
+        if existing is None:
+            held[resource_id] = StoredResource(emulator_resource_id(installation_id, resource_id), body)
+        else:
+            existing.body = body
+
+    def resource(self, installation_id: str, resource_id: str) -> StoredResource | None:
+        return self.resources.get(installation_id, {}).get(resource_id)
+
+    def decide_fault(
+        self, method: str, installation_id: str, resource_id: str | None, call_number: int
+    ) -> FaultDecision:
+        return decide_fault(self.faults, method, installation_id, resource_id, call_number)
+
+    def set_rate_limit(self, limit: RateLimit) -> None:
+        self.rate_limiter = FixedWindowRateLimiter(limit)
+
+    def reset(self) -> None:
+        self.resources.clear()
+        self.calls.clear()
+        self.rate_limiter.reset()
