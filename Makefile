@@ -1,6 +1,9 @@
 # Vercel Resource Sync: the README's commands.
-#   make run    the handlers on every events/ file, locally, over real HTTP (moto server + a Vercel stub)
+#   make demo   the product end to end: moto server, the Vercel emulator, the local runner, the real handlers
 #   make test   unit and integration tests
+#   make run    the handlers on every events/ file, over real HTTP (moto server + the Vercel emulator)
+#   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
+#   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
 
@@ -13,10 +16,10 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv run test lint format validate build ci clean
+.PHONY: venv sam-venv demo run emulator bench-emulator test lint format validate build ci clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -30,8 +33,17 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
 	touch $@
 
+demo: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m demo $(ARGS)
+
 run: venv
 	PYTHONPATH=layers/sync_core:. $(PY) -m tools.run_events $(ARGS)
+
+emulator: venv
+	$(VENV)/bin/vercel-emulator $(ARGS)
+
+bench-emulator: venv
+	$(PY) benchmarks/emulator_load.py $(ARGS)
 
 test: venv
 	$(PY) -m pytest $(ARGS)

@@ -69,10 +69,14 @@ def captured_logs() -> Iterator[LogCapture]:
 
     capture = LogCapture()
     handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
-    previous = [h.setStream(capture.buffer) for h in handlers]
+    # Swapped without setStream, which flushes the old stream: the logger may have been made
+    # while another test captured stdout, whose stream is closed by now.
+    previous = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.stream = capture.buffer
     level = logger.log_level
     logger.setLevel("INFO")
     yield capture
     logger.setLevel(level)
     for handler, stream in zip(handlers, previous, strict=True):
-        handler.setStream(stream)
+        handler.stream = stream

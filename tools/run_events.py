@@ -2,13 +2,13 @@
 
     python -m tools.run_events [EVENT_FILE ...] [--verbose]
 
-Starts moto server (Secrets Manager, SQS) and a Vercel stub on free loopback ports, stores
-an installation token and a resource secret, creates the failed-records queue, then sends
+Starts moto server and the Vercel API emulator on free loopback ports, creates the template's
+queues and tables, stores an installation token and a resource secret, then sends
 each event file through its handler (the stream one for DynamoDB stream events, the queue one
 for SQS) exactly as Lambda would call it, and prints: the partial batch response, what Vercel
 received (secret values masked), and what reached the failed-records queue with its reason.
-Exits non-zero if a handler raised or reported a record back for retry (the stub never fails,
-so either means the sync went wrong).
+Exits non-zero if a handler raised or reported a record back for retry (the emulator injects
+no faults here, so either means the sync went wrong).
 """
 
 from __future__ import annotations
@@ -19,16 +19,19 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import httpx
 
 from tools.lambda_local import ROOT, LambdaContext, load_handler
 
 EVENTS_DIR = ROOT / "events"
 INSTALLATION_ID = "icfg_demo01"
 RESOURCE_SECRETS = {
-    "partner/resources/db_primary": {
+    "db_primary": {  # stored under the template's resource-secret prefix
         "DATABASE_URL": "postgres://orders:{password}@db.internal:5432/orders",
         "PGPASSWORD": {"value": "{password}", "preview": "{preview_password}"},
     }
@@ -55,53 +58,64 @@ def masked(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class LocalStack:
-    """moto server and the Vercel stub, with the secrets and queue the handlers need."""
+    """moto server with the template's resources, and the Vercel emulator, for the event files."""
 
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        from tools.stub_vercel import StubVercel
+    def __init__(self, *, vercel_accepts: str | None = None) -> None:
+        """``vercel_accepts``: the token Vercel takes for the installation (default: the stored one)."""
+        from vercel_emulator import EmulatorServer
 
         self.token = "vrcl_local_" + secrets.token_urlsafe(24)  # never printed
         self.password = secrets.token_urlsafe(18)
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.vercel = StubVercel(tokens={INSTALLATION_ID: self.token})
+        self.vercel = EmulatorServer(tokens={INSTALLATION_ID: vercel_accepts or self.token})
+        self._exit = ExitStack()
+        self._final_imports: list[dict[str, Any]] | None = None
 
     def start(self) -> LocalStack:
-        import logging
+        from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+        from local_aws.provision import provision, store_installation_token, store_resource_secret
+        from local_aws.template import Template
 
-        import boto3
-        import httpx
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
-        self.moto.start()
-        self.vercel.start()
-        host, port = self.moto.get_host_and_port()
-        self.aws_endpoint = f"http://{host}:{port}"
-        # moto keeps its state per process: start from an empty account every time.
-        httpx.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": self.aws_endpoint,
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "VERCEL_API_URL": self.vercel.url,
-            }
-        )
-        self.secretsmanager = boto3.client("secretsmanager")
-        self.sqs = boto3.client("sqs")
-        self.secretsmanager.create_secret(
-            Name=f"vercel/installations/{INSTALLATION_ID}",
-            SecretString=json.dumps({"access_token": self.token, "token_type": "Bearer"}),
-        )
+        self.aws_endpoint = self._exit.enter_context(moto_server())
+        self._exit.enter_context(self.vercel)
+        clients = aws_clients(self.aws_endpoint)
+        self.sqs = clients["sqs"]
+        resources = provision(Template.load(), sqs=clients["sqs"], dynamodb=clients["dynamodb"])
+        store_installation_token(clients["secretsmanager"], resources, INSTALLATION_ID, self.token)
         for name, template in RESOURCE_SECRETS.items():
-            document = json.dumps(template).replace("{password}", self.password)
-            document = document.replace("{preview_password}", self.password[::-1])
-            self.secretsmanager.create_secret(Name=name, SecretString=document)
-        self.failed_records_url = self.sqs.create_queue(QueueName="failed-records")["QueueUrl"]
-        os.environ["FAILED_RECORDS_QUEUE_URL"] = self.failed_records_url
+            document = json.loads(
+                json.dumps(template)
+                .replace("{password}", self.password)
+                .replace("{preview_password}", self.password[::-1])
+            )
+            store_resource_secret(clients["secretsmanager"], resources, name, document)
+        self.failed_records_url = resources.queues["FailedRecordsQueue"].url
+        # The functions' environment, as the template sets it, pointed at the local servers.
+        os.environ.update(resources.function_environment(VERCEL_API_URL=self.vercel.url))
+        os.environ.update(LOCAL_AWS_ENVIRONMENT)
+        os.environ["AWS_ENDPOINT_URL"] = self.aws_endpoint
         return self
+
+    def imported(self) -> list[dict[str, Any]]:
+        """Every import the emulator holds: ids and the last body (secret values included).
+        After :meth:`stop`, what it held when it stopped."""
+        if self._final_imports is not None:
+            return self._final_imports
+        document = httpx.get(f"{self.vercel.url}/_emulator/imports", timeout=10).json()
+        imports: list[dict[str, Any]] = document["imports"]
+        return imports
+
+    def import_calls(self) -> dict[tuple[str, str], int]:
+        """PUT calls per (installation, resource) the emulator received so far."""
+        return {
+            (entry["installationId"], entry["resourceId"]): entry["total"]
+            for entry in self.vercel.calls()["calls"]
+            if entry["method"] == "PUT"
+        }
+
+    def successful_imports(self) -> int:
+        return sum(
+            entry["byStatus"].get("200", 0) for entry in self.vercel.calls()["calls"] if entry["method"] == "PUT"
+        )
 
     def drain_failed_records(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -119,8 +133,8 @@ class LocalStack:
         return [self.token, self.password, self.password[::-1]]
 
     def stop(self) -> None:
-        self.vercel.stop()
-        self.moto.stop()
+        self._final_imports = self.imported()
+        self._exit.close()
 
 
 def run(
@@ -145,10 +159,10 @@ def run(
         handlers = {name: load_handler(name) for name in ("stream_sync", "queue_sync")}
         for path in event_files:
             problems += run_event_file(path, handlers, stack, out)
-        out("\n== Vercel (stub) now holds")
-        for (installation, resource), body in sorted(stack.vercel.resources.items()):
-            out(f"   {installation}/{resource}: {body['name']} [{body['status']}]")
-        out(f"\n{len(stack.vercel.received)} imports sent; {problems} problem(s).")
+        out("\n== Vercel (the emulator) now holds")
+        for held in stack.imported():
+            out(f"   {held['installationId']}/{held['resourceId']}: {held['body']['name']} [{held['body']['status']}]")
+        out(f"\n{stack.successful_imports()} imports sent; {problems} problem(s).")
     finally:
         logger.setLevel(previous_level)
         set_sync_service(None)
@@ -162,16 +176,19 @@ def run_event_file(path: Path, handlers: dict[str, ModuleType], stack: LocalStac
     """Send one event file through its handler and print what happened; returns the problems seen."""
     event = json.loads(path.read_text())
     name = handler_name_for(event)
-    sent_before = len(stack.vercel.received)
+    calls_before = stack.import_calls()
     out(f"\n== {path.name} -> functions/{name} ({len(event['Records'])} records)")
     try:
         response = handlers[name].lambda_handler(event, LambdaContext(function_name=name, aws_request_id="local-run"))
     except Exception as exc:  # noqa: BLE001 - reported, and the run fails
         out(f"   handler raised {type(exc).__name__}: {exc}")
         return 1
-    for received in stack.vercel.received[sent_before:]:
-        body = json.dumps(masked(received.body), sort_keys=True)
-        out(f"   PUT {received.installation_id}/{received.resource_id}: {body}")
+    bodies = {(held["installationId"], held["resourceId"]): held["body"] for held in stack.imported()}
+    for key, count in stack.import_calls().items():
+        if count > calls_before.get(key, 0):
+            calls = count - calls_before.get(key, 0)
+            body = json.dumps(masked(bodies[key]), sort_keys=True) if key in bodies else "(nothing held)"
+            out(f"   PUT {key[0]}/{key[1]} x{calls}, Vercel now holds: {body}")
     for message in stack.drain_failed_records():
         source = message["source"]
         where = source.get("messageId") or source.get("sequenceNumber")

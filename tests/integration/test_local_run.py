@@ -1,4 +1,4 @@
-"""The local runner: the real handlers over real HTTP (moto server, the Vercel stub)."""
+"""`make run`: every events/ file through its real handler over real HTTP (moto server, the emulator)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
 
     assert code == 0, "\n".join(lines)
     assert lines[-1].strip() == "13 imports sent; 0 problem(s)."
-    held = {(r.installation_id, r.resource_id) for r in stack.vercel.received}
+    held = {(i["installationId"], i["resourceId"]): i["body"] for i in stack.imported()}
     assert ("icfg_demo01", "cache/eu west#1") in held  # an id with "/", " " and "#" kept whole
-    assert stack.vercel.resources[("icfg_demo01", "db_primary")]["status"] == "ready"
-    assert stack.vercel.resources[("icfg_demo01", "db_replica")]["status"] == "ready"
-    secrets = stack.vercel.resources[("icfg_demo01", "db_primary")]["secrets"]
+    assert held[("icfg_demo01", "db_primary")]["status"] == "ready"
+    assert held[("icfg_demo01", "db_replica")]["status"] == "ready"
+    secrets = held[("icfg_demo01", "db_primary")]["secrets"]
     assert secrets[0] == {
         "name": "DATABASE_URL",
         "value": f"postgres://orders:{stack.password}@db.internal:5432/orders",
@@ -46,8 +46,7 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
 
 def test_a_refused_token_is_reported_as_a_problem() -> None:
     lines: list[str] = []
-    stack = LocalStack()
-    stack.vercel.tokens["icfg_demo01"] = "a-token-nobody-has"
+    stack = LocalStack(vercel_accepts="a-token-nobody-has")
     event_file = EVENTS / "sqs_standard_raw_sns_eventbridge.json"
 
     code = run([event_file], out=lines.append, stack=stack)

@@ -271,7 +271,8 @@ def test_a_failed_records_message_too_large_even_without_its_record_is_refused()
     from vercel_sync.adapters.failed_records import MAX_MESSAGE_BYTES, SqsFailedRecordsQueue
 
     class Sqs:
-        sent: list[dict[str, Any]] = []
+        def __init__(self) -> None:
+            self.sent: list[dict[str, Any]] = []
 
         def send_message(self, **request: Any) -> None:
             self.sent.append(request)

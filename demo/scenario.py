@@ -1,0 +1,371 @@
+"""The demo scenario: what it writes, what it expects, and how it shows the result."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALLATION_ID = "icfg_demo01"
+PRODUCT_ID = "postgres"
+# How long the demo waits for the runner to go idle before calling the sync failed.
+SYNC_TIMEOUT_SECONDS = 40
+
+
+@dataclass(frozen=True)
+class Change:
+    """One partner-side change the demo makes, shown as it happens."""
+
+    where: str  # "table" or "queue"
+    action: str  # "put", "delete", "send"
+    resource_id: str
+    item: dict[str, Any] | None = None  # the partner record (None for a delete)
+    note: str = ""
+
+
+def partner_record(resource_id: str, name: str, status: str, version: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "integrationConfigurationId": INSTALLATION_ID,
+        "resourceId": resource_id,
+        "productId": PRODUCT_ID,
+        "name": name,
+        "status": status,
+        "version": version,
+        **extra,
+    }
+
+
+def scenario(resource_secret_arn: str) -> list[Change]:
+    database = {
+        "ownership": "owned",
+        "metadata": {"region": "iad1", "storageGb": 20},
+        "billingPlan": {"id": "plan_pro", "type": "subscription", "name": "Pro", "cost": "$20/month"},
+        "secretsArn": resource_secret_arn,
+        "secretsPrefix": "ORDERS",
+    }
+    return [
+        Change("table", "put", "db_primary", partner_record("db_primary", "orders-db", "provisioning", 1, **database)),
+        Change("table", "put", "cache/eu west#1", partner_record("cache/eu west#1", "sessions", "active", 1)),
+        Change("table", "put", "search_1", partner_record("search_1", "catalog-search", "active", 1)),
+        Change(
+            "table",
+            "put",
+            "db_primary",
+            partner_record("db_primary", "orders-db", "active", 2, **database),
+            note="update",
+        ),
+        Change("table", "delete", "search_1", note="REMOVE: uninstalled"),
+        Change(
+            "table",
+            "put",
+            "broken_1",
+            partner_record("broken_1", "half-made", "exploding", 1),
+            note="invalid: unknown status",
+        ),
+        Change("queue", "send", "kv_1", partner_record("kv_1", "feature-flags", "creating", 1)),
+        Change("queue", "send", "kv_1", partner_record("kv_1", "feature-flags", "running", 2), note="update"),
+    ]
+
+
+# What Vercel must hold at the end: resource id -> (name, Vercel status).
+EXPECTED_IN_VERCEL = {
+    "db_primary": ("orders-db", "ready"),
+    "cache/eu west#1": ("sessions", "ready"),
+    "search_1": ("catalog-search", "uninstalled"),
+    "kv_1": ("feature-flags", "ready"),
+}
+EXPECTED_FAILED = {"broken_1": "invalid_record"}
+
+
+@contextmanager
+def vercel_emulator_process() -> Iterator[str]:
+    """The emulator's console script in its own process; yields its URL, stops it after."""
+    executable = Path(sys.executable).with_name("vercel-emulator")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "vercel_emulator"]
+    # The token is added over the control API, not on the command line (visible in `ps`).
+    process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
+        [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        line = process.stdout.readline()
+        url = line.strip().rsplit(" ", 1)[-1]
+        if not url.startswith("http://"):
+            process.wait(timeout=10)
+            raise RuntimeError(f"vercel-emulator did not start: {process.stderr.read().strip() or line.strip()}")
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class Demo:
+    def __init__(self, out: Callable[[str], None] = print, *, verbose: bool = False) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.token = "vrcl_demo_" + secrets.token_urlsafe(24)  # never printed
+        self.password = secrets.token_urlsafe(18)
+
+    def run(self) -> int:
+        started = time.monotonic()
+        saved_environ = dict(os.environ)
+        with ExitStack() as stack:
+            from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+
+            self.out("Vercel Resource Sync demo: the real handlers, moto server and the Vercel API emulator")
+            aws_endpoint = stack.enter_context(moto_server())
+            self.out(f"== moto server (Secrets Manager, SQS, DynamoDB streams) on {aws_endpoint}")
+            vercel_url = stack.enter_context(vercel_emulator_process())
+            self.out(f"== vercel-emulator on {vercel_url}")
+            stack.callback(_restore_environ, saved_environ)
+            self.aws = aws_clients(aws_endpoint)
+            self.vercel = stack.enter_context(httpx.Client(base_url=vercel_url, timeout=10))
+            self._provision(aws_endpoint, vercel_url, LOCAL_AWS_ENVIRONMENT)
+            self._write_changes()
+            problems = self._sync()
+            problems += self._report()
+        elapsed = time.monotonic() - started
+        if problems:
+            self.out(f"\nFAILED: {problems} problem(s), see above ({elapsed:.1f} s)")
+            return 1
+        self.out(
+            f"\nOK: Vercel holds the partner's latest state; the invalid record waits with its reason ({elapsed:.1f} s)"
+        )
+        return 0
+
+    def _provision(self, aws_endpoint: str, vercel_url: str, aws_environment: dict[str, str]) -> None:
+        from local_aws.provision import provision, store_installation_token, store_resource_secret
+        from local_aws.template import Template
+
+        self.template = Template.load()
+        self.resources = provision(self.template, sqs=self.aws["sqs"], dynamodb=self.aws["dynamodb"])
+        created = ", ".join([*self.resources.tables, *self.resources.queues])
+        self.out(f"== created from template.yaml: {created}")
+        store_installation_token(self.aws["secretsmanager"], self.resources, INSTALLATION_ID, self.token)
+        self.resource_secret = store_resource_secret(
+            self.aws["secretsmanager"],
+            self.resources,
+            "db_primary",
+            {
+                "DATABASE_URL": f"postgres://orders:{self.password}@db.internal:5432/orders",
+                "PGPASSWORD": {"value": self.password, "preview": self.password[::-1]},
+            },
+        )
+        self.out(
+            f"== Secrets Manager: the installation token ({self.resources.token_secret_name(INSTALLATION_ID)})"
+            f" and a resource secret ({self.resource_secret}); values never shown"
+        )
+        self.vercel.post(
+            "/_emulator/installations", json={"installationId": INSTALLATION_ID, "token": self.token}
+        ).raise_for_status()
+        # The functions' environment, as the template sets it, pointed at the local servers.
+        environment = self.resources.function_environment(VERCEL_API_URL=vercel_url)
+        environment.update(aws_environment)
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": aws_endpoint,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        os.environ.update(environment)
+
+    def _write_changes(self) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        serializer = TypeSerializer()
+        table = self.resources.tables["PartnerTable"].name
+        queue_url = self.resources.queues["PartnerEventsQueue"].url
+        fifo = queue_url.endswith(".fifo")
+        self.out("== partner changes")
+        for change in scenario(self.resource_secret):
+            if change.where == "table" and change.action == "put":
+                assert change.item is not None
+                item = {k: serializer.serialize(v) for k, v in change.item.items()}
+                self.aws["dynamodb"].put_item(TableName=table, Item=item)
+                shown = f"status={change.item['status']}"
+            elif change.where == "table":
+                key = {
+                    "integrationConfigurationId": {"S": INSTALLATION_ID},
+                    "resourceId": {"S": change.resource_id},
+                }
+                self.aws["dynamodb"].delete_item(TableName=table, Key=key)
+                shown = ""
+            else:
+                assert change.item is not None
+                request: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": json.dumps(change.item)}
+                if fifo:
+                    request["MessageGroupId"] = f"{INSTALLATION_ID}/{change.resource_id}"
+                self.aws["sqs"].send_message(**request)
+                shown = f"status={change.item['status']}"
+            note = f"  ({change.note})" if change.note else ""
+            self.out(f"   {change.where:5} {change.action:6} {change.resource_id:16} {shown}{note}")
+
+    def _sync(self) -> int:
+        from local_runner import QueuePoller, Runner, StreamPoller, send_to_queue
+        from tools.lambda_local import load_handler
+        from vercel_sync.runtime import set_sync_service
+
+        set_sync_service(None)  # built from the environment above at the first invocation
+        stream_source = self.template.event_source("StreamSyncFunction", "PartnerTableStream")
+        queue_source = self.template.event_source("QueueSyncFunction", "PartnerEvents")
+        timeout = self.template.function_timeout_seconds()
+        self.out("== local runner: the stream and the queue, delivered to the handlers as Lambda would")
+        # The handlers' structured logs and metrics (CloudWatch's JSON, on stdout) are kept
+        # aside, and shown if something went wrong or with --verbose. The handlers are loaded
+        # inside, as their logger takes the stdout of the moment it is made.
+        handler_output = io.StringIO()
+        with contextlib.redirect_stdout(handler_output):
+            pollers = [
+                StreamPoller(
+                    self.aws["dynamodbstreams"],
+                    self.resources.tables["PartnerTable"].stream_arn,
+                    load_handler("stream_sync").lambda_handler,
+                    batch_size=int(stream_source["BatchSize"]),
+                    on_failure=send_to_queue(self.aws["sqs"], self.resources.queues["StreamFailureQueue"].url),
+                    timeout_seconds=timeout,
+                ),
+                QueuePoller(
+                    self.aws["sqs"],
+                    self.resources.queues["PartnerEventsQueue"].url,
+                    load_handler("queue_sync").lambda_handler,
+                    batch_size=int(queue_source["BatchSize"]),
+                    timeout_seconds=timeout,
+                ),
+            ]
+            results = Runner(pollers).run_until_idle(idle_seconds=1.0, timeout_seconds=SYNC_TIMEOUT_SECONDS)
+        problems = 0
+        for result in results:
+            if result.delivered:
+                self.out(f"   {result.describe()}")
+                problems += bool(result.error or result.reported)
+        lines = handler_output.getvalue().splitlines()
+        if problems or self.verbose:
+            self.out("   the handlers' log lines:")
+            for line in lines:
+                self.out(f"     {line}")
+        else:
+            self.out(f"   ({len(lines)} structured log and metric lines from the handlers; --verbose shows them)")
+        set_sync_service(None)
+        return problems
+
+    def _report(self) -> int:
+        problems = 0
+        held = {
+            resource["partnerId"]: resource
+            for resource in self._get(f"/v1/installations/{INSTALLATION_ID}/resources")["resources"]
+        }
+        partner = self._partner_table()
+        self.out("\n== the partner's resources beside what Vercel (the emulator) holds")
+        self.out(f"   {'resource':16} {'partner status':16} {'Vercel status':14} {'Vercel name':16} secrets")
+        queued = self._last_queued()
+        for resource_id in sorted(set(EXPECTED_IN_VERCEL) | set(partner) | set(held)):
+            if resource_id in queued:
+                partner_status = f"{queued[resource_id]} (queue)"
+            else:
+                partner_status = partner.get(resource_id, {}).get("status", "(deleted)")
+            resource = held.get(resource_id, {})
+            secret_names = ", ".join(s["name"] for s in resource.get("secrets", [])) or "-"
+            expected = EXPECTED_IN_VERCEL.get(resource_id)
+            actual = (resource.get("name"), resource.get("status")) if resource else None
+            mark = "" if actual == expected else f"   <- expected {expected or 'nothing'}"
+            problems += actual != expected
+            self.out(
+                f"   {resource_id:16} {partner_status:16} {resource.get('status', '-'):14} "
+                f"{resource.get('name', '-'):16} {secret_names}{mark}"
+            )
+
+        failed = self._drain(self.resources.queues["FailedRecordsQueue"].url)
+        self.out("\n== failed-records queue (records that can never succeed, with their reason)")
+        for message in failed:
+            detail = message["detail"] if len(message["detail"]) <= 90 else message["detail"][:90] + "..."
+            self.out(f"   {message['resourceId']}: {message['reason']}: {detail}")
+        if not failed:
+            self.out("   (empty)")
+        seen = {message["resourceId"]: message["reason"] for message in failed}
+        if seen != EXPECTED_FAILED:
+            self.out(f"   <- expected {EXPECTED_FAILED}")
+            problems += 1
+        for logical_id in ("PartnerEventsDeadLetterQueue", "StreamFailureQueue"):
+            left = self._drain(self.resources.queues[logical_id].url)
+            if left:
+                self.out(f"   <- {len(left)} message(s) in {logical_id}: the sync gave up on something")
+                problems += 1
+
+        calls = self._get("/_emulator/calls")
+        self.out("\n== calls Vercel (the emulator) received, per resource")
+        for entry in calls["calls"]:
+            outcomes = ", ".join(f"{status}: {count}" for status, count in sorted(entry["byStatus"].items()))
+            self.out(f"   {entry['method']:4} {entry['resourceId'] or '(list)':16} {entry['total']} ({outcomes})")
+        self.out(f"   total {calls['total']}")
+        return problems
+
+    def _get(self, path: str) -> dict[str, Any]:
+        response = self.vercel.get(path, headers={"Authorization": f"Bearer {self.token}"})
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def _partner_table(self) -> dict[str, dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        items = self.aws["dynamodb"].scan(TableName=self.resources.tables["PartnerTable"].name)["Items"]
+        rows = [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+        return {row["resourceId"]: row for row in rows}
+
+    def _last_queued(self) -> dict[str, str]:
+        """The partner status each queued resource was last sent with."""
+        return {
+            c.resource_id: c.item["status"] for c in scenario(self.resource_secret) if c.where == "queue" and c.item
+        }
+
+    def _drain(self, queue_url: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                self.aws["sqs"].delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m demo", description="Vercel Resource Sync, end to end, locally.")
+    parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
+    args = parser.parse_args(argv)
+    for path in (ROOT, ROOT / "layers" / "sync_core"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    try:
+        return Demo(verbose=args.verbose).run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the demo started is stopped")
+        return 130

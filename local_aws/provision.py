@@ -1,0 +1,199 @@
+"""Create the template's queues and tables in moto server, and the secrets the functions read.
+
+What is created comes from ``template.yaml`` (its ``AWS::SQS::Queue`` and
+``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties), so the
+local account has what a deployed stack has: the failed-records and stream-failure queues,
+the sync-state table, and, with the default parameters, the demo partner table (with its
+stream) and the partner events queue with its dead-letter queue. Names are
+``<stack>-<LogicalId>`` (with ``.fifo`` for FIFO queues), as CloudFormation's are unique per
+stack.
+
+The functions' environment is the template's Globals, resolved against what was created.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_aws.template import Template, UnsupportedTemplateError
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+# CloudFormation queue property -> SQS attribute (what moto implements and a local run needs).
+QUEUE_ATTRIBUTES = {
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "DelaySeconds": "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy": "RedrivePolicy",
+}
+
+
+@dataclass
+class Queue:
+    name: str
+    url: str
+    arn: str
+
+
+@dataclass
+class Table:
+    name: str
+    arn: str
+    stream_arn: str | None
+
+
+@dataclass
+class LocalResources:
+    """What :func:`provision` created, by logical id, and the values the template resolves to."""
+
+    template: Template
+    stack_name: str
+    queues: dict[str, Queue] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    def attribute(self, name: str) -> Any:
+        """A ``Ref`` (``"Queue"``) or ``Fn::GetAtt`` (``"Queue.Arn"``) value of a created resource."""
+        pseudo = {"AWS::StackName": self.stack_name, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID}
+        if name in pseudo:
+            return pseudo[name]
+        if name == "AWS::Partition":
+            return "aws"
+        logical_id, _, attr = name.partition(".")
+        if logical_id in self.queues:
+            queue = self.queues[logical_id]
+            return {"": queue.url, "Arn": queue.arn, "QueueName": queue.name}[attr]
+        if logical_id in self.tables:
+            table = self.tables[logical_id]
+            return {"": table.name, "Arn": table.arn, "StreamArn": table.stream_arn}[attr]
+        raise UnsupportedTemplateError(f"{name} is not a resource created locally")
+
+    def function_environment(self, **overrides: str) -> dict[str, str]:
+        """The functions' environment variables from the template, resolved; ``overrides`` win."""
+        environment = {
+            name: str(self.template.resolve(value, self.attribute))
+            for name, value in self.template.function_environment().items()
+        }
+        environment.update(overrides)
+        return environment
+
+    def token_secret_name(self, installation_id: str) -> str:
+        return self.template.parameters["TokenSecretPrefix"] + installation_id
+
+    def resource_secret_name(self, name: str) -> str:
+        return self.template.parameters["ResourceSecretPrefix"] + name
+
+
+def provision(
+    template: Template,
+    *,
+    sqs: Any,
+    dynamodb: Any,
+    stack_name: str = "vercel-sync-local",
+) -> LocalResources:
+    """Create every queue and table the template declares (in dependency order)."""
+    resources = LocalResources(template, stack_name)
+    pending = template.of_type("AWS::SQS::Queue")
+    while pending:
+        # A queue whose redrive target is not created yet waits for it.
+        ready = [q for q in pending if _dependencies(template.resources[q]) <= set(resources.queues)]
+        if not ready:
+            raise UnsupportedTemplateError(f"queues depend on something not created: {pending}")
+        for logical_id in ready:
+            resources.queues[logical_id] = _create_queue(sqs, resources, logical_id)
+            pending.remove(logical_id)
+    for logical_id in template.of_type("AWS::DynamoDB::Table"):
+        resources.tables[logical_id] = _create_table(dynamodb, resources, logical_id)
+    return resources
+
+
+def _dependencies(resource: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if "Fn::GetAtt" in node:
+                target = node["Fn::GetAtt"]
+                found.add(target[0] if isinstance(target, list) else str(target).split(".")[0])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(resource.get("Properties", {}))
+    return found
+
+
+def _create_queue(sqs: Any, resources: LocalResources, logical_id: str) -> Queue:
+    properties = resources.template.resolve(resources.template.resources[logical_id]["Properties"], resources.attribute)
+    attributes: dict[str, str] = {}
+    for prop, attribute in QUEUE_ATTRIBUTES.items():
+        value = properties.get(prop)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            attributes[attribute] = json.dumps(dict(value))
+        elif isinstance(value, bool):
+            attributes[attribute] = "true" if value else "false"
+        else:
+            attributes[attribute] = str(value)
+    fifo = attributes.get("FifoQueue") == "true"
+    name = f"{resources.stack_name}-{logical_id}" + (".fifo" if fifo else "")
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return Queue(name, url, arn)
+
+
+def _create_table(dynamodb: Any, resources: LocalResources, logical_id: str) -> Table:
+    properties = resources.template.resolve(resources.template.resources[logical_id]["Properties"], resources.attribute)
+    name = f"{resources.stack_name}-{logical_id}"
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if request["BillingMode"] == "PROVISIONED":
+        request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    stream = properties.get("StreamSpecification")
+    if stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+    description = dynamodb.create_table(**request)["TableDescription"]
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+    return Table(name, description["TableArn"], description.get("LatestStreamArn"))
+
+
+def store_installation_token(secretsmanager: Any, resources: LocalResources, installation_id: str, token: str) -> str:
+    """Store (or rotate) an installation's token as Vercel sends it; returns the secret's name."""
+    name = resources.token_secret_name(installation_id)
+    value = json.dumps({"access_token": token, "token_type": "Bearer"})
+    _put_secret(secretsmanager, name, value)
+    return name
+
+
+def store_resource_secret(
+    secretsmanager: Any, resources: LocalResources, name: str, document: Mapping[str, Any]
+) -> str:
+    """Store a resource secret under the template's resource-secret prefix; returns its name."""
+    secret_name = resources.resource_secret_name(name)
+    _put_secret(secretsmanager, secret_name, json.dumps(dict(document)))
+    return secret_name
+
+
+def _put_secret(secretsmanager: Any, name: str, value: str) -> None:
+    try:
+        secretsmanager.create_secret(Name=name, SecretString=value)
+    except secretsmanager.exceptions.ResourceExistsException:
+        secretsmanager.put_secret_value(SecretId=name, SecretString=value)
