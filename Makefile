@@ -3,6 +3,7 @@
 #   make test   unit and integration tests
 #   make run    the handlers on every events/ file, over real HTTP (moto server + the Vercel emulator)
 #   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
+#   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
@@ -16,7 +17,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator bench-emulator test lint format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test lint format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -41,6 +42,9 @@ run: venv
 
 emulator: venv
 	$(VENV)/bin/vercel-emulator $(ARGS)
+
+local-aws: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m local_aws $(ARGS)
 
 bench-emulator: venv
 	$(PY) benchmarks/emulator_load.py $(ARGS)

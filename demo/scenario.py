@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -81,14 +82,17 @@ def scenario(resource_secret_arn: str) -> list[Change]:
     ]
 
 
-# What Vercel must hold at the end: resource id -> (name, Vercel status).
+# What Vercel must hold at the end: resource id -> (name, Vercel status, secret names).
 EXPECTED_IN_VERCEL = {
-    "db_primary": ("orders-db", "ready"),
-    "cache/eu west#1": ("sessions", "ready"),
-    "search_1": ("catalog-search", "uninstalled"),
-    "kv_1": ("feature-flags", "ready"),
+    "db_primary": ("orders-db", "ready", ("DATABASE_URL", "PGPASSWORD")),
+    "cache/eu west#1": ("sessions", "ready", ()),
+    "search_1": ("catalog-search", "uninstalled", ()),
+    "kv_1": ("feature-flags", "ready", ()),
 }
 EXPECTED_FAILED = {"broken_1": "invalid_record"}
+# Calls Vercel must have received per resource: each change once, all accepted; none for the
+# invalid record.
+EXPECTED_IMPORT_CALLS = {"db_primary": 2, "cache/eu west#1": 1, "search_1": 2, "kv_1": 2}
 
 
 @contextmanager
@@ -97,24 +101,26 @@ def vercel_emulator_process() -> Iterator[str]:
     executable = Path(sys.executable).with_name("vercel-emulator")
     command = [str(executable)] if executable.exists() else [sys.executable, "-m", "vercel_emulator"]
     # The token is added over the control API, not on the command line (visible in `ps`).
-    process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
-        [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        line = process.stdout.readline()
-        url = line.strip().rsplit(" ", 1)[-1]
-        if not url.startswith("http://"):
-            process.wait(timeout=10)
-            raise RuntimeError(f"vercel-emulator did not start: {process.stderr.read().strip() or line.strip()}")
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
+    # Its stderr goes to a file (a pipe nobody reads could fill and block it), shown if it fails.
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
+            [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=errors, text=True
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            url = line.strip().rsplit(" ", 1)[-1]
+            if not url.startswith("http://"):
+                process.wait(timeout=10)
+                errors.seek(0)
+                raise RuntimeError(f"vercel-emulator did not start: {errors.read().strip() or line.strip()}")
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 class Demo:
@@ -221,7 +227,7 @@ class Demo:
             self.out(f"   {change.where:5} {change.action:6} {change.resource_id:16} {shown}{note}")
 
     def _sync(self) -> int:
-        from local_runner import QueuePoller, Runner, StreamPoller, send_to_queue
+        from local_runner import QueuePoller, Runner, RunnerTimeout, StreamPoller, send_to_queue
         from tools.lambda_local import load_handler
         from vercel_sync.runtime import set_sync_service
 
@@ -250,10 +256,20 @@ class Demo:
                     load_handler("queue_sync").lambda_handler,
                     batch_size=int(queue_source["BatchSize"]),
                     timeout_seconds=timeout,
+                    # A message reported back is retried after 1 s, not the queue's 360 s, so a
+                    # demo that goes wrong says so within its timeout.
+                    retry_visibility_timeout=1,
                 ),
             ]
-            results = Runner(pollers).run_until_idle(idle_seconds=1.0, timeout_seconds=SYNC_TIMEOUT_SECONDS)
+            try:
+                results = Runner(pollers).run_until_idle(idle_seconds=1.0, timeout_seconds=SYNC_TIMEOUT_SECONDS)
+                timed_out = False
+            except RunnerTimeout as timeout_error:
+                results, timed_out = timeout_error.summary, True
         problems = 0
+        if timed_out:
+            self.out(f"   the sources were not idle after {SYNC_TIMEOUT_SECONDS} s: something keeps failing")
+            problems += 1
         for result in results:
             if result.delivered:
                 self.out(f"   {result.describe()}")
@@ -269,6 +285,8 @@ class Demo:
         return problems
 
     def _report(self) -> int:
+        from local_aws.provision import drain_json_messages
+
         problems = 0
         held = {
             resource["partnerId"]: resource
@@ -284,17 +302,18 @@ class Demo:
             else:
                 partner_status = partner.get(resource_id, {}).get("status", "(deleted)")
             resource = held.get(resource_id, {})
-            secret_names = ", ".join(s["name"] for s in resource.get("secrets", [])) or "-"
+            names = tuple(s["name"] for s in resource.get("secrets", []))
+            secret_names = ", ".join(names) or "-"
             expected = EXPECTED_IN_VERCEL.get(resource_id)
-            actual = (resource.get("name"), resource.get("status")) if resource else None
-            mark = "" if actual == expected else f"   <- expected {expected or 'nothing'}"
+            actual = (resource.get("name"), resource.get("status"), names) if resource else None
+            mark = "" if actual == expected else f"   <- expected {expected[:2] if expected else 'nothing'}"
             problems += actual != expected
             self.out(
                 f"   {resource_id:16} {partner_status:16} {resource.get('status', '-'):14} "
                 f"{resource.get('name', '-'):16} {secret_names}{mark}"
             )
 
-        failed = self._drain(self.resources.queues["FailedRecordsQueue"].url)
+        failed = drain_json_messages(self.aws["sqs"], self.resources.queues["FailedRecordsQueue"].url)
         self.out("\n== failed-records queue (records that can never succeed, with their reason)")
         for message in failed:
             detail = message["detail"] if len(message["detail"]) <= 90 else message["detail"][:90] + "..."
@@ -306,7 +325,7 @@ class Demo:
             self.out(f"   <- expected {EXPECTED_FAILED}")
             problems += 1
         for logical_id in ("PartnerEventsDeadLetterQueue", "StreamFailureQueue"):
-            left = self._drain(self.resources.queues[logical_id].url)
+            left = drain_json_messages(self.aws["sqs"], self.resources.queues[logical_id].url)
             if left:
                 self.out(f"   <- {len(left)} message(s) in {logical_id}: the sync gave up on something")
                 problems += 1
@@ -317,6 +336,12 @@ class Demo:
             outcomes = ", ".join(f"{status}: {count}" for status, count in sorted(entry["byStatus"].items()))
             self.out(f"   {entry['method']:4} {entry['resourceId'] or '(list)':16} {entry['total']} ({outcomes})")
         self.out(f"   total {calls['total']}")
+        imports = {e["resourceId"]: e for e in calls["calls"] if e["method"] == "PUT"}
+        counts = {resource_id: entry["total"] for resource_id, entry in imports.items()}
+        refused = {rid: e["byStatus"] for rid, e in imports.items() if set(e["byStatus"]) != {"200"}}
+        if counts != EXPECTED_IMPORT_CALLS or refused:
+            self.out(f"   <- expected {EXPECTED_IMPORT_CALLS}, each answered 200")
+            problems += 1
         return problems
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -339,16 +364,6 @@ class Demo:
             c.resource_id: c.item["status"] for c in scenario(self.resource_secret) if c.where == "queue" and c.item
         }
 
-    def _drain(self, queue_url: str) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while True:
-            batch = self.aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return messages
-            for message in batch:
-                messages.append(json.loads(message["Body"]))
-                self.aws["sqs"].delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
 
 def _restore_environ(saved: dict[str, str]) -> None:
     os.environ.clear()
@@ -364,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (ROOT, ROOT / "layers" / "sync_core"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
+    # SIGTERM stops the demo as Ctrl-C does, so what it started is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return Demo(verbose=args.verbose).run()
     except KeyboardInterrupt:

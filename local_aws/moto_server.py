@@ -18,12 +18,13 @@ LOCAL_AWS_ENVIRONMENT = {
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto server (Secrets Manager, SQS, DynamoDB and its streams) and yield its URL."""
+def moto_server(port: int = 0) -> Iterator[str]:
+    """Start moto server (Secrets Manager, SQS, DynamoDB and its streams) on loopback and yield
+    its URL; ``port`` 0 takes a free one."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()

@@ -197,3 +197,13 @@ def _put_secret(secretsmanager: Any, name: str, value: str) -> None:
         secretsmanager.create_secret(Name=name, SecretString=value)
     except secretsmanager.exceptions.ResourceExistsException:
         secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+
+
+def drain_json_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Receive and delete every message visible in a queue; their bodies, parsed as JSON."""
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            messages.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return messages

@@ -118,16 +118,9 @@ class LocalStack:
         )
 
     def drain_failed_records(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.failed_records_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not batch:
-                return messages
-            for message in batch:
-                messages.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.failed_records_url, ReceiptHandle=message["ReceiptHandle"])
+        from local_aws.provision import drain_json_messages
+
+        return drain_json_messages(self.sqs, self.failed_records_url)
 
     def secret_values(self) -> list[str]:
         return [self.token, self.password, self.password[::-1]]
@@ -181,7 +174,8 @@ def run_event_file(path: Path, handlers: dict[str, ModuleType], stack: LocalStac
     try:
         response = handlers[name].lambda_handler(event, LambdaContext(function_name=name, aws_request_id="local-run"))
     except Exception as exc:  # noqa: BLE001 - reported, and the run fails
-        out(f"   handler raised {type(exc).__name__}: {exc}")
+        # Its type only: a message (a pydantic error, say) can quote the values, secrets included.
+        out(f"   handler raised {type(exc).__name__}")
         return 1
     bodies = {(held["installationId"], held["resourceId"]): held["body"] for held in stack.imported()}
     for key, count in stack.import_calls().items():

@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.log import access_logger
 
 from vercel_emulator.schema import describe_problems, import_body_problems
-from vercel_emulator.state import DROPPED, EmulatorState, FaultSettings, RateLimit, vercel_view
+from vercel_emulator.state import ABORTED, DROPPED, EmulatorState, FaultSettings, RateLimit, vercel_view
 
 logger = logging.getLogger("vercel_emulator")
 
@@ -55,6 +55,14 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 def _json_response(status: int, document: object, headers: Mapping[str, str] | None = None) -> web.Response:
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def _is_unicode_text(document: object) -> bool:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -133,6 +141,10 @@ class EmulatorHandler:
         call_number = calls.received(method, installation_id, resource_id)
         try:
             response = await self._api_call(request, method, installation_id, resource_id, call_number)
+        except ConnectionResetError:
+            # The client went away mid-request: nothing to answer, and not the emulator's fault.
+            calls.answered(method, installation_id, resource_id, ABORTED)
+            return web.Response(status=400)  # never sent: the connection is gone
         except Exception as exc:  # noqa: BLE001 - any bug becomes a 500 answer and a log line
             # The exception's type and where it was raised, not its message: that could quote the
             # body, which may hold secrets.
@@ -224,6 +236,9 @@ class EmulatorHandler:
         if problems:
             return error_response(400, describe_problems(problems))
         assert isinstance(document, dict)
+        if not _is_unicode_text(document):
+            # JSON can escape a lone surrogate ("\ud800"); stored, it could never be answered back.
+            return error_response(400, "Invalid request body: a string is not valid Unicode (a lone surrogate).")
         self.state.store(installation_id, resource_id, document)
         return _json_response(200, {"name": document["name"]})
 
@@ -239,7 +254,12 @@ class EmulatorHandler:
         if handler is None:
             allowed = ", ".join(route)
             return error_response(405, f"Use {allowed} here.", {"Allow": allowed})
-        return await handler(request)
+        try:
+            return await handler(request)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 with Vercel's error shape, and a log line
+            where = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("unexpected %s answering %s on the control API:\n%s", type(exc).__name__, name, where)
+            return error_response(500, "The emulator failed unexpectedly.")
 
     async def _health(self, request: web.BaseRequest) -> web.Response:
         return _json_response(200, {"status": "ok"})

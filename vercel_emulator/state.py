@@ -17,6 +17,8 @@ INJECTED_ERROR_STATUSES = (500, 502, 503, 504)
 
 # Outcome key used in the call counters for a connection closed without a response.
 DROPPED = "dropped"
+# The outcome of a call whose client went away before it was answered.
+ABORTED = "aborted"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from local_aws.provision import LocalResources, provision, store_installation_to
 from local_aws.template import Template
 from tools.lambda_local import load_handler
 from vercel_emulator import EmulatorServer
+from vercel_emulator.state import FaultSettings
 from vercel_sync.runtime import set_sync_service
 
 INSTALLATION_ID = "icfg_it_01"
 RESOURCE_SECRET_NAME = "db_primary"
+DEFAULT_RATE_LIMIT = "100/60"  # Vercel's
 _stack_numbers = itertools.count(1)
 
 
@@ -115,7 +117,11 @@ def local_stack(
             "PGPASSWORD": {"value": stack.database_password, "preview": stack.preview_password},
         },
     )
+    # The emulator is shared by the session: each test starts from its defaults, whatever an
+    # earlier (perhaps failed) test changed. reset() keeps tokens and settings, so set them too.
     emulator.reset()
+    emulator.set_faults(FaultSettings())
+    emulator.set_rate_limit(DEFAULT_RATE_LIMIT)
     emulator.set_token(INSTALLATION_ID, stack.token)
 
     environment = resources.function_environment(VERCEL_API_URL=emulator.url)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
+from local_aws.provision import drain_json_messages
 from local_runner import QueuePoller, Runner, StreamPoller
 from tests.conftest import LogCapture
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
@@ -72,14 +73,7 @@ def sync_queue(stack: LocalStack, handlers: dict[str, ModuleType], queue: str = 
 
 
 def failed_records(stack: LocalStack) -> list[dict[str, Any]]:
-    sqs = stack.aws["sqs"]
-    url = stack.queue_url("FailedRecordsQueue")
-    found: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in batch:
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
+    return drain_json_messages(stack.aws["sqs"], stack.queue_url("FailedRecordsQueue"))
 
 
 def held(stack: LocalStack, resource_id: str) -> dict[str, Any] | None:
@@ -237,7 +231,7 @@ def test_transient_vercel_failures_go_back_to_the_source_and_succeed_later(
 ) -> None:
     from vercel_emulator.state import FaultSettings
 
-    local_stack.emulator.set_faults(FaultSettings(error_rate=1.0))
+    local_stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # the fixture clears it for the next test
     send(local_stack, record("flaky_1"), group="flaky_1")
     poller = QueuePoller(
         local_stack.aws["sqs"],

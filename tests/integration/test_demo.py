@@ -1,0 +1,25 @@
+"""The README's first command reaches its expected end state (and says nothing secret)."""
+
+from __future__ import annotations
+
+import pytest
+
+from demo.scenario import Demo
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_ends_in_the_expected_state(capfd: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+    demo = Demo(out=lines.append, verbose=True)
+
+    code = demo.run()
+
+    output = "\n".join(lines)
+    assert code == 0, output
+    assert lines[-1].strip().startswith("OK: Vercel holds the partner's latest state")
+    assert "broken_1: invalid_record" in output
+    assert "db_primary       active           ready          orders-db        DATABASE_URL, PGPASSWORD" in output
+    emitted = output + "".join(capfd.readouterr())
+    for value in (demo.token, demo.password, demo.password[::-1]):
+        assert value not in emitted
