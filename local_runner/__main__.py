@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sources.add_argument("--table", action="append", default=[], metavar="NAME", help="a table: its LatestStreamArn")
     sources.add_argument("--queue-url", action="append", default=[], metavar="URL", help="an SQS queue")
     mapping = parser.add_argument_group("event source mapping (defaults as template.yaml, where they apply)")
-    mapping.add_argument("--batch-size", type=int, help="records per invocation (default: stream 100, queue 10)")
+    mapping.add_argument("--batch-size", type=int, help="records per invocation (default: the template's, per source)")
     mapping.add_argument("--starting-position", choices=["TRIM_HORIZON", "LATEST"], default="TRIM_HORIZON")
     mapping.add_argument(
         "--max-retry-attempts",
@@ -75,7 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mapping.add_argument(
         "--on-failure-queue-url", metavar="URL", help="stream: where a given-up batch's description goes"
     )
-    mapping.add_argument("--function-timeout", type=float, default=DEFAULT_FUNCTION_TIMEOUT_SECONDS, metavar="SECONDS")
+    mapping.add_argument(
+        "--function-timeout", type=float, metavar="SECONDS", help="default: the template's Globals Timeout"
+    )
     mapping.add_argument("--wait-time-seconds", type=int, default=1, help="queue: long-poll wait (0-20)")
     mapping.add_argument(
         "--retry-visibility-timeout",
@@ -96,6 +98,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def template_defaults() -> dict[str, Any]:
+    """The event source mappings' batch sizes and the function timeout, as template.yaml sets them."""
+    try:
+        from local_aws.template import Template
+
+        template = Template.load()
+        return {
+            "stream_batch_size": int(template.event_source("StreamSyncFunction", "PartnerTableStream")["BatchSize"]),
+            "queue_batch_size": int(template.event_source("QueueSyncFunction", "PartnerEvents")["BatchSize"]),
+            "function_timeout": float(template.function_timeout_seconds()),
+        }
+    except (ImportError, OSError, KeyError):  # no template beside the code: Lambda's own defaults
+        return {"stream_batch_size": 100, "queue_batch_size": 10, "function_timeout": DEFAULT_FUNCTION_TIMEOUT_SECONDS}
+
+
 def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out: Callable[[str], None]) -> list[Poller]:
     import boto3
 
@@ -105,6 +122,8 @@ def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out:
     def client(service: Any) -> Any:  # Any: the boto3 stubs type each service name as a literal
         return session.client(service, endpoint_url=endpoint)
 
+    defaults = template_defaults()
+    function_timeout = args.function_timeout or defaults["function_timeout"]
     pollers: list[Poller] = []
     stream_arns = list(args.stream_arn)
     for table in args.table:
@@ -121,13 +140,13 @@ def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out:
                     client("dynamodbstreams"),
                     stream_arn,
                     stream_handler,
-                    batch_size=args.batch_size or 100,
+                    batch_size=args.batch_size or defaults["stream_batch_size"],
                     starting_position=args.starting_position,
                     max_retry_attempts=args.max_retry_attempts,
                     retry_delay_seconds=args.retry_delay,
                     bisect_batch_on_function_error=not args.no_bisect,
                     on_failure=on_failure,
-                    timeout_seconds=args.function_timeout,
+                    timeout_seconds=function_timeout,
                 )
             )
             out(f"polling {stream_arn} -> functions/stream_sync")
@@ -139,10 +158,10 @@ def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out:
                     client("sqs"),
                     queue_url,
                     queue_handler,
-                    batch_size=min(args.batch_size or 10, 10),
+                    batch_size=min(args.batch_size or defaults["queue_batch_size"], 10),
                     wait_time_seconds=args.wait_time_seconds,
                     retry_visibility_timeout=args.retry_visibility_timeout,
-                    timeout_seconds=args.function_timeout,
+                    timeout_seconds=function_timeout,
                 )
             )
             out(f"polling {queue_url} -> functions/queue_sync")

@@ -213,6 +213,10 @@ class EmulatorHandler:
         return _json_response(200, vercel_view(resource_id, stored))
 
     async def _import(self, request: web.BaseRequest, installation_id: str, resource_id: str) -> web.Response:
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # The low-level server does not answer it (aiohttp's router would): a client that
+            # waits for it before sending the body would otherwise stall.
+            await request.writer.write(b"HTTP/%d.%d 100 Continue\r\n\r\n" % request.version)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -327,6 +327,23 @@ def test_a_lone_surrogate_is_400_and_stores_nothing(client: httpx.Client, vercel
     assert client.get("/_emulator/imports").status_code == 200
 
 
+def test_expect_100_continue_is_answered(vercel: EmulatorServer) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(vercel.url)
+    body = b'{"productId":"p","name":"n","status":"ready"}'
+    with socket.create_connection((url.hostname, url.port), timeout=5) as connection:
+        connection.sendall(
+            b"PUT /v1/installations/icfg_1/resources/r HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {TOKEN_1}\r\nContent-Type: application/json\r\n".encode()
+            + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        assert connection.recv(1024).startswith(b"HTTP/1.1 100 Continue")  # before the body is sent
+        connection.sendall(body)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+
+
 def test_the_sdk_headers_are_accepted(client: httpx.Client) -> None:
     content = b'{"productId":"p","name":"n","status":"pending"}'
     for content_type in ("application/json", "application/json; charset=utf-8", "Application/JSON"):

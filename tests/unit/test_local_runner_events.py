@@ -228,3 +228,15 @@ def test_poll_results_describe_counts_and_identifiers_only() -> None:
         PollResult(source="stream t", records=1, error="raised KeyError", outcome="failed").describe()
         == "stream t: 1 record in, handler raised KeyError"
     )
+
+
+def test_the_command_line_takes_its_defaults_from_the_template() -> None:
+    from local_aws.template import Template
+    from local_runner.__main__ import template_defaults
+
+    template = Template.load()
+    assert template_defaults() == {
+        "stream_batch_size": template.event_source("StreamSyncFunction", "PartnerTableStream")["BatchSize"],
+        "queue_batch_size": template.event_source("QueueSyncFunction", "PartnerEvents")["BatchSize"],
+        "function_timeout": template.function_timeout_seconds(),
+    }
