@@ -32,7 +32,11 @@ def secretsmanager(aws: None) -> Any:
 
 @pytest.fixture
 def reader(aws: None) -> SecretsManagerReader:
-    return SecretsManagerReader(Settings(token_cache_seconds=300, resource_secret_cache_seconds=300))
+    return SecretsManagerReader(
+        Settings(
+            token_cache_seconds=300, resource_secret_cache_seconds=300, resource_secret_prefix="partner/resources/"
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,15 +124,17 @@ def test_failed_records_queue_carries_the_message_and_reason(aws: None) -> None:
     assert received["MessageAttributes"]["reason"]["StringValue"] == "invalid_record"
 
 
-def test_failed_records_fifo_queue_and_oversized_records(aws: None) -> None:
+def test_failed_records_fifo_queue_refuses_oversized_records_and_takes_odd_ids(aws: None) -> None:
     sqs = boto3.client("sqs", region_name="us-east-1")
     url = sqs.create_queue(QueueName="failed-records.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     huge = {"schemaVersion": 1, "reason": "vercel_rejected", "record": {"blob": "x" * 300_000}}
 
-    SqsFailedRecordsQueue(url).park(huge)
+    # Refused whole (the record then stays at its source), never sent without its record.
+    with pytest.raises(ValueError, match="larger than one SQS message"):
+        SqsFailedRecordsQueue(url).park(huge)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
 
+    odd = {"schemaVersion": 1, "reason": "invalid_record", "integrationConfigurationId": "i\ud800", "resourceId": "r"}
+    SqsFailedRecordsQueue(url).park(odd)
     (received,) = sqs.receive_message(QueueUrl=url)["Messages"]
-    body = json.loads(received["Body"])
-    assert body["record"] is None
-    assert body["recordOmitted"]
-    assert body["reason"] == "vercel_rejected"
+    assert json.loads(received["Body"])["integrationConfigurationId"] == "i\ud800"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from vercel_sync.errors import InvalidRecordError, PermanentSyncError, Transient
 from vercel_sync.failed_record import build_failed_record_message
 from vercel_sync.pipeline import SyncService, TimeBudget
 from vercel_sync.redaction import REDACTED, scrub_text
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, secret_name
 
 BASE = "https://api.vercel.test"
 
@@ -90,8 +90,9 @@ def test_a_bug_goes_back_to_the_source_without_its_message() -> None:
 
     assert "KeyError" in str(caught.value)
     assert DB_PASSWORD not in str(caught.value)
+    # Neither chained nor attached as context: nothing that walks the chain can reach it.
     assert caught.value.__cause__ is None
-    assert caught.value.__suppress_context__
+    assert caught.value.__context__ is None
 
 
 @pytest.mark.parametrize("resource_id", [".", ".."])
@@ -209,10 +210,28 @@ class TestResourceSecretScope:
     def test_other_secrets_are_refused(self, secret_id: str) -> None:
         assert not self.settings.is_resource_secret(secret_id)
 
-    def test_without_a_prefix_tokens_are_still_refused(self) -> None:
+    def test_without_a_prefix_no_secret_may_be_named(self) -> None:
         settings = Settings()
-        assert settings.is_resource_secret("anything/else")
-        assert not settings.is_resource_secret("vercel/installations/icfg_1")
+        assert not settings.is_resource_secret("anything/else")
+        with pytest.raises(TransientSyncError, match="RESOURCE_SECRET_PREFIX"):
+            SecretsManagerReader(settings, provider=object()).resource_secrets("anything/else")
+
+    @pytest.mark.parametrize(
+        "token_secret_id",
+        [
+            # The token and resource prefixes overlap, so only the token id's shape tells them apart.
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared/{integrationConfigurationId}-vercel-token",
+            "shared/{integrationConfigurationId}-vercel-token",
+        ],
+    )
+    def test_tokens_are_refused_whatever_the_shape_of_their_id(self, token_secret_id: str) -> None:
+        settings = Settings(resource_secret_prefix="shared/", token_secret_id=token_secret_id)
+        token_name = secret_name(token_secret_id).replace("{integrationConfigurationId}", "icfg_other")
+        assert not settings.is_resource_secret(token_name)
+        assert not settings.is_resource_secret(
+            f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{token_name}-AbC123"
+        )
+        assert settings.is_resource_secret("shared/db_primary")
 
     def test_reader_refuses_before_reading(self) -> None:
         class Provider:
@@ -267,20 +286,94 @@ def test_a_call_has_a_known_worst_case() -> None:
     assert worst_case_call_seconds(1) == 4
 
 
-def test_a_failed_records_message_too_large_even_without_its_record_is_refused() -> None:
-    from vercel_sync.adapters.failed_records import MAX_MESSAGE_BYTES, SqsFailedRecordsQueue
+@respx.mock
+def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind() -> None:
+    # Echoed four times, the body passes the 16 KiB read limit, which cuts through the last echo;
+    # the scrub then shortens the text, so that cut part would move inside what is kept.
+    import secrets as random_text
 
-    class Sqs:
-        def __init__(self) -> None:
-            self.sent: list[dict[str, Any]] = []
+    secret = random_text.token_urlsafe(3750)  # 5,000 characters
+    body = json.dumps({"error": {"code": "bad_request", "message": "bad " + secret * 4}})
+    respx.put(url__startswith=BASE).mock(return_value=httpx.Response(400, content=body.encode()))
+    document = {"BIG": {"value": secret, "preview": secret, "production": secret}}
+    failed = FakeFailedRecords()
+    service = SyncService(
+        vercel=VercelClient(BASE),
+        secrets=FakeSecrets(documents={"partner/resources/db_primary": document}),
+        failed_records=failed,
+    )
 
-        def send_message(self, **request: Any) -> None:
-            self.sent.append(request)
+    assert service.sync(change(record())) == "parked"
+    text = json.dumps(failed.messages)
+    assert not any(secret[i : i + 12] in text for i in range(len(secret) - 12))
 
-    sqs = Sqs()
-    queue = SqsFailedRecordsQueue("https://sqs.test/q", sqs_client=sqs)
-    queue.park({"reason": "invalid_record", "record": {"x": "y" * MAX_MESSAGE_BYTES}})
-    assert json.loads(sqs.sent[0]["MessageBody"])["recordOmitted"]
-    with pytest.raises(ValueError, match="too large"):
-        queue.park({"reason": "invalid_record", "source": {"x": "y" * MAX_MESSAGE_BYTES}})
-    assert len(sqs.sent) == 1
+
+def stream_change(item: dict[str, Any], created_at: datetime) -> SourceChange:
+    position = SourcePosition(
+        kind="dynamodb-stream", event_source_arn="arn:stream", item_identifier="100", created_at=created_at
+    )
+    return SourceChange(position, item)
+
+
+def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_whole() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    failed = FakeFailedRecords()
+    vercel = FakeVercel(script={"db_primary": [TransientSyncError("Vercel answered 503", http_status=503)] * 2})
+    service = SyncService(
+        vercel=vercel,
+        secrets=FakeSecrets(),
+        failed_records=failed,
+        clock=lambda: now,
+        park_stream_records_after_seconds=20 * 3600,
+    )
+    young = stream_change(record(), now - timedelta(hours=19, minutes=59))
+    old = stream_change(record(), now - timedelta(hours=20))
+
+    with pytest.raises(TransientSyncError):
+        service.sync(young)
+    assert service.sync(old) == "parked"
+
+    (message,) = failed.messages
+    assert message["reason"] == "retries_exhausted"
+    assert message["httpStatus"] == 503
+    assert message["record"] == record()
+    assert message["source"]["approximateCreationDateTime"] == "2026-11-26T16:00:00+00:00"
+
+
+def test_parking_needs_time_too() -> None:
+    clock = SteppingClock()
+
+    class SlowRejectingVercel(FakeVercel):
+        def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            clock.now += 35  # the call takes 35 s, then Vercel refuses the record for good
+            raise vercel_rejects(400)
+
+    failed = FakeFailedRecords()
+    service = SyncService(
+        vercel=SlowRejectingVercel(),
+        secrets=FakeSecrets(),
+        failed_records=failed,
+        time_budget=TimeBudget(aws_read_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
+        monotonic=clock,
+    )
+
+    # 40 s: enough to start (31 s); after the call 5 s are left, too little to park (11 s).
+    with pytest.raises(TransientSyncError, match="failed-records queue"):
+        service.sync(change(record()), time_left_ms=40_000)
+    assert failed.messages == []
+
+
+class DrippingStream(httpx.SyncByteStream):
+    def __iter__(self) -> Any:
+        import time
+
+        for _ in range(20):
+            time.sleep(0.1)
+            yield b" "
+
+
+@respx.mock
+def test_an_answer_that_drips_in_is_cut_off_at_the_read_timeout() -> None:
+    respx.put(url__startswith=BASE).mock(return_value=httpx.Response(200, stream=DrippingStream()))
+    with pytest.raises(TransientSyncError, match="longer than the read timeout"):
+        VercelClient(BASE, timeout_seconds=0.5).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)

@@ -14,6 +14,7 @@ and the source moves on. Only transient failures are reported back.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -81,11 +82,16 @@ def change_from_stream_record(record: DynamoDBRecord) -> SourceChange:
     stream = record.dynamodb
     sequence_number = (stream.sequence_number if stream else None) or ""
     event_name = record.event_name.name if record.event_name else None
+    try:
+        created = stream.approximate_creation_date_time if stream else None
+    except (TypeError, ValueError):  # unreadable: the record is then never parked for its age
+        created = None
     position = SourcePosition(
         kind="dynamodb-stream",
         event_source_arn=record.event_source_arn,
         item_identifier=sequence_number,
         event_name=event_name,
+        created_at=datetime.fromtimestamp(created, UTC) if created is not None else None,
     )
     removed = event_name == "REMOVE"
     try:

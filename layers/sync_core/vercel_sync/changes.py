@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 SourceKind = Literal["dynamodb-stream", "sqs"]
@@ -20,12 +21,15 @@ class SourcePosition:
     event_name: str | None = None  # stream: INSERT, MODIFY or REMOVE
     message_group_id: str | None = None  # FIFO queues
     receive_count: int = 1  # SQS: how many times the message has been received
+    created_at: datetime | None = None  # stream: when the change was made (ApproximateCreationDateTime)
 
     def as_dict(self) -> dict[str, Any]:
         position: dict[str, Any] = {"kind": self.kind, "eventSourceARN": self.event_source_arn}
         if self.kind == "dynamodb-stream":
             position["sequenceNumber"] = self.item_identifier
             position["eventName"] = self.event_name
+            if self.created_at is not None:
+                position["approximateCreationDateTime"] = self.created_at.isoformat()
         else:
             position["messageId"] = self.item_identifier
             position["receiveCount"] = self.receive_count

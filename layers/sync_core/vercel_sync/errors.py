@@ -32,12 +32,21 @@ class PermanentSyncError(SyncError):
         reason: str | None = None,
         http_status: int | None = None,
         vercel_error: str | None = None,
+        vercel_error_complete: bool = True,
     ) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
         self.http_status = http_status
         self.vercel_error = vercel_error
+        # False when the body was cut where it was read: a secret may be cut at its end.
+        self.vercel_error_complete = vercel_error_complete
+
+
+class RetriesExhaustedError(PermanentSyncError):
+    """A transient failure that outlasted what its source can keep: parked with the whole record."""
+
+    reason = "retries_exhausted"
 
 
 class InvalidRecordError(PermanentSyncError):

@@ -57,11 +57,20 @@ def _build_tracer() -> Any:
 tracer = _build_tracer()
 
 
+def _loggable(text: str | None) -> str | None:
+    """An id as it can be logged: an invalid record's may hold lone surrogates (escaped here) or
+    be huge (cut)."""
+    if text is None:
+        return None
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 def _record_keys(change: SourceChange) -> dict[str, object]:
     installation_id, resource_id = change.ids()
     return {
-        "integrationConfigurationId": installation_id,
-        "resourceId": resource_id,
+        "integrationConfigurationId": _loggable(installation_id),
+        "resourceId": _loggable(resource_id),
         "source": change.position.kind,
         "itemIdentifier": change.position.item_identifier,
     }

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from vercel_sync.changes import SourceChange
-from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, RetriesExhaustedError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
 from vercel_sync.redaction import scrub_text, truncate
 from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
@@ -81,13 +81,19 @@ class TimeBudget:
     partial response). A step without enough time left sends the record back to its source.
     """
 
-    aws_read_ms: int  # one Secrets Manager read, every attempt and backoff included
+    aws_read_ms: int  # one Secrets Manager read or SQS send, every attempt and backoff included
     vercel_call_ms: int  # one Vercel call, every timeout phase included
     margin_ms: int = 1_000  # returning the batch response and flushing logs and metrics
 
     @property
+    def park_ms(self) -> int:
+        """Sending a record to the failed-records queue (an SQS call, like a secrets read)."""
+        return self.aws_read_ms
+
+    @property
     def record_ms(self) -> int:
-        """What a record needs to start at all: a secrets read and one Vercel call."""
+        """What a record needs to start at all: a secrets read and one Vercel call (and, as for
+        every step, the time to park the record if the answer says it can never succeed)."""
         return self.aws_read_ms + self.vercel_call_ms
 
 
@@ -97,10 +103,12 @@ class _Deadline:
         self._monotonic = monotonic
         self._ends_at = monotonic() + (time_left_ms or 0) / 1000
 
-    def require(self, step: Literal["record", "aws_read", "vercel_call"], what: str) -> None:
+    def require(self, step: Literal["record", "aws_read", "vercel_call", "park"], what: str) -> None:
         if self._budget is None:
             return
-        needed_ms = getattr(self._budget, f"{step}_ms") + self._budget.margin_ms
+        # Every step leaves time to park the record after it, if it fails for good.
+        after_ms = 0 if step == "park" else self._budget.park_ms
+        needed_ms = getattr(self._budget, f"{step}_ms") + after_ms + self._budget.margin_ms
         left_ms = int((self._ends_at - self._monotonic()) * 1000)
         if left_ms < needed_ms:
             raise TransientSyncError(
@@ -119,6 +127,7 @@ class SyncService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         time_budget: TimeBudget | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        park_stream_records_after_seconds: float | None = None,
     ) -> None:
         self.vercel = vercel
         self.secrets = secrets
@@ -131,27 +140,48 @@ class SyncService:
         # refused for lack of time.
         self.time_budget = time_budget
         self._monotonic = monotonic
+        # A stream keeps a record for 24 h; one that still fails transiently when it is this old
+        # is parked with its whole record (replayable) rather than retried until it expires.
+        self.park_stream_records_after_seconds = park_stream_records_after_seconds
 
     def sync(self, change: SourceChange, *, time_left_ms: int | None = None) -> SyncOutcome:
         secret_values: list[str] = []
         deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
+        bug: type[Exception] | None = None
         try:
             deadline.require("record", "a record")
             self._import(change, secret_values, deadline)
         except PermanentSyncError as error:
-            self._park(change, error, secret_values)
+            self._park(change, error, secret_values, deadline)
             return "parked"
         except TransientSyncError as error:
+            age = self._stream_record_age_seconds(change)
+            limit = self.park_stream_records_after_seconds
+            if age is not None and limit is not None and age >= limit:
+                exhausted = RetriesExhaustedError(
+                    f"still failing after {age / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
+                    http_status=error.http_status,
+                )
+                self._park(change, exhausted, secret_values, deadline)
+                return "parked"
             self.observer.retrying(change, error)
             raise
         except Exception as error:  # noqa: BLE001 - any bug: logged, then the record goes back to its source
             # A bug, not a verdict on the record: report it and let the source retry it (after
-            # its retries, its dead-letter path holds the record until a fix is deployed). The
-            # original is not chained: its text may quote a secret, and Powertools and X-Ray
-            # record the exception they are given.
+            # its retries, its dead-letter path holds the record until a fix is deployed).
             self.observer.unexpected(change, error)
-            raise TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)") from None
+            bug = type(error)
+        if bug is not None:
+            # Raised outside the handler, so the original is neither the cause nor the context:
+            # its text may quote a secret, and Powertools and X-Ray record what they are given.
+            raise TransientSyncError(f"unexpected {bug.__name__} (a bug; see the error log)")
         return "imported"
+
+    def _stream_record_age_seconds(self, change: SourceChange) -> float | None:
+        created = change.position.created_at
+        if change.position.kind != "dynamodb-stream" or created is None:
+            return None
+        return (self._clock() - created).total_seconds()
 
     def _import(self, change: SourceChange, secret_values: list[str], deadline: _Deadline) -> None:
         if change.decode_error is not None or change.item is None:
@@ -187,19 +217,34 @@ class SyncService:
             self.vercel.import_resource(installation, record.resource_id, body, token=token)
         self.observer.imported(change, latency_ms=(time.perf_counter() - started) * 1000)
 
-    def _park(self, change: SourceChange, error: PermanentSyncError, secret_values: list[str]) -> None:
+    def _park(
+        self, change: SourceChange, error: PermanentSyncError, secret_values: list[str], deadline: _Deadline
+    ) -> None:
         # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
         if error.vercel_error is not None:
-            error.vercel_error = truncate(scrub_text(error.vercel_error, secret_values))
+            scrubbed = scrub_text(error.vercel_error, secret_values, cut_at_end=not error.vercel_error_complete)
+            error.vercel_error = truncate(scrubbed)
         error.message = truncate(scrub_text(error.message, secret_values))
         if self.failed_records is None:
-            self.observer.parked(change, error)
-            raise TransientSyncError(f"{error.message} (no failed-records queue configured: back to the source)")
+            self._back_to_source(
+                change,
+                f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)",
+                error,
+            )
         message = build_failed_record_message(change, error, failed_at=self._clock(), secret_values=secret_values)
+        refused: str | None = None
         try:
+            deadline.require("park", "sending it to the failed-records queue")
             self.failed_records.park(message)
+        except TransientSyncError as exc:
+            refused = exc.message
         except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
-            raise TransientSyncError(
-                f"{error.message}; and the failed-records queue refused it ({type(exc).__name__})"
-            ) from None
+            refused = f"the failed-records queue did not take it ({type(exc).__name__})"
+        if refused is not None:  # outside the handler: the queue's error is not chained
+            self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
         self.observer.parked(change, error)
+
+    def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> NoReturn:
+        transient = TransientSyncError(message, http_status=error.http_status)
+        self.observer.retrying(change, transient)
+        raise transient

@@ -31,10 +31,18 @@ def _usable(secret_values: Iterable[str]) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def scrub_text(text: str, secret_values: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` with a marker."""
-    for value in _usable(secret_values):
+def scrub_text(text: str, secret_values: Iterable[str], *, cut_at_end: bool = False) -> str:
+    """Replace every secret value in ``text`` with a marker.
+
+    ``cut_at_end``: the text was cut where it was read, so a secret may stand at its end in part,
+    where no scrub can recognise it. After the whole ones are replaced, the last characters that
+    could hold such a part (one fewer than the longest secret) are dropped.
+    """
+    values = _usable(secret_values)
+    for value in values:
         text = text.replace(value, REDACTED)
+    if cut_at_end and values:
+        text = text[: max(0, len(text) - (len(values[0]) - 1))] + "..."
     return text
 
 

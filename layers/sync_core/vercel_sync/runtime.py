@@ -35,14 +35,15 @@ def build_sync_service(settings: Settings) -> SyncService:
         ),
         observer=PowertoolsObserver(),
         time_budget=time_budget(settings),
+        park_stream_records_after_seconds=settings.stream_park_after_seconds,
     )
 
 
 # Botocore's defaults (60 s timeouts, legacy retries) could outlast the invocation: short
 # timeouts and one retry (standard mode: its first backoff is at most 1 s), so a read's worst
 # case is known and small. Secrets Manager answers in milliseconds when it is well.
-AWS_CONNECT_TIMEOUT_SECONDS = 2
-AWS_READ_TIMEOUT_SECONDS = 4
+AWS_CONNECT_TIMEOUT_SECONDS = 1
+AWS_READ_TIMEOUT_SECONDS = 3
 AWS_MAX_ATTEMPTS = 2
 AWS_RETRY_BACKOFF_SECONDS = 1
 SAFETY_MARGIN_MS = 1_000

@@ -7,6 +7,7 @@ goes back to its source and nothing is lost) rather than misbehaving later.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ ENVIRONMENT_VARIABLES = {
     "HTTP_TIMEOUT_SECONDS": "http_timeout_seconds",
     "TOKEN_CACHE_SECONDS": "token_cache_seconds",
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",
+    "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
 }
 
 
@@ -75,8 +77,8 @@ class Settings(BaseModel):
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
-    # Records may name (``secretsArn``) only secrets whose name starts with this. Unset: any
-    # secret the function may read, except an installation token.
+    # Records may name (``secretsArn``) only secrets whose name starts with this, and never an
+    # installation token. Unset: records may name no secret at all.
     resource_secret_prefix: str | None = None
     failed_records_queue_url: str | None = None
     # Optional: without it the cross-invocation features (version guard, change
@@ -88,6 +90,9 @@ class Settings(BaseModel):
     token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     # Short, so a rotated resource secret reaches Vercel soon after it changes.
     resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
+    # in the failed-records queue with its whole record, before the stream lets it expire.
+    stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
 
     @field_validator("vercel_api_url")
     @classmethod
@@ -124,12 +129,22 @@ class Settings(BaseModel):
         return self.token_secret_id.replace(INSTALLATION_PLACEHOLDER, integration_configuration_id)
 
     def is_resource_secret(self, secret_id: str) -> bool:
-        """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret."""
-        name = secret_name(secret_id)
-        token_prefix = self.token_secret_id.split(INSTALLATION_PLACEHOLDER, 1)[0]
-        if token_prefix and name.startswith(token_prefix):
+        """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret:
+        a secret under the resource-secret prefix that is not an installation token. Without a
+        prefix configured, none: a record must not pick any secret the function can read."""
+        if self.resource_secret_prefix is None:
             return False
-        return self.resource_secret_prefix is None or name.startswith(self.resource_secret_prefix)
+        name = secret_name(secret_id)
+        return name.startswith(self.resource_secret_prefix) and not self._is_token_secret(name)
+
+    def _is_token_secret(self, name: str) -> bool:
+        """Whether ``name`` could be some installation's token secret (the template's shape)."""
+        before, _, after = secret_name(self.token_secret_id).partition(INSTALLATION_PLACEHOLDER)
+        if not name.startswith(before):
+            return False
+        rest = name[len(before) :]
+        # A name read from an ARN ends with the 6-character suffix Secrets Manager adds ("-AbCdEf").
+        return rest.endswith(after) or bool(re.fullmatch(rf".*{re.escape(after)}-[A-Za-z0-9]{{6}}", rest))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

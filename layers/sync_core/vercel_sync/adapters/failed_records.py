@@ -26,13 +26,10 @@ class SqsFailedRecordsQueue:
     def park(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":"), default=str)
         if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            # Keep the reason and position; the record itself is still at its source position.
-            trimmed = {**message, "record": None, "recordOmitted": "too large for one SQS message"}
-            body = json.dumps(trimmed, separators=(",", ":"), default=str)
-        if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            # Only the fields we did not bound can still be too large: refuse, so the record
-            # stays at its source rather than being sent half-written.
-            raise ValueError("failed-records message too large even without its record")
+            # Refused rather than sent without its record: once parked, the source forgets the
+            # change, so the message must hold all of it. The record goes back to its source,
+            # whose own dead-letter path keeps it whole.
+            raise ValueError("failed-records message larger than one SQS message")
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MessageBody": body,
@@ -42,6 +39,7 @@ class SqsFailedRecordsQueue:
         }
         if self.queue_url.endswith(".fifo"):
             group = f"{message.get('integrationConfigurationId')}/{message.get('resourceId')}"
-            request["MessageGroupId"] = hashlib.sha256(group.encode()).hexdigest()[:64]
+            # surrogatepass: an invalid record's ids may hold lone surrogates; any bytes will do here.
+            request["MessageGroupId"] = hashlib.sha256(group.encode("utf-8", "surrogatepass")).hexdigest()[:64]
             request["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()[:128]
         self._sqs().send_message(**request)

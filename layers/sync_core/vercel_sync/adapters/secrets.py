@@ -73,9 +73,12 @@ class SecretsManagerReader:
         as a resource secret.
         """
         if not self._settings.is_resource_secret(secret_id):
+            if self._settings.resource_secret_prefix is None:
+                # A configuration gap, not the record's fault: back to the source until it is set.
+                raise TransientSyncError("secretsArn cannot be read: RESOURCE_SECRET_PREFIX is not set")
             raise InvalidRecordError(
                 "secretsArn names a secret outside the resource-secret prefix "
-                f"({self._settings.resource_secret_prefix or 'unset'}) or an installation token"
+                f"({self._settings.resource_secret_prefix}) or an installation token"
             )
         raw = self._read(
             secret_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -59,6 +60,7 @@ class VercelClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._timeout_seconds = timeout_seconds
         self._http = httpx.Client(
             timeout=http_timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -94,22 +96,41 @@ class VercelClient:
         url = self.resource_url(integration_configuration_id, resource_id)
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         try:
-            response = self._http.put(url, content=content, headers={"Authorization": f"Bearer {token}"})
+            with self._http.stream(
+                "PUT", url, content=content, headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                answer, complete = self._read_capped(response)
         except httpx.TimeoutException as exc:
             raise TransientSyncError(f"Vercel did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise TransientSyncError(f"could not reach Vercel ({type(exc).__name__})") from None
-        return self._result(response)
+        return self._result(response, answer, complete=complete)
 
-    def _result(self, response: httpx.Response) -> dict[str, Any]:
+    def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the read timeout as a whole (httpx
+        applies it to each read, so an answer sent a byte at a time could otherwise go on and on).
+        Returns the bytes and whether they are the whole answer."""
+        ends_at = time.monotonic() + self._timeout_seconds
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ERROR_BODY_BYTES:
+                return b"".join(chunks)[:MAX_ERROR_BODY_BYTES], False
+            if time.monotonic() > ends_at:
+                raise TransientSyncError("Vercel's answer took longer than the read timeout to arrive")
+        return b"".join(chunks), True
+
+    def _result(self, response: httpx.Response, content: bytes, *, complete: bool) -> dict[str, Any]:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                answer = response.json()
+                answer = json.loads(content)
             except ValueError:
                 return {}
             return answer if isinstance(answer, dict) else {}
-        error_body = response.content[:MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace")
+        error_body = content.decode("utf-8", errors="replace")
         if status < 400:
             # 1xx/3xx: not an answer the API gives (redirects are not followed: a redirect to
             # another host would carry the token there). Usually a wrong VERCEL_API_URL; the
@@ -130,6 +151,7 @@ class VercelClient:
             reason="vercel_rejected",
             http_status=status,
             vercel_error=error_body,
+            vercel_error_complete=complete,
         )
 
     def close(self) -> None:
