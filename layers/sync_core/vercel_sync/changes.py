@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from vercel_sync.partner_schema import PartnerRecord
+
 SourceKind = Literal["dynamodb-stream", "sqs"]
+INSTALLATION_ID_FIELD = PartnerRecord.model_fields["integration_configuration_id"].alias or "integrationConfigurationId"
+RESOURCE_ID_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,9 @@ class SourceChange:
         """(integrationConfigurationId, resourceId) if the record names them, for correlation."""
         if not isinstance(self.item, Mapping):
             return None, None
-        installation = self.item.get("integrationConfigurationId")
-        resource = self.item.get("resourceId")
+        # Read by the partner schema's own names, so renaming them there is the whole change.
+        installation = self.item.get(INSTALLATION_ID_FIELD)
+        resource = self.item.get(RESOURCE_ID_FIELD)
         return (
             installation if isinstance(installation, str) else None,
             resource if isinstance(resource, str) else None,
