@@ -134,7 +134,7 @@ class Demo:
         started = time.monotonic()
         saved_environ = dict(os.environ)
         with ExitStack() as stack:
-            from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+            from local_aws.moto_server import aws_clients, moto_server
 
             self.out("Vercel Resource Sync demo: the real handlers, moto server and the Vercel API emulator")
             aws_endpoint = stack.enter_context(moto_server())
@@ -144,7 +144,7 @@ class Demo:
             stack.callback(_restore_environ, saved_environ)
             self.aws = aws_clients(aws_endpoint)
             self.vercel = stack.enter_context(httpx.Client(base_url=vercel_url, timeout=10))
-            self._provision(aws_endpoint, vercel_url, LOCAL_AWS_ENVIRONMENT)
+            self._provision(aws_endpoint, vercel_url)
             self._write_changes()
             problems = self._sync()
             problems += self._report()
@@ -157,7 +157,7 @@ class Demo:
         )
         return 0
 
-    def _provision(self, aws_endpoint: str, vercel_url: str, aws_environment: dict[str, str]) -> None:
+    def _provision(self, aws_endpoint: str, vercel_url: str) -> None:
         from local_aws.provision import provision, store_installation_token, store_resource_secret
         from local_aws.template import Template
 
@@ -183,17 +183,15 @@ class Demo:
             "/_emulator/installations", json={"installationId": INSTALLATION_ID, "token": self.token}
         ).raise_for_status()
         # The functions' environment, as the template sets it, pointed at the local servers.
-        environment = self.resources.function_environment(VERCEL_API_URL=vercel_url)
-        environment.update(aws_environment)
-        environment.update(
-            {
-                "AWS_ENDPOINT_URL": aws_endpoint,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
+        os.environ.update(
+            self.resources.local_function_environment(
+                aws_endpoint=aws_endpoint,
+                vercel_api_url=vercel_url,
+                POWERTOOLS_LOG_LEVEL="INFO",
+                POWERTOOLS_METRICS_DISABLED="true",
+                POWERTOOLS_TRACE_DISABLED="true",
+            )
         )
-        os.environ.update(environment)
 
     def _write_changes(self) -> None:
         from boto3.dynamodb.types import TypeSerializer

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+from local_aws.moto_server import aws_clients, moto_server
 from local_aws.provision import provision, store_installation_token
 from local_aws.template import Template
 
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {logical_id:28} queue {queue.url}")
         for installation_id, _ in args.token:
             print(f"  token of {installation_id:19} secret {resources.token_secret_name(installation_id)}")
-        environment = resources.function_environment(VERCEL_API_URL=args.vercel_api_url)
-        environment.update(LOCAL_AWS_ENVIRONMENT)
-        environment["AWS_ENDPOINT_URL"] = endpoint
+        environment = resources.local_function_environment(aws_endpoint=endpoint, vercel_api_url=args.vercel_api_url)
         print("\n# the functions' environment, as the template sets it:")
         for name, value in environment.items():
             print(f"export {name}={shlex.quote(value)}")

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT
 from local_aws.template import Template, UnsupportedTemplateError
 
 REGION = "us-east-1"
@@ -80,6 +81,15 @@ class LocalResources:
             name: str(self.template.resolve(value, self.attribute))
             for name, value in self.template.function_environment().items()
         }
+        environment.update(overrides)
+        return environment
+
+    def local_function_environment(self, *, aws_endpoint: str, vercel_api_url: str, **overrides: str) -> dict[str, str]:
+        """The functions' environment from the template, pointed at moto server (with local
+        credentials) and the Vercel emulator; ``overrides`` win."""
+        environment = self.function_environment(VERCEL_API_URL=vercel_api_url)
+        environment.update(LOCAL_AWS_ENVIRONMENT)
+        environment["AWS_ENDPOINT_URL"] = aws_endpoint
         environment.update(overrides)
         return environment
 

@@ -71,7 +71,7 @@ class LocalStack:
         self._final_imports: list[dict[str, Any]] | None = None
 
     def start(self) -> LocalStack:
-        from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+        from local_aws.moto_server import aws_clients, moto_server
         from local_aws.provision import provision, store_installation_token, store_resource_secret
         from local_aws.template import Template
 
@@ -90,9 +90,9 @@ class LocalStack:
             store_resource_secret(clients["secretsmanager"], resources, name, document)
         self.failed_records_url = resources.queues["FailedRecordsQueue"].url
         # The functions' environment, as the template sets it, pointed at the local servers.
-        os.environ.update(resources.function_environment(VERCEL_API_URL=self.vercel.url))
-        os.environ.update(LOCAL_AWS_ENVIRONMENT)
-        os.environ["AWS_ENDPOINT_URL"] = self.aws_endpoint
+        os.environ.update(
+            resources.local_function_environment(aws_endpoint=self.aws_endpoint, vercel_api_url=self.vercel.url)
+        )
         return self
 
     def imported(self) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT, aws_clients, moto_server
+from local_aws.moto_server import aws_clients, moto_server
 from local_aws.provision import LocalResources, provision, store_installation_token, store_resource_secret
 from local_aws.template import Template
 from tools.lambda_local import load_handler
@@ -124,11 +124,12 @@ def local_stack(
     emulator.set_rate_limit(DEFAULT_RATE_LIMIT)
     emulator.set_token(INSTALLATION_ID, stack.token)
 
-    environment = resources.function_environment(VERCEL_API_URL=emulator.url)
-    environment.update(LOCAL_AWS_ENVIRONMENT)
-    environment["AWS_ENDPOINT_URL"] = aws_endpoint
-    environment["POWERTOOLS_TRACE_DISABLED"] = "true"
-    environment["POWERTOOLS_METRICS_NAMESPACE"] = "VercelResourceSyncTests"
+    environment = resources.local_function_environment(
+        aws_endpoint=aws_endpoint,
+        vercel_api_url=emulator.url,
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_NAMESPACE="VercelResourceSyncTests",
+    )
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     set_sync_service(None)  # the next invocation builds its service from this environment

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.redaction import truncate
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSync")
@@ -57,13 +58,16 @@ def _build_tracer() -> Any:
 tracer = _build_tracer()
 
 
+# An invalid record's id can be anything; a log line keeps enough of it to find the record.
+MAX_LOGGED_ID = 300
+
+
 def _loggable(text: str | None) -> str | None:
     """An id as it can be logged: an invalid record's may hold lone surrogates (escaped here) or
     be huge (cut)."""
     if text is None:
         return None
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= 300 else text[:300] + "..."
+    return truncate(text.encode("utf-8", "backslashreplace").decode("utf-8"), MAX_LOGGED_ID)
 
 
 def _record_keys(change: SourceChange) -> dict[str, object]:

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
+from vercel_sync.paths import DOT_SEGMENTS, MAX_ID_LENGTH
+
 # Partner status word (case-insensitive) -> Vercel resource status. Vercel's own words map to
 # themselves, so a partner already using them needs no entry.
 STATUS_TABLE: dict[str, str] = {
@@ -57,7 +59,8 @@ STATUS_TABLE: dict[str, str] = {
     "degraded": "error",
 }
 
-NonEmptyId = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+# Each id is one segment of the Vercel URL path, by that path's rules.
+NonEmptyId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class PartnerRecord(BaseModel):
@@ -83,8 +86,7 @@ class PartnerRecord(BaseModel):
     @field_validator("integration_configuration_id", "resource_id")
     @classmethod
     def _not_a_dot_segment(cls, value: str) -> str:
-        # "." and ".." are path navigation to URL normalisers and proxies, never an id.
-        if value in {".", ".."}:
+        if value in DOT_SEGMENTS:
             raise ValueError("must not be '.' or '..'")
         return value
 

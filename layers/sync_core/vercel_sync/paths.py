@@ -11,13 +11,17 @@ from __future__ import annotations
 from urllib.parse import quote, unquote
 
 MAX_ID_LENGTH = 256
+# Path navigation to URL normalisers and proxies, never an id.
+DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def encode_path_segment(value: str) -> str:
-    """Encode one id as a single, opaque path segment."""
+    """Encode one id as a single, opaque path segment; ``ValueError`` for an id that cannot be one."""
     if not value:
         raise ValueError("a path id must not be empty")
-    if value in {".", ".."}:
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"a path id must be at most {MAX_ID_LENGTH} characters")
+    if value in DOT_SEGMENTS:
         raise ValueError("a path id must not be '.' or '..'")
     return quote(value, safe="")
 

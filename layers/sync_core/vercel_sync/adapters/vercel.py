@@ -74,15 +74,16 @@ class VercelClient:
         )
 
     def resource_url(self, integration_configuration_id: str, resource_id: str) -> str:
+        segments = []
         for what, value in (("integrationConfigurationId", integration_configuration_id), ("resourceId", resource_id)):
-            if not value or len(value) > MAX_ID_LENGTH or value in {".", ".."}:
+            try:
+                segments.append(encode_path_segment(value))
+            except ValueError:
                 raise PermanentSyncError(
                     f"{what} must be 1 to {MAX_ID_LENGTH} characters and not '.' or '..'", reason="invalid_record"
-                )
-        return (
-            f"{self._base_url}/v1/installations/{encode_path_segment(integration_configuration_id)}"
-            f"/resources/{encode_path_segment(resource_id)}"
-        )
+                ) from None
+        installation, resource = segments
+        return f"{self._base_url}/v1/installations/{installation}/resources/{resource}"
 
     def import_resource(
         self,
