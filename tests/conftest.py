@@ -40,8 +40,14 @@ def service(
     """The real pipeline with fake adapters, installed as the handlers' service."""
     from vercel_sync.observability import PowertoolsObserver
 
+    # One resource at a time, so calls happen in a known order; retries without waiting.
     sync_service = SyncService(
-        vercel=fake_vercel, secrets=fake_secrets, failed_records=failed_records, observer=PowertoolsObserver()
+        vercel=fake_vercel,
+        secrets=fake_secrets,
+        failed_records=failed_records,
+        observer=PowertoolsObserver(),
+        max_concurrency=1,
+        sleep=lambda _seconds: None,
     )
     set_sync_service(sync_service)
     yield sync_service

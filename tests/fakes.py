@@ -41,6 +41,8 @@ class FakeVercel:
 
     calls: list[VercelCall] = field(default_factory=list)
     script: dict[str, list[Exception | None]] = field(default_factory=dict)
+    # resource id -> the error every call for it raises once its script is played
+    failing: dict[str, Exception] = field(default_factory=dict)
     valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
 
     def import_resource(
@@ -54,6 +56,9 @@ class FakeVercel:
             outcome = outcomes.pop(0)
             if outcome is not None:
                 raise outcome
+            return {"name": body["name"]}
+        if resource_id in self.failing:
+            raise self.failing[resource_id]
         return {"name": body["name"]}
 
     def resources_called(self) -> list[str]:

@@ -21,11 +21,14 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
     code = run(files, verbose=True, out=lines.append, stack=stack)
 
     assert code == 0, "\n".join(lines)
-    assert lines[-1].strip() == "13 imports sent; 0 problem(s)."
+    # The files share one stack and one sync-state table, so later files meet the versions earlier
+    # ones applied: changes to one resource in a batch are coalesced (one call), and the standard
+    # queue's auth_tenant_42 and db_replica are older than the FIFO file's: skipped as stale.
+    assert lines[-1].strip() == "6 imports sent; 0 problem(s)."
     held = {(i["installationId"], i["resourceId"]): i["body"] for i in stack.imported()}
     assert ("icfg_demo01", "cache/eu west#1") in held  # an id with "/", " " and "#" kept whole
     assert held[("icfg_demo01", "db_primary")]["status"] == "ready"
-    assert held[("icfg_demo01", "db_replica")]["status"] == "ready"
+    assert held[("icfg_demo01", "db_replica")]["status"] == "uninstalled"  # FIFO's version 4 stays
     secrets = held[("icfg_demo01", "db_primary")]["secrets"]
     assert secrets[0] == {
         "name": "DATABASE_URL",

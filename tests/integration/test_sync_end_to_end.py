@@ -111,7 +111,8 @@ def test_stream_insert_modify_remove_reach_vercel_in_order(
     cache = held(local_stack, "cache/eu west#1")  # one resource, its id kept whole
     assert cache is not None
     assert cache["status"] == "uninstalled"
-    assert local_stack.emulator.call_count(INSTALLATION_ID, "db_primary").total == 2
+    # Both changes came in one batch: coalesced into one call carrying the newer.
+    assert local_stack.emulator.call_count(INSTALLATION_ID, "db_primary").total == 1
     assert failed_records(local_stack) == []
 
 
@@ -154,7 +155,8 @@ def test_fifo_group_keeps_order_and_deleted_flag_uninstalls(
     kv = held(local_stack, "kv_1")
     assert kv is not None
     assert kv["status"] == "uninstalled"
-    assert local_stack.emulator.call_count(INSTALLATION_ID, "kv_1").total == 3
+    # One batch: the three changes are coalesced into one call, the newest.
+    assert local_stack.emulator.call_count(INSTALLATION_ID, "kv_1").total == 1
 
 
 def test_invalid_records_reach_the_failed_records_queue_with_their_reason(
@@ -205,8 +207,8 @@ def test_vercel_rejections_are_parked_with_status_and_body(
     assert reported(results) == []
     parked = {m["resourceId"]: m for m in failed_records(local_stack)}
     assert {rid: (m["reason"], m["httpStatus"]) for rid, m in parked.items()} == {
-        "r_gone": ("vercel_rejected", 404),
-        "r_other": ("vercel_rejected", 403),
+        "r_gone": ("installation_unavailable", 404),
+        "r_other": ("installation_unavailable", 403),
     }
     assert json.loads(parked["r_gone"]["vercelError"])["error"]["code"] == "not_found"
     assert parked["r_gone"]["record"]["integrationConfigurationId"] == "icfg_gone"

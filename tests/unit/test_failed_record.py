@@ -33,6 +33,7 @@ def test_message_shape_and_scrubbing() -> None:
         "httpStatus": 422,
         "vercelError": f"echo {REDACTED}",
         "attempts": 3,
+        "vercelCalls": 0,
         "integrationConfigurationId": "i",
         "resourceId": "r",
         "source": {

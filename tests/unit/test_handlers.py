@@ -47,10 +47,11 @@ def ids(event: dict[str, Any]) -> list[str]:
 
 # Every events/ file: the handler, the resources Vercel receives, the reasons parked.
 EXPECTED = {
-    "stream_insert_modify_remove.json": (stream_app, ["db_primary", "db_primary", "cache/eu west#1"], []),
+    # Changes to one resource in a batch are coalesced: only the newest is sent.
+    "stream_insert_modify_remove.json": (stream_app, ["db_primary", "cache/eu west#1"], []),
     "sqs_standard_raw_sns_eventbridge.json": (queue_app, ["auth_tenant_42", "db_replica", "cache/eu west#1"], []),
-    "sqs_fifo.json": (queue_app, ["auth_tenant_42", "db_replica", "auth_tenant_42"], []),
-    "stream_mixed_valid_invalid.json": (stream_app, ["queue_jobs", "queue_jobs"], ["invalid_record"] * 2),
+    "sqs_fifo.json": (queue_app, ["auth_tenant_42", "db_replica"], []),
+    "stream_mixed_valid_invalid.json": (stream_app, ["queue_jobs"], ["invalid_record"] * 2),
     "sqs_mixed_valid_invalid.json": (
         queue_app,
         ["auth_tenant_42", "db_ok_2"],
@@ -81,7 +82,9 @@ def test_event_file_through_its_handler(
 
 
 def test_stream_payloads_follow_insert_modify_remove(service: SyncService, fake_vercel: FakeVercel) -> None:
-    invoke(stream_app, load_event("stream_insert_modify_remove.json"))
+    # One record per invocation, so each is sent (in one batch they would be coalesced).
+    for record in load_event("stream_insert_modify_remove.json")["Records"]:
+        invoke(stream_app, {"Records": [record]})
     insert, modify, remove = (c.body for c in fake_vercel.calls)
 
     assert insert["status"] == "pending"  # partner "provisioning"
@@ -143,30 +146,45 @@ def test_mixed_batch_parks_only_invalid_records_each_with_a_readable_reason(
     assert parked_record["resourceId"] == "bad_ownership"
 
 
-def test_stream_batch_stops_at_first_transient_failure_and_reports_its_sequence_number(
+def test_stream_batch_reports_the_earliest_record_of_a_resource_that_keeps_failing(
     service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
     event = load_event("stream_insert_modify_remove.json")
-    fake_vercel.script["db_primary"] = [None, vercel_unavailable(503)]  # the MODIFY fails
+    fake_vercel.failing["db_primary"] = vercel_unavailable(503)
 
     response = invoke(stream_app, event)
 
-    assert failures(response) == [ids(event)[1]]
-    # The REMOVE after it is not sent now: the shard resumes at the MODIFY and brings it again.
-    assert fake_vercel.resources_called() == ["db_primary", "db_primary"]
+    # INSERT and MODIFY were coalesced into one call (the MODIFY's payload), retried within the
+    # invocation and still failing: both are failed, and the earlier one bounds the checkpoint.
+    assert failures(response) == [ids(event)[0]]
+    assert fake_vercel.resources_called().count("db_primary") == service.retry_policy.max_calls
+    assert {c.body["status"] for c in fake_vercel.calls if c.resource_id == "db_primary"} == {"ready"}
     assert failed_records.messages == []
+
+
+def test_a_transient_failure_is_retried_within_the_invocation(
+    service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
+) -> None:
+    event = load_event("stream_insert_modify_remove.json")
+    fake_vercel.script["db_primary"] = [vercel_unavailable(503), vercel_unavailable(429)]
+
+    response = invoke(stream_app, event)
+
+    assert response == {"batchItemFailures": []}
+    assert fake_vercel.resources_called() == ["db_primary"] * 3 + ["cache/eu west#1"]
 
 
 def test_stream_batch_reports_the_first_record_when_everything_fails(
     service: SyncService, fake_vercel: FakeVercel
 ) -> None:
     event = load_event("stream_insert_modify_remove.json")
-    fake_vercel.script["db_primary"] = [vercel_unavailable(500)]
+    fake_vercel.failing["db_primary"] = vercel_unavailable(500)
+    fake_vercel.failing["cache/eu west#1"] = vercel_unavailable(500)
 
     response = invoke(stream_app, event)
 
     assert failures(response) == [ids(event)[0]]
-    assert len(fake_vercel.calls) == 1
+    assert len(fake_vercel.calls) == 2 * service.retry_policy.max_calls
 
 
 def test_stream_permanent_failure_is_parked_and_the_batch_goes_on(
@@ -178,21 +196,25 @@ def test_stream_permanent_failure_is_parked_and_the_batch_goes_on(
     response = invoke(stream_app, event)
 
     assert response == {"batchItemFailures": []}
-    assert len(fake_vercel.calls) == 3
+    assert len(fake_vercel.calls) == 2  # db_primary once (INSERT coalesced into MODIFY), the REMOVE
+    # The newest change is parked, with the record that would replay the resource's latest state;
+    # the older one it superseded is not parked separately.
     (message,) = failed_records.messages
     assert message["reason"] == "vercel_rejected"
     assert message["httpStatus"] == 422
+    assert message["attempts"] == 1
+    assert message["vercelCalls"] == 1
     assert json.loads(message["vercelError"])["error"]["code"] == "bad_request"
     assert message["source"] == {
         "kind": "dynamodb-stream",
-        "eventSourceARN": event["Records"][0]["eventSourceARN"],
-        "sequenceNumber": ids(event)[0],
-        "eventName": "INSERT",
-        "approximateCreationDateTime": "2026-11-26T00:00:01+00:00",
+        "eventSourceARN": event["Records"][1]["eventSourceARN"],
+        "sequenceNumber": ids(event)[1],
+        "eventName": "MODIFY",
+        "approximateCreationDateTime": "2026-11-26T00:00:02+00:00",
     }
 
 
-@pytest.mark.parametrize("status", [400, 403, 404, 409, 410, 422])
+@pytest.mark.parametrize("status", [400, 409, 422])
 def test_permanent_vercel_statuses_are_parked_not_retried(
     status: int, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
@@ -201,7 +223,25 @@ def test_permanent_vercel_statuses_are_parked_not_retried(
 
     assert response == {"batchItemFailures": []}
     assert [m["httpStatus"] for m in failed_records.messages] == [status]
-    assert fake_vercel.resources_called().count("auth_tenant_42") == 1
+    assert fake_vercel.resources_called() == ["auth_tenant_42", "db_replica", "cache/eu west#1"]
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_an_installation_refused_is_not_called_again_in_the_batch(
+    status: int, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
+) -> None:
+    fake_vercel.script["auth_tenant_42"] = [vercel_rejects(status)]
+    response = invoke(queue_app, load_event("sqs_standard_raw_sns_eventbridge.json"))
+
+    assert response == {"batchItemFailures": []}
+    # The first resource's answer stops the installation: its other records are parked unsent.
+    assert fake_vercel.resources_called() == ["auth_tenant_42"]
+    assert [(m["reason"], m["httpStatus"], m["vercelCalls"]) for m in failed_records.messages] == [
+        ("installation_unavailable", status, 1),
+        ("installation_unavailable", status, 0),
+        ("installation_unavailable", status, 0),
+    ]
+    assert "another resource of this installation" in failed_records.messages[1]["detail"]
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -209,12 +249,12 @@ def test_transient_failures_in_a_standard_queue_report_just_that_message(
     status: int, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
     event = load_event("sqs_standard_raw_sns_eventbridge.json")
-    fake_vercel.script["db_replica"] = [vercel_unavailable(status)]
+    fake_vercel.failing["db_replica"] = vercel_unavailable(status)
 
     response = invoke(queue_app, event)
 
     assert failures(response) == [ids(event)[1]]
-    assert fake_vercel.resources_called() == ["auth_tenant_42", "db_replica", "cache/eu west#1"]
+    assert fake_vercel.resources_called() == ["auth_tenant_42"] + ["db_replica"] * 6 + ["cache/eu west#1"]
     assert failed_records.messages == []
 
 
@@ -223,7 +263,7 @@ def test_a_standard_batch_that_fails_whole_is_reported_whole_not_raised(
 ) -> None:
     event = load_event("sqs_standard_raw_sns_eventbridge.json")
     for resource in ("auth_tenant_42", "db_replica", "cache/eu west#1"):
-        fake_vercel.script[resource] = [vercel_unavailable(503)]
+        fake_vercel.failing[resource] = vercel_unavailable(503)
 
     response = invoke(queue_app, event)
 
@@ -234,15 +274,16 @@ def test_fifo_failure_stops_its_message_group_only(
     service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
     event = load_event("sqs_fifo.json")
-    fake_vercel.script["auth_tenant_42"] = [vercel_unavailable(503)]
+    fake_vercel.failing["auth_tenant_42"] = vercel_unavailable(503)
 
     response = invoke(queue_app, event)
 
     first_auth, _replica, second_auth = ids(event)
     assert failures(response) == [first_auth, second_auth]
-    # The later change to the same resource is not sent before the earlier one succeeds.
-    assert fake_vercel.resources_called() == ["auth_tenant_42", "db_replica"]
-    assert fake_vercel.calls[1].body["status"] == "uninstalled"  # deleted: true
+    # Coalesced: only the newer change of auth_tenant_42 is sent (and retried).
+    assert {c.body["status"] for c in fake_vercel.calls if c.resource_id == "auth_tenant_42"} == {"ready"}
+    replica = [c for c in fake_vercel.calls if c.resource_id == "db_replica"]
+    assert [c.body["status"] for c in replica] == ["uninstalled"]  # deleted: true
 
 
 def test_fifo_permanent_failure_does_not_stop_its_group(
@@ -253,7 +294,7 @@ def test_fifo_permanent_failure_does_not_stop_its_group(
     response = invoke(queue_app, load_event("sqs_fifo.json"))
 
     assert response == {"batchItemFailures": []}
-    assert fake_vercel.resources_called() == ["auth_tenant_42", "db_replica", "auth_tenant_42"]
+    assert fake_vercel.resources_called() == ["auth_tenant_42", "db_replica"]
     assert failed_records.reasons() == ["vercel_rejected"]
 
 
@@ -299,7 +340,8 @@ def test_missing_resource_secret_is_parked_with_its_reason(
     response = invoke(stream_app, load_event("stream_insert_modify_remove.json"))
 
     assert response == {"batchItemFailures": []}
-    assert failed_records.reasons() == ["resource_secret_unavailable"] * 2
+    # INSERT and MODIFY of db_primary are coalesced: the newest is parked, once.
+    assert failed_records.reasons() == ["resource_secret_unavailable"]
     assert "ResourceNotFoundException" in failed_records.messages[0]["detail"]
     assert fake_vercel.resources_called() == ["cache/eu west#1"]  # a REMOVE reads no secret
 

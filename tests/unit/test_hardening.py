@@ -318,11 +318,12 @@ def stream_change(item: dict[str, Any], created_at: datetime) -> SourceChange:
 def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_whole() -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     failed = FakeFailedRecords()
-    vercel = FakeVercel(script={"db_primary": [TransientSyncError("Vercel answered 503", http_status=503)] * 2})
+    vercel = FakeVercel(failing={"db_primary": TransientSyncError("Vercel answered 503", http_status=503)})
     service = SyncService(
         vercel=vercel,
         secrets=FakeSecrets(),
         failed_records=failed,
+        sleep=lambda _seconds: None,
         clock=lambda: now,
         park_stream_records_after_seconds=20 * 3600,
     )

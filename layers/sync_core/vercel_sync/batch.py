@@ -8,12 +8,15 @@
   and other groups go on (Powertools' ``SqsFifoPartialProcessor(skip_group_on_error=True)``).
 - SQS standard: each failed message is reported (Powertools' ``BatchProcessor``).
 
-A permanent failure is not a batch failure: the pipeline parks it in the failed-records queue
-and the source moves on. Only transient failures are reported back.
+The batch is synced as a whole first (:meth:`SyncService.sync_batch`: coalesced per resource,
+resources concurrently); the processors then build the partial response from each record's
+result. A permanent failure is not a batch failure: the pipeline parks it in the failed-records
+queue and the source moves on. Only transient failures are reported back.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +31,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.errors import InvalidRecordError
-from vercel_sync.pipeline import SyncService
+from vercel_sync.errors import InvalidRecordError, TransientSyncError
+from vercel_sync.pipeline import RecordResult, SyncService
 from vercel_sync.transform import unwrap_message_body
 
 
@@ -118,7 +121,7 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
     position = SourcePosition(
         kind="sqs",
         event_source_arn=record.event_source_arn,
-        item_identifier=record.message_id,
+        item_identifier=_queue_identifier(record),
         message_group_id=attributes.message_group_id,
         receive_count=receive_count,
     )
@@ -135,12 +138,46 @@ def time_left_ms(context: Any) -> int | None:
     return int(remaining()) if callable(remaining) else None
 
 
+class _PrecomputedResults:
+    """Each record's result from :meth:`SyncService.sync_batch`, handed to Powertools' record handler
+    by the record's identifier (sequence number or message id), in order for repeats."""
+
+    def __init__(self, identifiers: list[str], results: list[RecordResult]) -> None:
+        self._by_identifier: dict[str, deque[RecordResult]] = defaultdict(deque)
+        for identifier, result in zip(identifiers, results, strict=True):
+            self._by_identifier[identifier].append(result)
+
+    def outcome(self, identifier: str) -> str:
+        queued = self._by_identifier.get(identifier)
+        if not queued:  # pragma: no cover - Powertools hands back only the records it was given
+            raise TransientSyncError("record not found in the batch's results (a bug): back to the source")
+        result = queued.popleft()
+        if result.error is not None:
+            raise result.error
+        return str(result.outcome)
+
+
+def _queue_identifier(record: SQSRecord) -> str:
+    return str(record.raw_event.get("messageId") or "")
+
+
+def _stream_identifier(record: DynamoDBRecord) -> str:
+    return (record.dynamodb.sequence_number if record.dynamodb else None) or ""
+
+
 def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
-    if not event.get("Records"):
+    records = event.get("Records")
+    if not records:
         return {"batchItemFailures": []}  # Powertools rejects an empty batch; there is nothing to do
+    # The whole batch is synced first (coalesced per resource, resources concurrently); Powertools
+    # then builds the partial response from each record's result, in shard order.
+    stream_records = [DynamoDBRecord(record) for record in records]
+    changes = [change_from_stream_record(record) for record in stream_records]
+    results = service.sync_batch(changes, time_left_ms=time_left_ms(context))
+    precomputed = _PrecomputedResults([_stream_identifier(record) for record in stream_records], results)
 
     def record_handler(record: DynamoDBRecord) -> str:
-        return service.sync(change_from_stream_record(record), time_left_ms=time_left_ms(context))
+        return precomputed.outcome(_stream_identifier(record))
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=StreamBatchProcessor(), context=context
@@ -149,11 +186,16 @@ def handle_stream_event(event: dict[str, Any], context: Any, service: SyncServic
 
 
 def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
-    if not event.get("Records"):
+    records = event.get("Records")
+    if not records:
         return {"batchItemFailures": []}
+    queue_records = [SQSRecord(record) for record in records]
+    changes = [change_from_sqs_record(record) for record in queue_records]
+    results = service.sync_batch(changes, time_left_ms=time_left_ms(context))
+    precomputed = _PrecomputedResults([_queue_identifier(record) for record in queue_records], results)
 
     def record_handler(record: SQSRecord) -> str:
-        return service.sync(change_from_sqs_record(record), time_left_ms=time_left_ms(context))
+        return precomputed.outcome(_queue_identifier(record))
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context

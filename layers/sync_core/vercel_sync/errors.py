@@ -10,6 +10,8 @@ from __future__ import annotations
 
 # HTTP statuses worth another try: rate limited, timed out, or a server-side fault.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Statuses that refuse the installation, not the one resource: the rest of its batch is not sent.
+INSTALLATION_HTTP_STATUSES = frozenset({403, 404, 410})
 
 
 class SyncError(Exception):
@@ -49,6 +51,12 @@ class RetriesExhaustedError(PermanentSyncError):
     reason = "retries_exhausted"
 
 
+class InstallationUnavailableError(PermanentSyncError):
+    """Vercel refused the installation itself (403, 404, 410): no call for it can succeed now."""
+
+    reason = "installation_unavailable"
+
+
 class InvalidRecordError(PermanentSyncError):
     """The partner record does not make a valid Import Resource payload."""
 
@@ -67,7 +75,7 @@ class TransientSyncError(SyncError):
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
-        # Kept for the retry layer (a later issue): how long Vercel asked us to wait.
+        # How long Vercel asked us to wait (Retry-After or retry-after-ms), if it said.
         self.retry_after_seconds = retry_after_seconds
 
 

@@ -3,10 +3,16 @@
 Schema (``schemaVersion`` 1)::
 
     {"schemaVersion": 1, "failedAt": ISO-8601, "reason": "invalid_record" | "vercel_rejected" | ...,
-     "detail": str, "httpStatus": int | null, "vercelError": str | null, "attempts": int,
+     "detail": str, "httpStatus": int | null, "vercelError": str | null,
+     "attempts": int, "vercelCalls": int,
      "integrationConfigurationId": str | null, "resourceId": str | null,
      "source": {"kind", "eventSourceARN", "sequenceNumber" | "messageId", ...},
      "removed": bool, "record": {... the partner record's fields, secret values removed ...}}
+
+``attempts``: how many times the record was tried: the Vercel calls of its last delivery (at
+least one try) plus its earlier deliveries, where the source counts them (an SQS receive count;
+a stream does not say). ``vercelCalls``: the calls of the last delivery alone (0: none was made,
+e.g. an invalid record).
 
 ``record`` holds only the fields of the partner record (``PartnerRecord``'s names): other
 attributes of the partner's item are not ours to copy into another queue.
@@ -37,6 +43,7 @@ def build_failed_record_message(
     *,
     failed_at: datetime,
     secret_values: Iterable[str] = (),
+    calls: int = 0,
 ) -> dict[str, Any]:
     installation_id, resource_id = change.ids()
     try:
@@ -54,7 +61,8 @@ def build_failed_record_message(
         "detail": truncate(error.message),
         "httpStatus": error.http_status,
         "vercelError": truncate(error.vercel_error) if error.vercel_error is not None else None,
-        "attempts": change.attempt,
+        "attempts": change.attempt - 1 + max(calls, 1),
+        "vercelCalls": calls,
         "integrationConfigurationId": truncate(installation_id, MAX_ID_TEXT) if installation_id else installation_id,
         "resourceId": truncate(resource_id, MAX_ID_TEXT) if resource_id else resource_id,
         "source": change.position.as_dict(),

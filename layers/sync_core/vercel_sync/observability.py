@@ -8,12 +8,14 @@ dimensions).
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
@@ -80,16 +82,84 @@ def _record_keys(change: SourceChange) -> dict[str, object]:
     }
 
 
-class PowertoolsObserver:
-    """Reports each record's outcome as one structured log line and a metric."""
+def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any]] | None:
+    """With tracing on: wraps a worker-thread task so its AWS and HTTP calls join the invocation's
+    trace (the X-Ray SDK keeps the current segment per thread). ``None`` with tracing off."""
+    if not tracing_enabled():
+        return None
+    from aws_xray_sdk.core import xray_recorder
 
-    def imported(self, change: SourceChange, *, latency_ms: float) -> None:
-        metrics.add_metric(name="ResourcesImported", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="VercelCallLatency", unit=MetricUnit.Milliseconds, value=round(latency_ms, 1))
-        logger.info("imported resource into Vercel", extra={**_record_keys(change), "latencyMs": round(latency_ms, 1)})
+    def wrap(task: Callable[[], Any]) -> Callable[[], Any]:
+        entity = xray_recorder.get_trace_entity()
+
+        def run() -> Any:
+            xray_recorder.set_trace_entity(entity)
+            try:
+                return task()
+            finally:
+                xray_recorder.clear_trace_entities()
+
+        return run
+
+    return wrap
+
+
+class PowertoolsObserver:
+    """Reports each record's outcome as one structured log line and metrics.
+
+    Called from the batch's worker threads: Powertools' metric set is a plain dict, so metric
+    additions are serialised here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def _count(self, name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+        with self._lock:
+            metrics.add_metric(name=name, unit=unit, value=value)
+
+    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
+        self._count("ResourcesImported")
+        self._count("VercelCallLatency", round(latency_ms, 1), MetricUnit.Milliseconds)
+        logger.info(
+            "imported resource into Vercel",
+            extra={**_record_keys(change), "latencyMs": round(latency_ms, 1), "calls": calls},
+        )
+
+    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
+        self._count(_SKIP_METRICS[why])
+        logger.debug(_SKIP_MESSAGES[why], extra=_record_keys(change))
+
+    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        if error.http_status == 429:
+            self._count("VercelThrottled")
+        if retry_in_seconds is None:
+            return  # the record's fate is logged by retrying() or parked()
+        self._count("VercelCallRetries")
+        logger.info(
+            "Vercel call failed; retrying",
+            extra={
+                **_record_keys(change),
+                "detail": error.message,
+                "httpStatus": error.http_status,
+                "retryInSeconds": round(retry_in_seconds, 3),
+            },
+        )
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
-        metrics.add_metric(name="RecordsFailedPermanently", unit=MetricUnit.Count, value=1)
+        self._count("RecordsFailedPermanently")
+        # One low-cardinality dimension (the reason), in a metric of its own so the invocation's
+        # other metrics keep only the service dimension. single_metric prints even with metrics
+        # disabled (tests, local runs): not called there.
+        if not is_metrics_disabled():
+            with (
+                self._lock,
+                single_metric(
+                    name="RecordsFailedByReason", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+                ) as metric,
+            ):
+                metric.add_dimension(name="service", value=SERVICE_NAME)
+                metric.add_dimension(name="reason", value=error.reason)
         logger.warning(
             "record cannot succeed; sent to the failed-records queue",
             extra={
@@ -101,21 +171,21 @@ class PowertoolsObserver:
         )
 
     def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
-        metrics.add_metric(name="RecordsReturnedForRetry", unit=MetricUnit.Count, value=1)
+        self._count("RecordsReturnedForRetry")
         logger.warning(
             "transient failure; record goes back to its source",
             extra={**_record_keys(change), "detail": error.message, "httpStatus": error.http_status},
         )
 
     def token_refreshed(self, integration_configuration_id: str) -> None:
-        metrics.add_metric(name="TokenRereads", unit=MetricUnit.Count, value=1)
+        self._count("TokenRereads")
         logger.info(
             "Vercel answered 401; re-read the installation token",
-            extra={"integrationConfigurationId": integration_configuration_id},
+            extra={"integrationConfigurationId": _loggable(integration_configuration_id)},
         )
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
-        metrics.add_metric(name="RecordsFailedUnexpectedly", unit=MetricUnit.Count, value=1)
+        self._count("RecordsFailedUnexpectedly")
         # The exception's type and where it was raised, not its message: a message from a
         # library may quote the data it failed on, and that data may hold a secret.
         frames = traceback.extract_tb(error.__traceback__)
@@ -127,3 +197,15 @@ class PowertoolsObserver:
                 "raisedAt": [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames],
             },
         )
+
+
+_SKIP_METRICS = {
+    "unchanged": "ResourcesSkippedUnchanged",
+    "stale": "ResourcesSkippedStale",
+    "coalesced": "RecordsCoalesced",
+}
+_SKIP_MESSAGES = {
+    "unchanged": "payload unchanged since the last import; no call",
+    "stale": "a version at least as new is already applied; skipped",
+    "coalesced": "superseded by a newer change to the same resource in this batch",
+}

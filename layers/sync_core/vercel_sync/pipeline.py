@@ -1,30 +1,68 @@
-"""The sync of one change: decode, transform, read secrets, import, and route any failure.
+"""The sync of one batch of changes: decode, coalesce, guard, import, retry, and route failures.
 
 :class:`SyncService` is handed its adapters (``VercelApi``, ``SecretStore``,
-``FailedRecordSink``), so tests and the local runner swap them without patching.
+``FailedRecordSink``, and optionally a ``StateStore`` and a ``RateLimiter``), so tests and the
+local runner swap them without patching.
 
-Outcome of :meth:`SyncService.sync`:
-- returns ``"imported"``: Vercel accepted the payload;
-- returns ``"parked"``: a permanent failure, now in the failed-records queue (the source moves on);
-- raises :class:`TransientSyncError`: the record goes back to its source for another try
-  (also when a permanent failure cannot be parked, so nothing is lost).
+A batch (:meth:`SyncService.sync_batch`) goes like this:
+1. Each change is parsed; one that can never make a payload is parked at once.
+2. Changes are grouped per resource (installation + resource id). Only the newest of each
+   group is sent (by ``version`` when all of them carry one, else by source order); the others
+   are *coalesced* into it and share its fate: if it fails, they are all reported failed (for a
+   stream, the earliest of them bounds the checkpoint).
+3. Resources run concurrently (at most ``max_concurrency`` at once, over one pooled HTTP
+   client); one resource's calls never overlap.
+4. With a state store, a resource is *claimed* first: a change older than or equal to the
+   version already applied is skipped as stale, one whose payload digest equals the last
+   imported is skipped as unchanged (no call), and no other invocation calls for it meanwhile.
+5. The call is retried inside the invocation on transient failures (429, 5xx, timeouts,
+   connection errors) with exponential backoff and full jitter, never sooner than Vercel's
+   ``Retry-After``, and only while the remaining time allows the call and parking after it. A
+   429 pauses every call of that installation in this invocation (and, through the rate
+   limiter, in the others). A 401 re-reads the token once, past the cache. A 403, 404 or 410
+   stops the installation for the rest of the batch: its records are parked without a call.
+
+Per change, :class:`RecordResult`: ``imported``, ``unchanged``, ``stale``, ``coalesced``,
+``parked`` (a permanent failure, now in the failed-records queue), or failed with a
+:class:`TransientSyncError` (back to its source; also when a permanent failure cannot be
+parked, so nothing is lost).
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, Protocol
 
 from vercel_sync.changes import SourceChange
-from vercel_sync.errors import InvalidRecordError, PermanentSyncError, RetriesExhaustedError, TransientSyncError
+from vercel_sync.errors import (
+    INSTALLATION_HTTP_STATUSES,
+    InstallationUnavailableError,
+    InvalidRecordError,
+    PermanentSyncError,
+    RetriesExhaustedError,
+    TransientSyncError,
+)
 from vercel_sync.failed_record import build_failed_record_message
+from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.redaction import scrub_text, truncate
+from vercel_sync.sync_state import (
+    ImportedState,
+    StateStore,
+    VersionKey,
+    partner_version,
+    payload_digest,
+    sequence_version,
+)
 from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
 
-SyncOutcome = Literal["imported", "parked"]
+Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
 
 
 class VercelApi(Protocol):
@@ -43,14 +81,33 @@ class FailedRecordSink(Protocol):
     def park(self, message: dict[str, Any]) -> None: ...
 
 
-class SyncObserver(Protocol):
-    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests)."""
+class RateLimiter(Protocol):
+    """Calls per installation, shared by every invocation (``adapters/rate_limiter.py``)."""
 
-    def imported(self, change: SourceChange, *, latency_ms: float) -> None: ...
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool: ...
+
+    def pause(self, installation_id: str, seconds: float) -> None: ...
+
+
+class SyncObserver(Protocol):
+    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
+
+    Called from the batch's worker threads: implementations must be thread-safe.
+    """
+
+    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None: ...
+
+    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None: ...
+
+    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
+        ...
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None: ...
 
-    def retrying(self, change: SourceChange, error: TransientSyncError) -> None: ...
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
+        """The record goes back to its source."""
+        ...
 
     def token_refreshed(self, integration_configuration_id: str) -> None: ...
 
@@ -58,7 +115,13 @@ class SyncObserver(Protocol):
 
 
 class NullObserver:
-    def imported(self, change: SourceChange, *, latency_ms: float) -> None:
+    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
+        pass
+
+    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
+        pass
+
+    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
         pass
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
@@ -75,19 +138,45 @@ class NullObserver:
 
 
 @dataclass(frozen=True)
+class RecordResult:
+    """One change's fate in its batch: an outcome, or the transient error that sends it back."""
+
+    outcome: Outcome | None
+    error: TransientSyncError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of one record's Vercel call inside an invocation (the remaining time bounds them too)."""
+
+    max_calls: int = 6
+    base_delay_seconds: float = 0.2
+    max_delay_seconds: float = 20.0
+
+    def backoff_seconds(self, failed_calls: int, uniform: Callable[[float, float], float]) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(n-1))] after the n-th failed call."""
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_calls - 1))
+        return uniform(0.0, ceiling)
+
+
+@dataclass(frozen=True)
 class TimeBudget:
     """The worst-case time of each slow step of a sync, so no step starts that could outlast
     the invocation (Lambda would then fail the whole batch instead of returning a correct
     partial response). A step without enough time left sends the record back to its source.
     """
 
-    aws_read_ms: int  # one Secrets Manager read or SQS send, every attempt and backoff included
+    aws_read_ms: int  # one AWS call (a secret, a state-table write, an SQS send), retries included
     vercel_call_ms: int  # one Vercel call, every timeout phase included
     margin_ms: int = 1_000  # returning the batch response and flushing logs and metrics
 
     @property
     def park_ms(self) -> int:
-        """Sending a record to the failed-records queue (an SQS call, like a secrets read)."""
+        """Sending a record to the failed-records queue (or recording an import: one AWS call)."""
         return self.aws_read_ms
 
     @property
@@ -97,23 +186,92 @@ class TimeBudget:
         return self.aws_read_ms + self.vercel_call_ms
 
 
+Step = Literal["record", "aws_read", "vercel_call", "park"]
+
+
 class _Deadline:
+    """The invocation's remaining time, shared by its worker threads (read-only after creation)."""
+
     def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
         self._budget = budget if time_left_ms is not None else None
         self._monotonic = monotonic
         self._ends_at = monotonic() + (time_left_ms or 0) / 1000
 
-    def require(self, step: Literal["record", "aws_read", "vercel_call", "park"], what: str) -> None:
+    def _needed_ms(self, step: Step) -> int:
+        assert self._budget is not None
+        # Every step leaves time to park the record after it (or record its import), then return.
+        after_ms = 0 if step == "park" else self._budget.park_ms
+        step_ms: int = getattr(self._budget, f"{step}_ms")
+        return step_ms + after_ms + self._budget.margin_ms
+
+    def _left_ms(self) -> int:
+        return int((self._ends_at - self._monotonic()) * 1000)
+
+    def require(self, step: Step, what: str) -> None:
         if self._budget is None:
             return
-        # Every step leaves time to park the record after it, if it fails for good.
-        after_ms = 0 if step == "park" else self._budget.park_ms
-        needed_ms = getattr(self._budget, f"{step}_ms") + after_ms + self._budget.margin_ms
-        left_ms = int((self._ends_at - self._monotonic()) * 1000)
+        needed_ms = self._needed_ms(step)
+        left_ms = self._left_ms()
         if left_ms < needed_ms:
             raise TransientSyncError(
                 f"only {left_ms} ms left in this invocation; {what} may take {needed_ms} ms: back to the source"
             )
+
+    def spare_seconds(self, before: Step) -> float:
+        """How long one may wait and still have time for ``before`` (infinite without a budget)."""
+        if self._budget is None:
+            return float("inf")
+        return max(0.0, (self._left_ms() - self._needed_ms(before)) / 1000)
+
+    def lease_seconds(self) -> float:
+        """How long a claim must hold: at most the rest of this invocation."""
+        if self._budget is None:
+            return 900.0  # Lambda's longest invocation
+        return max(1.0, self._left_ms() / 1000 + 5)
+
+
+@dataclass
+class _Change:
+    """A parsed change of the batch, with its place in the batch."""
+
+    index: int
+    change: SourceChange
+    record: PartnerRecord
+    version: VersionKey | None
+
+
+@dataclass
+class _Tries:
+    calls: int = 0  # Vercel calls made for the record in this invocation
+
+
+@dataclass
+class _ResourceWork:
+    installation_id: str
+    resource_id: str
+    changes: list[_Change] = field(default_factory=list)
+
+    def newest(self) -> _Change:
+        """By ``version`` when every change has one (later in the batch wins a tie), else the
+        last in source order (a stream shard's order; a queue's arrival order)."""
+        versions = [c.version for c in self.changes]
+        if all(v is not None and v.kind == "partner" for v in versions):
+            return max(self.changes, key=lambda c: (c.version.value if c.version else 0, c.index))
+        return self.changes[-1]
+
+
+class _Installation:
+    """One installation's state in this invocation: its token, a 429 pause, a stop."""
+
+    def __init__(self, installation_id: str) -> None:
+        self.id = installation_id
+        self.lock = threading.Lock()
+        self.token: str | None = None
+        self.tokens_used: list[str] = []
+        self.token_error: Exception | None = None
+        self.refreshed = False
+        self.paused_until = 0.0  # monotonic
+        self.stopped: InstallationUnavailableError | None = None
 
 
 class SyncService:
@@ -124,10 +282,17 @@ class SyncService:
         secrets: SecretStore,
         failed_records: FailedRecordSink | None,
         observer: SyncObserver | None = None,
+        state_store: StateStore | None = None,
+        rate_limiter: RateLimiter | None = None,
+        max_concurrency: int = 16,
+        retry_policy: RetryPolicy = RetryPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         time_budget: TimeBudget | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        uniform: Callable[[float, float], float] = random.uniform,
         park_stream_records_after_seconds: float | None = None,
+        wrap_task: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None,
     ) -> None:
         self.vercel = vercel
         self.secrets = secrets
@@ -135,47 +300,363 @@ class SyncService:
         # dead-letter path then holds them: never dropped.
         self.failed_records = failed_records
         self.observer: SyncObserver = observer or NullObserver()
+        # Without a state store there is no version guard or change suppression across batches.
+        self.state_store = state_store
+        self.rate_limiter = rate_limiter
+        self.max_concurrency = max(1, max_concurrency)
+        self.retry_policy = retry_policy
         self._clock = clock
         # Without a budget (unit tests, or a caller that cannot tell the time left) no step is
         # refused for lack of time.
         self.time_budget = time_budget
         self._monotonic = monotonic
+        self._sleep = sleep
+        self._uniform = uniform
         # A stream keeps a record for 24 h; one that still fails transiently when it is this old
         # is parked with its whole record (replayable) rather than retried until it expires.
         self.park_stream_records_after_seconds = park_stream_records_after_seconds
+        # Runs each worker-thread task inside the caller's trace context, when tracing is on.
+        self._wrap_task = wrap_task
 
-    def sync(self, change: SourceChange, *, time_left_ms: int | None = None) -> SyncOutcome:
-        secret_values: list[str] = []
+    # ------------------------------------------------------------------ the batch
+
+    def sync(self, change: SourceChange, *, time_left_ms: int | None = None) -> Outcome:
+        """One change on its own: its outcome, or :class:`TransientSyncError` (keep it at its source)."""
+        result = self.sync_batch([change], time_left_ms=time_left_ms)[0]
+        if result.error is not None:
+            raise result.error
+        assert result.outcome is not None
+        return result.outcome
+
+    def sync_batch(self, changes: Sequence[SourceChange], *, time_left_ms: int | None = None) -> list[RecordResult]:
+        """Each change's result, in the order given."""
         deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
-        bug: type[Exception] | None = None
+        results: list[RecordResult | None] = [None] * len(changes)
+        works: dict[tuple[str, str], _ResourceWork] = {}
+        tasks: list[Callable[[], None]] = []
+        for index, change in enumerate(changes):
+            try:
+                parsed = self._parse(index, change)
+            except PermanentSyncError as error:
+                tasks.append(self._park_task(results, index, change, error, deadline))
+                continue
+            except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
+                results[index] = self._bug(change, error)
+                continue
+            key = (parsed.record.integration_configuration_id, parsed.record.resource_id)
+            work = works.get(key)
+            if work is None:
+                work = works[key] = _ResourceWork(*key)
+            work.changes.append(parsed)
+
+        installations: dict[str, _Installation] = {}
+        for work in works.values():
+            installation = installations.setdefault(work.installation_id, _Installation(work.installation_id))
+            tasks.append(self._resource_task(results, work, installation, deadline))
+        self._run(tasks)
+        return [result or self._lost(changes[i]) for i, result in enumerate(results)]
+
+    def _run(self, tasks: list[Callable[[], None]]) -> None:
+        if self._wrap_task is not None:
+            tasks = [self._wrap_task(task) for task in tasks]
+        workers = min(self.max_concurrency, len(tasks))
+        if workers <= 1:
+            for task in tasks:
+                task()
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+            for future in [pool.submit(task) for task in tasks]:
+                future.result()  # tasks catch their own errors; this only waits
+
+    def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
+        return RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
+
+    def _parse(self, index: int, change: SourceChange) -> _Change:
+        if change.decode_error is not None or change.item is None:
+            raise InvalidRecordError(change.decode_error or "the change carries no record")
+        record = parse_partner_record(change.item)
+        version: VersionKey | None = None
+        if record.version is not None:
+            version = partner_version(record.version)
+        elif change.position.kind == "dynamodb-stream":
+            version = sequence_version(change.position.item_identifier)
+        return _Change(index, change, record, version)
+
+    def _park_task(
+        self,
+        results: list[RecordResult | None],
+        index: int,
+        change: SourceChange,
+        error: PermanentSyncError,
+        deadline: _Deadline,
+    ) -> Callable[[], None]:
+        def task() -> None:
+            try:
+                results[index] = self._park(change, error, [], deadline, calls=0)
+            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+                results[index] = self._bug(change, bug)
+
+        return task
+
+    def _resource_task(
+        self,
+        results: list[RecordResult | None],
+        work: _ResourceWork,
+        installation: _Installation,
+        deadline: _Deadline,
+    ) -> Callable[[], None]:
+        def task() -> None:
+            newest = work.newest()
+            try:
+                result = self._sync_resource(newest, installation, deadline)
+            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+                result = self._bug(newest.change, bug)
+            results[newest.index] = result
+            for other in work.changes:
+                if other is newest:
+                    continue
+                # Superseded by the newest: it shares that one's fate.
+                results[other.index] = result if result.failed else RecordResult("coalesced")
+                if not result.failed:
+                    self.observer.skipped(other.change, "coalesced")
+
+        return task
+
+    # ------------------------------------------------------------------ one resource
+
+    def _sync_resource(self, item: _Change, installation: _Installation, deadline: _Deadline) -> RecordResult:
+        change, record = item.change, item.record
+        secret_values: list[str] = []
+        tries = _Tries()
+        claim_id: str | None = None
         try:
             deadline.require("record", "a record")
-            self._import(change, secret_values, deadline)
-        except PermanentSyncError as error:
-            self._park(change, error, secret_values, deadline)
-            return "parked"
-        except TransientSyncError as error:
-            age = self._stream_record_age_seconds(change)
-            limit = self.park_stream_records_after_seconds
-            if age is not None and limit is not None and age >= limit:
-                exhausted = RetriesExhaustedError(
-                    f"still failing after {age / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
-                    http_status=error.http_status,
+            if installation.stopped is not None:
+                stopped = installation.stopped
+                raise InstallationUnavailableError(
+                    f"not sent: {stopped.message} (for another resource of this installation in this batch)",
+                    http_status=stopped.http_status,
                 )
-                self._park(change, exhausted, secret_values, deadline)
-                return "parked"
-            self.observer.retrying(change, error)
-            raise
-        except Exception as error:  # noqa: BLE001 - any bug: logged, then the record goes back to its source
-            # A bug, not a verdict on the record: report it and let the source retry it (after
-            # its retries, its dead-letter path holds the record until a fix is deployed).
-            self.observer.unexpected(change, error)
-            bug = type(error)
-        if bug is not None:
-            # Raised outside the handler, so the original is neither the cause nor the context:
-            # its text may quote a secret, and Powertools and X-Ray record what they are given.
-            raise TransientSyncError(f"unexpected {bug.__name__} (a bug; see the error log)")
-        return "imported"
+            secret_document = None
+            if needs_secrets(record, removed=change.removed):
+                assert record.secrets_arn is not None
+                deadline.require("aws_read", "reading the resource secret")
+                secret_document = self.secrets.resource_secrets(record.secrets_arn)
+            payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
+            secret_values.extend(payload.secret_values())
+            body = payload.to_body()
+            token = self._token(installation, deadline)
+            secret_values.append(token)
+
+            digest = payload_digest(body, key=token)
+            if self.state_store is not None:
+                claim_id, unchanged = self._claim(item, digest, deadline)
+                if claim_id is None:
+                    self.observer.skipped(change, "stale")
+                    return RecordResult("stale")
+                if unchanged:
+                    self._record_state(item, claim_id, digest, body)
+                    claim_id = None
+                    self.observer.skipped(change, "unchanged")
+                    return RecordResult("unchanged")
+
+            latency_ms = self._call_with_retries(item, installation, body, deadline, tries)
+            if self.state_store is not None:
+                # Recorded before the record counts as done: unrecorded, a stale change could pass
+                # the guard later. If this fails the record goes back and is sent again.
+                self._record_state(item, claim_id, digest, body)
+                claim_id = None
+            self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
+            return RecordResult("imported")
+        except PermanentSyncError as error:
+            self._release(item, claim_id)
+            if error.http_status in INSTALLATION_HTTP_STATUSES and not isinstance(error, InstallationUnavailableError):
+                error = self._stop_installation(installation, error)
+            secret_values.extend(installation.tokens_used)
+            return self._park(change, error, secret_values, deadline, calls=tries.calls)
+        except TransientSyncError as error:
+            self._release(item, claim_id)
+            secret_values.extend(installation.tokens_used)
+            return self._after_transient(change, error, secret_values, deadline, calls=tries.calls)
+
+    def _token(self, installation: _Installation, deadline: _Deadline) -> str:
+        """The installation's token, read once per batch (the secrets adapter caches it longer)."""
+        with installation.lock:
+            if installation.token is not None:
+                return installation.token
+            if installation.token_error is not None:
+                raise installation.token_error
+            deadline.require("aws_read", "reading the installation token")
+            try:
+                token = self.secrets.installation_token(installation.id)
+            except (PermanentSyncError, TransientSyncError) as error:
+                installation.token_error = error  # the rest of the batch gets the same answer
+                raise
+            installation.token = token
+            installation.tokens_used.append(token)
+            return token
+
+    def _refresh_token(self, installation: _Installation, used: str, deadline: _Deadline) -> bool:
+        """After a 401 with ``used``: True if a newer token is now at hand (re-read once per batch)."""
+        with installation.lock:
+            if installation.token != used:
+                return True  # another resource of this installation has re-read it already
+            if installation.refreshed:
+                return False
+            installation.refreshed = True
+            deadline.require("aws_read", "re-reading the installation token")
+            token = self.secrets.installation_token(installation.id, force_fetch=True)
+            installation.token = token
+            installation.tokens_used.append(token)
+        self.observer.token_refreshed(installation.id)
+        return True
+
+    def _stop_installation(self, installation: _Installation, error: PermanentSyncError) -> PermanentSyncError:
+        stopped = InstallationUnavailableError(
+            f"Vercel refused the installation ({error.http_status}): {error.message}",
+            http_status=error.http_status,
+            vercel_error=error.vercel_error,
+            vercel_error_complete=error.vercel_error_complete,
+        )
+        with installation.lock:
+            if installation.stopped is None:
+                installation.stopped = InstallationUnavailableError(stopped.message, http_status=error.http_status)
+        return stopped
+
+    def _claim(self, item: _Change, digest: str, deadline: _Deadline) -> tuple[str | None, bool]:
+        """(claim id, whether the payload is unchanged); claim id None: the change is stale."""
+        assert self.state_store is not None
+        installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
+        while True:
+            deadline.require("aws_read", "claiming the resource in the sync-state table")
+            claim = self.state_store.claim(
+                installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
+            )
+            if claim.status == "stale":
+                return None, False
+            if claim.status == "claimed":
+                return claim.claim_id, claim.state.payload_digest == digest
+            # Another invocation's call for this resource is in flight: wait for it to end.
+            wait = max(0.05, (claim.busy_until or 0) - time.time()) + self._uniform(0.0, 0.05)
+            if wait > deadline.spare_seconds("aws_read") or wait > self.retry_policy.max_delay_seconds:
+                raise TransientSyncError("another invocation is syncing this resource: back to the source")
+            self._sleep(wait)
+
+    def _record_state(self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any]) -> None:
+        assert self.state_store is not None
+        record = item.record
+        uses_secret = record.secrets_arn is not None and "secrets" in body
+        self.state_store.record(
+            claim_id,
+            ImportedState(
+                installation_id=record.integration_configuration_id,
+                resource_id=record.resource_id,
+                version=item.version,
+                payload_digest=digest,
+                product_id=record.product_id,
+                status=str(body.get("status")),
+                secret_name=record.secrets_arn if uses_secret else None,
+                secrets_prefix=record.secrets_prefix if uses_secret else None,
+                imported_at=self._clock(),
+            ),
+        )
+
+    def _release(self, item: _Change, claim_id: str | None) -> None:
+        if claim_id is None or self.state_store is None:
+            return
+        # Best effort: the lease lapses on its own, and the record's fate is already decided.
+        with contextlib.suppress(Exception):
+            self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
+
+    def _call_with_retries(
+        self, item: _Change, installation: _Installation, body: Mapping[str, Any], deadline: _Deadline, tries: _Tries
+    ) -> float:
+        """Call until accepted (counting calls in ``tries``); returns the last call's latency in ms."""
+        failed_calls = 0
+        while True:
+            self._wait_while_paused(installation, deadline)
+            if self.rate_limiter is not None and not self.rate_limiter.acquire(
+                installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call")
+            ):
+                raise TransientSyncError("no call left under the rate limit in this invocation: back to the source")
+            deadline.require("vercel_call", "the Vercel call")
+            token = installation.token
+            assert token is not None
+            started = time.perf_counter()
+            tries.calls += 1
+            try:
+                self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
+                return (time.perf_counter() - started) * 1000
+            except TransientSyncError as error:
+                if error.http_status == 401:
+                    if self._refresh_token(installation, token, deadline):
+                        self.observer.call_failed(item.change, error, retry_in_seconds=0.0)
+                        continue
+                    self.observer.call_failed(item.change, error, retry_in_seconds=None)
+                    raise
+                failed_calls += 1
+                if error.http_status == 429:
+                    self._pause(installation, error, failed_calls)
+                delay = self.retry_policy.backoff_seconds(failed_calls, self._uniform)
+                if error.retry_after_seconds is not None:
+                    delay = max(delay, error.retry_after_seconds)
+                if failed_calls >= self.retry_policy.max_calls or delay > deadline.spare_seconds("vercel_call"):
+                    self.observer.call_failed(item.change, error, retry_in_seconds=None)
+                    raise
+                self.observer.call_failed(item.change, error, retry_in_seconds=delay)
+                self._sleep(delay)
+
+    def _pause(self, installation: _Installation, error: TransientSyncError, failed_calls: int) -> None:
+        seconds = error.retry_after_seconds
+        if seconds is None:
+            seconds = self.retry_policy.backoff_seconds(failed_calls, lambda _low, high: high)
+        with installation.lock:
+            installation.paused_until = max(installation.paused_until, self._monotonic() + seconds)
+        if self.rate_limiter is not None:
+            self.rate_limiter.pause(installation.id, seconds)
+
+    def _wait_while_paused(self, installation: _Installation, deadline: _Deadline) -> None:
+        while True:
+            with installation.lock:
+                wait = installation.paused_until - self._monotonic()
+            if wait <= 0:
+                return
+            if wait > deadline.spare_seconds("vercel_call"):
+                raise TransientSyncError(
+                    f"Vercel asked to wait {wait:.1f} s (429) and this invocation cannot: back to the source",
+                    http_status=429,
+                )
+            self._sleep(wait)
+
+    # ------------------------------------------------------------------ failures
+
+    def _after_transient(
+        self,
+        change: SourceChange,
+        error: TransientSyncError,
+        secret_values: list[str],
+        deadline: _Deadline,
+        *,
+        calls: int,
+    ) -> RecordResult:
+        age = self._stream_record_age_seconds(change)
+        limit = self.park_stream_records_after_seconds
+        if age is not None and limit is not None and age >= limit:
+            exhausted = RetriesExhaustedError(
+                f"still failing after {age / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
+                http_status=error.http_status,
+            )
+            return self._park(change, exhausted, secret_values, deadline, calls=calls)
+        error.message = truncate(scrub_text(error.message, secret_values))
+        self.observer.retrying(change, error)
+        return RecordResult(None, error)
+
+    def _bug(self, change: SourceChange, error: Exception) -> RecordResult:
+        # A bug, not a verdict on the record: report it and let the source retry it (after its
+        # retries, its dead-letter path holds the record until a fix is deployed). The new
+        # error does not chain the original: its text may quote a secret.
+        self.observer.unexpected(change, error)
+        return RecordResult(None, TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)"))
 
     def _stream_record_age_seconds(self, change: SourceChange) -> float | None:
         created = change.position.created_at
@@ -183,55 +664,30 @@ class SyncService:
             return None
         return (self._clock() - created).total_seconds()
 
-    def _import(self, change: SourceChange, secret_values: list[str], deadline: _Deadline) -> None:
-        if change.decode_error is not None or change.item is None:
-            raise InvalidRecordError(change.decode_error or "the change carries no record")
-        record = parse_partner_record(change.item)
-        secret_document = None
-        if needs_secrets(record, removed=change.removed):
-            assert record.secrets_arn is not None
-            deadline.require("aws_read", "reading the resource secret")
-            secret_document = self.secrets.resource_secrets(record.secrets_arn)
-        payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
-        secret_values.extend(payload.secret_values())
-        body = payload.to_body()
-
-        installation = record.integration_configuration_id
-        deadline.require("aws_read", "reading the installation token")
-        token = self.secrets.installation_token(installation)
-        secret_values.append(token)
-        deadline.require("vercel_call", "the Vercel call")
-        started = time.perf_counter()
-        try:
-            self.vercel.import_resource(installation, record.resource_id, body, token=token)
-        except TransientSyncError as error:
-            if getattr(error, "http_status", None) != 401:
-                raise
-            # The token may have been rotated: re-read it past the cache, once.
-            deadline.require("aws_read", "re-reading the installation token")
-            token = self.secrets.installation_token(installation, force_fetch=True)
-            secret_values.append(token)
-            self.observer.token_refreshed(installation)
-            deadline.require("vercel_call", "the Vercel call with the new token")
-            started = time.perf_counter()
-            self.vercel.import_resource(installation, record.resource_id, body, token=token)
-        self.observer.imported(change, latency_ms=(time.perf_counter() - started) * 1000)
-
     def _park(
-        self, change: SourceChange, error: PermanentSyncError, secret_values: list[str], deadline: _Deadline
-    ) -> None:
+        self,
+        change: SourceChange,
+        error: PermanentSyncError,
+        secret_values: Iterable[str],
+        deadline: _Deadline,
+        *,
+        calls: int,
+    ) -> RecordResult:
+        secret_values = list(secret_values)
         # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
         if error.vercel_error is not None:
             scrubbed = scrub_text(error.vercel_error, secret_values, cut_at_end=not error.vercel_error_complete)
             error.vercel_error = truncate(scrubbed)
         error.message = truncate(scrub_text(error.message, secret_values))
         if self.failed_records is None:
-            self._back_to_source(
+            return self._back_to_source(
                 change,
                 f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)",
                 error,
             )
-        message = build_failed_record_message(change, error, failed_at=self._clock(), secret_values=secret_values)
+        message = build_failed_record_message(
+            change, error, failed_at=self._clock(), secret_values=secret_values, calls=calls
+        )
         refused: str | None = None
         try:
             deadline.require("park", "sending it to the failed-records queue")
@@ -240,11 +696,12 @@ class SyncService:
             refused = exc.message
         except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
             refused = f"the failed-records queue did not take it ({type(exc).__name__})"
-        if refused is not None:  # outside the handler: the queue's error is not chained
-            self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
+        if refused is not None:
+            return self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
         self.observer.parked(change, error)
+        return RecordResult("parked")
 
-    def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> NoReturn:
+    def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> RecordResult:
         transient = TransientSyncError(message, http_status=error.http_status)
         self.observer.retrying(change, transient)
-        raise transient
+        return RecordResult(None, transient)

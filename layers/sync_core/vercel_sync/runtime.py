@@ -8,6 +8,7 @@ and the local runner hand in their own service with :func:`set_sync_service`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from vercel_sync.pipeline import SyncService, TimeBudget
 from vercel_sync.settings import Settings
@@ -15,27 +16,64 @@ from vercel_sync.settings import Settings
 _service: SyncService | None = None
 
 
-def build_sync_service(settings: Settings) -> SyncService:
-    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
-    from vercel_sync.adapters.secrets import SecretsManagerReader
-    from vercel_sync.adapters.vercel import VercelClient
-    from vercel_sync.observability import PowertoolsObserver
+_DEFAULT: Any = object()
 
-    return SyncService(
-        vercel=VercelClient(
+
+def build_sync_service(
+    settings: Settings,
+    *,
+    vercel: Any = _DEFAULT,
+    secrets: Any = _DEFAULT,
+    failed_records: Any = _DEFAULT,
+    state_store: Any = _DEFAULT,
+    rate_limiter: Any = _DEFAULT,
+    observer: Any = _DEFAULT,
+) -> SyncService:
+    """The service the settings describe; any adapter given replaces the one built from them
+    (``None`` switches an optional one off: ``failed_records``, ``state_store``, ``rate_limiter``)."""
+    from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
+
+    if vercel is _DEFAULT:
+        from vercel_sync.adapters.vercel import VercelClient
+
+        vercel = VercelClient(
             settings.vercel_api_url,
             timeout_seconds=settings.http_timeout_seconds,
             max_connections=settings.max_concurrency,
-        ),
-        secrets=SecretsManagerReader(settings, boto_config=aws_client_config()),
-        failed_records=(
+        )
+    if secrets is _DEFAULT:
+        from vercel_sync.adapters.secrets import SecretsManagerReader
+
+        secrets = SecretsManagerReader(settings, boto_config=aws_client_config())
+    if failed_records is _DEFAULT:
+        from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+
+        failed_records = (
             SqsFailedRecordsQueue(settings.failed_records_queue_url, boto_config=aws_client_config())
             if settings.failed_records_queue_url
             else None
-        ),
-        observer=PowertoolsObserver(),
+        )
+    if state_store is _DEFAULT:
+        from vercel_sync.adapters.state_table import DynamoDbStateStore
+
+        state_store = (
+            DynamoDbStateStore(settings.sync_state_table, boto_config=aws_client_config())
+            if settings.sync_state_table
+            else None
+        )
+    if rate_limiter is _DEFAULT:
+        rate_limiter = None
+    return SyncService(
+        vercel=vercel,
+        secrets=secrets,
+        failed_records=failed_records,
+        observer=PowertoolsObserver() if observer is _DEFAULT else observer,
+        state_store=state_store,
+        rate_limiter=rate_limiter,
+        max_concurrency=settings.max_concurrency,
         time_budget=time_budget(settings),
         park_stream_records_after_seconds=settings.stream_park_after_seconds,
+        wrap_task=trace_context_propagator(),
     )
 
 
