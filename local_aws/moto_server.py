@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -17,23 +19,50 @@ LOCAL_AWS_ENVIRONMENT = {
 }
 
 
+class _AtomicDynamoDb:
+    """WSGI middleware: one DynamoDB request at a time.
+
+    DynamoDB applies each conditional write atomically; moto's backend does not lock, so two
+    concurrent conditional updates of one item can both succeed (seen: 2-3 of 8 concurrent
+    claims). Serialising DynamoDB requests gives moto server the guarantee the real service has
+    (and that the claim and the shared rate limiter rely on). Other services stay concurrent
+    (an SQS long poll must not block them).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # Read the whole answer inside the lock: a WSGI app may do its work lazily.
+            return list(self._app(environ, start_response))
+
+
 @contextmanager
 def moto_server(port: int = 0) -> Iterator[str]:
-    """Start moto server (Secrets Manager, SQS, DynamoDB and its streams) on loopback and yield
-    its URL; ``port`` 0 takes a free one."""
-    from moto.server import ThreadedMotoServer
+    """Start moto server (Secrets Manager, SQS, DynamoDB and its streams) on loopback, in a
+    thread, and yield its URL; ``port`` 0 takes a free one."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    # As moto's ThreadedMotoServer does, plus atomic DynamoDB requests.
+    app = _AtomicDynamoDb(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        host, bound_port = server.server_address[:2]
+        endpoint = f"http://{host}:{bound_port}"
         # moto keeps its state per process: start from an empty account.
         httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
         yield endpoint
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
 
 
 def aws_clients(endpoint: str) -> dict[str, object]:

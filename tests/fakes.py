@@ -109,3 +109,62 @@ class FakeFailedRecords:
 
     def reasons(self) -> list[str]:
         return [m["reason"] for m in self.messages]
+
+
+class FakeStateStore:
+    """The sync-state table's rules in memory (``adapters/state_table.py`` has the DynamoDB ones).
+
+    ``busy`` maps a resource id to claims to refuse as busy first (another invocation in flight).
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import threading
+        import time
+
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.busy: dict[str, int] = {}
+        self.writes = 0
+        self._lock = threading.Lock()
+        self._clock = clock or time.time
+
+    def claim(self, installation_id: str, resource_id: str, version: Any, *, lease_seconds: float) -> Any:
+        import uuid
+
+        from vercel_sync.sync_state import Claim, ResourceState
+
+        with self._lock:
+            self.writes += 1
+            item = self.items.setdefault((installation_id, resource_id), {})
+            state = ResourceState(item.get("partner"), item.get("sequence"), item.get("digest"))
+            if version is not None and not version.newer_than(item.get(version.kind)):
+                return Claim("stale", state=state)
+            if self.busy.get(resource_id, 0) > 0:
+                self.busy[resource_id] -= 1
+                return Claim("busy", state=state, busy_until=self._clock())
+            if item.get("claim_until", 0) > self._clock():
+                return Claim("busy", state=state, busy_until=item["claim_until"])
+            claim_id = uuid.uuid4().hex
+            item["claim"], item["claim_until"] = claim_id, self._clock() + lease_seconds
+            return Claim("claimed", claim_id=claim_id, state=state)
+
+    def record(self, claim_id: str | None, state: Any) -> None:
+        with self._lock:
+            self.writes += 1
+            item = self.items.setdefault((state.installation_id, state.resource_id), {})
+            if claim_id is not None and item.get("claim") == claim_id:
+                item.pop("claim", None)
+                item.pop("claim_until", None)
+            if state.version is not None:
+                if not state.version.newer_than(item.get(state.version.kind)):
+                    return
+                item[state.version.kind] = state.version
+            item["digest"] = state.payload_digest
+            item["secret_name"] = state.secret_name
+            item["status"] = state.status
+
+    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
+        with self._lock:
+            item = self.items.get((installation_id, resource_id), {})
+            if item.get("claim") == claim_id:
+                item.pop("claim", None)
+                item.pop("claim_until", None)

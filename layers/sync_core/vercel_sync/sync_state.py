@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any, Literal, Protocol
 
 from vercel_sync.errors import InvalidRecordError
@@ -35,6 +35,8 @@ MAX_VERSION_DIGITS = 38
 # compare as numbers.
 SEQUENCE_WIDTH = 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Wide enough that normalising never rounds a version DynamoDB can hold.
+_EXACT = Context(prec=MAX_VERSION_DIGITS + 12)
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,17 @@ def partner_version(version: Decimal | datetime) -> VersionKey:
         number = Decimal(delta.days * 86_400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
     else:
         number = version
-    try:
-        digits = len(number.normalize().as_tuple().digits)
-    except InvalidOperation:  # pragma: no cover - the partner model admits finite numbers only
-        digits = MAX_VERSION_DIGITS + 1
-    if digits > MAX_VERSION_DIGITS or not number.is_finite() or abs(number.adjusted()) > 120:
+    if not number.is_finite():
+        raise InvalidRecordError("version: must be a finite number")
+    exact = _EXACT.normalize(number)  # the default context (28 digits) would round
+    if len(exact.as_tuple().digits) > MAX_VERSION_DIGITS or abs(exact.adjusted()) > 120:
         raise InvalidRecordError(f"version: must have at most {MAX_VERSION_DIGITS} significant digits")
-    return VersionKey("partner", number.normalize())
+    return VersionKey("partner", exact)
+
+
+def stored_partner_version(text: str) -> VersionKey:
+    """A partner version as the table holds it (a DynamoDB number's text)."""
+    return VersionKey("partner", _EXACT.normalize(Decimal(text)))
 
 
 def sequence_version(sequence_number: str) -> VersionKey | None:

@@ -23,12 +23,11 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.settings import secret_name
-from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey
+from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
 
 _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"}
 
@@ -223,7 +222,7 @@ def _state(item: dict[str, Any]) -> ResourceState:
     partner = item.get("partnerVersion", {}).get("N")
     sequence = item.get("sequenceVersion", {}).get("S")
     return ResourceState(
-        partner_version=VersionKey("partner", Decimal(partner).normalize()) if partner is not None else None,
+        partner_version=stored_partner_version(partner) if partner is not None else None,
         sequence_version=VersionKey("sequence", sequence) if sequence is not None else None,
         payload_digest=item.get("payloadDigest", {}).get("S"),
     )
