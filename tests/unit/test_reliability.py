@@ -432,3 +432,102 @@ def test_calls_for_one_resource_never_overlap() -> None:
 
     assert overlaps == []
     assert len(vercel.calls) == 10  # 5 resources, each one failure and one retry
+
+
+# ------------------------------------------------------------------ handing back under the rate limit
+
+
+class RecordingSourceQueue:
+    def __init__(self) -> None:
+        self.deferred: list[tuple[str, str, float]] = []
+
+    def defer(self, queue_arn: str, messages: Any) -> int:
+        self.deferred.extend((queue_arn, handle, seconds) for handle, seconds in messages)
+        return len(messages)
+
+
+class NoCallsLeft:
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        return False
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        pass
+
+
+def sqs_event(bodies: list[dict[str, Any]], *, fifo_groups: list[str] | None = None) -> dict[str, Any]:
+    import json
+
+    arn = "arn:aws:sqs:us-east-1:123456789012:partner-events" + (".fifo" if fifo_groups else "")
+    records = []
+    for index, body in enumerate(bodies):
+        attributes: dict[str, Any] = {"ApproximateReceiveCount": "1"}
+        if fifo_groups:
+            attributes["MessageGroupId"] = fifo_groups[index]
+        records.append(
+            {
+                "messageId": f"m{index}",
+                "receiptHandle": f"h{index}",
+                "body": json.dumps(body),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+            }
+        )
+    return {"Records": records}
+
+
+def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apart() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.batch import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=0.6, max_concurrency=1
+    )
+    event = sqs_event([record(f"r{i}") for i in range(3)] + [record("x", integrationConfigurationId="other")])
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert len(response["batchItemFailures"]) == 4
+    seconds = {handle: round(delay, 3) for _arn, handle, delay in source.deferred}
+    # Per installation, spaced by the rate limit's interval (100/60 -> 0.6 s).
+    assert seconds == {"h0": 0.6, "h1": 1.2, "h2": 1.8, "h3": 0.6}
+
+
+def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.batch import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=2.0, max_concurrency=1
+    )
+    event = sqs_event([record("a"), record("b"), record("a", name="newer")], fifo_groups=["g", "g", "g"])
+
+    handle_queue_event(event, LambdaContext(), service)
+
+    assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h0", 2.0), ("h1", 2.0), ("h2", 2.0)]
+
+
+def test_other_transient_failures_keep_the_queues_own_timeout() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.batch import handle_queue_event
+
+    source = RecordingSourceQueue()
+    vercel = FakeVercel(failing={"r0": vercel_unavailable(503)})
+    service = make_service(vercel, source_queue=source, retry_policy=RetryPolicy(max_calls=1))
+
+    response = handle_queue_event(sqs_event([record("r0")]), LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert source.deferred == []
+
+
+def test_queue_urls_are_built_from_arns() -> None:
+    from vercel_sync.adapters.source_queue import queue_url_from_arn
+
+    assert queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:q.fifo") == (
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo"
+    )
+    assert queue_url_from_arn("arn:aws:dynamodb:eu-west-1:1:table/t") is None

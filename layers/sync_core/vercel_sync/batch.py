@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
-from vercel_sync.pipeline import RecordResult, SyncService
+from vercel_sync.pipeline import RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import unwrap_message_body
 
 
@@ -200,4 +200,31 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context
     )
+    if service.source_queue is not None:
+        _defer_messages_sent_back(service.source_queue, queue_records, results, response)
     return dict(response)
+
+
+def _defer_messages_sent_back(
+    source_queue: SourceQueue, records: list[SQSRecord], results: list[RecordResult], response: Any
+) -> None:
+    """Reported messages that were told when to come back (the rate limit, a Retry-After) are made
+    visible then rather than after the queue's whole visibility timeout. A FIFO group's reported
+    messages all come back with its first, so the group is not held up by the ones behind it."""
+    reported = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    by_group: dict[str, float] = {}
+    delays: list[float | None] = []
+    for record, result in zip(records, results, strict=True):
+        delay = result.error.retry_after_seconds if result.error is not None else None
+        group = record.attributes.message_group_id
+        if group is not None and delay is not None:
+            by_group.setdefault(group, delay)
+        delays.append(delay)
+    by_queue: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for record, delay in zip(records, delays, strict=True):
+        group = record.attributes.message_group_id
+        when = by_group.get(group) if group is not None else delay
+        if when is not None and _queue_identifier(record) in reported and record.receipt_handle:
+            by_queue[record.event_source_arn].append((record.receipt_handle, when))
+    for queue_arn, messages in by_queue.items():
+        source_queue.defer(queue_arn, messages)

@@ -89,6 +89,12 @@ class RateLimiter(Protocol):
     def pause(self, installation_id: str, seconds: float) -> None: ...
 
 
+class SourceQueue(Protocol):
+    """The queue function's source (``adapters/source_queue.py``)."""
+
+    def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int: ...
+
+
 class SyncObserver(Protocol):
     """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
 
@@ -271,6 +277,7 @@ class _Installation:
         self.token_error: Exception | None = None
         self.refreshed = False
         self.paused_until = 0.0  # monotonic
+        self.deferred = 0  # records sent back for want of a call under the rate limit
         self.stopped: InstallationUnavailableError | None = None
 
 
@@ -293,6 +300,8 @@ class SyncService:
         uniform: Callable[[float, float], float] = random.uniform,
         park_stream_records_after_seconds: float | None = None,
         wrap_task: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None,
+        call_interval_seconds: float = 0.6,
+        source_queue: SourceQueue | None = None,
     ) -> None:
         self.vercel = vercel
         self.secrets = secrets
@@ -317,6 +326,11 @@ class SyncService:
         self.park_stream_records_after_seconds = park_stream_records_after_seconds
         # Runs each worker-thread task inside the caller's trace context, when tracing is on.
         self._wrap_task = wrap_task
+        # The rate limit's spacing of one installation's calls (seconds / calls): records sent
+        # back for want of a call are told when to come back, one interval apart.
+        self.call_interval_seconds = call_interval_seconds
+        # The queue function's source, to defer messages sent back under the rate limit.
+        self.source_queue = source_queue
 
     # ------------------------------------------------------------------ the batch
 
@@ -448,8 +462,9 @@ class SyncService:
             token = self._token(installation, deadline)
             secret_values.append(token)
 
-            digest = payload_digest(body, key=token)
+            digest = ""
             if self.state_store is not None:
+                digest = payload_digest(body, key=token)
                 claim_id, unchanged = self._claim(item, digest, deadline)
                 if claim_id is None:
                     self.observer.skipped(change, "stale")
@@ -578,7 +593,10 @@ class SyncService:
             if self.rate_limiter is not None and not self.rate_limiter.acquire(
                 installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call")
             ):
-                raise TransientSyncError("no call left under the rate limit in this invocation: back to the source")
+                raise TransientSyncError(
+                    "no call left under the rate limit in this invocation: back to the source",
+                    retry_after_seconds=self._come_back_in(installation, 0.0),
+                )
             deadline.require("vercel_call", "the Vercel call")
             token = installation.token
             assert token is not None
@@ -625,8 +643,16 @@ class SyncService:
                 raise TransientSyncError(
                     f"Vercel asked to wait {wait:.1f} s (429) and this invocation cannot: back to the source",
                     http_status=429,
+                    retry_after_seconds=self._come_back_in(installation, wait),
                 )
             self._sleep(wait)
+
+    def _come_back_in(self, installation: _Installation, wait: float) -> float:
+        """When a record sent back for want of a call should return: after ``wait``, one call
+        interval after the installation's previous one sent back."""
+        with installation.lock:
+            installation.deferred += 1
+            return wait + installation.deferred * self.call_interval_seconds
 
     # ------------------------------------------------------------------ failures
 

@@ -31,6 +31,7 @@ def build_sync_service(
 ) -> SyncService:
     """The service the settings describe; any adapter given replaces the one built from them
     (``None`` switches an optional one off: ``failed_records``, ``state_store``, ``rate_limiter``)."""
+    from vercel_sync.adapters.source_queue import SqsSourceQueue
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
     if vercel is _DEFAULT:
@@ -74,6 +75,8 @@ def build_sync_service(
         time_budget=time_budget(settings),
         park_stream_records_after_seconds=settings.stream_park_after_seconds,
         wrap_task=trace_context_propagator(),
+        call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
+        source_queue=SqsSourceQueue(boto_config=aws_client_config()),
     )
 
 

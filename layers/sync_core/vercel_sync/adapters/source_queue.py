@@ -1,0 +1,63 @@
+"""The partner events queue (SQS), as the queue function's source: deferring messages sent back.
+
+A message reported failed stays invisible for the queue's visibility timeout (360 s in the
+template) and then comes back. When it was sent back because the installation's rate limit
+had no call left (or Vercel asked to wait with a 429), waiting the whole timeout wastes time,
+and coming back before a call is free wastes a receive (each one counts towards the
+dead-letter queue's ``maxReceiveCount``). So such messages are made visible again when the
+rate limit is expected to have a call for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# SQS accepts visibility timeouts of 0 to 12 h.
+MAX_VISIBILITY_SECONDS = 43_200
+
+
+def queue_url_from_arn(queue_arn: str) -> str | None:
+    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> the queue's URL (SQS locates a queue by its URL's path)."""
+    parts = queue_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        return None
+    _, partition, _, region, account, name = parts
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+class SqsSourceQueue:
+    def __init__(self, sqs_client: Any = None, boto_config: Any = None) -> None:
+        self._client = sqs_client  # built on first use
+        self._boto_config = boto_config
+
+    def _sqs(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs", config=self._boto_config)
+        return self._client
+
+    def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int:
+        """Make each ``(receipt handle, seconds)`` message visible again after its seconds.
+        Returns how many SQS accepted; best effort (a message not changed keeps the queue's timeout)."""
+        url = queue_url_from_arn(queue_arn)
+        if url is None or not messages:
+            return 0
+        changed = 0
+        for start in range(0, len(messages), 10):
+            entries = [
+                {
+                    "Id": str(index),
+                    "ReceiptHandle": receipt_handle,
+                    "VisibilityTimeout": max(1, min(MAX_VISIBILITY_SECONDS, round(seconds))),
+                }
+                for index, (receipt_handle, seconds) in enumerate(messages[start : start + 10])
+            ]
+            try:
+                response = self._sqs().change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            except Exception:  # noqa: BLE001, S112 - best effort: the queue's own timeout still brings them back
+                continue
+            changed += len(response.get("Successful", []))
+        return changed
