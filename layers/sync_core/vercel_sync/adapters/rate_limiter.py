@@ -70,7 +70,10 @@ seconds that opens at the first call after the previous window ended. So it suff
    clocks differ by at most ``CLOCK_SKEW_SECONDS``. So arrivals of calls ``1`` and ``N + 1``
    are at least ``(N + 1 - B)·I - M`` apart, with ``M = skew + grace + J``.
 3. Hence with ``I = (T + M) / (N + 1 - B)`` (rounded up to a microsecond), ``N + 1`` calls are
-   at least ``T`` apart at Vercel: no window ever holds more than ``N``.
+   at least ``T`` apart at Vercel: no window ever holds more than ``N``. In token-bucket terms,
+   ``B + r·(T + M) <= N + 1``: the continuous bound ``B + r·τ`` counts one call more than any
+   sequence of calls can reach, so ``N + 1`` rather than ``N`` is exact, not optimistic (the
+   unit tests check the span on random reservation sequences).
 
 The parameters (:meth:`BucketParameters.for_limit`): ``B = max(1, round(0.05·N))`` (a small
 burst, so a quiet installation's few changes go out at once), ``J = max(0.1 s, 0.02·T)``,
@@ -117,7 +120,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vercel_sync.settings import RateLimit, Settings
 
@@ -501,13 +504,26 @@ class _Installation:
     failures: int = 0
 
 
+class BucketStore(Protocol):
+    """Where the buckets live: this container's memory, or the sync-state table."""
+
+    @property
+    def remote(self) -> bool:
+        """True when a reservation is a network call (made in a thread of its own)."""
+        ...
+
+    def reserve(self, installation_id: str, now_us: Callable[[], int], deadlines: Sequence[int]) -> Reservation: ...
+
+    def pause(self, installation_id: str, until: int, now: int) -> None: ...
+
+
 class SlotRateLimiter:
     """The waiting and the slots; the bucket itself is the store's (memory or DynamoDB)."""
 
     def __init__(
         self,
         limit: RateLimit,
-        store_factory: Callable[[BucketParameters, LimiterStats, threading.Lock], Any],
+        store_factory: Callable[[BucketParameters, LimiterStats, threading.Lock], BucketStore],
         *,
         params: BucketParameters | None = None,
         clock: Callable[[], float] = time.time,
