@@ -18,6 +18,19 @@ from vercel_sync.pipeline import SyncService
 from vercel_sync.runtime import set_sync_service
 
 
+class FakeMonotonic:
+    """A monotonic clock that only sleeping moves: backoffs and 429 pauses take no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def fake_vercel() -> FakeVercel:
     return FakeVercel()
@@ -40,14 +53,16 @@ def service(
     """The real pipeline with fake adapters, installed as the handlers' service."""
     from vercel_sync.observability import PowertoolsObserver
 
-    # One resource at a time, so calls happen in a known order; retries without waiting.
+    # One resource at a time, so calls happen in a known order; waits pass on a fake clock.
+    clock = FakeMonotonic()
     sync_service = SyncService(
         vercel=fake_vercel,
         secrets=fake_secrets,
         failed_records=failed_records,
         observer=PowertoolsObserver(),
         max_concurrency=1,
-        sleep=lambda _seconds: None,
+        monotonic=clock,
+        sleep=clock.sleep,
     )
     set_sync_service(sync_service)
     yield sync_service

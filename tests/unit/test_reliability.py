@@ -56,11 +56,18 @@ def stream(item: dict[str, Any], sequence_number: str, *, removed: bool = False)
 
 
 class Sleeps:
+    """Records each sleep and moves a fake monotonic clock (``now``) by it."""
+
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.clock = 1000.0
 
     def __call__(self, seconds: float) -> None:
         self.seconds.append(seconds)
+        self.clock += seconds
+
+    def now(self) -> float:
+        return self.clock
 
 
 def make_service(
@@ -71,12 +78,14 @@ def make_service(
     sleeps: Sleeps | None = None,
     **kwargs: Any,
 ) -> SyncService:
+    sleeps = sleeps if sleeps is not None else Sleeps()
+    kwargs.setdefault("monotonic", sleeps.now)
     return SyncService(
         vercel=vercel or FakeVercel(),
         secrets=FakeSecrets(),
         failed_records=failed if failed is not None else FakeFailedRecords(),
         state_store=state,
-        sleep=sleeps if sleeps is not None else (lambda _s: None),
+        sleep=sleeps,
         uniform=lambda low, high: high,  # the jitter's ceiling: deterministic
         **kwargs,
     )

@@ -63,7 +63,10 @@ def build_sync_service(
             else None
         )
     if rate_limiter is _DEFAULT:
-        rate_limiter = None
+        from vercel_sync.adapters.rate_limiter import build_rate_limiter
+
+        # Shared through the state table when there is one, else per container.
+        rate_limiter = build_rate_limiter(settings, boto_config=aws_client_config())
     return SyncService(
         vercel=vercel,
         secrets=secrets,
