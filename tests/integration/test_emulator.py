@@ -503,7 +503,7 @@ def test_reset_forgets_resources_counts_and_restarts_the_fault_sequence(
     vercel.set_faults(FAULTY)
     first = [_outcome(client, resource_path("icfg_1", "r"), valid_body()) for _ in range(10)]
     assert client.post("/_emulator/reset").json() == {"status": "ok"}
-    assert client.get("/_emulator/calls").json() == {"total": 0, "byStatus": {}, "calls": []}
+    assert client.get("/_emulator/calls").json() == {"total": 0, "byStatus": {}, "byRoute": {}, "calls": []}
     assert client.get("/_emulator/imports").json() == {"imports": []}
     assert [_outcome(client, resource_path("icfg_1", "r"), valid_body()) for _ in range(10)] == first
 
