@@ -1,9 +1,10 @@
 """Create the template's queues and tables in moto server, and the secrets the functions read.
 
 What is created comes from ``template.yaml`` (its ``AWS::SQS::Queue`` and
-``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties), so the
-local account has what a deployed stack has: the failed-records and stream-failure queues,
-the sync-state table, and, with the default parameters, the demo partner table (with its
+``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties, global
+secondary indexes included), so the local account has what a deployed stack has: the
+failed-records, stream-failure and rotation-failure queues, the sync-state table (with its
+``bySecretName`` index), and, with the default parameters, the demo partner table (with its
 stream) and the partner events queue with its dead-letter queue. Names are
 ``<stack>-<LogicalId>`` (with ``.fifo`` for FIFO queues), as CloudFormation's are unique per
 stack.
@@ -172,6 +173,16 @@ def _create_table(dynamodb: Any, resources: LocalResources, logical_id: str) -> 
     }
     if request["BillingMode"] == "PROVISIONED":
         request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    indexes = properties.get("GlobalSecondaryIndexes")
+    if indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                name: index[name]
+                for name in ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+                if name in index
+            }
+            for index in indexes
+        ]
     stream = properties.get("StreamSpecification")
     if stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
