@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.leak_scan import register_secret
 from vercel_emulator import CallCount, EmulatorServer, FaultSettings
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 TOKEN_1 = "vrcl_token_installation_one"
 TOKEN_2 = "vrcl_token_installation_two"
 SECRET_VALUE = "postgres://user:TOP-SECRET-pw@db.internal/orders"
+register_secret(TOKEN_1, TOKEN_2, SECRET_VALUE, label="the emulator tests' tokens and secret")
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
