@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import signal
-import subprocess
+import subprocess  # to start this project's own emulator  # nosec B404
 import sys
 import tempfile
 import time
@@ -103,7 +103,7 @@ def vercel_emulator_process() -> Iterator[str]:
     # The token is added over the control API, not on the command line (visible in `ps`).
     # Its stderr goes to a file (a pipe nobody reads could fill and block it), shown if it fails.
     with tempfile.TemporaryFile(mode="w+") as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
+        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell  # nosec B603
             [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=errors, text=True
         )
         try:

@@ -199,7 +199,7 @@ def _create_table(dynamodb: Any, resources: LocalResources, logical_id: str) -> 
 def store_installation_token(secretsmanager: Any, resources: LocalResources, installation_id: str, token: str) -> str:
     """Store (or rotate) an installation's token as Vercel sends it; returns the secret's name."""
     name = resources.token_secret_name(installation_id)
-    value = json.dumps({"access_token": token, "token_type": "Bearer"})
+    value = json.dumps({"access_token": token, "token_type": "Bearer"})  # the token type's name, not a token  # nosec B105
     _put_secret(secretsmanager, name, value)
     return name
 

@@ -81,9 +81,8 @@ def rotate_installation_token(
     out("2/5 Vercel issued a new token (the old one stays valid until revoked)")
 
     try:
-        secretsmanager.put_secret_value(
-            SecretId=secret_id, SecretString=json.dumps({"access_token": new_token, "token_type": "Bearer"})
-        )
+        stored = json.dumps({"access_token": new_token, "token_type": "Bearer"})  # the token type's name, not a token  # nosec B105
+        secretsmanager.put_secret_value(SecretId=secret_id, SecretString=stored)
     except Exception as exc:  # noqa: BLE001 - reported without the token; the old one still works
         raise RotationError(
             f"could not store the new token in {secret_id} ({type(exc).__name__}); the old token is still valid "

@@ -68,6 +68,8 @@ _ERROR_CODES = {
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
+BEARER = "Bearer"  # the type of the tokens the credentials routes issue
+
 # The methods each API route answers.
 _ROUTE_METHODS = {
     ROUTE_LIST: ("GET",),
@@ -379,7 +381,7 @@ class EmulatorHandler:
         if isinstance(document, web.Response):
             return document
         token = self.state.tokens.rotate(installation_id)
-        return _json_response(200, {"access_token": token, "token_type": "Bearer"})
+        return _json_response(200, {"access_token": token, "token_type": BEARER})
 
     async def _revoke_credential(self, request: web.BaseRequest, installation_id: str) -> web.Response:
         """Retire the token named in the body (``access_token``); never the installation's last."""
