@@ -465,3 +465,25 @@ def test_an_unreadable_event_is_parked(rig: Rig) -> None:
     assert message["reason"] == "invalid_record"
     assert message["kind"] == FAILURE_KIND
     assert message["resourceId"] is None
+
+
+def test_the_rotation_rules_import_no_aws_or_http_library() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, vercel_sync.rotation; "
+        "print(','.join(m for m in ('boto3', 'botocore', 'httpx', 'aws_lambda_powertools') if m in sys.modules))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(root / "layers" / "sync_core")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
