@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -193,3 +194,36 @@ def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(
     assert record_["requestContext"]["condition"] == "RetriesExhausted"
     assert record_["requestPayload"]["detail"]["eventName"] == "PutSecretValue"
     assert drain_json_messages(stack.aws["sqs"], stack.queue_url("FailedRecordsQueue")) == []
+
+
+def test_the_runner_command_line_watches_the_resource_secrets(local_stack: LocalStack) -> None:
+    """``python -m local_runner --secrets-prefix PREFIX``: one line per invocation, no value."""
+    from local_runner.__main__ import main
+
+    delivered: list[tuple[str, dict[str, Any]]] = []
+    lines: list[str] = []
+    watching = threading.Event()
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if line.startswith("watching secrets"):
+            watching.set()  # the poller has taken its baseline
+
+    def load(name: str) -> Any:
+        return lambda event, context: delivered.append((name, event)) or {}
+
+    prefix = local_stack.resources.template.parameters["ResourceSecretPrefix"]
+    argv = ["--secrets-prefix", prefix, "--until-idle", "--idle-seconds", "0.5", "--timeout", "20"]
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(main(argv, load=load, out=out)))
+    runner.start()
+    assert watching.wait(10)
+    password, _ = rotate_resource_secret(local_stack)
+    runner.join(30)
+
+    assert codes == [0], lines
+    assert [(name, event["detail"]["eventName"]) for name, event in delivered] == [("rotation_sync", "PutSecretValue")]
+    assert delivered[0][1]["detail"]["requestParameters"]["secretId"] == local_stack.resource_secret_name
+    assert any(f"{local_stack.resource_secret_name} (PutSecretValue)" in line for line in lines)
+    assert lines[-1].startswith("done: 1 invocations, 1 records")
+    assert not any(password in line for line in lines)
