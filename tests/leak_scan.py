@@ -59,14 +59,18 @@ class LeakScanner:
             for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
                 self.forms.setdefault(form, label)
 
-    def scan(self, text: str, what: str) -> None:
+    # Log records wait here until their test's report, so a value registered later in the test
+    # (e.g. one a fixture's object makes as it starts) is still looked for in them.
+    pending: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def scan(self, text: str, what: str, test: str | None = None) -> None:
         if not text:
             return
         self.texts += 1
         self.characters += len(text)
         for form, label in self.forms.items():
             if form in text:
-                self.findings.append(Finding(f"{self.current_test}: {what}", label))
+                self.findings.append(Finding(f"{test or self.current_test}: {what}", label))
 
     def scan_record(self, record: logging.LogRecord) -> None:
         """A log record: its message and every field a formatter could write (extras included)."""
@@ -76,13 +80,20 @@ class LeakScanner:
         except Exception:  # noqa: BLE001 - a record whose args do not fit its message: scan the parts
             message = f"{record.msg!r} {record.args!r}"
         fields = json.dumps(record.__dict__, default=repr, ensure_ascii=False)
-        self.scan(message + "\n" + fields, f"log record of logger {record.name!r}")
+        self.pending.append((self.current_test, message + "\n" + fields, f"log record of logger {record.name!r}"))
+
+    def flush(self) -> None:
+        """Scan the log records kept so far."""
+        pending, self.pending = self.pending, []
+        for test, text, what in pending:
+            self.scan(text, what, test)
 
     def scan_message(self, body: str | dict[str, Any], what: str) -> None:
         self.messages += 1
         self.scan(body if isinstance(body, str) else json.dumps(body, ensure_ascii=False), what)
 
     def summary(self) -> str:
+        self.flush()
         return (
             f"leak scan: {len(set(self.forms.values()))} sources of secret values, "
             f"{len(self.forms)} forms; scanned {self.log_records} log records, {self.messages} messages, "
@@ -137,6 +148,7 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    SCANNER.flush()
     # Each phase's report repeats the earlier phases' sections: scan only its own.
     for title, content in report.sections:
         if title.endswith(report.when or ""):
@@ -144,6 +156,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    SCANNER.flush()
     if SCANNER.findings and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

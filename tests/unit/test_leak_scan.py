@@ -26,6 +26,7 @@ def test_a_registered_value_is_found_in_each_form() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value %s", ("nothing",), None)
     record.detail = PROBE_SECRET  # an ``extra`` field, as Powertools' structured logs carry
     scanner.scan_record(record)
+    scanner.flush()
     scanner.scan(json.dumps({"v": PROBE_SECRET}), "stdout")  # JSON-escaped, ASCII only
     scanner.scan_message({"detail": PROBE_SECRET}, "a queue message")
     scanner.scan("an ordinary short word", "stdout")
