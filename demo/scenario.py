@@ -334,7 +334,7 @@ class Demo:
             outcomes = ", ".join(f"{status}: {count}" for status, count in sorted(entry["byStatus"].items()))
             self.out(f"   {entry['method']:4} {entry['resourceId'] or '(list)':16} {entry['total']} ({outcomes})")
         self.out(f"   total {calls['total']}")
-        imports = {e["resourceId"]: e for e in calls["calls"] if e["method"] == "PUT"}
+        imports = {e["resourceId"]: e for e in calls["calls"] if (e["method"], e["route"]) == ("PUT", "resource")}
         counts = {resource_id: entry["total"] for resource_id, entry in imports.items()}
         refused = {rid: e["byStatus"] for rid, e in imports.items() if set(e["byStatus"]) != {"200"}}
         if counts != EXPECTED_IMPORT_CALLS or refused:
