@@ -6,6 +6,7 @@
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
 #   make lint   ruff (lint, format) and mypy on the core
+#   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
 #   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
 
 # The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
@@ -17,7 +18,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test lint format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test lint security format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -56,6 +57,9 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+security: venv
+	PY=$(PY) bash .ci/security
 
 format: venv
 	$(PY) -m ruff format .

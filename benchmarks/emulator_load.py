@@ -19,7 +19,7 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
+import subprocess  # to start this project's own emulator  # nosec B404
 import sys
 import time
 from collections import Counter
@@ -30,7 +30,7 @@ import aiohttp
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 INSTALLATION_ID = "icfg_load"
-TOKEN = "load-test-token"  # noqa: S105 - the emulator's test token, given on its command line
+TOKEN = "load-test-token"  # noqa: S105 - the emulator's test token, given on its command line  # nosec B105
 
 
 def import_body(number: int) -> bytes:
@@ -62,7 +62,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
         "1000000000/60",
     ]
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    emulator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)  # noqa: S603
+    emulator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)  # noqa: S603  # nosec B603
     assert emulator.stdout is not None
     line = emulator.stdout.readline().strip()
     if not line.startswith("vercel-emulator listening on "):

@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import signal
-import subprocess
+import subprocess  # to start this project's own emulator  # nosec B404
 import sys
 import tempfile
 import time
@@ -103,7 +103,7 @@ def vercel_emulator_process() -> Iterator[str]:
     # The token is added over the control API, not on the command line (visible in `ps`).
     # Its stderr goes to a file (a pipe nobody reads could fill and block it), shown if it fails.
     with tempfile.TemporaryFile(mode="w+") as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
+        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell  # nosec B603
             [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=errors, text=True
         )
         try:
@@ -334,7 +334,7 @@ class Demo:
             outcomes = ", ".join(f"{status}: {count}" for status, count in sorted(entry["byStatus"].items()))
             self.out(f"   {entry['method']:4} {entry['resourceId'] or '(list)':16} {entry['total']} ({outcomes})")
         self.out(f"   total {calls['total']}")
-        imports = {e["resourceId"]: e for e in calls["calls"] if e["method"] == "PUT"}
+        imports = {e["resourceId"]: e for e in calls["calls"] if (e["method"], e["route"]) == ("PUT", "resource")}
         counts = {resource_id: entry["total"] for resource_id, entry in imports.items()}
         refused = {rid: e["byStatus"] for rid, e in imports.items() if set(e["byStatus"]) != {"200"}}
         if counts != EXPECTED_IMPORT_CALLS or refused:

@@ -15,7 +15,7 @@ LOCAL_AWS_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",  # moto's placeholder, never a real key  # nosec B105
 }
 
 

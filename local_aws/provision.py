@@ -1,9 +1,10 @@
 """Create the template's queues and tables in moto server, and the secrets the functions read.
 
 What is created comes from ``template.yaml`` (its ``AWS::SQS::Queue`` and
-``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties), so the
-local account has what a deployed stack has: the failed-records and stream-failure queues,
-the sync-state table, and, with the default parameters, the demo partner table (with its
+``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties, global
+secondary indexes included), so the local account has what a deployed stack has: the
+failed-records, stream-failure and rotation-failure queues, the sync-state table (with its
+``bySecretName`` index), and, with the default parameters, the demo partner table (with its
 stream) and the partner events queue with its dead-letter queue. Names are
 ``<stack>-<LogicalId>`` (with ``.fifo`` for FIFO queues), as CloudFormation's are unique per
 stack.
@@ -14,7 +15,7 @@ The functions' environment is the template's Globals, resolved against what was 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +173,16 @@ def _create_table(dynamodb: Any, resources: LocalResources, logical_id: str) -> 
     }
     if request["BillingMode"] == "PROVISIONED":
         request["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    indexes = properties.get("GlobalSecondaryIndexes")
+    if indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                name: index[name]
+                for name in ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+                if name in index
+            }
+            for index in indexes
+        ]
     stream = properties.get("StreamSpecification")
     if stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
@@ -188,7 +199,7 @@ def _create_table(dynamodb: Any, resources: LocalResources, logical_id: str) -> 
 def store_installation_token(secretsmanager: Any, resources: LocalResources, installation_id: str, token: str) -> str:
     """Store (or rotate) an installation's token as Vercel sends it; returns the secret's name."""
     name = resources.token_secret_name(installation_id)
-    value = json.dumps({"access_token": token, "token_type": "Bearer"})
+    value = json.dumps({"access_token": token, "token_type": "Bearer"})  # the token type's name, not a token  # nosec B105
     _put_secret(secretsmanager, name, value)
     return name
 
@@ -209,11 +220,17 @@ def _put_secret(secretsmanager: Any, name: str, value: str) -> None:
         secretsmanager.put_secret_value(SecretId=name, SecretString=value)
 
 
+# Called with each body drain_json_messages receives (the test suite's leak scan reads them all).
+DRAINED_MESSAGE_OBSERVERS: list[Callable[[str], None]] = []
+
+
 def drain_json_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     """Receive and delete every message visible in a queue; their bodies, parsed as JSON."""
     messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         for message in batch:
+            for observe in DRAINED_MESSAGE_OBSERVERS:
+                observe(message["Body"])
             messages.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return messages

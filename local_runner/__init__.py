@@ -23,12 +23,15 @@ most one invocation and returns a :class:`PollResult`. The command line
 (``python -m local_runner --help``) does the same with the real handlers.
 
 What each poller mirrors and simplifies is in the docstrings of :mod:`local_runner.stream`
-and :mod:`local_runner.queue`.
+and :mod:`local_runner.queue`. :class:`SecretRotationPoller` (:mod:`local_runner.secrets`) stands in
+for CloudTrail and EventBridge: a new current version of a secret under a prefix invokes the rotation
+handler with the event EventBridge would deliver.
 """
 
 from local_runner.invocation import CountdownContext, Handler, Invocation, PollResult, invoke
 from local_runner.queue import QueuePoller
 from local_runner.runner import Runner, RunnerTimeout, RunSummary
+from local_runner.secrets import SecretRotationPoller, put_secret_value_event, send_failure_to_queue
 from local_runner.stream import StreamPoller, send_to_queue
 
 __all__ = [
@@ -40,7 +43,10 @@ __all__ = [
     "RunSummary",
     "Runner",
     "RunnerTimeout",
+    "SecretRotationPoller",
     "StreamPoller",
     "invoke",
+    "put_secret_value_event",
+    "send_failure_to_queue",
     "send_to_queue",
 ]

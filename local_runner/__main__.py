@@ -2,12 +2,15 @@
 
     python -m local_runner --table partner-resources --queue-url http://127.0.0.1:5000/123456789012/partner-events.fifo
     python -m local_runner --stream-arn ARN --until-idle
+    python -m local_runner --secrets-prefix partner/resources/      # rotation sync (local_runner/secrets.py)
 
-The stream sources go to functions/stream_sync, the queues to functions/queue_sync, loaded as
-SAM would load them (the layer's package importable). AWS_ENDPOINT_URL (or --aws-endpoint-url)
-points both the runner and the handlers at moto server; moto accepts any credentials, but boto3
-needs some (e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local). The handlers read the
-rest of their settings (VERCEL_API_URL, FAILED_RECORDS_QUEUE_URL, ...) from the environment.
+The stream sources go to functions/stream_sync, the queues to functions/queue_sync, and changes of
+the secrets under --secrets-prefix (a new current version) to functions/rotation_sync as the event
+EventBridge would deliver; all loaded as SAM would load them (the layer's package importable).
+AWS_ENDPOINT_URL (or --aws-endpoint-url) points both the runner and the handlers at moto server;
+moto accepts any credentials, but boto3 needs some (e.g. AWS_ACCESS_KEY_ID=local
+AWS_SECRET_ACCESS_KEY=local). The handlers read the rest of their settings (VERCEL_API_URL,
+FAILED_RECORDS_QUEUE_URL, ...) from the environment.
 
 One line per invocation: records in, failures reported, what happened to them; never record
 contents. Ctrl-C (or SIGTERM) stops after the invocation under way; a second Ctrl-C abandons it
@@ -30,6 +33,7 @@ from typing import Any
 from local_runner.invocation import DEFAULT_FUNCTION_TIMEOUT_SECONDS, Handler, PollResult
 from local_runner.queue import QueuePoller
 from local_runner.runner import Poller, Runner, RunnerTimeout
+from local_runner.secrets import SecretRotationPoller, send_failure_to_queue
 from local_runner.stream import StreamPoller, send_to_queue
 from tools.lambda_local import ROOT, load_handler
 
@@ -58,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sources.add_argument("--stream-arn", action="append", default=[], metavar="ARN", help="a DynamoDB stream")
     sources.add_argument("--table", action="append", default=[], metavar="NAME", help="a table: its LatestStreamArn")
     sources.add_argument("--queue-url", action="append", default=[], metavar="URL", help="an SQS queue")
+    sources.add_argument(
+        "--secrets-prefix",
+        metavar="PREFIX",
+        help="secrets under this name prefix: a new current version invokes rotation sync (e.g. partner/resources/)",
+    )
     mapping = parser.add_argument_group("event source mapping (defaults as template.yaml, where they apply)")
     mapping.add_argument("--batch-size", type=int, help="records per invocation (default: the template's, per source)")
     mapping.add_argument("--starting-position", choices=["TRIM_HORIZON", "LATEST"], default="TRIM_HORIZON")
@@ -78,6 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mapping.add_argument(
         "--function-timeout", type=float, metavar="SECONDS", help="default: the template's Globals Timeout"
     )
+    mapping.add_argument(
+        "--rotation-failure-queue-url",
+        metavar="URL",
+        help="secrets: where an event goes after its tries failed (the template's RotationFailureQueue)",
+    )
     mapping.add_argument("--wait-time-seconds", type=int, default=1, help="queue: long-poll wait (0-20)")
     mapping.add_argument(
         "--retry-visibility-timeout",
@@ -93,8 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     aws.add_argument("--aws-endpoint-url", help="default: $AWS_ENDPOINT_URL (moto server)")
     aws.add_argument("--region", help="default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1")
     args = parser.parse_args(argv)
-    if not (args.stream_arn or args.table or args.queue_url):
-        parser.error("give at least one --stream-arn, --table or --queue-url")
+    if not (args.stream_arn or args.table or args.queue_url or args.secrets_prefix):
+        parser.error("give at least one --stream-arn, --table, --queue-url or --secrets-prefix")
     return args
 
 
@@ -108,9 +122,19 @@ def template_defaults() -> dict[str, Any]:
             "stream_batch_size": int(template.event_source("StreamSyncFunction", "PartnerTableStream")["BatchSize"]),
             "queue_batch_size": int(template.event_source("QueueSyncFunction", "PartnerEvents")["BatchSize"]),
             "function_timeout": float(template.function_timeout_seconds()),
+            "rotation_timeout": float(
+                template.resources["RotationSyncFunction"]["Properties"].get(
+                    "Timeout", template.function_timeout_seconds()
+                )
+            ),
         }
     except (ImportError, OSError, KeyError):  # no template beside the code: Lambda's own defaults
-        return {"stream_batch_size": 100, "queue_batch_size": 10, "function_timeout": DEFAULT_FUNCTION_TIMEOUT_SECONDS}
+        return {
+            "stream_batch_size": 100,
+            "queue_batch_size": 10,
+            "function_timeout": DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+            "rotation_timeout": DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+        }
 
 
 def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out: Callable[[str], None]) -> list[Poller]:
@@ -165,6 +189,22 @@ def build_pollers(args: argparse.Namespace, load: Callable[[str], Handler], out:
                 )
             )
             out(f"polling {queue_url} -> functions/queue_sync")
+    if args.secrets_prefix:
+        failure = (
+            send_failure_to_queue(client("sqs"), args.rotation_failure_queue_url)
+            if args.rotation_failure_queue_url
+            else None
+        )
+        pollers.append(
+            SecretRotationPoller(
+                client("secretsmanager"),
+                load("rotation_sync"),
+                prefix=args.secrets_prefix,
+                timeout_seconds=args.function_timeout or defaults["rotation_timeout"],
+                on_failure=failure,
+            )
+        )
+        out(f"watching secrets {args.secrets_prefix}* (a new current version) -> functions/rotation_sync")
     return pollers
 
 

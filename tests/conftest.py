@@ -14,8 +14,27 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSyncTests")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
 from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel
+
+# The leak scan (tests/leak_scan.py): its hooks, registered with pytest as this conftest's own.
+from tests.leak_scan import (
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_runtest_logstart,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_unconfigure,
+)
 from vercel_sync.pipeline import SyncService
 from vercel_sync.runtime import set_sync_service
+
+__all__ = [
+    "pytest_configure",
+    "pytest_runtest_logreport",
+    "pytest_runtest_logstart",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_unconfigure",
+]
 
 
 class FakeMonotonic:

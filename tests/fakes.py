@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import ROOT, LambdaContext, load_handler
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 
@@ -19,6 +20,7 @@ DB_PASSWORD = "pw-UNIT-9f8e7d6c5b4a"
 DB_URL = f"postgres://orders:{DB_PASSWORD}@db.internal:5432/orders"
 PREVIEW_PASSWORD = "pw-UNIT-preview-1a2b3c"
 ALL_SECRET_VALUES = (TOKEN, ROTATED_TOKEN, DB_PASSWORD, DB_URL, PREVIEW_PASSWORD)
+register_secret(*ALL_SECRET_VALUES, label="tests.fakes' token and secret values")
 
 RESOURCE_SECRET = {"DATABASE_URL": DB_URL, "PGPASSWORD": {"value": DB_PASSWORD, "preview": PREVIEW_PASSWORD}}
 
@@ -105,7 +107,9 @@ class FakeFailedRecords:
         if self.broken:
             raise ConnectionError("queue unavailable")
         # Round-trip through JSON, as SQS would carry it.
-        self.messages.append(json.loads(json.dumps(message)))
+        body = json.dumps(message)
+        SCANNER.scan_message(body, "failed-records message (fake queue)")
+        self.messages.append(json.loads(body))
 
     def reasons(self) -> list[str]:
         return [m["reason"] for m in self.messages]

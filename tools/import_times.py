@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
+import subprocess  # to time this project's own imports  # nosec B404
 import sys
 from pathlib import Path
 
@@ -26,7 +26,7 @@ CASES = {
 
 def cumulative_us(module: str, cwd: Path) -> int:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'sync_core'}{os.pathsep}{cwd}"}
-    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed module name
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed module name  # nosec B603
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         cwd=cwd,
         env=env,

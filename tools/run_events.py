@@ -109,12 +109,14 @@ class LocalStack:
         return {
             (entry["installationId"], entry["resourceId"]): entry["total"]
             for entry in self.vercel.calls()["calls"]
-            if entry["method"] == "PUT"
+            if (entry["method"], entry["route"]) == ("PUT", "resource")
         }
 
     def successful_imports(self) -> int:
         return sum(
-            entry["byStatus"].get("200", 0) for entry in self.vercel.calls()["calls"] if entry["method"] == "PUT"
+            entry["byStatus"].get("200", 0)
+            for entry in self.vercel.calls()["calls"]
+            if (entry["method"], entry["route"]) == ("PUT", "resource")
         )
 
     def drain_failed_records(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""A local emulator of Vercel's Marketplace Import Resource API: the test oracle for the sync.
+"""A local emulator of Vercel's Marketplace API (import, read back, secrets, credentials): the test oracle for the sync.
 
 Run it as ``vercel-emulator --port 0 --token icfg_1=secret-token`` (or ``python -m vercel_emulator``),
 or in-process with :class:`EmulatorServer`. It is independent of the sync core (it never imports
@@ -18,6 +18,22 @@ The Vercel API (``shared/reference/import-resource.md``)
     ``id`` is stable: derived from the installation and partner ids.
 ``GET /v1/installations/{id}/resources``
     ``{"resources": [...]}`` in the same shape, in first-import order.
+``PUT /v1/installations/{id}/resources/{resourceId}/secrets``
+    Update Resource Secrets (``vercel-api-facts.md``): ``{"secrets": [...], "partial"?: bool}`` with
+    the import's secret items, closed (400 as for imports). 201 with no body. Replaces the held
+    resource's secrets (``partial: true``: only the named ones, the others kept; Vercel documents
+    the flag, not its semantics, so this is the emulator's reading). Its own rate limit,
+    ``--secrets-rate-limit`` (default ``240/60``, Vercel's), counted apart from imports: every
+    authorised call counts. Then 404 ``not_found`` when the resource was never imported. What it
+    stored shows in ``GET .../resources/{resourceId}`` (names) and ``/_emulator/imports`` (values).
+``POST /v1/installations/{id}/credentials/rotate`` ``{"client_secret"}``
+    A new token for the installation: 200 ``{"access_token", "token_type": "Bearer"}`` (the
+    emulator's assumption of the answer's shape). The old token stays valid until revoked.
+``POST /v1/installations/{id}/credentials/revoke`` ``{"client_secret", "access_token"}``
+    Retires the named token (the emulator's name for the field): 204; 404 if it is not a live
+    token of the installation; 409 ``conflict`` for its last live token. Both credentials routes
+    need a live token of the installation and, with ``--client-secret``, that client secret (403
+    otherwise; without it any non-empty string is taken).
 
 Ids are percent-decoded once per segment from the raw path, after splitting on ``/``, so
 ``cache%2Feu%20west%231`` is the one resource ``cache/eu west#1``. An id that is not valid
@@ -31,7 +47,8 @@ Checks, in this order, for an API call:
 3. the bearer token: missing, malformed or unknown to every installation: 401 ``unauthorized``
    (with ``WWW-Authenticate: Bearer``); then an installation with no token configured: 404
    ``not_found``; then a token that belongs to another installation: 403 ``forbidden``;
-4. for imports: the rate limit (429 ``rate_limited``), then ``Content-Type``, JSON and schema (400).
+4. for imports: the rate limit (429 ``rate_limited``), then ``Content-Type``, JSON and schema (400);
+   for secrets updates: their own rate limit, then 404 for a resource not held, then the body (400).
 
 Rate limit: ``--rate-limit CALLS/SECONDS`` (default ``100/60``, Vercel's) imports per installation,
 in fixed windows that open at the first call after the previous window ended. Every authorised
@@ -48,16 +65,19 @@ authentication, does not count toward the rate limit and changes no stored state
 injected 429 stores nothing, and a dropped request's connection is aborted (a TCP reset) without
 any response or store. Slow requests are only delayed; they are then handled normally.
 
-Call counts: every call on an API route is counted per (method, installation, resource) when it
-arrives, and its outcome (the status as a string, or ``"dropped"``) when it is answered.
+Call counts: every call on an API route is counted per (method, route, installation, resource)
+when it arrives, and its outcome (the status as a string, or ``"dropped"``) when it is answered.
+Routes: ``resource`` (import and read of one resource), ``resources`` (the list), ``secrets``,
+``credentials/rotate``, ``credentials/revoke``. The fault sequence of each non-resource route is its
+own (the method in the hash is ``"PUT secrets"``, ``"POST credentials/rotate"``, ...).
 
 The control API (tests, the demo, benchmarks; no auth, loopback clients only, never faulted)
 -------------------------------------------------------------------------------------------
 ``GET /_emulator/health``
     ``{"status": "ok"}``.
 ``GET /_emulator/calls``
-    ``{"total", "byStatus", "calls": [{"method", "installationId", "resourceId", "total", "byStatus"}]}``
-    (``resourceId`` is ``null`` for the list route).
+    ``{"total", "byStatus", "byRoute", "calls": [{"method", "route", "installationId", "resourceId",
+    "total", "byStatus"}]}`` (``resourceId`` is ``null`` for the list and credentials routes).
 ``GET /_emulator/imports``
     TEST-ONLY: ``{"imports": [{"installationId", "resourceId", "id", "body"}]}`` with the full last
     imported body per resource, secret values included, so tests can check what arrived. Real
@@ -69,7 +89,9 @@ The control API (tests, the demo, benchmarks; no auth, loopback clients only, ne
     The fault settings ``{"latencyMs", "errorRate", "throttleRate", "throttleRetryAfter",
     "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
 ``GET|POST /_emulator/rate-limit`` ``{"calls", "seconds"}``
-    POST replaces the limit and starts every window afresh.
+    POST replaces the import limit and starts every window afresh.
+``GET|POST /_emulator/secrets-rate-limit`` ``{"calls", "seconds"}``
+    The same for secrets updates.
 ``POST /_emulator/reset``
     Forgets resources, counts and rate windows, and restarts the fault sequence (n = 1 again).
     Tokens, the rate limit and fault settings stay.

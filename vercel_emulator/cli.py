@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CALLS/SECONDS",
         help="imports allowed per installation per fixed window (default 100/60, Vercel's)",
     )
+    parser.add_argument(
+        "--secrets-rate-limit",
+        type=_rate_limit,
+        default=RateLimit(240, 60.0),
+        metavar="CALLS/SECONDS",
+        help="secrets updates allowed per installation per fixed window (default 240/60, Vercel's)",
+    )
+    parser.add_argument(
+        "--client-secret",
+        help="the integration's client secret that credentials/rotate and revoke require (default: any)",
+    )
     faults = parser.add_argument_group("injected faults (reproducible from --seed)")
     faults.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="delay added to every API request")
     faults.add_argument("--error-rate", type=_fraction, default=0.0, help="fraction answered 500/502/503/504")
@@ -130,7 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.access_log:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    state = EmulatorState(tokens, rate_limit=args.rate_limit, faults=faults)
+    state = EmulatorState(
+        tokens,
+        rate_limit=args.rate_limit,
+        secrets_rate_limit=args.secrets_rate_limit,
+        faults=faults,
+        client_secret=args.client_secret,
+    )
     try:
         asyncio.run(serve(state, args.host, args.port, access_log=args.access_log))
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""The Import Resource request body, checked as Vercel publishes it.
+"""The Import Resource and Update Resource Secrets request bodies, checked as Vercel publishes them.
 
 Written on its own, from ``shared/reference/import-resource.md`` and ``vercel-api-facts.md``,
 without importing the sync core: the emulator is the oracle the core is tested against, so the
@@ -19,6 +19,9 @@ What is enforced, exactly as the reference states it:
 * ``extras``: any object;
 * ``secrets``: an array of ``{name, value, prefix?, environmentOverrides?}``, closed, with
   ``environmentOverrides`` holding only ``development``, ``preview``, ``production`` strings.
+
+The Update Resource Secrets body is ``{secrets: [...], partial?: boolean}``, closed, with the same
+secret items (``vercel-api-facts.md``).
 
 JSON types are strict: ``"true"`` is not a boolean, ``1`` is not a string, ``true`` is not a
 number, and ``null`` is not accepted for an optional field (leave the field out instead).
@@ -146,6 +149,18 @@ def _object(fields: Mapping[str, Check], *, required: tuple[str, ...], extra_key
 
 _billing_plan_detail = _object({"label": _string, "value": _string}, required=("label",))
 
+_secret = _object(
+    {
+        "name": _string,
+        "value": _string,
+        "prefix": _string,
+        "environmentOverrides": _object(
+            {"development": _string, "preview": _string, "production": _string}, required=()
+        ),
+    },
+    required=("name", "value"),
+)
+
 _check_body = _object(
     {
         "ownership": _one_of(*OWNERSHIPS),
@@ -173,28 +188,26 @@ _check_body = _object(
             required=("level", "title"),
         ),
         "extras": _map_of(_anything),
-        "secrets": _array_of(
-            _object(
-                {
-                    "name": _string,
-                    "value": _string,
-                    "prefix": _string,
-                    "environmentOverrides": _object(
-                        {"development": _string, "preview": _string, "production": _string}, required=()
-                    ),
-                },
-                required=("name", "value"),
-            )
-        ),
+        "secrets": _array_of(_secret),
     },
     required=("productId", "name", "status"),
 )
+
+# Update Resource Secrets (``PUT .../resources/{resourceId}/secrets``): the same secret items.
+_check_secrets_update = _object({"secrets": _array_of(_secret), "partial": _boolean}, required=("secrets",))
 
 
 def import_body_problems(document: object) -> list[str]:
     """Every way ``document`` (parsed JSON) breaks the Import Resource schema; empty when valid."""
     problems: list[str] = []
     _check_body(document, "", "", problems)
+    return problems
+
+
+def secrets_update_problems(document: object) -> list[str]:
+    """Every way ``document`` breaks the Update Resource Secrets body ``{secrets, partial?}``."""
+    problems: list[str] = []
+    _check_secrets_update(document, "", "", problems)
     return problems
 
 

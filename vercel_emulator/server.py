@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import hmac
 import ipaddress
 import json
 import logging
@@ -27,8 +28,22 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from vercel_emulator.schema import describe_problems, import_body_problems
-from vercel_emulator.state import ABORTED, DROPPED, EmulatorState, FaultSettings, RateLimit, vercel_view
+from vercel_emulator.schema import describe_problems, import_body_problems, secrets_update_problems
+from vercel_emulator.state import (
+    ABORTED,
+    DROPPED,
+    ROUTE_LIST,
+    ROUTE_RESOURCE,
+    ROUTE_REVOKE,
+    ROUTE_ROTATE,
+    ROUTE_SECRETS,
+    EmulatorState,
+    FaultSettings,
+    FixedWindowRateLimiter,
+    RateLimit,
+    fault_method_key,
+    vercel_view,
+)
 
 logger = logging.getLogger("vercel_emulator")
 
@@ -42,6 +57,7 @@ _ERROR_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     429: "rate_limited",
     500: "internal_server_error",
@@ -51,6 +67,36 @@ _ERROR_CODES = {
 }
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+BEARER = "Bearer"  # the type of the tokens the credentials routes issue
+
+# The methods each API route answers.
+_ROUTE_METHODS = {
+    ROUTE_LIST: ("GET",),
+    ROUTE_RESOURCE: ("GET", "PUT"),
+    ROUTE_SECRETS: ("PUT",),
+    ROUTE_ROTATE: ("POST",),
+    ROUTE_REVOKE: ("POST",),
+}
+
+
+def _api_route(path: str) -> tuple[str, str, str | None] | None:
+    """(route, raw installation segment, raw resource segment or None) for an API path, else None."""
+    # "", "v1", "installations", {id}, then "resources"[, {resourceId}[, "secrets"]] or
+    # "credentials", "rotate" | "revoke".
+    segments = path.split("/")
+    if len(segments) < 5 or segments[2] != "installations" or not segments[3]:
+        return None
+    installation, rest = segments[3], segments[4:]
+    if rest == ["resources"]:
+        return ROUTE_LIST, installation, None
+    if len(rest) == 2 and rest[0] == "resources" and rest[1]:
+        return ROUTE_RESOURCE, installation, rest[1]
+    if len(rest) == 3 and rest[0] == "resources" and rest[1] and rest[2] == "secrets":
+        return ROUTE_SECRETS, installation, rest[1]
+    if len(rest) == 2 and rest[0] == "credentials" and rest[1] in ("rotate", "revoke"):
+        return (ROUTE_ROTATE if rest[1] == "rotate" else ROUTE_REVOKE), installation, None
+    return None
 
 
 def _json_response(status: int, document: object, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -113,6 +159,7 @@ class EmulatorHandler:
             "installations": {"POST": self._set_installation_token},
             "faults": {"GET": self._faults, "POST": self._set_faults},
             "rate-limit": {"GET": self._rate_limit, "POST": self._set_rate_limit},
+            "secrets-rate-limit": {"GET": self._secrets_rate_limit, "POST": self._set_secrets_rate_limit},
             "reset": {"POST": self._reset},
         }
 
@@ -127,54 +174,54 @@ class EmulatorHandler:
     # -- the Vercel API -------------------------------------------------------------------------
 
     async def _api(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
-        # "", "v1", "installations", {id}, "resources"[, {resourceId}]
-        segments = path.split("/")
-        count = len(segments)
-        if (
-            count not in (5, 6)
-            or segments[2] != "installations"
-            or segments[4] != "resources"
-            or not segments[3]
-            or (count == 6 and not segments[5])
-        ):
+        parsed = _api_route(path)
+        if parsed is None:
             return error_response(404, "The requested route does not exist.")
+        route, raw_installation, raw_resource = parsed
         try:
-            installation_id = _decode_segment(segments[3])
-            resource_id = _decode_segment(segments[5]) if count == 6 else None
+            installation_id = _decode_segment(raw_installation)
+            resource_id = _decode_segment(raw_resource) if raw_resource is not None else None
         except UnicodeDecodeError:
             return error_response(400, "A path id is not percent-encoded UTF-8.")
         method = request.method
-        allowed = ("GET", "PUT") if resource_id is not None else ("GET",)
+        allowed = _ROUTE_METHODS[route]
         if method not in allowed:
             return error_response(405, f"Use {' or '.join(allowed)} here.", {"Allow": ", ".join(allowed)})
 
         calls = self.state.calls
-        call_number = calls.received(method, installation_id, resource_id)
+        call_number = calls.received(method, installation_id, resource_id, route)
         try:
-            response = await self._api_call(request, method, installation_id, resource_id, call_number)
+            response = await self._api_call(request, method, route, installation_id, resource_id, call_number)
         except ConnectionResetError:
             # The client went away mid-request: nothing to answer, and not the emulator's fault.
-            calls.answered(method, installation_id, resource_id, ABORTED)
+            calls.answered(method, installation_id, resource_id, ABORTED, route)
             return web.Response(status=400)  # never sent: the connection is gone
         except Exception as exc:  # noqa: BLE001 - any bug becomes a 500 answer and a log line
             # The exception's type and where it was raised, not its message: that could quote the
             # body, which may hold secrets.
             where = "".join(traceback.format_tb(exc.__traceback__))
-            logger.error("unexpected %s answering %s on a resource:\n%s", type(exc).__name__, method, where)
+            logger.error("unexpected %s answering %s on %s:\n%s", type(exc).__name__, method, route, where)
             response = error_response(500, "The emulator failed unexpectedly.")
-        calls.answered(method, installation_id, resource_id, DROPPED if response is None else str(response.status))
+        outcome = DROPPED if response is None else str(response.status)
+        calls.answered(method, installation_id, resource_id, outcome, route)
         if response is None:
             # The transport is already aborted; aiohttp's write of this placeholder fails quietly.
             return web.Response(status=500)
         return response
 
     async def _api_call(
-        self, request: web.BaseRequest, method: str, installation_id: str, resource_id: str | None, call_number: int
+        self,
+        request: web.BaseRequest,
+        method: str,
+        route: str,
+        installation_id: str,
+        resource_id: str | None,
+        call_number: int,
     ) -> web.Response | None:
         """The answer, or ``None`` when the connection was dropped without one."""
         state = self.state
         faults = state.faults
-        decision = state.decide_fault(method, installation_id, resource_id, call_number)
+        decision = state.decide_fault(fault_method_key(method, route), installation_id, resource_id, call_number)
         delay_ms = faults.latency_ms + (faults.slow_ms if decision.slow else 0.0)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
@@ -197,7 +244,13 @@ class EmulatorHandler:
             return refusal
         if method == "GET":
             return self._read(installation_id, resource_id)
+        if route == ROUTE_ROTATE:
+            return await self._rotate_credentials(request, installation_id)
+        if route == ROUTE_REVOKE:
+            return await self._revoke_credential(request, installation_id)
         assert resource_id is not None
+        if route == ROUTE_SECRETS:
+            return await self._update_secrets(request, installation_id, resource_id)
         return await self._import(request, installation_id, resource_id)
 
     def _authorize(self, request: web.BaseRequest, installation_id: str) -> web.Response | None:
@@ -223,30 +276,51 @@ class EmulatorHandler:
             return error_response(404, "The resource was not found.")
         return _json_response(200, vercel_view(resource_id, stored))
 
-    async def _import(self, request: web.BaseRequest, installation_id: str, resource_id: str) -> web.Response:
+    async def _read_body(self, request: web.BaseRequest) -> bytes | web.Response:
+        """The request body, or the answer to give instead (413)."""
         if request.headers.get("Expect", "").lower() == "100-continue":
             # The low-level server does not answer it (aiohttp's router would): a client that
             # waits for it before sending the body would otherwise stall.
             await request.writer.write(b"HTTP/%d.%d 100 Continue\r\n\r\n" % request.version)
         try:
-            raw = await request.read()
+            return await request.read()
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, "The request body is too large.")
-        retry_after = self.state.rate_limiter.admit(installation_id, time.monotonic())
-        if retry_after is not None:
-            limit = self.state.rate_limiter.limit
-            return error_response(
-                429,
-                f"Rate limit exceeded: {limit.calls} imports per {limit.seconds:g} s per installation. "
-                f"Try again in {retry_after} s.",
-                {"Retry-After": str(retry_after)},
-            )
+
+    @staticmethod
+    def _rate_limited(limiter: FixedWindowRateLimiter, installation_id: str, what: str) -> web.Response | None:
+        retry_after = limiter.admit(installation_id, time.monotonic())
+        if retry_after is None:
+            return None
+        limit = limiter.limit
+        return error_response(
+            429,
+            f"Rate limit exceeded: {limit.calls} {what} per {limit.seconds:g} s per installation. "
+            f"Try again in {retry_after} s.",
+            {"Retry-After": str(retry_after)},
+        )
+
+    @staticmethod
+    def _json_document(request: web.BaseRequest, raw: bytes) -> object | web.Response:
+        """The parsed JSON body, or the 400 to answer."""
         if request.content_type != "application/json":
             return error_response(400, "The request body must be sent as Content-Type: application/json.")
         try:
-            document = json.loads(raw, parse_constant=_reject_constant)
+            document: object = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             return error_response(400, "The request body is not valid JSON.")
+        return document
+
+    async def _import(self, request: web.BaseRequest, installation_id: str, resource_id: str) -> web.Response:
+        raw = await self._read_body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        limited = self._rate_limited(self.state.rate_limiter, installation_id, "imports")
+        if limited is not None:
+            return limited
+        document = self._json_document(request, raw)
+        if isinstance(document, web.Response):
+            return document
         problems = import_body_problems(document)
         if problems:
             return error_response(400, describe_problems(problems))
@@ -256,6 +330,70 @@ class EmulatorHandler:
             return error_response(400, "Invalid request body: a string is not valid Unicode (a lone surrogate).")
         self.state.store(installation_id, resource_id, document)
         return _json_response(200, {"name": document["name"]})
+
+    async def _update_secrets(self, request: web.BaseRequest, installation_id: str, resource_id: str) -> web.Response:
+        """Update Resource Secrets: 201 with no body. Its own rate limit (every authorised call
+        counts), then 404 for a resource never imported, then the body's checks."""
+        raw = await self._read_body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        limited = self._rate_limited(self.state.secrets_rate_limiter, installation_id, "secrets updates")
+        if limited is not None:
+            return limited
+        if self.state.resource(installation_id, resource_id) is None:
+            return error_response(404, "The resource was not found.")
+        document = self._json_document(request, raw)
+        if isinstance(document, web.Response):
+            return document
+        problems = secrets_update_problems(document)
+        if problems:
+            return error_response(400, describe_problems(problems))
+        assert isinstance(document, dict)
+        if not _is_unicode_text(raw, document):
+            return error_response(400, "Invalid request body: a string is not valid Unicode (a lone surrogate).")
+        self.state.update_secrets(
+            installation_id, resource_id, document["secrets"], partial=bool(document.get("partial", False))
+        )
+        return web.Response(status=201)
+
+    async def _credentials_body(self, request: web.BaseRequest, *fields: str) -> dict[str, Any] | web.Response:
+        """The credentials routes' JSON body: ``client_secret`` (checked when one is configured)
+        and the named string ``fields``."""
+        raw = await self._read_body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        document = self._json_document(request, raw)
+        if isinstance(document, web.Response):
+            return document
+        expected = ", ".join(f"{name}: string" for name in ("client_secret", *fields))
+        if not isinstance(document, dict) or any(
+            type(document.get(name)) is not str or not document[name] for name in ("client_secret", *fields)
+        ):
+            return error_response(400, f"Invalid request body: expected {{{expected}}}.")
+        configured = self.state.client_secret
+        if configured is not None and not hmac.compare_digest(document["client_secret"], configured):
+            return error_response(403, "The client secret does not match the integration's.")
+        return document
+
+    async def _rotate_credentials(self, request: web.BaseRequest, installation_id: str) -> web.Response:
+        """A new token for the installation; the one that asked stays valid until revoked."""
+        document = await self._credentials_body(request)
+        if isinstance(document, web.Response):
+            return document
+        token = self.state.tokens.rotate(installation_id)
+        return _json_response(200, {"access_token": token, "token_type": BEARER})
+
+    async def _revoke_credential(self, request: web.BaseRequest, installation_id: str) -> web.Response:
+        """Retire the token named in the body (``access_token``); never the installation's last."""
+        document = await self._credentials_body(request, "access_token")
+        if isinstance(document, web.Response):
+            return document
+        outcome = self.state.tokens.revoke(installation_id, document["access_token"])
+        if outcome == "unknown":
+            return error_response(404, "No such live credential for this installation.")
+        if outcome == "last":
+            return error_response(409, "The installation's last live credential cannot be revoked.")
+        return web.Response(status=204)
 
     # -- the control API ------------------------------------------------------------------------
 
@@ -330,23 +468,22 @@ class EmulatorHandler:
         return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
 
     async def _set_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        document = await _control_body(request)
-        if isinstance(document, web.Response):
-            return document
-        calls, seconds = document.get("calls"), document.get("seconds")
-        if (
-            not isinstance(calls, int)
-            or not isinstance(seconds, int | float)
-            or isinstance(calls, bool)
-            or isinstance(seconds, bool)
-            or set(document) - {"calls", "seconds"}
-        ):
-            return error_response(400, "Expected {calls: integer, seconds: number}.")
-        try:
-            self.state.set_rate_limit(RateLimit(calls, float(seconds)))
-        except ValueError as exc:
-            return error_response(400, str(exc))
+        limit = await _control_rate_limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        self.state.set_rate_limit(limit)
         return await self._rate_limit(request)
+
+    async def _secrets_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = self.state.secrets_rate_limiter.limit
+        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+
+    async def _set_secrets_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = await _control_rate_limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        self.state.set_secrets_rate_limit(limit)
+        return await self._secrets_rate_limit(request)
 
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.state.reset()
@@ -361,6 +498,25 @@ async def _control_body(request: web.BaseRequest) -> dict[str, Any] | web.Respon
     if not isinstance(document, dict):
         return error_response(400, "The request body must be a JSON object.")
     return document
+
+
+async def _control_rate_limit(request: web.BaseRequest) -> RateLimit | web.Response:
+    document = await _control_body(request)
+    if isinstance(document, web.Response):
+        return document
+    calls, seconds = document.get("calls"), document.get("seconds")
+    if (
+        not isinstance(calls, int)
+        or not isinstance(seconds, int | float)
+        or isinstance(calls, bool)
+        or isinstance(seconds, bool)
+        or set(document) - {"calls", "seconds"}
+    ):
+        return error_response(400, "Expected {calls: integer, seconds: number}.")
+    try:
+        return RateLimit(calls, float(seconds))
+    except ValueError as exc:
+        return error_response(400, str(exc))
 
 
 async def start_listening(
@@ -400,17 +556,27 @@ class EmulatorServer:
         tokens: Mapping[str, str | Iterable[str]] | None = None,
         *,
         rate_limit: RateLimit | str | None = None,
+        secrets_rate_limit: RateLimit | str | None = None,
         faults: FaultSettings | None = None,
         seed: int | None = None,
+        client_secret: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         access_log: bool = False,
     ) -> None:
         if isinstance(rate_limit, str):
             rate_limit = RateLimit.parse(rate_limit)
+        if isinstance(secrets_rate_limit, str):
+            secrets_rate_limit = RateLimit.parse(secrets_rate_limit)
         if seed is not None:
             faults = replace(faults or FaultSettings(), seed=seed)
-        self.state = EmulatorState(tokens, rate_limit=rate_limit, faults=faults)
+        self.state = EmulatorState(
+            tokens,
+            rate_limit=rate_limit,
+            secrets_rate_limit=secrets_rate_limit,
+            faults=faults,
+            client_secret=client_secret,
+        )
         self._host = host
         self._port = port
         self._access_log = access_log
@@ -486,10 +652,17 @@ class EmulatorServer:
 
     # -- helpers for tests and the demo ---------------------------------------------------------
 
-    def call_count(self, installation_id: str, resource_id: str | None, method: str = "PUT") -> CallCount:
-        """Calls received for one resource (``resource_id=None``: the list route)."""
-        total, by_status = self._on_loop(lambda: self.state.calls.count(method, installation_id, resource_id))
+    def call_count(
+        self, installation_id: str, resource_id: str | None, method: str = "PUT", route: str | None = None
+    ) -> CallCount:
+        """Calls received for one resource on one route (default: the import/read route; with
+        ``resource_id=None`` the list route). ``route="secrets"``: its secrets updates."""
+        total, by_status = self._on_loop(lambda: self.state.calls.count(method, installation_id, resource_id, route))
         return CallCount(total, by_status)
+
+    def secrets_call_count(self, installation_id: str, resource_id: str) -> CallCount:
+        """Update Resource Secrets calls received for one resource."""
+        return self.call_count(installation_id, resource_id, "PUT", "secrets")
 
     def calls(self) -> dict[str, Any]:
         """All counts, as ``GET /_emulator/calls`` answers them."""
@@ -526,6 +699,14 @@ class EmulatorServer:
     def set_rate_limit(self, rate_limit: RateLimit | str) -> None:
         limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
         self._on_loop(lambda: self.state.set_rate_limit(limit))
+
+    def set_secrets_rate_limit(self, rate_limit: RateLimit | str) -> None:
+        limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+        self._on_loop(lambda: self.state.set_secrets_rate_limit(limit))
+
+    def accepted_tokens(self, installation_id: str) -> int:
+        """How many tokens the installation accepts now (2 between a rotate and its revoke)."""
+        return self._on_loop(lambda: self.state.tokens.accepted(installation_id))
 
     def reset(self) -> None:
         """Forget resources, counts and rate windows, and restart the fault sequence."""

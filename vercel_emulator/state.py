@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -20,10 +21,29 @@ DROPPED = "dropped"
 # The outcome of a call whose client went away before it was answered.
 ABORTED = "aborted"
 
+# The API routes, as the call counters name them.
+ROUTE_RESOURCE = "resource"  # GET or PUT (import) .../resources/{resourceId}
+ROUTE_LIST = "resources"  # GET .../resources
+ROUTE_SECRETS = "secrets"  # PUT .../resources/{resourceId}/secrets
+ROUTE_ROTATE = "credentials/rotate"  # POST .../credentials/rotate
+ROUTE_REVOKE = "credentials/revoke"  # POST .../credentials/revoke
+ROUTES = (ROUTE_RESOURCE, ROUTE_LIST, ROUTE_SECRETS, ROUTE_ROTATE, ROUTE_REVOKE)
+
+
+def default_route(resource_id: str | None) -> str:
+    """The route a call counted without one is on: one resource, or the list."""
+    return ROUTE_LIST if resource_id is None else ROUTE_RESOURCE
+
+
+def fault_method_key(method: str, route: str) -> str:
+    """What stands for the method in a fault decision: the method alone on the resource routes (so
+    their fault sequences are the ones they always were), the method and route on the others."""
+    return method if route in (ROUTE_RESOURCE, ROUTE_LIST) else f"{method} {route}"
+
 
 @dataclass(frozen=True)
 class RateLimit:
-    """``calls`` imports per ``seconds`` per installation (Vercel's default: 100 per 60 s)."""
+    """``calls`` per ``seconds`` per installation (Vercel's: 100 imports, 240 secrets updates per 60 s)."""
 
     calls: int = 100
     seconds: float = 60.0
@@ -215,6 +235,27 @@ class TokenRegistry:
     def installation_for(self, token: str) -> str | None:
         return self._installation_by_token.get(token)
 
+    def accepted(self, installation_id: str) -> int:
+        """How many tokens the installation accepts now."""
+        return len(self._tokens_by_installation.get(installation_id, ()))
+
+    def rotate(self, installation_id: str) -> str:
+        """Vercel's credentials/rotate: a new token for the installation; the old ones stay valid."""
+        token = "vrcl_emu_" + secrets.token_urlsafe(24)
+        self.set_token(installation_id, token, keep_previous=True)
+        return token
+
+    def revoke(self, installation_id: str, token: str) -> Literal["revoked", "unknown", "last"]:
+        """Vercel's credentials/revoke: retire one of the installation's tokens, never its last."""
+        tokens = self._tokens_by_installation.get(installation_id, set())
+        if token not in tokens:
+            return "unknown"
+        if len(tokens) == 1:
+            return "last"
+        tokens.discard(token)
+        del self._installation_by_token[token]
+        return "revoked"
+
     def is_known_installation(self, installation_id: str) -> bool:
         return bool(self._tokens_by_installation.get(installation_id))
 
@@ -249,44 +290,57 @@ def vercel_view(partner_id: str, stored: StoredResource) -> dict[str, Any]:
 
 
 class CallCounter:
-    """Calls received per (method, installation, resource), and their outcomes by status.
+    """Calls received per (method, route, installation, resource), and their outcomes by status.
 
     ``total`` counts a call when it arrives; its outcome (an HTTP status, or ``"dropped"``) is
     counted when it is answered, so ``total`` exceeds the sum of outcomes only while calls are in
-    flight. The list route counts under resource ``None``.
+    flight. The list and credentials routes count under resource ``None``. Without a route, a call
+    is on the resource route (or the list route for resource ``None``), as before routes were named.
     """
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str | None], tuple[list[int], dict[str, int]]] = {}
+        self._counts: dict[tuple[str, str, str, str | None], tuple[list[int], dict[str, int]]] = {}
 
-    def received(self, method: str, installation_id: str, resource_id: str | None) -> int:
+    @staticmethod
+    def _key(
+        method: str, installation_id: str, resource_id: str | None, route: str | None
+    ) -> tuple[str, str, str, str | None]:
+        return (method, route or default_route(resource_id), installation_id, resource_id)
+
+    def received(self, method: str, installation_id: str, resource_id: str | None, route: str | None = None) -> int:
         """Count an arriving call; returns its number (1 for the first) for that key."""
-        key = (method, installation_id, resource_id)
+        key = self._key(method, installation_id, resource_id, route)
         entry = self._counts.get(key)
         if entry is None:
             entry = self._counts[key] = ([0], {})
         entry[0][0] += 1
         return entry[0][0]
 
-    def answered(self, method: str, installation_id: str, resource_id: str | None, outcome: str) -> None:
-        entry = self._counts.get((method, installation_id, resource_id))
+    def answered(
+        self, method: str, installation_id: str, resource_id: str | None, outcome: str, route: str | None = None
+    ) -> None:
+        entry = self._counts.get(self._key(method, installation_id, resource_id, route))
         if entry is None:
             return  # received before a reset: it belongs to the counts that were cleared
         by_status = entry[1]
         by_status[outcome] = by_status.get(outcome, 0) + 1
 
-    def count(self, method: str, installation_id: str, resource_id: str | None) -> tuple[int, dict[str, int]]:
-        entry = self._counts.get((method, installation_id, resource_id))
+    def count(
+        self, method: str, installation_id: str, resource_id: str | None, route: str | None = None
+    ) -> tuple[int, dict[str, int]]:
+        entry = self._counts.get(self._key(method, installation_id, resource_id, route))
         return (0, {}) if entry is None else (entry[0][0], dict(entry[1]))
 
     def to_json(self) -> dict[str, Any]:
         rows = []
         overall: dict[str, int] = {}
+        by_route: dict[str, int] = {}
         total = 0
-        for (method, installation_id, resource_id), (received, by_status) in self._counts.items():
+        for (method, route, installation_id, resource_id), (received, by_status) in self._counts.items():
             rows.append(
                 {
                     "method": method,
+                    "route": route,
                     "installationId": installation_id,
                     "resourceId": resource_id,
                     "total": received[0],
@@ -294,9 +348,10 @@ class CallCounter:
                 }
             )
             total += received[0]
+            by_route[route] = by_route.get(route, 0) + received[0]
             for outcome, count in by_status.items():
                 overall[outcome] = overall.get(outcome, 0) + count
-        return {"total": total, "byStatus": overall, "calls": rows}
+        return {"total": total, "byStatus": overall, "byRoute": by_route, "calls": rows}
 
     def clear(self) -> None:
         self._counts.clear()
@@ -304,18 +359,24 @@ class CallCounter:
 
 class EmulatorState:
     """All the emulator holds. ``reset()`` forgets resources, counts and rate windows, and restarts
-    the fault sequence; tokens, the rate limit and the fault settings stay."""
+    the fault sequence; tokens, the rate limits and the fault settings stay."""
 
     def __init__(
         self,
         tokens: Mapping[str, str | Iterable[str]] | None = None,
         *,
         rate_limit: RateLimit | None = None,
+        secrets_rate_limit: RateLimit | None = None,
         faults: FaultSettings | None = None,
+        client_secret: str | None = None,
     ) -> None:
         self.tokens = TokenRegistry(tokens)
         self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
+        # Vercel limits secrets updates on their own: 240 per 60 s per installation.
+        self.secrets_rate_limiter = FixedWindowRateLimiter(secrets_rate_limit or RateLimit(240, 60.0))
         self.faults = faults or FaultSettings()
+        # The integration's client secret that credentials/rotate and revoke require (None: any).
+        self.client_secret = client_secret
         self.calls = CallCounter()
         self.resources: dict[str, dict[str, StoredResource]] = {}  # installation id -> partner id -> resource
 
@@ -326,6 +387,21 @@ class EmulatorState:
             held[resource_id] = StoredResource(emulator_resource_id(installation_id, resource_id), body)
         else:
             existing.body = body
+
+    def update_secrets(
+        self, installation_id: str, resource_id: str, secrets: list[dict[str, Any]], *, partial: bool
+    ) -> bool:
+        """Replace a held resource's secrets (``partial``: only the named ones, the others kept).
+        False when the resource is not held."""
+        stored = self.resource(installation_id, resource_id)
+        if stored is None:
+            return False
+        if partial:
+            named = {secret["name"]: secret for secret in secrets}
+            kept = [secret for secret in stored.body.get("secrets", ()) if secret["name"] not in named]
+            secrets = kept + list(named.values())
+        stored.body = {**stored.body, "secrets": secrets}
+        return True
 
     def resource(self, installation_id: str, resource_id: str) -> StoredResource | None:
         return self.resources.get(installation_id, {}).get(resource_id)
@@ -338,7 +414,11 @@ class EmulatorState:
     def set_rate_limit(self, limit: RateLimit) -> None:
         self.rate_limiter = FixedWindowRateLimiter(limit)
 
+    def set_secrets_rate_limit(self, limit: RateLimit) -> None:
+        self.secrets_rate_limiter = FixedWindowRateLimiter(limit)
+
     def reset(self) -> None:
         self.resources.clear()
         self.calls.clear()
         self.rate_limiter.reset()
+        self.secrets_rate_limiter.reset()

@@ -8,6 +8,7 @@ environment: a test sees what a deployed stack would give the handlers.
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ from typing import Any
 import pytest
 
 from local_aws.moto_server import aws_clients, moto_server
-from local_aws.provision import LocalResources, provision, store_installation_token, store_resource_secret
+from local_aws.provision import (
+    DRAINED_MESSAGE_OBSERVERS,
+    LocalResources,
+    provision,
+    store_installation_token,
+    store_resource_secret,
+)
 from local_aws.template import Template
+from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import load_handler
 from vercel_emulator import EmulatorServer
 from vercel_emulator.state import FaultSettings
@@ -37,8 +45,35 @@ def aws_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def aws(aws_endpoint: str) -> dict[str, Any]:
-    return aws_clients(aws_endpoint)
+def aws(aws_endpoint: str) -> Iterator[dict[str, Any]]:
+    clients = aws_clients(aws_endpoint)
+    DRAINED_MESSAGE_OBSERVERS.append(_scan_drained)
+    yield clients
+    DRAINED_MESSAGE_OBSERVERS.remove(_scan_drained)
+    scan_what_moto_holds(clients)
+
+
+def _scan_drained(body: str) -> None:
+    SCANNER.scan_message(body, "message drained from a queue")
+
+
+def scan_what_moto_holds(clients: dict[str, Any]) -> None:
+    """The leak scan's last look: every message left in any queue, every item of every table."""
+    SCANNER.current_test = "(end of session: moto server)"
+    sqs, dynamodb = clients["sqs"], clients["dynamodb"]
+    for url in sqs.list_queues(MaxResults=1000).get("QueueUrls", []):
+        for _ in range(100):  # bounded: a queue holds a few messages here
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            messages = batch.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                SCANNER.scan_message(message["Body"], f"message left in {url.rsplit('/', 1)[-1]}")
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    for table in dynamodb.list_tables().get("TableNames", []):
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page.get("Items", []):
+                SCANNER.scan_message(json.dumps(item), f"item of table {table}")
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +107,7 @@ class LocalStack:
     def rotate_token(self) -> str:
         """Vercel rotates the token: the secret gets the new one, the old one stops working."""
         self.token = "vrcl_it_" + secrets.token_urlsafe(24)
+        register_secret(self.token, label="an installation token (integration fixture)")
         store_installation_token(self.aws["secretsmanager"], self.resources, INSTALLATION_ID, self.token)
         self.emulator.set_token(INSTALLATION_ID, self.token)
         return self.token
@@ -106,6 +142,10 @@ def local_stack(
         token="vrcl_it_" + secrets.token_urlsafe(24),
         database_password=secrets.token_urlsafe(18),
         preview_password=secrets.token_urlsafe(18),
+    )
+    register_secret(stack.token, label="an installation token (integration fixture)")
+    register_secret(
+        stack.database_password, stack.preview_password, label="a resource secret value (integration fixture)"
     )
     store_installation_token(aws["secretsmanager"], resources, INSTALLATION_ID, stack.token)
     store_resource_secret(

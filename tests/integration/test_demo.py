@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from demo.scenario import Demo
+from tests.leak_scan import SCANNER, register_secret
 
 pytestmark = pytest.mark.integration
 
@@ -12,10 +13,12 @@ pytestmark = pytest.mark.integration
 def test_the_demo_ends_in_the_expected_state(capfd: pytest.CaptureFixture[str]) -> None:
     lines: list[str] = []
     demo = Demo(out=lines.append, verbose=True)
+    register_secret(demo.token, demo.password, demo.password[::-1], label="the demo's token and secret values")
 
     code = demo.run()
 
     output = "\n".join(lines)
+    SCANNER.scan(output, "the demo's printed lines")
     assert code == 0, output
     assert lines[-1].strip().startswith("OK: Vercel holds the partner's latest state")
     assert "broken_1: invalid_record" in output

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.leak_scan import register_secret
 from vercel_emulator import CallCount, EmulatorServer, FaultSettings
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 TOKEN_1 = "vrcl_token_installation_one"
 TOKEN_2 = "vrcl_token_installation_two"
 SECRET_VALUE = "postgres://user:TOP-SECRET-pw@db.internal/orders"
+register_secret(TOKEN_1, TOKEN_2, SECRET_VALUE, label="the emulator tests' tokens and secret")
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
@@ -503,7 +505,7 @@ def test_reset_forgets_resources_counts_and_restarts_the_fault_sequence(
     vercel.set_faults(FAULTY)
     first = [_outcome(client, resource_path("icfg_1", "r"), valid_body()) for _ in range(10)]
     assert client.post("/_emulator/reset").json() == {"status": "ok"}
-    assert client.get("/_emulator/calls").json() == {"total": 0, "byStatus": {}, "calls": []}
+    assert client.get("/_emulator/calls").json() == {"total": 0, "byStatus": {}, "byRoute": {}, "calls": []}
     assert client.get("/_emulator/imports").json() == {"imports": []}
     assert [_outcome(client, resource_path("icfg_1", "r"), valid_body()) for _ in range(10)] == first
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import LogCapture
 from tests.fakes import EVENTS
+from tests.leak_scan import register_secret
 from tools.run_events import LocalStack, run
 
 pytestmark = pytest.mark.integration
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.integration
 def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], captured_logs: LogCapture) -> None:
     lines: list[str] = []
     stack = LocalStack()
+    register_secret(*stack.secret_values(), label="make run's token and secret values")
     files = sorted(p for p in EVENTS.glob("*.json") if not p.name.startswith("env."))
 
     code = run(files, verbose=True, out=lines.append, stack=stack)

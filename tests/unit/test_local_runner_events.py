@@ -239,4 +239,5 @@ def test_the_command_line_takes_its_defaults_from_the_template() -> None:
         "stream_batch_size": template.event_source("StreamSyncFunction", "PartnerTableStream")["BatchSize"],
         "queue_batch_size": template.event_source("QueueSyncFunction", "PartnerEvents")["BatchSize"],
         "function_timeout": template.function_timeout_seconds(),
+        "rotation_timeout": template.resources["RotationSyncFunction"]["Properties"]["Timeout"],
     }

@@ -32,7 +32,7 @@ def test_tracing_enabled(environ: dict[str, str], expected: bool, monkeypatch: p
     assert tracing_enabled() is expected
 
 
-@pytest.mark.parametrize("handler", ["stream_sync", "queue_sync"])
+@pytest.mark.parametrize("handler", ["stream_sync", "queue_sync", "rotation_sync"])
 def test_importing_a_handler_with_tracing_off_loads_no_xray_httpx_or_aws_client(handler: str) -> None:
     code = (
         "import sys, app; "

@@ -1,7 +1,8 @@
-"""The Import Resource request body, modelled exactly as Vercel publishes it.
+"""The Import Resource and Update Resource Secrets request bodies, modelled exactly as Vercel publishes them.
 
-``PUT /v1/installations/{integrationConfigurationId}/resources/{resourceId}``; see
-``shared/reference/import-resource.md`` and ``vercel-api-facts.md``. Validation is strict
+``PUT /v1/installations/{integrationConfigurationId}/resources/{resourceId}`` and
+``PUT .../resources/{resourceId}/secrets``; see ``shared/reference/import-resource.md`` and
+``vercel-api-facts.md``. Validation is strict
 (no type coercion, no unknown top-level or secret keys) so an invalid payload is caught
 here, with the field named, before any call is made.
 """
@@ -9,6 +10,7 @@ here, with the field named, before any call is made.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
@@ -95,10 +97,28 @@ class ImportResourcePayload(_Body):
 
     def secret_values(self) -> list[str]:
         """Every secret value this payload carries (for scrubbing what we emit)."""
-        values: list[str] = []
-        for secret in self.secrets or ():
-            values.append(secret.value)
-            if secret.environmentOverrides is not None:
-                overrides = secret.environmentOverrides
-                values.extend(v for v in (overrides.development, overrides.preview, overrides.production) if v)
-        return values
+        return _secret_values(self.secrets or ())
+
+
+class SecretsUpdatePayload(_Body):
+    """``{secrets: [...], partial?: bool}``: the secrets of one resource, replaced (or, with
+    ``partial``, only the named ones). Connected projects are not redeployed."""
+
+    secrets: list[ResourceSecret]
+    partial: StrictBool | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def secret_values(self) -> list[str]:
+        return _secret_values(self.secrets)
+
+
+def _secret_values(secrets: Iterable[ResourceSecret]) -> list[str]:
+    values: list[str] = []
+    for secret in secrets:
+        values.append(secret.value)
+        if secret.environmentOverrides is not None:
+            overrides = secret.environmentOverrides
+            values.extend(v for v in (overrides.development, overrides.preview, overrides.production) if v)
+    return values

@@ -6,6 +6,9 @@ reason (field names and rules only, never values, which may be secret):
 2. ``json_safe``: DynamoDB native types (Decimal, sets, bytes) -> plain JSON values;
 3. ``parse_partner_record``: the mapping -> :class:`PartnerRecord`;
 4. ``build_import_payload``: the record (+ its secret document) -> :class:`ImportResourcePayload`.
+
+Rotation sync (``rotation.py``) turns a resource secret into the Update Resource Secrets body with
+``build_secrets_update``, by the same rules (``secrets_from_document``) as an import's ``secrets``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pydantic import ValidationError
 
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import PartnerRecord
-from vercel_sync.payload import ImportResourcePayload
+from vercel_sync.payload import ImportResourcePayload, SecretsUpdatePayload
 
 ENVIRONMENTS = ("development", "preview", "production")
 
@@ -165,6 +168,19 @@ def build_import_payload(
         payload = ImportResourcePayload.model_validate(body)
     except ValidationError as exc:
         raise InvalidRecordError("invalid import payload: " + describe_validation_error(exc)) from None
+    _require_unicode_text(payload.to_body())
+    return payload
+
+
+def build_secrets_update(secret_document: Any, prefix: str | None) -> SecretsUpdatePayload:
+    """The validated Update Resource Secrets body for a resource secret's JSON object: the same
+    ``secrets`` an import of a record naming it (with ``secretsPrefix`` = ``prefix``) would carry.
+    Not partial: the secret's document is the whole set, as on import."""
+    body = {"secrets": secrets_from_document(secret_document, prefix)}
+    try:
+        payload = SecretsUpdatePayload.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRecordError("invalid secrets payload: " + describe_validation_error(exc)) from None
     _require_unicode_text(payload.to_body())
     return payload
 

@@ -65,12 +65,13 @@ class SecretsManagerReader:
             )
         return token
 
-    def resource_secrets(self, secret_id: str) -> Any:
+    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any:
         """The resource secret's JSON document (validated by the transform).
 
         Only secrets under the resource-secret prefix are read for a record: the function may
         read installation tokens too, and a record naming one must not get it sent to Vercel
-        as a resource secret.
+        as a resource secret. ``force_fetch`` reads past the cache (rotation sync: the value has
+        just changed).
         """
         if not self._settings.is_resource_secret(secret_id):
             if self._settings.resource_secret_prefix is None:
@@ -83,7 +84,7 @@ class SecretsManagerReader:
         raw = self._read(
             secret_id,
             max_age=self._settings.resource_secret_cache_seconds,
-            force_fetch=False,
+            force_fetch=force_fetch,
             reason="resource_secret_unavailable",
         )
         try:

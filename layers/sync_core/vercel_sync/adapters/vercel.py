@@ -1,8 +1,9 @@
 """The Vercel Marketplace API client, on httpx.
 
 One pooled ``httpx.Client`` per container (built with the sync service and reused by every
-invocation), explicit timeouts, ids percent-encoded as single path segments, the headers the
-official SDK sends, and a ``User-Agent`` naming the product. The client does not retry: it
+invocation), explicit timeouts, TLS always verified, ids percent-encoded as single path
+segments, request and answer bodies size-capped, the headers the official SDK sends, and a
+``User-Agent`` naming the product. The client does not retry: it
 classifies each outcome into the errors the pipeline routes (``errors.py``).
 """
 
@@ -24,8 +25,13 @@ from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 
 USER_AGENT = f"{PRODUCT_NAME}/{__version__} httpx/{httpx.__version__}"
 # Vercel's error bodies are small; anything larger is cut before we keep it (the pipeline
-# scrubs secret values from what is kept, then shortens it further).
+# scrubs secret values from what is kept, then shortens it further). Every answer is read up to
+# this size, successes too (they are a few bytes: ``{"name": ...}``).
 MAX_ERROR_BODY_BYTES = 16 * 1024
+# The largest request body sent. No legitimate body comes near it (a DynamoDB item is at most
+# 400 KB, an SQS message 256 KiB, a secret 64 KiB); a larger one is refused before any call as
+# an invalid record (permanent: the same record would be refused again).
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # httpx applies a timeout to each phase of a call, not to the whole: the phases other than
 # reading the answer (connecting, waiting for a pooled connection, sending a small body) get
 # a short one of their own, so a call's worst case is known (``worst_case_call_seconds``).
@@ -71,6 +77,9 @@ class VercelClient:
             },
             transport=transport,
             follow_redirects=False,
+            # Always verified (certificate and host name), whatever the environment says: no
+            # setting of this product turns it off, and the tests check that none can.
+            verify=True,
         )
 
     def resource_url(self, integration_configuration_id: str, resource_id: str) -> str:
@@ -85,6 +94,9 @@ class VercelClient:
         installation, resource = segments
         return f"{self._base_url}/v1/installations/{installation}/resources/{resource}"
 
+    def secrets_url(self, integration_configuration_id: str, resource_id: str) -> str:
+        return self.resource_url(integration_configuration_id, resource_id) + "/secrets"
+
     def import_resource(
         self,
         integration_configuration_id: str,
@@ -95,7 +107,28 @@ class VercelClient:
     ) -> dict[str, Any]:
         """PUT the import; returns Vercel's JSON answer or raises a classified error."""
         url = self.resource_url(integration_configuration_id, resource_id)
+        return self._put(url, body, token=token, what="import")
+
+    def update_resource_secrets(
+        self,
+        integration_configuration_id: str,
+        resource_id: str,
+        body: Mapping[str, Any],
+        *,
+        token: str,
+    ) -> dict[str, Any]:
+        """PUT ``{secrets, partial?}`` to the resource's secrets (Vercel answers 201); the same
+        classification of outcomes as an import."""
+        url = self.secrets_url(integration_configuration_id, resource_id)
+        return self._put(url, body, token=token, what="secrets update")
+
+    def _put(self, url: str, body: Mapping[str, Any], *, token: str, what: str) -> dict[str, Any]:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(content) > MAX_REQUEST_BODY_BYTES:
+            raise PermanentSyncError(
+                f"the {what} body is {len(content)} bytes, over the {MAX_REQUEST_BODY_BYTES}-byte limit",
+                reason="invalid_record",
+            )
         try:
             with self._http.stream(
                 "PUT", url, content=content, headers={"Authorization": f"Bearer {token}"}
@@ -105,7 +138,7 @@ class VercelClient:
             raise TransientSyncError(f"Vercel did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise TransientSyncError(f"could not reach Vercel ({type(exc).__name__})") from None
-        return self._result(response, answer, complete=complete)
+        return self._result(response, answer, complete=complete, what=what)
 
     def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
         """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the read timeout as a whole (httpx
@@ -123,7 +156,7 @@ class VercelClient:
                 raise TransientSyncError("Vercel's answer took longer than the read timeout to arrive")
         return b"".join(chunks), True
 
-    def _result(self, response: httpx.Response, content: bytes, *, complete: bool) -> dict[str, Any]:
+    def _result(self, response: httpx.Response, content: bytes, *, complete: bool, what: str) -> dict[str, Any]:
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -148,7 +181,7 @@ class VercelClient:
                 retry_after_seconds=retry_after_seconds(response.headers),
             )
         raise PermanentSyncError(
-            f"Vercel rejected the import ({status}){_error_summary(error_body)}",
+            f"Vercel rejected the {what} ({status}){_error_summary(error_body)}",
             reason="vercel_rejected",
             http_status=status,
             vercel_error=error_body,

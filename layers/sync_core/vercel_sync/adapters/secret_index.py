@@ -1,0 +1,73 @@
+"""The sync-state table's sparse index ``bySecretName``: which resources' last imports used a secret.
+
+Resource items (``CONTRACT.md``) carry ``secretName`` (a normalized secret name) only while their
+last imported payload named a secret, so the index (HASH ``secretName``, projection ALL) holds
+exactly those. One ``Query`` per page; an index read is eventually consistent (an import a moment
+old may be missed, and is then up to date anyway: it read the secret itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vercel_sync.errors import TransientSyncError
+from vercel_sync.rotation import RotationTarget, target_from_item
+
+INDEX_NAME = "bySecretName"
+# A secret shared by more resources than this is refused loudly rather than half-done.
+MAX_TARGETS = 10_000
+
+
+class DynamoDbSecretIndex:
+    def __init__(
+        self, table_name: str, dynamodb_client: Any = None, boto_config: Any = None, index_name: str = INDEX_NAME
+    ) -> None:
+        self.table_name = table_name
+        self.index_name = index_name
+        self._client = dynamodb_client  # built on first use
+        self._boto_config = boto_config
+
+    def _dynamodb(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb", config=self._boto_config)
+        return self._client
+
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        targets: list[RotationTarget] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": self.index_name,
+            "KeyConditionExpression": "secretName = :name",
+            "ExpressionAttributeValues": {":name": {"S": secret_name}},
+            "ProjectionExpression": "#kind, installationId, resourceId, secretsPrefix, #status",
+            "ExpressionAttributeNames": {"#kind": "kind", "#status": "status"},
+        }
+        while True:
+            try:
+                page = self._dynamodb().query(**request)
+            except ClientError as exc:
+                # Throttling, a missing table or index, a denied read: none is the event's fault,
+                # so it is retried (and kept by the on-failure destination while it is fixed).
+                code = exc.response.get("Error", {}).get("Code", "error")
+                raise TransientSyncError(f"cannot query {self.index_name} of the sync-state table: {code}") from None
+            except BotoCoreError as exc:
+                raise TransientSyncError(f"cannot query the sync-state table now: {type(exc).__name__}") from None
+            for item in page.get("Items", []):
+                target = target_from_item(_plain(item))
+                if target is not None:
+                    targets.append(target)
+            if len(targets) > MAX_TARGETS:
+                raise TransientSyncError(f"more than {MAX_TARGETS} resources use one secret")
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return targets
+            request["ExclusiveStartKey"] = last
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """The string attributes of an item, as plain values (the only kind the targets use)."""
+    return {name: value["S"] for name, value in item.items() if isinstance(value, dict) and "S" in value}

@@ -1,0 +1,541 @@
+"""Rotation sync: a resource secret changed in Secrets Manager, so every Vercel resource whose last
+import used it gets the new values (Update Resource Secrets). Pure: no AWS, no HTTP library; the
+adapters are handed in (``rotation_runtime`` wires the real ones).
+
+One EventBridge event (``RotationSucceeded``, or ``PutSecretValue`` / ``UpdateSecret`` through
+CloudTrail) is handled like this:
+
+1. :func:`parse_secret_change` finds the secret's id in the event and its *name* (an ARN's name
+   part without Secrets Manager's ``-AbCdEf`` suffix, the rule the state table's ``secretName``
+   follows). Events that change no current value are ignored: a failed API call (``errorCode``),
+   a ``PutSecretValue`` that stages a version without ``AWSCURRENT`` (a rotation's pending step:
+   its ``RotationSucceeded`` follows).
+2. A secret outside ``RESOURCE_SECRET_PREFIX``, or shaped like an installation token, is ignored
+   (``Settings.is_resource_secret``, the rule imports follow): its value is never read here.
+3. The sync-state table's sparse index ``bySecretName`` lists the resources whose last import used
+   the secret (:class:`SecretIndex`), with their ``secretsPrefix``.
+4. The secret is read once, past any cache, and turned into each resource's ``secrets`` by the
+   import's own rules (``transform.build_secrets_update``).
+5. One call per resource. Transient failures (429, 5xx, timeouts) are retried with exponential
+   backoff and full jitter, never sooner than ``Retry-After``, while the invocation's time allows;
+   a 401 re-reads the installation's token once; a 429 pauses the installation in the optional
+   shared rate limiter. Permanent failures (400, 403, 404, 409, 410, 422, an invalid or unreadable
+   secret, a token that cannot be read) go to the failed-records queue, one message per resource
+   (:func:`build_rotation_failure_message`, ``kind: "secret_rotation"``).
+6. Anything not done raises :class:`RotationIncompleteError`: Lambda's asynchronous retries run the
+   event again (every resource gets the then-current value: a late retry never pushes an older
+   one), and after them its on-failure destination keeps the event.
+
+No secret value or token leaves: failure messages and log fields are scrubbed of every value read.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.pipeline import FailedRecordSink, TimeBudget
+from vercel_sync.redaction import scrub, scrub_text, truncate
+from vercel_sync.settings import Settings, secret_name
+from vercel_sync.transform import build_secrets_update
+
+# The events that can change a secret's current value.
+ROTATION_EVENT_NAMES = frozenset({"RotationSucceeded", "PutSecretValue", "UpdateSecret"})
+CURRENT_STAGE = "AWSCURRENT"
+# The failed-records message of a resource rotation sync could not update (schemaVersion 1 plus ``kind``).
+FAILURE_KIND = "secret_rotation"
+SCHEMA_VERSION = 1
+MAX_ID_TEXT = 1024
+# Waiting for the shared rate limiter is bounded by the time left, and by this.
+MAX_RATE_LIMIT_WAIT_SECONDS = 10.0
+
+
+def normalized_secret_name(secret_id: str) -> str:
+    """A secret's name as the state table keeps it (``secretName``): an ARN's name part without the
+    ``-AbCdEf`` suffix Secrets Manager adds; a name as it is. The same rule as the state adapter's,
+    so an event's full ARN finds what a record's name (or full ARN) stored."""
+    name = secret_name(secret_id)
+    if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
+        return name[:-7]
+    return name
+
+
+class InvalidEventError(InvalidRecordError):
+    """The event names no secret this service can act on."""
+
+
+class RotationIncompleteError(TransientSyncError):
+    """Some resources were not updated (a transient failure, or no time left): the event is retried."""
+
+
+@dataclass(frozen=True)
+class SecretChange:
+    """A change of a secret's value, as an EventBridge event reports it."""
+
+    event_name: str
+    secret_id: str  # as the event gives it: an ARN or a name
+    event_id: str | None = None
+    event_time: str | None = None
+
+    @property
+    def secret_name(self) -> str:
+        return normalized_secret_name(self.secret_id)
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "kind": "eventbridge",
+            "eventId": self.event_id,
+            "eventName": self.event_name,
+            "eventTime": self.event_time,
+            "secretName": self.secret_name,
+        }
+
+
+def parse_secret_change(event: Any) -> SecretChange | None:
+    """The secret change an EventBridge event reports; ``None`` for an event that changes no
+    current value. :class:`InvalidEventError` for one this service cannot read."""
+    if not isinstance(event, Mapping) or not isinstance(event.get("detail"), Mapping):
+        raise InvalidEventError("not an EventBridge event with a detail object")
+    detail: Mapping[str, Any] = event["detail"]
+    event_name = detail.get("eventName")
+    if event_name not in ROTATION_EVENT_NAMES or detail.get("errorCode"):
+        return None
+    request = detail.get("requestParameters")
+    if event_name == "PutSecretValue" and isinstance(request, Mapping):
+        stages = request.get("versionStages")
+        if isinstance(stages, list) and CURRENT_STAGE not in stages:
+            return None  # e.g. a rotation's AWSPENDING version: not current yet
+    secret_id = _secret_id(event, detail)
+    if secret_id is None:
+        raise InvalidEventError(f"{event_name} event names no secret")
+    event_id = detail.get("eventID") or event.get("id")
+    event_time = detail.get("eventTime") or event.get("time")
+    return SecretChange(
+        event_name=event_name,
+        secret_id=secret_id,
+        event_id=str(event_id)[:MAX_ID_TEXT] if event_id else None,
+        event_time=str(event_time)[:64] if event_time else None,
+    )
+
+
+def _secret_id(event: Mapping[str, Any], detail: Mapping[str, Any]) -> str | None:
+    """The fullest id the event holds: the ARN Secrets Manager answered with (``arn``, or ``ARN``/
+    ``aRN`` in older events), the rotation's ``SecretId``, then the id the caller gave."""
+    candidates: list[Any] = []
+    for section, keys in (
+        ("responseElements", ("arn", "ARN", "aRN")),
+        ("additionalEventData", ("SecretId", "secretId")),
+        ("serviceEventDetails", ("secretId", "SecretId")),
+        ("requestParameters", ("secretId", "SecretId")),
+    ):
+        values = detail.get(section)
+        if isinstance(values, Mapping):
+            candidates.extend(values.get(key) for key in keys)
+    resources = event.get("resources")
+    if isinstance(resources, list):
+        candidates.extend(resources)
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate and len(candidate) <= 2048:
+            return candidate
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class RotationTarget:
+    """One Vercel resource whose last import used the secret."""
+
+    installation_id: str
+    resource_id: str
+    secrets_prefix: str | None = None
+
+
+def target_from_item(item: Mapping[str, Any]) -> RotationTarget | None:
+    """A sync-state item (plain values) as a target; ``None`` for anything else (another item
+    kind, a resource imported as uninstalled)."""
+    installation = item.get("installationId")
+    resource = item.get("resourceId")
+    prefix = item.get("secretsPrefix")
+    if item.get("kind", "resource") != "resource" or item.get("status") == "uninstalled":
+        return None
+    if not isinstance(installation, str) or not isinstance(resource, str) or not installation or not resource:
+        return None
+    return RotationTarget(installation, resource, prefix if isinstance(prefix, str) else None)
+
+
+class SecretIndex(Protocol):
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        """Every resource whose last imported payload used the secret of that name."""
+        ...
+
+
+class RotationSecrets(Protocol):
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
+
+    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any: ...
+
+
+class SecretsApi(Protocol):
+    def update_resource_secrets(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]: ...
+
+
+class RateLimiter(Protocol):
+    """The shared per-installation limiter of ``CONTRACT.md`` (optional)."""
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool: ...
+
+    def pause(self, installation_id: str, seconds: float) -> None: ...
+
+
+class RotationObserver(Protocol):
+    def ignored(self, why: str, change: SecretChange | None) -> None: ...
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None: ...
+
+    def call_failed(
+        self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None
+    ) -> None: ...
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None: ...
+
+    def token_refreshed(self, integration_configuration_id: str) -> None: ...
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None: ...
+
+
+class NullRotationObserver:
+    def ignored(self, why: str, change: SecretChange | None) -> None:
+        pass
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
+        pass
+
+    def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        pass
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
+        pass
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        pass
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tries of one call, and the backoff between them (full jitter, at least ``Retry-After``)."""
+
+    max_attempts: int = 5
+    base_seconds: float = 0.5
+    max_backoff_seconds: float = 20.0
+
+    def backoff(self, attempt: int, retry_after: float | None, draw: float) -> float:
+        ceiling = min(self.max_backoff_seconds, self.base_seconds * 2.0 ** (attempt - 1))
+        return max(retry_after or 0.0, ceiling * draw)
+
+
+@dataclass
+class RotationResult:
+    outcome: Literal["ignored", "no_resources", "done"]
+    secret_name: str | None = None
+    pushed: list[RotationTarget] = field(default_factory=list)
+    parked: list[RotationTarget] = field(default_factory=list)
+    calls: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """For the handler's answer and a log line: counts and the secret's name, no values."""
+        return {
+            "outcome": self.outcome,
+            "secretName": self.secret_name,
+            "resourcesUpdated": len(self.pushed),
+            "resourcesParked": len(self.parked),
+            "vercelCalls": self.calls,
+        }
+
+
+def build_rotation_failure_message(
+    change: SecretChange | None,
+    target: RotationTarget | None,
+    error: PermanentSyncError,
+    *,
+    failed_at: datetime,
+    calls: int = 0,
+    secret_values: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The failed-records message (schemaVersion 1) of a resource rotation sync could not update.
+
+    The partner-record message's fields, plus ``kind: "secret_rotation"`` (absent on partner
+    records) and ``rotation: {secretName, secretsPrefix}``; ``record`` is null and ``source`` is
+    the EventBridge event (``kind: "eventbridge"``, ``eventId``, ``eventName``, ``eventTime``,
+    ``secretName``). To replay: put the secret's current value again (or re-import the resource).
+    """
+    values = list(secret_values)
+    vercel_error = None
+    if error.vercel_error is not None:
+        # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
+        vercel_error = truncate(scrub_text(error.vercel_error, values, cut_at_end=not error.vercel_error_complete))
+    message = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": FAILURE_KIND,
+        "failedAt": failed_at.isoformat(),
+        "reason": error.reason,
+        "detail": truncate(scrub_text(error.message, values)),
+        "httpStatus": error.http_status,
+        "vercelError": vercel_error,
+        "attempts": max(calls, 1),
+        "vercelCalls": calls,
+        "integrationConfigurationId": truncate(target.installation_id, MAX_ID_TEXT) if target else None,
+        "resourceId": truncate(target.resource_id, MAX_ID_TEXT) if target else None,
+        "source": change.source() if change else {"kind": "eventbridge"},
+        "removed": False,
+        "record": None,
+        "rotation": {
+            "secretName": change.secret_name if change else None,
+            "secretsPrefix": target.secrets_prefix if target else None,
+        },
+    }
+    result: dict[str, Any] = scrub(message, values)
+    return result
+
+
+class _Deadline:
+    """No step starts that could outlast the invocation (with time to park after it)."""
+
+    def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
+        self._budget = budget if time_left_ms is not None else None
+        self._monotonic = monotonic
+        self._ends_at = monotonic() + (time_left_ms or 0) / 1000
+
+    def left_seconds(self) -> float:
+        return float("inf") if self._budget is None else self._ends_at - self._monotonic()
+
+    def spare_seconds(self, step: Literal["aws_read", "vercel_call"]) -> float:
+        """Time left after the step, parking after it and the margin."""
+        if self._budget is None:
+            return float("inf")
+        step_ms = self._budget.aws_read_ms if step == "aws_read" else self._budget.vercel_call_ms
+        needed_ms = step_ms + self._budget.park_ms + self._budget.margin_ms
+        return self.left_seconds() - needed_ms / 1000
+
+    def require(self, step: Literal["aws_read", "vercel_call"], what: str) -> None:
+        spare = self.spare_seconds(step)
+        if spare < 0:
+            raise TransientSyncError(f"not enough time left in this invocation for {what}")
+
+
+class RotationService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        index: SecretIndex | None,
+        secrets: RotationSecrets,
+        vercel: SecretsApi,
+        failed_records: FailedRecordSink | None,
+        rate_limiter: RateLimiter | None = None,
+        observer: RotationObserver | None = None,
+        time_budget: TimeBudget | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        draw: Callable[[], float] = random.random,  # jitter, not a secret
+    ) -> None:
+        self.settings = settings
+        # Without the sync-state table (SYNC_STATE_TABLE unset) no resource can be found.
+        self.index = index
+        self.secrets = secrets
+        self.vercel = vercel
+        self.failed_records = failed_records
+        self.rate_limiter = rate_limiter
+        self.observer: RotationObserver = observer or NullRotationObserver()
+        self.time_budget = time_budget
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._draw = draw
+
+    def handle(self, event: Any, *, time_left_ms: int | None = None) -> RotationResult:
+        """Sync one event; raises :class:`TransientSyncError` when it must be retried."""
+        deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
+        try:
+            change = parse_secret_change(event)
+        except InvalidEventError as error:
+            self._park(None, None, error, calls=0, secret_values=())
+            return RotationResult("ignored")
+        if change is None:
+            self.observer.ignored("not a change of a current secret value", None)
+            return RotationResult("ignored")
+        if not self.settings.is_resource_secret(change.secret_id):
+            # A token, or a secret no record may name: never read here, never sent.
+            self.observer.ignored("not a resource secret (outside RESOURCE_SECRET_PREFIX, or token-shaped)", change)
+            return RotationResult("ignored", secret_name=change.secret_name)
+        if self.index is None:
+            raise TransientSyncError("SYNC_STATE_TABLE is not set: rotation sync cannot find the resources")
+
+        deadline.require("aws_read", "finding the resources that use the secret")
+        targets = sorted(set(self.index.resources_using(change.secret_name)))
+        result = RotationResult("no_resources" if not targets else "done", secret_name=change.secret_name)
+        if not targets:
+            self.observer.finished(change, result)
+            return result
+
+        deadline.require("aws_read", "reading the secret")
+        try:
+            document = self.secrets.resource_secrets(change.secret_id, force_fetch=True)
+        except PermanentSyncError as error:
+            for target in targets:
+                self._park(change, target, error, calls=0, secret_values=())
+                result.parked.append(target)
+            self.observer.finished(change, result)
+            return result
+
+        run = _Run(self, change, deadline)
+        pending: list[RotationTarget] = []
+        for target in targets:
+            try:
+                result.calls += run.push(target, document)
+                result.pushed.append(target)
+            except PermanentSyncError as error:
+                try:
+                    self._park(change, target, error, calls=run.calls_for(target), secret_values=run.secret_values)
+                except TransientSyncError:
+                    pending.append(target)
+                else:
+                    result.parked.append(target)
+                result.calls += run.calls_for(target)
+            except TransientSyncError:
+                pending.append(target)
+                result.calls += run.calls_for(target)
+        self.observer.finished(change, result)
+        if pending:
+            raise RotationIncompleteError(
+                f"{len(pending)} of {len(targets)} resources using secret {change.secret_name} were not updated "
+                "(transient failures or no time left); the event will be retried"
+            )
+        return result
+
+    def _park(
+        self,
+        change: SecretChange | None,
+        target: RotationTarget | None,
+        error: PermanentSyncError,
+        *,
+        calls: int,
+        secret_values: Iterable[str],
+    ) -> None:
+        values = list(secret_values)
+        error.message = truncate(scrub_text(error.message, values))
+        if self.failed_records is None:
+            # The event goes back to Lambda's retries and then to its on-failure destination.
+            raise TransientSyncError(f"{error.reason}: {error.message} (no failed-records queue configured)")
+        message = build_rotation_failure_message(
+            change, target, error, failed_at=self._clock(), calls=calls, secret_values=values
+        )
+        try:
+            self.failed_records.park(message)
+        except Exception as exc:  # noqa: BLE001 - any failure to park means the event must be retried
+            raise TransientSyncError(f"the failed-records queue did not take it ({type(exc).__name__})") from None
+        self.observer.parked(change, target, error)
+
+
+class _Run:
+    """One event's calls: tokens per installation (each re-read at most once), secret values seen."""
+
+    def __init__(self, service: RotationService, change: SecretChange, deadline: _Deadline) -> None:
+        self.service = service
+        self.change = change
+        self.deadline = deadline
+        self.secret_values: list[str] = []
+        self._tokens: dict[str, str | PermanentSyncError] = {}
+        self._refreshed: set[str] = set()
+        self._calls: dict[RotationTarget, int] = {}
+
+    def calls_for(self, target: RotationTarget) -> int:
+        return self._calls.get(target, 0)
+
+    def _token(self, installation_id: str, *, force_fetch: bool = False) -> str:
+        known = self._tokens.get(installation_id)
+        if isinstance(known, PermanentSyncError):
+            raise known
+        if known is not None and not force_fetch:
+            return known
+        self.deadline.require("aws_read", "reading the installation token")
+        try:
+            token = self.service.secrets.installation_token(installation_id, force_fetch=force_fetch)
+        except PermanentSyncError as error:
+            self._tokens[installation_id] = error
+            raise
+        self._tokens[installation_id] = token
+        self.secret_values.append(token)
+        return token
+
+    def push(self, target: RotationTarget, document: Any) -> int:
+        """Update one resource's secrets; returns the calls made. Raises a classified error."""
+        service = self.service
+        payload = build_secrets_update(document, target.secrets_prefix)
+        self.secret_values.extend(payload.secret_values())
+        body = payload.to_body()
+        installation = target.installation_id
+        token = self._token(installation)
+        attempt = 0
+        while True:
+            attempt += 1
+            self.deadline.require("vercel_call", "a Vercel call")
+            self._acquire(installation)
+            started = time.perf_counter()
+            self._calls[target] = self.calls_for(target) + 1
+            try:
+                service.vercel.update_resource_secrets(installation, target.resource_id, body, token=token)
+            except TransientSyncError as error:
+                if error.http_status == 401 and installation not in self._refreshed:
+                    # The token may have been rotated: re-read it past the cache, once.
+                    self._refreshed.add(installation)
+                    token = self._token(installation, force_fetch=True)
+                    service.observer.token_refreshed(installation)
+                    attempt -= 1
+                    continue
+                wait = self._retry_in(installation, attempt, error)
+                service.observer.call_failed(target, error, retry_in_seconds=wait)
+                if wait is None:
+                    raise
+                service._sleep(wait)
+                continue
+            service.observer.pushed(
+                self.change,
+                target,
+                calls=self.calls_for(target),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+            return self.calls_for(target)
+
+    def _acquire(self, installation: str) -> None:
+        limiter = self.service.rate_limiter
+        if limiter is None:
+            return
+        wait = max(0.0, min(MAX_RATE_LIMIT_WAIT_SECONDS, self.deadline.spare_seconds("vercel_call")))
+        if not limiter.acquire(installation, max_wait_seconds=wait):
+            raise TransientSyncError("no rate-limit token for the installation in time")
+
+    def _retry_in(self, installation: str, attempt: int, error: TransientSyncError) -> float | None:
+        """Seconds to wait before the next try, or ``None``: no retry in this invocation."""
+        service = self.service
+        retry_after = error.retry_after_seconds
+        if error.http_status == 429 and retry_after and service.rate_limiter is not None:
+            # Vercel's window is shared by every invocation: none calls for it before then.
+            service.rate_limiter.pause(installation, retry_after)
+        if error.http_status == 401 or attempt >= service.retry.max_attempts:
+            return None  # a second 401 (the re-read token too) will not pass in this invocation
+        wait = service.retry.backoff(attempt, retry_after, service._draw())
+        if self.deadline.spare_seconds("vercel_call") < wait:
+            return None
+        return wait

@@ -1,0 +1,489 @@
+"""Rotation sync's rules (``vercel_sync.rotation``) with in-process fakes: events, targets, calls, failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.fakes import (
+    DB_PASSWORD,
+    DB_URL,
+    PREVIEW_PASSWORD,
+    RESOURCE_SECRET,
+    ROTATED_TOKEN,
+    TOKEN,
+    FakeFailedRecords,
+    vercel_rejects,
+)
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.pipeline import TimeBudget
+from vercel_sync.rotation import (
+    FAILURE_KIND,
+    InvalidEventError,
+    RetryPolicy,
+    RotationIncompleteError,
+    RotationService,
+    RotationTarget,
+    normalized_secret_name,
+    parse_secret_change,
+    target_from_item,
+)
+from vercel_sync.settings import Settings
+
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/db_primary-AbC123"
+NAME = "partner/resources/db_primary"
+SETTINGS = Settings(resource_secret_prefix="partner/resources/")
+
+
+def put_secret_value_event(secret_id: str = NAME, **request: Any) -> dict[str, Any]:
+    """What CloudTrail gives EventBridge for a PutSecretValue call (values never included)."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.secretsmanager",
+        "account": "123456789012",
+        "time": "2026-11-27T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "eventTime": "2026-11-27T10:00:00Z",
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "PutSecretValue",
+            "requestParameters": {"secretId": secret_id, "clientRequestToken": "c0ffee", **request},
+            "responseElements": {"arn": ARN if secret_id in (NAME, ARN) else secret_id, "versionId": "v2"},
+            "eventID": "e-1",
+            "eventType": "AwsApiCall",
+        },
+    }
+
+
+def rotation_succeeded_event(secret_arn: str = ARN) -> dict[str, Any]:
+    """A Secrets Manager service event: the rotation's last step made the new version current."""
+    return {
+        "version": "0",
+        "id": "dd5fd657-7361-f5d2-0c0f-0fe27390611b",
+        "detail-type": "AWS Service Event via CloudTrail",
+        "source": "aws.secretsmanager",
+        "time": "2026-11-27T10:00:00Z",
+        "resources": [],
+        "detail": {
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "RotationSucceeded",
+            "requestParameters": None,
+            "responseElements": None,
+            "additionalEventData": {"SecretId": secret_arn},
+            "eventID": "e-2",
+            "eventType": "AwsServiceEvent",
+        },
+    }
+
+
+# -- events -----------------------------------------------------------------------------------------
+
+
+def test_put_secret_value_names_the_secret_by_its_arn() -> None:
+    change = parse_secret_change(put_secret_value_event())
+    assert change is not None
+    assert change.event_name == "PutSecretValue"
+    assert change.secret_id == ARN
+    assert change.secret_name == NAME
+    assert change.source() == {
+        "kind": "eventbridge",
+        "eventId": "e-1",
+        "eventName": "PutSecretValue",
+        "eventTime": "2026-11-27T10:00:00Z",
+        "secretName": NAME,
+    }
+
+
+def test_rotation_succeeded_names_the_secret_in_additional_event_data() -> None:
+    change = parse_secret_change(rotation_succeeded_event())
+    assert change is not None
+    assert (change.event_name, change.secret_name) == ("RotationSucceeded", NAME)
+
+
+def test_older_events_spell_the_arn_arn() -> None:
+    event = put_secret_value_event()
+    event["detail"]["responseElements"] = {"aRN": ARN}
+    change = parse_secret_change(event)
+    assert change is not None
+    assert change.secret_id == ARN
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        put_secret_value_event(versionStages=["AWSPENDING"]),  # a rotation's pending step
+        {**put_secret_value_event(), "detail": {**put_secret_value_event()["detail"], "errorCode": "AccessDenied"}},
+        {**put_secret_value_event(), "detail": {**put_secret_value_event()["detail"], "eventName": "GetSecretValue"}},
+    ],
+)
+def test_events_that_change_no_current_value_are_ignored(event: dict[str, Any]) -> None:
+    assert parse_secret_change(event) is None
+
+
+def test_a_staged_current_version_counts() -> None:
+    assert parse_secret_change(put_secret_value_event(versionStages=["AWSCURRENT"])) is not None
+
+
+@pytest.mark.parametrize("event", [None, {"detail": "x"}, {"detail": {"eventName": "PutSecretValue"}}])
+def test_unreadable_events_are_invalid(event: Any) -> None:
+    with pytest.raises(InvalidEventError):
+        parse_secret_change(event)
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "name"),
+    [
+        (ARN, NAME),
+        (NAME, NAME),
+        ("arn:aws:secretsmanager:us-east-1:1:secret:partner/resources/a-b-c-XyZ123", "partner/resources/a-b-c"),
+        ("partner/resources/ends-AbC123", "partner/resources/ends-AbC123"),  # a name keeps its end
+    ],
+)
+def test_names_are_normalized_as_the_state_table_keeps_them(secret_id: str, name: str) -> None:
+    assert normalized_secret_name(secret_id) == name
+
+
+def test_state_items_become_targets() -> None:
+    item = {"kind": "resource", "installationId": "i", "resourceId": "r", "secretsPrefix": "ORDERS", "status": "ready"}
+    assert target_from_item(item) == RotationTarget("i", "r", "ORDERS")
+    assert target_from_item({**item, "secretsPrefix": None}) == RotationTarget("i", "r", None)
+    assert target_from_item({**item, "status": "uninstalled"}) is None
+    assert target_from_item({**item, "kind": "ratelimit"}) is None
+    assert target_from_item({"kind": "resource", "installationId": "i"}) is None
+
+
+# -- the service ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeIndex:
+    targets: dict[str, list[RotationTarget]] = field(default_factory=dict)
+    queries: list[str] = field(default_factory=list)
+
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        self.queries.append(secret_name)
+        return list(self.targets.get(secret_name, []))
+
+
+@dataclass
+class FakeRotationSecrets:
+    token: str = TOKEN
+    documents: dict[str, Any] = field(default_factory=lambda: {ARN: RESOURCE_SECRET, NAME: RESOURCE_SECRET})
+    reads: list[tuple[str, bool]] = field(default_factory=list)
+    token_reads: list[tuple[str, bool]] = field(default_factory=list)
+    token_error: PermanentSyncError | None = None
+
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+        self.token_reads.append((integration_configuration_id, force_fetch))
+        if self.token_error is not None:
+            raise self.token_error
+        return self.token
+
+    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any:
+        self.reads.append((secret_id, force_fetch))
+        if secret_id not in self.documents:
+            raise PermanentSyncError(
+                f"cannot read secret {secret_id}: ResourceNotFoundException", reason="resource_secret_unavailable"
+            )
+        return self.documents[secret_id]
+
+
+@dataclass
+class SecretsCall:
+    installation_id: str
+    resource_id: str
+    body: dict[str, Any]
+    token: str
+
+
+@dataclass
+class FakeSecretsApi:
+    calls: list[SecretsCall] = field(default_factory=list)
+    script: dict[str, list[Exception | None]] = field(default_factory=dict)
+    valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
+
+    def update_resource_secrets(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]:
+        self.calls.append(SecretsCall(integration_configuration_id, resource_id, dict(body), token))
+        if token not in self.valid_tokens:
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+        outcomes = self.script.get(resource_id)
+        if outcomes:
+            outcome = outcomes.pop(0)
+            if outcome is not None:
+                raise outcome
+        return {}
+
+    def per_resource(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call.resource_id] = counts.get(call.resource_id, 0) + 1
+        return counts
+
+
+@dataclass
+class FakeLimiter:
+    allow: bool = True
+    acquired: list[tuple[str, float]] = field(default_factory=list)
+    paused: list[tuple[str, float]] = field(default_factory=list)
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        self.acquired.append((installation_id, max_wait_seconds))
+        return self.allow
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        self.paused.append((installation_id, seconds))
+
+
+@dataclass
+class Rig:
+    index: FakeIndex = field(default_factory=FakeIndex)
+    secrets: FakeRotationSecrets = field(default_factory=FakeRotationSecrets)
+    vercel: FakeSecretsApi = field(default_factory=FakeSecretsApi)
+    failed: FakeFailedRecords = field(default_factory=FakeFailedRecords)
+    sleeps: list[float] = field(default_factory=list)
+
+    def service(self, **overrides: Any) -> RotationService:
+        arguments: dict[str, Any] = {
+            "settings": SETTINGS,
+            "index": self.index,
+            "secrets": self.secrets,
+            "vercel": self.vercel,
+            "failed_records": self.failed,
+            "clock": lambda: datetime(2026, 11, 27, tzinfo=UTC),
+            "sleep": self.sleeps.append,
+            "draw": lambda: 1.0,
+        }
+        arguments.update(overrides)
+        return RotationService(**arguments)
+
+
+TARGETS = [
+    RotationTarget("icfg_1", "db_primary", "ORDERS"),
+    RotationTarget("icfg_1", "db_replica", None),
+    RotationTarget("icfg_2", "db_other", "OTHER"),
+]
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig(index=FakeIndex({NAME: list(TARGETS)}))
+
+
+def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> None:
+    result = rig.service().handle(put_secret_value_event())
+
+    assert rig.index.queries == [NAME]
+    assert rig.secrets.reads == [(ARN, True)]  # once, past the cache
+    assert rig.vercel.per_resource() == {"db_primary": 1, "db_replica": 1, "db_other": 1}
+    assert rig.secrets.token_reads == [("icfg_1", False), ("icfg_2", False)]  # once per installation
+    bodies = {call.resource_id: call.body for call in rig.vercel.calls}
+    assert bodies["db_primary"] == {
+        "secrets": [
+            {"name": "DATABASE_URL", "value": DB_URL, "prefix": "ORDERS"},
+            {
+                "name": "PGPASSWORD",
+                "value": DB_PASSWORD,
+                "prefix": "ORDERS",
+                "environmentOverrides": {"preview": PREVIEW_PASSWORD},
+            },
+        ]
+    }
+    assert all("prefix" not in secret for secret in bodies["db_replica"]["secrets"])
+    assert result.summary() == {
+        "outcome": "done",
+        "secretName": NAME,
+        "resourcesUpdated": 3,
+        "resourcesParked": 0,
+        "vercelCalls": 3,
+    }
+    assert rig.failed.messages == []
+
+
+@pytest.mark.parametrize(
+    "secret_id",
+    [
+        "vercel/installations/icfg_1",  # a token: never read, never sent
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:vercel/installations/icfg_1-AbC123",
+        "partner/other/db",  # outside the resource-secret prefix
+    ],
+)
+def test_secrets_no_record_may_name_are_ignored_unread(rig: Rig, secret_id: str) -> None:
+    rig.index.targets[normalized_secret_name(secret_id)] = list(TARGETS)
+    result = rig.service().handle(put_secret_value_event(secret_id))
+    assert result.outcome == "ignored"
+    assert rig.index.queries == []
+    assert rig.secrets.reads == []
+    assert rig.vercel.calls == []
+
+
+def test_a_secret_no_resource_uses_is_not_read(rig: Rig) -> None:
+    rig.index.targets.clear()
+    assert rig.service().handle(rotation_succeeded_event()).outcome == "no_resources"
+    assert rig.secrets.reads == []
+
+
+def test_without_the_state_table_the_event_is_retried(rig: Rig) -> None:
+    with pytest.raises(TransientSyncError, match="SYNC_STATE_TABLE"):
+        rig.service(index=None).handle(put_secret_value_event())
+
+
+def test_transient_failures_are_retried_with_backoff_honouring_retry_after(rig: Rig) -> None:
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=3.0)
+    rig.vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503), throttled]
+    limiter = FakeLimiter()
+
+    result = rig.service(rate_limiter=limiter, retry=RetryPolicy(base_seconds=0.5)).handle(put_secret_value_event())
+
+    assert rig.vercel.per_resource()["db_primary"] == 3
+    assert rig.sleeps == [0.5, 3.0]  # full jitter drawn at its ceiling here; never sooner than Retry-After
+    assert limiter.paused == [("icfg_1", 3.0)]
+    assert len(limiter.acquired) == 5  # one token per call
+    assert result.calls == 5
+    assert len(result.pushed) == 3
+
+
+def test_a_401_rereads_the_token_once(rig: Rig) -> None:
+    rig.vercel.valid_tokens = {ROTATED_TOKEN}
+    rig.secrets.token = TOKEN  # cached copy is the old one ...
+
+    def rotated(installation: str, *, force_fetch: bool = False) -> str:
+        rig.secrets.token_reads.append((installation, force_fetch))
+        return ROTATED_TOKEN if force_fetch else TOKEN
+
+    rig.secrets.installation_token = rotated  # type: ignore[method-assign]
+    rig.index.targets[NAME] = TARGETS[:2]
+
+    result = rig.service().handle(put_secret_value_event())
+
+    assert [call.token for call in rig.vercel.calls] == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN]
+    assert rig.secrets.token_reads == [("icfg_1", False), ("icfg_1", True)]
+    assert len(result.pushed) == 2
+
+
+def test_a_token_refused_after_its_reread_leaves_the_event_for_a_retry(rig: Rig) -> None:
+    rig.vercel.valid_tokens = set()
+    with pytest.raises(RotationIncompleteError, match="3 of 3 resources"):
+        rig.service().handle(put_secret_value_event())
+    assert rig.vercel.per_resource() == {"db_primary": 2, "db_replica": 1, "db_other": 2}
+    assert rig.failed.messages == []
+
+
+def test_a_rejected_resource_is_parked_scrubbed_and_the_others_go_on(rig: Rig) -> None:
+    echo = json.dumps({"error": {"code": "bad_request", "message": f"bad {DB_PASSWORD} with {TOKEN}"}})
+    rig.vercel.script["db_replica"] = [vercel_rejects(400, echo)]
+
+    result = rig.service().handle(put_secret_value_event())
+
+    assert [t.resource_id for t in result.parked] == ["db_replica"]
+    assert len(result.pushed) == 2
+    (message,) = rig.failed.messages
+    assert message["kind"] == FAILURE_KIND
+    assert message["reason"] == "vercel_rejected"
+    assert message["httpStatus"] == 400
+    assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_1", "db_replica")
+    assert message["source"]["eventName"] == "PutSecretValue"
+    assert message["rotation"] == {"secretName": NAME, "secretsPrefix": None}
+    assert message["record"] is None
+    assert message["vercelCalls"] == 1
+    text = json.dumps(message)
+    for value in (DB_PASSWORD, TOKEN, DB_URL):
+        assert value not in text
+    assert "[redacted]" in message["vercelError"]
+
+
+def test_transient_failures_that_outlast_the_retries_raise_after_the_others(rig: Rig) -> None:
+    rig.vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503)] * 5
+
+    with pytest.raises(RotationIncompleteError, match="1 of 3"):
+        rig.service(retry=RetryPolicy(max_attempts=3)).handle(put_secret_value_event())
+
+    assert rig.vercel.per_resource() == {"db_primary": 3, "db_replica": 1, "db_other": 1}
+    assert rig.failed.messages == []
+
+
+def test_an_unreadable_secret_parks_every_resource_that_uses_it(rig: Rig) -> None:
+    rig.secrets.documents.clear()
+    result = rig.service().handle(rotation_succeeded_event())
+    assert len(result.parked) == 3
+    assert rig.failed.reasons() == ["resource_secret_unavailable"] * 3
+    assert rig.vercel.calls == []
+
+
+def test_a_secret_document_the_import_rules_refuse_is_an_invalid_record(rig: Rig) -> None:
+    rig.secrets.documents[ARN] = {"DATABASE_URL": {"value": DB_PASSWORD, "staging": "nope"}}
+    rig.index.targets[NAME] = TARGETS[:1]
+    rig.service().handle(put_secret_value_event())
+    (message,) = rig.failed.messages
+    assert message["reason"] == "invalid_record"
+    assert "staging" in message["detail"]
+    assert DB_PASSWORD not in json.dumps(message)
+    assert rig.vercel.calls == []
+
+
+def test_an_unreadable_token_parks_that_installation_only(rig: Rig) -> None:
+    rig.secrets.token_error = PermanentSyncError("cannot read secret x: AccessDenied", reason="token_unavailable")
+    rig.service().handle(put_secret_value_event())
+    assert rig.failed.reasons() == ["token_unavailable"] * 3
+    assert len(rig.secrets.token_reads) == 2  # read once per installation, not per resource
+
+
+def test_without_a_failed_records_queue_a_permanent_failure_is_retried(rig: Rig) -> None:
+    rig.vercel.script["db_replica"] = [vercel_rejects(422)]
+    with pytest.raises(RotationIncompleteError):
+        rig.service(failed_records=None).handle(put_secret_value_event())
+
+
+def test_no_call_starts_without_the_time_for_it(rig: Rig) -> None:
+    budget = TimeBudget(aws_read_ms=9_000, vercel_call_ms=16_000, margin_ms=1_000)
+    # 20 s: enough to find the resources and read the secret (19 s with parking and the margin),
+    # too little for a call (26 s).
+    with pytest.raises(RotationIncompleteError, match="3 of 3"):
+        rig.service(time_budget=budget).handle(put_secret_value_event(), time_left_ms=20_000)
+    assert rig.vercel.calls == []
+
+
+def test_no_rate_limit_token_in_time_leaves_the_event_for_a_retry(rig: Rig) -> None:
+    with pytest.raises(RotationIncompleteError):
+        rig.service(rate_limiter=FakeLimiter(allow=False)).handle(put_secret_value_event())
+    assert rig.vercel.calls == []
+
+
+def test_an_unreadable_event_is_parked(rig: Rig) -> None:
+    assert rig.service().handle({"detail": {"eventName": "PutSecretValue"}}).outcome == "ignored"
+    (message,) = rig.failed.messages
+    assert message["reason"] == "invalid_record"
+    assert message["kind"] == FAILURE_KIND
+    assert message["resourceId"] is None
+
+
+def test_the_rotation_rules_import_no_aws_or_http_library() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, vercel_sync.rotation; "
+        "print(','.join(m for m in ('boto3', 'botocore', 'httpx', 'aws_lambda_powertools') if m in sys.modules))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(root / "layers" / "sync_core")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
