@@ -24,7 +24,7 @@ from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.integration.test_sync_end_to_end import put_item, record, sync_stream
 from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
-from vercel_sync.rotation import RetryPolicy
+from vercel_sync.pipeline import RetryPolicy
 from vercel_sync.rotation_runtime import build_rotation_service, set_rotation_service
 from vercel_sync.settings import Settings
 
@@ -181,7 +181,7 @@ def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(
     stack = imported
     stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # the fixture clears it for the next test
     service = build_rotation_service(Settings.from_env(os.environ))
-    service.retry = RetryPolicy(max_attempts=2, base_seconds=0.01)  # the in-invocation retries, made quick
+    service.retry = RetryPolicy(max_calls=2, base_delay_seconds=0.01)  # the in-invocation retries, made quick
     set_rotation_service(service)
     queue = stack.queue_url("RotationFailureQueue")
     poller = rotation_poller(stack, rotation_handler, on_failure=send_failure_to_queue(stack.aws["sqs"], queue))

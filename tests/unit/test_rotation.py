@@ -21,19 +21,17 @@ from tests.fakes import (
     vercel_rejects,
 )
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import TimeBudget
+from vercel_sync.pipeline import RetryPolicy, TimeBudget
 from vercel_sync.rotation import (
     FAILURE_KIND,
     InvalidEventError,
-    RetryPolicy,
     RotationIncompleteError,
     RotationService,
     RotationTarget,
-    normalized_secret_name,
     parse_secret_change,
     target_from_item,
 )
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, normalized_secret_name
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/db_primary-AbC123"
 NAME = "partner/resources/db_primary"
@@ -343,7 +341,8 @@ def test_transient_failures_are_retried_with_backoff_honouring_retry_after(rig: 
     rig.vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503), throttled]
     limiter = FakeLimiter()
 
-    result = rig.service(rate_limiter=limiter, retry=RetryPolicy(base_seconds=0.5)).handle(put_secret_value_event())
+    retry = RetryPolicy(max_calls=5, base_delay_seconds=0.5)
+    result = rig.service(rate_limiter=limiter, retry=retry).handle(put_secret_value_event())
 
     assert rig.vercel.per_resource()["db_primary"] == 3
     assert rig.sleeps == [0.5, 3.0]  # full jitter drawn at its ceiling here; never sooner than Retry-After
@@ -406,7 +405,7 @@ def test_transient_failures_that_outlast_the_retries_raise_after_the_others(rig:
     rig.vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503)] * 5
 
     with pytest.raises(RotationIncompleteError, match="1 of 3"):
-        rig.service(retry=RetryPolicy(max_attempts=3)).handle(put_secret_value_event())
+        rig.service(retry=RetryPolicy(max_calls=3)).handle(put_secret_value_event())
 
     assert rig.vercel.per_resource() == {"db_primary": 3, "db_replica": 1, "db_other": 1}
     assert rig.failed.messages == []

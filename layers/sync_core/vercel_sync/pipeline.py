@@ -168,6 +168,13 @@ class RetryPolicy:
         ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_calls - 1))
         return uniform(0.0, ceiling)
 
+    def delay_seconds(
+        self, failed_calls: int, retry_after_seconds: float | None, uniform: Callable[[float, float], float]
+    ) -> float:
+        """The wait before the next call: the backoff, never sooner than Vercel's ``Retry-After``."""
+        delay = self.backoff_seconds(failed_calls, uniform)
+        return delay if retry_after_seconds is None else max(delay, retry_after_seconds)
+
 
 @dataclass(frozen=True)
 class TimeBudget:
@@ -195,8 +202,9 @@ class TimeBudget:
 Step = Literal["record", "aws_read", "vercel_call", "park"]
 
 
-class _Deadline:
-    """The invocation's remaining time, shared by its worker threads (read-only after creation)."""
+class Deadline:
+    """The invocation's remaining time, shared by its worker threads (read-only after creation).
+    Used by every service that must return before the invocation ends (sync, rotation)."""
 
     def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
         self._budget = budget if time_left_ms is not None else None
@@ -344,7 +352,7 @@ class SyncService:
 
     def sync_batch(self, changes: Sequence[SourceChange], *, time_left_ms: int | None = None) -> list[RecordResult]:
         """Each change's result, in the order given."""
-        deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
+        deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
         results: list[RecordResult | None] = [None] * len(changes)
         works: dict[tuple[str, str], _ResourceWork] = {}
         tasks: list[Callable[[], None]] = []
@@ -402,7 +410,7 @@ class SyncService:
         index: int,
         change: SourceChange,
         error: PermanentSyncError,
-        deadline: _Deadline,
+        deadline: Deadline,
     ) -> Callable[[], None]:
         def task() -> None:
             try:
@@ -417,7 +425,7 @@ class SyncService:
         results: list[RecordResult | None],
         work: _ResourceWork,
         installation: _Installation,
-        deadline: _Deadline,
+        deadline: Deadline,
     ) -> Callable[[], None]:
         def task() -> None:
             newest = work.newest()
@@ -438,7 +446,7 @@ class SyncService:
 
     # ------------------------------------------------------------------ one resource
 
-    def _sync_resource(self, item: _Change, installation: _Installation, deadline: _Deadline) -> RecordResult:
+    def _sync_resource(self, item: _Change, installation: _Installation, deadline: Deadline) -> RecordResult:
         change, record = item.change, item.record
         secret_values: list[str] = []
         tries = _Tries()
@@ -494,7 +502,7 @@ class SyncService:
             secret_values.extend(installation.tokens_used)
             return self._after_transient(change, error, secret_values, deadline, calls=tries.calls)
 
-    def _token(self, installation: _Installation, deadline: _Deadline) -> str:
+    def _token(self, installation: _Installation, deadline: Deadline) -> str:
         """The installation's token, read once per batch (the secrets adapter caches it longer)."""
         with installation.lock:
             if installation.token is not None:
@@ -511,7 +519,7 @@ class SyncService:
             installation.tokens_used.append(token)
             return token
 
-    def _refresh_token(self, installation: _Installation, used: str, deadline: _Deadline) -> bool:
+    def _refresh_token(self, installation: _Installation, used: str, deadline: Deadline) -> bool:
         """After a 401 with ``used``: True if a newer token is now at hand (re-read once per batch)."""
         with installation.lock:
             if installation.token != used:
@@ -538,7 +546,7 @@ class SyncService:
                 installation.stopped = InstallationUnavailableError(stopped.message, http_status=error.http_status)
         return stopped
 
-    def _claim(self, item: _Change, digest: str, deadline: _Deadline) -> tuple[str | None, bool]:
+    def _claim(self, item: _Change, digest: str, deadline: Deadline) -> tuple[str | None, bool]:
         """(claim id, whether the payload is unchanged); claim id None: the change is stale."""
         assert self.state_store is not None
         installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
@@ -584,7 +592,7 @@ class SyncService:
             self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
     def _call_with_retries(
-        self, item: _Change, installation: _Installation, body: Mapping[str, Any], deadline: _Deadline, tries: _Tries
+        self, item: _Change, installation: _Installation, body: Mapping[str, Any], deadline: Deadline, tries: _Tries
     ) -> float:
         """Call until accepted (counting calls in ``tries``); returns the last call's latency in ms."""
         failed_calls = 0
@@ -615,9 +623,7 @@ class SyncService:
                 failed_calls += 1
                 if error.http_status == 429:
                     self._pause(installation, error, failed_calls)
-                delay = self.retry_policy.backoff_seconds(failed_calls, self._uniform)
-                if error.retry_after_seconds is not None:
-                    delay = max(delay, error.retry_after_seconds)
+                delay = self.retry_policy.delay_seconds(failed_calls, error.retry_after_seconds, self._uniform)
                 if failed_calls >= self.retry_policy.max_calls or delay > deadline.spare_seconds("vercel_call"):
                     self.observer.call_failed(item.change, error, retry_in_seconds=None)
                     raise
@@ -633,7 +639,7 @@ class SyncService:
         if self.rate_limiter is not None:
             self.rate_limiter.pause(installation.id, seconds)
 
-    def _wait_while_paused(self, installation: _Installation, deadline: _Deadline) -> None:
+    def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
         while True:
             with installation.lock:
                 wait = installation.paused_until - self._monotonic()
@@ -661,7 +667,7 @@ class SyncService:
         change: SourceChange,
         error: TransientSyncError,
         secret_values: list[str],
-        deadline: _Deadline,
+        deadline: Deadline,
         *,
         calls: int,
     ) -> RecordResult:
@@ -695,7 +701,7 @@ class SyncService:
         change: SourceChange,
         error: PermanentSyncError,
         secret_values: Iterable[str],
-        deadline: _Deadline,
+        deadline: Deadline,
         *,
         calls: int,
     ) -> RecordResult:

@@ -39,9 +39,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import FailedRecordSink, TimeBudget
+from vercel_sync.pipeline import Deadline, FailedRecordSink, RetryPolicy, TimeBudget
 from vercel_sync.redaction import scrub, scrub_text, truncate
-from vercel_sync.settings import Settings, secret_name
+from vercel_sync.settings import Settings, normalized_secret_name
 from vercel_sync.transform import build_secrets_update
 
 # The events that can change a secret's current value.
@@ -53,16 +53,6 @@ SCHEMA_VERSION = 1
 MAX_ID_TEXT = 1024
 # Waiting for the shared rate limiter is bounded by the time left, and by this.
 MAX_RATE_LIMIT_WAIT_SECONDS = 10.0
-
-
-def normalized_secret_name(secret_id: str) -> str:
-    """A secret's name as the state table keeps it (``secretName``): an ARN's name part without the
-    ``-AbCdEf`` suffix Secrets Manager adds; a name as it is. The same rule as the state adapter's,
-    so an event's full ARN finds what a record's name (or full ARN) stored."""
-    name = secret_name(secret_id)
-    if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
-        return name[:-7]
-    return name
 
 
 class InvalidEventError(InvalidRecordError):
@@ -229,19 +219,6 @@ class NullRotationObserver:
         pass
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Tries of one call, and the backoff between them (full jitter, at least ``Retry-After``)."""
-
-    max_attempts: int = 5
-    base_seconds: float = 0.5
-    max_backoff_seconds: float = 20.0
-
-    def backoff(self, attempt: int, retry_after: float | None, draw: float) -> float:
-        ceiling = min(self.max_backoff_seconds, self.base_seconds * 2.0 ** (attempt - 1))
-        return max(retry_after or 0.0, ceiling * draw)
-
-
 @dataclass
 class RotationResult:
     outcome: Literal["ignored", "no_resources", "done"]
@@ -306,31 +283,6 @@ def build_rotation_failure_message(
     return result
 
 
-class _Deadline:
-    """No step starts that could outlast the invocation (with time to park after it)."""
-
-    def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
-        self._budget = budget if time_left_ms is not None else None
-        self._monotonic = monotonic
-        self._ends_at = monotonic() + (time_left_ms or 0) / 1000
-
-    def left_seconds(self) -> float:
-        return float("inf") if self._budget is None else self._ends_at - self._monotonic()
-
-    def spare_seconds(self, step: Literal["aws_read", "vercel_call"]) -> float:
-        """Time left after the step, parking after it and the margin."""
-        if self._budget is None:
-            return float("inf")
-        step_ms = self._budget.aws_read_ms if step == "aws_read" else self._budget.vercel_call_ms
-        needed_ms = step_ms + self._budget.park_ms + self._budget.margin_ms
-        return self.left_seconds() - needed_ms / 1000
-
-    def require(self, step: Literal["aws_read", "vercel_call"], what: str) -> None:
-        spare = self.spare_seconds(step)
-        if spare < 0:
-            raise TransientSyncError(f"not enough time left in this invocation for {what}")
-
-
 class RotationService:
     def __init__(
         self,
@@ -358,7 +310,7 @@ class RotationService:
         self.rate_limiter = rate_limiter
         self.observer: RotationObserver = observer or NullRotationObserver()
         self.time_budget = time_budget
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(max_calls=5, base_delay_seconds=0.5)
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
@@ -366,7 +318,7 @@ class RotationService:
 
     def handle(self, event: Any, *, time_left_ms: int | None = None) -> RotationResult:
         """Sync one event; raises :class:`TransientSyncError` when it must be retried."""
-        deadline = _Deadline(time_left_ms, self.time_budget, self._monotonic)
+        deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
         try:
             change = parse_secret_change(event)
         except InvalidEventError as error:
@@ -451,7 +403,7 @@ class RotationService:
 class _Run:
     """One event's calls: tokens per installation (each re-read at most once), secret values seen."""
 
-    def __init__(self, service: RotationService, change: SecretChange, deadline: _Deadline) -> None:
+    def __init__(self, service: RotationService, change: SecretChange, deadline: Deadline) -> None:
         self.service = service
         self.change = change
         self.deadline = deadline
@@ -533,9 +485,9 @@ class _Run:
         if error.http_status == 429 and retry_after and service.rate_limiter is not None:
             # Vercel's window is shared by every invocation: none calls for it before then.
             service.rate_limiter.pause(installation, retry_after)
-        if error.http_status == 401 or attempt >= service.retry.max_attempts:
+        if error.http_status == 401 or attempt >= service.retry.max_calls:
             return None  # a second 401 (the re-read token too) will not pass in this invocation
-        wait = service.retry.backoff(attempt, retry_after, service._draw())
+        wait = service.retry.delay_seconds(attempt, retry_after, lambda low, high: low + (high - low) * service._draw())
         if self.deadline.spare_seconds("vercel_call") < wait:
             return None
         return wait

@@ -72,6 +72,15 @@ def secret_name(secret_id: str) -> str:
     return secret_id
 
 
+def normalized_secret_name(secret_id: str) -> str:
+    """A secret's name as the state table keeps it (``secretName``) and rotation events find it:
+    an ARN's name part without the ``-AbCdEf`` suffix Secrets Manager adds; a name as it is."""
+    name = secret_name(secret_id)
+    if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
+        return name[:-7]
+    return name
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.settings import secret_name
+from vercel_sync.settings import normalized_secret_name
 from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
 
 _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"}
@@ -35,14 +35,6 @@ _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"
 def resource_key(installation_id: str, resource_id: str) -> str:
     # Length-prefixed: ids holding '#' cannot collide.
     return f"resource#{len(installation_id)}#{installation_id}#{resource_id}"
-
-
-def normalized_secret_name(secret_id: str) -> str:
-    """A secret's name as rotation events can find it: an ARN's name without its ``-AbCdEf`` suffix."""
-    name = secret_name(secret_id)
-    if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
-        return name[:-7]
-    return name
 
 
 class DynamoDbStateStore:
