@@ -17,17 +17,47 @@ from aws_lambda_powertools.metrics import MetricUnit
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.observability import logger, metrics
 from vercel_sync.rotation import RateLimiter, RotationResult, RotationService, RotationTarget, SecretChange
-from vercel_sync.settings import Settings
+from vercel_sync.settings import RateLimit, Settings
 
 _service: RotationService | None = None
 
 
-def build_rotation_service(settings: Settings, *, rate_limiter: RateLimiter | None = None) -> RotationService:
+# Vercel limits secrets updates apart from imports: 240 per 60 s per installation.
+SECRETS_UPDATE_RATE_LIMIT = RateLimit(calls=240, seconds=60)
+
+
+class SecretsUpdateBuckets:
+    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
+    so rotation neither spends the imports' calls nor exceeds its own limit."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        return self._limiter.acquire("secrets-update/" + installation_id, max_wait_seconds=max_wait_seconds)
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        self._limiter.pause("secrets-update/" + installation_id, seconds)
+
+
+_DEFAULT: Any = object()
+
+
+def build_rotation_service(settings: Settings, *, rate_limiter: Any = _DEFAULT) -> RotationService:
+    """The rotation service the settings describe (``rate_limiter=None``: no limit)."""
     from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
     from vercel_sync.adapters.secrets import SecretsManagerReader
     from vercel_sync.adapters.vercel import VercelClient
     from vercel_sync.runtime import aws_client_config, time_budget
+
+    if rate_limiter is _DEFAULT:
+        from vercel_sync.adapters.rate_limiter import build_rate_limiter
+
+        shared = build_rate_limiter(
+            settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT}), boto_config=aws_client_config()
+        )
+        rate_limiter = SecretsUpdateBuckets(shared)
 
     return RotationService(
         settings=settings,
