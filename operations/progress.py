@@ -50,6 +50,7 @@ class ProgressDisplay:
         self.mode = mode
         self.line_interval = line_interval
         self._last_line_at: float | None = None
+        self._last_text = ""
         self._drawn = False
 
     @classmethod
@@ -68,8 +69,7 @@ class ProgressDisplay:
             self._last_line_at is None or snapshot.elapsed_seconds - self._last_line_at >= self.line_interval
         ):
             self._last_line_at = snapshot.elapsed_seconds
-            self.stream.write(f"progress: {summary(snapshot)}\n")
-            self.stream.flush()
+            self._line(summary(snapshot))
 
     def clear(self) -> None:
         """End the redrawn line so other output starts on a fresh one."""
@@ -82,6 +82,10 @@ class ProgressDisplay:
         if self.mode == "bar":
             self.update(snapshot)
             self.clear()
-        elif self.mode == "lines":
-            self.stream.write(f"progress: {summary(snapshot)}\n")
-            self.stream.flush()
+        elif self.mode == "lines" and summary(snapshot) != self._last_text:
+            self._line(summary(snapshot))
+
+    def _line(self, text: str) -> None:
+        self._last_text = text
+        self.stream.write(f"progress: {text}\n")
+        self.stream.flush()

@@ -218,7 +218,8 @@ class StateTableCheckpoints:
     ``expiresAt`` (the table's TTL, two weeks after the last update), ``segments`` (a map from
     the segment number to its state; a key is kept as JSON text), and while a process works on
     the run, ``leaseOwner`` and ``leaseUntil`` (epoch seconds). A segment's save is refused once
-    another owner holds the lease, so a stray worker cannot move a checkpoint.
+    another owner holds the lease (or, for a worker that took none, while anyone holds it), so a
+    stray worker cannot move a checkpoint.
     """
 
     def __init__(
@@ -301,6 +302,8 @@ class StateTableCheckpoints:
         if owner is not None:
             request["ConditionExpression"] = "leaseOwner = :owner"
             request["ExpressionAttributeValues"][":owner"] = {"S": owner}
+        else:  # a worker without the lease may move the run only while nobody holds it
+            request["ConditionExpression"] = "attribute_not_exists(leaseOwner)"
         try:
             self._dynamodb().update_item(**request)
         except Exception as exc:
