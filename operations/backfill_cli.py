@@ -105,6 +105,7 @@ def _plan_from(args: argparse.Namespace, environ: os._Environ[str] | dict[str, s
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rate = parse_rate(args.rate or os.environ.get("VERCEL_RATE_LIMIT") or "100/60")
+    args.rate_in_effect = str(rate) if rate else "off"  # repeated in the resume command
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in PLAN_OPTIONS if getattr(args, name) is not None]
         if given:
@@ -245,7 +246,7 @@ def _report(
     if args.dry_run:
         out.write(f"dry run {result.run_id}: would send {result.counts.sent:,}; {summary(snapshot)}; nothing sent\n")
         return 0
-    resume = f"python -m operations backfill --resume {result.run_id}" + (
+    resume = f"python -m operations backfill --resume {result.run_id} --rate {args.rate_in_effect}" + (
         f" --checkpoint-table {args.checkpoint_table}"
         if args.checkpoint_table
         else (f" --checkpoint-dir {args.checkpoint_dir}" if args.checkpoint_dir != DEFAULT_DIRECTORY else "")

@@ -3,7 +3,7 @@ terminal (a pseudo-terminal here, so the progress bar is drawn), interrupted wit
 (SIGINT) midway, resumed, while the queue function (the local runner) imports what arrives
 into the Vercel emulator: every resource is imported exactly once.
 
-300 items by default (a few seconds); ``OPS_BACKFILL_ITEMS=2000`` for the issue's full size.
+200 items by default (about 20 s); ``OPS_BACKFILL_ITEMS=2000`` for the issue's full size.
 The replay half of the "done when" (a replay after the cause is fixed empties the failed-records
 queue) is ``test_operations_replay.py``.
 """
@@ -39,7 +39,7 @@ from vercel_sync.runtime import set_sync_service
 
 pytestmark = pytest.mark.integration
 
-ITEMS = int(os.environ.get("OPS_BACKFILL_ITEMS", "300"))
+ITEMS = int(os.environ.get("OPS_BACKFILL_ITEMS", "200"))
 INSTALLATIONS = [f"icfg_bf_{n}" for n in range(4)]
 SENT = re.compile(r"([\d,]+)/~[\d,]+ scanned, ([\d,]+) sent")
 
@@ -133,7 +133,7 @@ def test_backfill_on_a_terminal_interrupted_and_resumed_imports_each_resource_on
         assert 0 < sent_first < ITEMS, first.output
         assert "stopping at the next batch boundary" in first.output
         resume = re.search(
-            r"resume with: python -m operations (backfill --resume \S+ --checkpoint-dir \S+)", first.output
+            r"resume with: python -m operations (backfill --resume \S+ --rate 10/1 --checkpoint-dir \S+)", first.output
         )
         assert resume is not None, first.output
         assert re.search(r"\[#+-+\]\s+\d+% ", first.output), "no progress bar drawn"
@@ -143,6 +143,7 @@ def test_backfill_on_a_terminal_interrupted_and_resumed_imports_each_resource_on
         assert second.wait(timeout=60 + ITEMS / 10) == 0, second.output
         second_seconds = time.monotonic() - started
         assert "(resumed)" in second.output
+        assert "pacing 10/1 per installation" in second.output
         assert re.search(r"\[#+\] 100% ", second.output), second.output
         assert f"{ITEMS:,}/~{ITEMS:,} scanned, {ITEMS:,} sent" in second.output
 
@@ -160,6 +161,9 @@ def test_backfill_on_a_terminal_interrupted_and_resumed_imports_each_resource_on
     segments = json.loads(checkpoint.read_text())["segments"]
     assert sum(s["sent"] for s in segments) == ITEMS
     assert all(s["done"] for s in segments)
+    for run in (first, second):  # what the operator's terminal shows at the end (pytest -s prints it)
+        screen = [line.rstrip("\r").rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in run.output.split("\n")]
+        print("\n" + "\n".join(screen).rstrip())
     print(  # the figures behind the README's numbers (shown with pytest -s)
         f"\nbackfill of {ITEMS} items, paced {per_installation}/s per installation x4: "
         f"first run {first_seconds:.1f} s (stopped at {sent_first} sent), resumed run {second_seconds:.1f} s, "
