@@ -64,6 +64,15 @@ def change_from_failed_record(message: Mapping[str, Any]) -> SourceChange | None
     return SourceChange(position, dict(record), removed=bool(message.get("removed", False)))
 
 
+# How the pipeline words a permanent failure it could not park; in a replay that is the point
+# (the message stays where it is), so the replay's output leaves the note out.
+NOT_PARKED_NOTE = " (no failed-records queue configured: back to the source)"
+
+
+def failure_detail(message: str) -> str:
+    return message.removesuffix(NOT_PARKED_NOTE)
+
+
 def sync_change(service: SyncService, change: SourceChange) -> str:
     """One change through the pipeline: returns its outcome (``imported``, ``parked``, a skip),
     raises ``TransientSyncError`` when it is not done (it stays where it is)."""

@@ -296,7 +296,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         out.write(f"discarded {len(chosen)} message(s) without re-driving them\n")
         return 0
 
-    from operations.redrive import build_service, change_from_failed_record, sync_change
+    from operations.redrive import build_service, change_from_failed_record, failure_detail, sync_change
 
     try:
         service = build_service(os.environ, park_failures=False)
@@ -314,7 +314,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         verdict = "done: " + outcome.outcome if outcome.done else outcome.outcome
         out.write(
             f"  {safe(m.installation_id)}/{safe(m.resource_id)} ({safe(m.reason)}): {verdict}"
-            + (f": {safe(outcome.detail, 300)}" if outcome.detail else "")
+            + (f": {safe(failure_detail(outcome.detail), 300)}" if outcome.detail else "")
             + "\n"
         )
         out.flush()
