@@ -231,7 +231,7 @@ def test_backfill_function_runs_a_whole_run_and_a_repeat_finds_it_done(
     answer = handler.lambda_handler({"runId": "fn-run", "segments": 2}, context)
     assert answer["complete"]
     assert answer["sent"] == 30
-    again = handler.lambda_handler({"runId": "fn-run", "segments": 2}, context)
+    again = handler.lambda_handler({"runId": "fn-run"}, context)  # the runId alone resumes with the run's plan
     assert again["complete"]
     assert again["sent"] == 30  # the run's totals; nothing sent again
     assert len(queue_bodies(local_stack, "PartnerEventsQueue")) == 30

@@ -669,6 +669,7 @@ class BackfillRequest:
     dry_run: bool = False
     lease: str | None = None
     invocation: int = 1
+    plan_given: bool = True  # False: only a runId (resume the run with its stored plan)
 
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> BackfillRequest:
@@ -685,6 +686,7 @@ class BackfillRequest:
                 raise BackfillError(f"{name} must be a string")
         return cls(
             run_id=validate_run_id(run_id),
+            plan_given=any(event.get(name) is not None for name in ("segments", "installation", "product")),
             segments=segments,
             installation_id=event.get("installation") or None,
             product_id=event.get("product") or None,
@@ -730,10 +732,10 @@ def handle_backfill_event(
 
     owner = request.lease or uuid.uuid4().hex
     existing = store.load(request.run_id)
-    if request.lease is None or existing is None:
+    if existing is not None and (request.lease is not None or not request.plan_given):
+        state = existing  # a continuation, or a resume by runId alone: the stored plan
+    else:
         state, _ = start_or_resume(store, request.run_id, plan)
-    else:  # a continuation: the plan is the stored one
-        state = existing
     lease_seconds = time_left_ms() / 1000 + 60
     if not store.claim(request.run_id, owner, seconds=lease_seconds):
         raise BackfillError(f"run {request.run_id} is being worked on by another invocation")

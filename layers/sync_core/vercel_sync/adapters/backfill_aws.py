@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,10 +35,16 @@ def backfill_boto_config() -> object:
     return Config(connect_timeout=3, read_timeout=20, retries={"mode": "standard", "max_attempts": 8})
 
 
+# boto3's default session is not safe to build clients from in several threads at once (the
+# segments' workers); a client, once built, is.
+_CLIENT_LOCK = threading.Lock()
+
+
 def _client(service: str, boto_config: Any) -> Any:
     import boto3
 
-    return boto3.client(service, config=boto_config or backfill_boto_config())  # type: ignore[call-overload]
+    with _CLIENT_LOCK:
+        return boto3.client(service, config=boto_config or backfill_boto_config())  # type: ignore[call-overload]
 
 
 # ---------------------------------------------------------------- DynamoDB keys as JSON
@@ -92,7 +99,8 @@ class DynamoDBScanner:
 
     def _dynamodb(self) -> Any:
         if self._client is None:
-            self._client = _client("dynamodb", self._boto_config)
+            client = _client("dynamodb", self._boto_config)
+            self._client = self._client or client
         return self._client
 
     def _describe(self) -> dict[str, Any]:
@@ -171,7 +179,8 @@ class SqsSender:
 
     def _sqs(self) -> Any:
         if self._client is None:
-            self._client = _client("sqs", self._boto_config)
+            client = _client("sqs", self._boto_config)
+            self._client = self._client or client
         return self._client
 
     def entry(self, index: int, message: OutboundMessage) -> dict[str, Any]:
@@ -238,7 +247,8 @@ class StateTableCheckpoints:
 
     def _dynamodb(self) -> Any:
         if self._client is None:
-            self._client = _client("dynamodb", self._boto_config)
+            client = _client("dynamodb", self._boto_config)
+            self._client = self._client or client
         return self._client
 
     @staticmethod
