@@ -300,8 +300,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
 
     try:
         service = build_service(os.environ, park_failures=False)
-    except Exception:
+    except Exception as exc:
         queue.release(chosen)
+        from vercel_sync.errors import ConfigurationError
+
+        if isinstance(exc, ConfigurationError):  # names the variable, never a value of a secret
+            err.write(f"replay: the functions' settings: {exc}\n")
+            return 2
         raise
 
     def redrive(document: Mapping[str, Any]) -> str:

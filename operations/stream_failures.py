@@ -191,7 +191,16 @@ def run(
     if args.apply and messages:
         from operations.redrive import build_service, change_from_stream_record, sync_change
 
-        service = build_service(os.environ, park_failures=True)
+        try:
+            service = build_service(os.environ, park_failures=True)
+        except Exception as exc:
+            queue.release(messages)
+            from vercel_sync.errors import ConfigurationError
+
+            if isinstance(exc, ConfigurationError):
+                err.write(f"replay-stream-failures: the functions' settings: {exc}\n")
+                return 2
+            raise
 
         def sync(record: Mapping[str, Any], stream_arn: str) -> str:
             return sync_change(service, change_from_stream_record(record, stream_arn))

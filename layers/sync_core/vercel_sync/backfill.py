@@ -739,15 +739,19 @@ def handle_backfill_event(
     lease_seconds = time_left_ms() / 1000 + 60
     if not store.claim(request.run_id, owner, seconds=lease_seconds):
         raise BackfillError(f"run {request.run_id} is being worked on by another invocation")
-    with _stop_before_the_end(time_left_ms, config.stop_margin_seconds) as stop:
-        result = Backfill(
-            state,
-            source=source,
-            sink=sink_for(request.run_id),
-            checkpoints=store,
-            pacer=InstallationPacer(config.rate) if config.rate else None,
-            stop=stop,
-        ).run()
+    try:
+        with _stop_before_the_end(time_left_ms, config.stop_margin_seconds) as stop:
+            result = Backfill(
+                state,
+                source=source,
+                sink=sink_for(request.run_id),
+                checkpoints=store,
+                pacer=InstallationPacer(config.rate) if config.rate else None,
+                stop=stop,
+            ).run()
+    except BaseException:
+        store.release(request.run_id, owner)  # so a retry or a new invocation can take the run at once
+        raise
     summary = {**result.to_dict(), "invocation": request.invocation}
     log("backfill invocation finished", summary)
     if result.complete:
