@@ -5,9 +5,10 @@
 #   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
+#   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; README runbook)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
-#   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
+#   make validate / make build   sam validate --lint and cfn-lint / sam build (the SAM CLI in .venv-sam)
 
 # The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
 export PYENV_VERSION ?= 3.13.0
@@ -18,7 +19,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test lint security format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench-emulator backfill replay replay-stream-failures test lint security format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -50,6 +51,16 @@ local-aws: venv
 bench-emulator: venv
 	$(PY) benchmarks/emulator_load.py $(ARGS)
 
+# Operations (README: Runbook). AWS credentials and endpoints from the environment, as for the AWS CLI.
+backfill: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m operations backfill $(ARGS)
+
+replay: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m operations replay $(ARGS)
+
+replay-stream-failures: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m operations replay-stream-failures $(ARGS)
+
 test: venv
 	$(PY) -m pytest $(ARGS)
 
@@ -65,8 +76,9 @@ format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-validate: sam-venv
+validate: sam-venv venv
 	$(SAM) validate --lint
+	$(VENV)/bin/cfn-lint template.yaml
 
 build: sam-venv
 	$(SAM) build

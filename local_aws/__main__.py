@@ -60,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# the functions' environment, as the template sets it:")
         for name, value in environment.items():
             print(f"export {name}={shlex.quote(value)}")
+        operations = {
+            "PARTNER_TABLE_NAME": resources.tables["PartnerTable"].name if "PartnerTable" in resources.tables else "",
+            "PARTNER_EVENTS_QUEUE_URL": resources.queues["PartnerEventsQueue"].url
+            if "PartnerEventsQueue" in resources.queues
+            else "",
+            "STREAM_FAILURE_QUEUE_URL": resources.queues["StreamFailureQueue"].url,
+        }
+        print("# and for the operations tools (python -m operations backfill | replay | replay-stream-failures):")
+        for name, value in operations.items():
+            if value:
+                print(f"export {name}={shlex.quote(value)}")
         runner = [".venv/bin/python -m local_runner"]
         if "PartnerTable" in resources.tables:
             runner.append(f"--table {resources.tables['PartnerTable'].name}")
