@@ -26,7 +26,7 @@ from vercel_emulator.state import FaultSettings
 pytestmark = pytest.mark.integration
 
 TOKENLESS = "icfg_tokenless"  # no token stored: token_unavailable
-UNKNOWN = "icfg_unknown"  # a token Vercel gives another installation: 404, vercel_rejected
+UNKNOWN = "icfg_unknown"  # a token Vercel gives another installation: 404, installation_unavailable
 
 
 def park_failures(stack: LocalStack, handlers: dict[str, ModuleType]) -> None:
@@ -61,17 +61,17 @@ def test_replay_groups_reasons_and_a_dry_run_deletes_nothing(
     assert replay("--list") == 0
     out = capsys.readouterr().out
     assert "6 message(s) in the failed-records queue" in out
-    assert "by reason:\n        3  token_unavailable\n        2  vercel_rejected\n        1  invalid_record\n" in out
+    assert "by reason:\n        3  token_unavailable\n        2  installation_unavailable\n        1  invalid_record\n" in out
     assert f"        3  {TOKENLESS}\n" in out
     assert f"        2  {UNKNOWN}\n" in out
     assert f"        1  {INSTALLATION_ID}\n" in out
     assert "chosen (all): 6" in out
-    assert f"{UNKNOWN}/res_00010  Vercel rejected the import (404)" in out
+    assert f"{UNKNOWN}/res_00010  Vercel refused the installation (404)" in out
     assert "dry run: nothing re-driven or deleted" in out
     assert len(waiting(local_stack)) == 6  # all there, and visible again at once
 
-    assert replay("--reason", "vercel_rejected", "--installation", UNKNOWN) == 0
-    assert "chosen (reason vercel_rejected; installation icfg_unknown): 2" in capsys.readouterr().out
+    assert replay("--reason", "installation_unavailable", "--installation", UNKNOWN) == 0
+    assert "chosen (reason installation_unavailable; installation icfg_unknown): 2" in capsys.readouterr().out
     assert local_stack.token not in out
 
 
@@ -90,7 +90,7 @@ def test_a_replay_that_partly_fails_again_keeps_those_and_a_replay_after_the_fix
     assert replay("--apply") == 1
     out = capsys.readouterr().out
     assert out.count("done: imported") == 3
-    assert out.count(": failed again: vercel_rejected: Vercel rejected the import (404)") == 2
+    assert out.count(": failed again: installation_unavailable: ") == 2
     assert "replayed 3 and deleted their messages; 2 still failing, kept in the queue" in out
     left = waiting(local_stack)
     # The two still failing stay as they were: the same messages, not parked a second time.
