@@ -61,7 +61,10 @@ def test_replay_groups_reasons_and_a_dry_run_deletes_nothing(
     assert replay("--list") == 0
     out = capsys.readouterr().out
     assert "6 message(s) in the failed-records queue" in out
-    assert "by reason:\n        3  token_unavailable\n        2  installation_unavailable\n        1  invalid_record\n" in out
+    reasons = (
+        "by reason:\n        3  token_unavailable\n        2  installation_unavailable\n        1  invalid_record\n"
+    )
+    assert reasons in out
     assert f"        3  {TOKENLESS}\n" in out
     assert f"        2  {UNKNOWN}\n" in out
     assert f"        1  {INSTALLATION_ID}\n" in out

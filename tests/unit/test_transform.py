@@ -252,3 +252,43 @@ def test_secret_documents_keep_every_name_and_value(document: dict[str, Any], pr
         assert secret["name"] == name
         assert secret["value"] == (spec if isinstance(spec, str) else spec["value"])
         assert secret.get("prefix") == prefix
+
+
+def test_number_sets_are_sorted_by_value_and_string_sets_by_text() -> None:
+    from decimal import Decimal
+
+    from vercel_sync.transform import json_safe
+
+    assert json_safe({Decimal(30), Decimal(1), Decimal("2.5"), Decimal(10)}) == [1, 2.5, 10, 30]
+    assert json_safe({"b", "a", "c"}) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"metadata": {"x": NaN}}', "not valid JSON"),
+        ('{"metadata": {"x": -Infinity}}', "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_bodies_json_cannot_carry_are_invalid_records(body: str, reason: str) -> None:
+    from vercel_sync.errors import InvalidRecordError
+    from vercel_sync.transform import unwrap_message_body
+
+    with pytest.raises(InvalidRecordError, match=reason):
+        unwrap_message_body(body)
+
+
+def test_nesting_deeper_than_the_limit_is_an_invalid_record() -> None:
+    from vercel_sync.errors import InvalidRecordError
+    from vercel_sync.transform import MAX_NESTING, parse_partner_record
+
+    extras: dict[str, object] = {}
+    inner = extras
+    for _ in range(MAX_NESTING + 1):
+        inner["x"] = {}
+        inner = inner["x"]  # type: ignore[assignment]
+    item = {"integrationConfigurationId": "i", "resourceId": "r", "productId": "p", "name": "n", "status": "ready"}
+    with pytest.raises(InvalidRecordError, match="nested deeper"):
+        parse_partner_record({**item, "extras": extras})
+    assert parse_partner_record({**item, "extras": {"x": {"y": 1}}}).extras == {"x": {"y": 1}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -40,22 +41,40 @@ def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-def json_safe(value: Any) -> Any:
-    """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list)."""
+# Nesting deeper than this is refused as invalid: Vercel's fields are shallow, and the payload
+# model (and json) would fail deeper down, past Python's recursion limit.
+MAX_NESTING = 64
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list).
+
+    Refuses what JSON cannot carry (a non-finite number) and nesting deeper than ``MAX_NESTING``."""
+    if _depth > MAX_NESTING:
+        raise InvalidRecordError(f"the record is nested deeper than {MAX_NESTING} levels")
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidRecordError("a number attribute is not finite")
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidRecordError("a number is not finite (NaN or infinity)")
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, _depth + 1) for v in value]
     if isinstance(value, set | frozenset):
-        items = [json_safe(v) for v in value]
-        return sorted(items, key=lambda item: (type(item).__name__, str(item)))
+        return sorted((json_safe(v, _depth + 1) for v in value), key=_set_order)
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
+
+
+def _set_order(item: Any) -> tuple[int, Any]:
+    """A DynamoDB set holds numbers, strings or binary (base64 text by now): numbers by value,
+    the others by their text."""
+    if isinstance(item, int | float) and not isinstance(item, bool):
+        return (0, item)
+    return (1, str(item))
 
 
 def unwrap_message_body(body: str) -> dict[str, Any]:
@@ -75,11 +94,18 @@ def unwrap_message_body(body: str) -> dict[str, Any]:
     return document
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _load_json_object(text: str, what: str) -> dict[str, Any]:
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+        # NaN and Infinity are not JSON (Python's parser takes them; Vercel would refuse them).
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, TypeError):  # JSONDecodeError is a ValueError
         raise InvalidRecordError(f"{what} is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRecordError(f"{what} is nested too deeply to read") from None
     if not isinstance(document, dict):
         raise InvalidRecordError(f"{what} is not a JSON object")
     return document
