@@ -47,7 +47,7 @@ local-aws: venv
 	PYTHONPATH=layers/sync_core:. $(PY) -m local_aws $(ARGS)
 
 bench-emulator: venv
-	$(PY) benchmarks/emulator_load.py $(ARGS)
+	$(PY) bench/emulator_load.py $(ARGS)
 
 test: venv
 	$(PY) -m pytest $(ARGS)
