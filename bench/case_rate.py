@@ -102,8 +102,10 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
     def describe(name: str, outcome: dict[str, Any]) -> str:
         return (
             f"{name}: {outcome['ending']} after {seconds(outcome['runSeconds'])}, {outcome['imported']} imported, "
-            f"{outcome['puts']['total']} PUTs {outcome['puts']['byStatus']}, {outcome['invocations']} invocations, "
-            f"{outcome['leftInQueue']} left in the queue"
+            f"{outcome['puts']['total']} PUTs {outcome['puts']['byStatus']}, {outcome['invocations']} invocations "
+            f"({outcome['wholeInvocationFailures']} failed whole), {outcome['leftInQueue']} left in the queue, "
+            f"{outcome['receivedTwice']} deliveries of a message already received, "
+            f"{outcome['deleteFailures']} deletes refused"
         )
 
     notes = [
@@ -157,8 +159,13 @@ def run_side(servers: Servers, sizes: Sizes, side: str) -> dict[str, Any]:
     dead_letter = stack.resources.queues["PartnerEventsDeadLetterQueue"].url
     outcome["deadLettered"] = _queue_depth(stack, dead_letter)
     outcome["leftInQueue"] = _queue_depth(stack, queue.url)
+    received = [message_id for result in results for message_id in result.pop("receivedMessageIds")]
     outcome["workers"] = results
-    outcome["invocations"] = sum(result.get("invocations", 0) for result in results)
+    outcome["invocations"] = sum(result["invocations"] for result in results)
+    outcome["wholeInvocationFailures"] = sum(result["errors"] for result in results)
+    outcome["receivedTwice"] = len(received) - len(set(received))
+    outcome["neverReceived"] = sizes.changes - len(set(received))
+    outcome["deleteFailures"] = sum(result["deleteFailures"] for result in results)
     return outcome
 
 
@@ -257,7 +264,8 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     from local_runner.queue import QueuePoller
 
     handler = sides.handler(config["side"], "queue")
-    poller = QueuePoller(boto3.client("sqs"), config["queueUrl"], handler, batch_size=10, wait_time_seconds=1)
+    sqs = _WatchedSqs(boto3.client("sqs"))
+    poller = QueuePoller(sqs, config["queueUrl"], handler, batch_size=10, wait_time_seconds=1)
     go, stop = Path(config["go"]), Path(config["stop"])
     Path(config["ready"]).touch()
     while not go.exists():
@@ -275,5 +283,30 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         "invocations": invocations,
         "records": records,
         "reported": reported,
-        "errors": errors,
+        "errors": errors,  # invocations that failed as a whole (the naive side's when all its records fail)
+        "receivedMessageIds": sqs.received,
+        "deleteFailures": sqs.delete_failures,
     }
+
+
+class _WatchedSqs:
+    """The worker's SQS client, noting which messages it received and which deletes SQS refused
+    (so the run can tell a message delivered twice, as a standard queue may, from a harness fault)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.received: list[str] = []
+        self.delete_failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **request: Any) -> Any:
+        response = self._client.receive_message(**request)
+        self.received.extend(message["MessageId"] for message in response.get("Messages", []))
+        return response
+
+    def delete_message_batch(self, **request: Any) -> Any:
+        response = self._client.delete_message_batch(**request)
+        self.delete_failures += len(response.get("Failed", []))
+        return response
