@@ -4,6 +4,7 @@
 #   make run    the handlers on every events/ file, over real HTTP (moto server + the Vercel emulator)
 #   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
+#   make bench  the benchmark suite (issue 5): ours vs a naive baseline vs the ideal, one table (ARGS="--cases 1,2 --quick --json F")
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
 #   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; README runbook)
 #   make lint   ruff (lint, format) and mypy on the core
@@ -19,7 +20,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench-emulator backfill replay replay-stream-failures test lint security format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench bench-emulator backfill replay replay-stream-failures test lint security format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -48,8 +49,11 @@ emulator: venv
 local-aws: venv
 	PYTHONPATH=layers/sync_core:. $(PY) -m local_aws $(ARGS)
 
+bench: venv
+	PYTHONPATH=layers/sync_core:. $(PY) -m bench $(ARGS)
+
 bench-emulator: venv
-	$(PY) benchmarks/emulator_load.py $(ARGS)
+	$(PY) bench/emulator_load.py $(ARGS)
 
 # Operations (README: Runbook). AWS credentials and endpoints from the environment, as for the AWS CLI.
 backfill: venv

@@ -1,6 +1,6 @@
 """Load run against the Vercel API emulator: how many imports per second it answers, and how fast.
 
-    .venv/bin/python benchmarks/emulator_load.py [--requests 10000] [--concurrency 32] [--resources 200]
+    .venv/bin/python bench/emulator_load.py [--requests 10000] [--concurrency 32] [--resources 200]
 
 Starts ``python -m vercel_emulator`` in a separate process (so client and server do not share a
 GIL) with no injected faults and a rate limit far above the run, then sends PUT imports of a

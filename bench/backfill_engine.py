@@ -1,7 +1,7 @@
 """The backfill engine's own throughput: scan pages, classify, batch, checkpoint, with an
 in-memory table and queue (no AWS, no pacing), so the figure is the engine's cost alone.
 
-    python benchmarks/backfill_engine.py [--items 100000] [--segments 8]
+    python bench/backfill_engine.py [--items 100000] [--segments 8]
 
 Against real DynamoDB and SQS a run is bound by their latency (a Scan page and a
 SendMessageBatch each take milliseconds, in parallel per segment) and, by design, by the
