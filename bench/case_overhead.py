@@ -190,11 +190,12 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     count = config["records"]
     vercel, secrets = FakeVercel(), FakeSecrets()
     if config["side"] == "ours":
-        from bench.compat import build_service
-        from vercel_sync.runtime import set_sync_service
+        from vercel_sync.runtime import build_sync_service, set_sync_service
         from vercel_sync.settings import Settings
 
-        set_sync_service(build_service(Settings.from_env(os.environ), vercel=vercel, secrets=secrets))
+        # No network and no rate limit: only the per-record work is measured.
+        service = build_sync_service(Settings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None)
+        set_sync_service(service)
     else:
         from bench import naive
 

@@ -44,7 +44,7 @@ def test_every_event_file_syncs_end_to_end(capfd: pytest.CaptureFixture[str], ca
     # Nothing printed, logged or queued holds the token or a secret value.
     captured = capfd.readouterr()
     emitted = "\n".join([*lines, *captured_logs.lines, captured.out, captured.err])
-    assert '"message":"imported resource into Vercel"' in emitted  # the logs were captured
+    assert '"message":"batch synced"' in emitted  # the logs were captured
     for value in stack.secret_values():
         assert value not in emitted
 

@@ -426,7 +426,14 @@ def test_no_token_or_secret_value_in_logs_metrics_or_failed_records(
 
 
 def test_log_lines_carry_installation_and_resource_ids(service: SyncService, captured_logs: LogCapture) -> None:
-    invoke(queue_app, load_event("sqs_mixed_valid_invalid.json"))
+    from vercel_sync.observability import logger
+
+    level = logger.log_level
+    logger.setLevel("DEBUG")  # a line per import is logged at DEBUG
+    try:
+        invoke(queue_app, load_event("sqs_mixed_valid_invalid.json"))
+    finally:
+        logger.setLevel(level)
 
     records = [json.loads(line) for line in captured_logs.lines]
     imported = [r for r in records if r["message"] == "imported resource into Vercel"]
@@ -435,6 +442,24 @@ def test_log_lines_carry_installation_and_resource_ids(service: SyncService, cap
     assert all(r["integrationConfigurationId"] == "icfg_demo01" for r in imported)
     assert {r["reason"] for r in parked} == {"invalid_record"}
     assert all("function_request_id" in r for r in records)
+    (summary,) = [r for r in records if r["message"] == "batch synced"]
+    assert (summary["records"], summary["resourcesImported"], summary["recordsFailedPermanently"]) == (6, 2, 4)
+
+
+def test_metrics_are_counted_per_batch(service: SyncService, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+    try:
+        invoke(queue_app, load_event("sqs_mixed_valid_invalid.json"))
+    finally:
+        os.environ.pop("POWERTOOLS_METRICS_DISABLED")
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    emf = next(d for d in documents if "ResourcesImported" in d)
+    # One value per batch (a count), not one per record.
+    assert emf["ResourcesImported"] in (2.0, [2.0])
+    assert emf["RecordsFailedPermanently"] in (4.0, [4.0])
+    assert len(emf["VercelCallLatency"]) == 2  # one value per call
 
 
 def test_an_unexpected_error_goes_back_to_the_source_and_is_logged_without_its_message(

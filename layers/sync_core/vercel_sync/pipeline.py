@@ -119,6 +119,10 @@ class SyncObserver(Protocol):
 
     def unexpected(self, change: SourceChange, error: Exception) -> None: ...
 
+    def batch_finished(self, records: int) -> None:
+        """The batch is done: publish what was counted."""
+        ...
+
 
 class NullObserver:
     def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
@@ -140,6 +144,9 @@ class NullObserver:
         pass
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
+        pass
+
+    def batch_finished(self, records: int) -> None:
         pass
 
 
@@ -375,7 +382,10 @@ class SyncService:
         for work in works.values():
             installation = installations.setdefault(work.installation_id, _Installation(work.installation_id))
             tasks.append(self._resource_task(results, work, installation, deadline))
-        self._run(tasks)
+        try:
+            self._run(tasks)
+        finally:
+            self.observer.batch_finished(len(changes))
         return [result or self._lost(changes[i]) for i, result in enumerate(results)]
 
     def _run(self, tasks: list[Callable[[], None]]) -> None:

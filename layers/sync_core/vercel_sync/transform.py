@@ -50,8 +50,13 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
     """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list).
 
     Refuses what JSON cannot carry (a non-finite number) and nesting deeper than ``MAX_NESTING``."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return value  # the common case first: this runs for every value of every record
     if _depth > MAX_NESTING:
         raise InvalidRecordError(f"the record is nested deeper than {MAX_NESTING} levels")
+    if kind is dict:
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidRecordError("a number attribute is not finite")
