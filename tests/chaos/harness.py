@@ -744,7 +744,14 @@ def assess(
         seen.add((permanent.installation, permanent.resource_id, permanent.version))
         if message.get("reason") not in permanent.reasons:
             wrong.append(f"{described} (expected one of {sorted(permanent.reasons)})")
-    missing = [f"{i}/{r} v{v}" for (i, r, v) in expected if (i, r, v) not in seen]
+    # Changes to one resource in a batch are coalesced: when the newest fails for good, it alone is
+    # parked (its record replays the resource's latest state), and the older ones it superseded
+    # are not parked apart. An expected permanent change counts as held when it, or a newer
+    # change of the same resource, is in the failed-records queue.
+    newest_parked: dict[tuple[str, str], int] = {}
+    for i, r, v in seen:
+        newest_parked[(i, r)] = max(v, newest_parked.get((i, r), v))
+    missing = [f"{i}/{r} v{v}" for (i, r, v) in expected if newest_parked.get((i, r), -1) < v]
 
     # Vercel's end state against the partner's latest, resource by resource. A mismatch is "lost"
     # when no invocation ever finished with the latest change and no dead-letter path holds it;

@@ -357,7 +357,7 @@ def out_of_order_sender(scenario: Scenario, changes: int, *, window: int, duplic
 # Before the version guard (issue 4) the handlers import whatever a standard queue hands over
 # last, so an older version can overwrite a newer one: scenario (d) then ends in an expected
 # failure (after checking that nothing was lost). Set this to True when the guard lands.
-VERSION_GUARD_EXPECTED = False
+VERSION_GUARD_EXPECTED = True
 
 
 def test_d_out_of_order_standard_queue_with_versions(

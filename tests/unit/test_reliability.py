@@ -540,3 +540,16 @@ def test_queue_urls_are_built_from_arns() -> None:
         "https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo"
     )
     assert queue_url_from_arn("arn:aws:dynamodb:eu-west-1:1:table/t") is None
+
+
+def test_a_remove_is_newer_than_the_state_it_deletes() -> None:
+    vercel = FakeVercel()
+    service = make_service(vercel, state=FakeStateStore())
+
+    assert service.sync(stream(record(version=7), "100")) == "imported"
+    # The REMOVE's old image still says version 7: the deletion must not be taken as stale.
+    assert service.sync(stream(record(version=7), "200", removed=True)) == "imported"
+    assert vercel.calls[-1].body["status"] == "uninstalled"
+    # A redelivered older change stays stale; the partner's next version applies.
+    assert service.sync(stream(record(version=7), "100")) == "stale"
+    assert service.sync(stream(record(version=8), "300")) == "imported"

@@ -408,9 +408,14 @@ class SyncService:
             raise InvalidRecordError(change.decode_error or "the change carries no record")
         record = parse_partner_record(change.item)
         version: VersionKey | None = None
-        if record.version is not None:
+        stream = change.position.kind == "dynamodb-stream"
+        if change.removed and stream:
+            # A REMOVE carries the old image: its ``version`` is the state the deletion ends, so
+            # the deletion is ordered by its sequence number (else it would be as old as that state).
+            version = sequence_version(change.position.item_identifier)
+        elif record.version is not None:
             version = partner_version(record.version)
-        elif change.position.kind == "dynamodb-stream":
+        elif stream:
             version = sequence_version(change.position.item_identifier)
         return _Change(index, change, record, version)
 

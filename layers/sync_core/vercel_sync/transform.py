@@ -99,14 +99,22 @@ def unwrap_message_body(body: str) -> dict[str, Any]:
     return document
 
 
+class _NotJsonNumberError(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJsonNumberError(name)
 
 
 def _load_json_object(text: str, what: str) -> dict[str, Any]:
     try:
         # NaN and Infinity are not JSON (Python's parser takes them; Vercel would refuse them).
         document = json.loads(text, parse_constant=_refuse_constant)
+    except _NotJsonNumberError as exc:
+        raise InvalidRecordError(f"{what} is not valid JSON: {exc.name} is not a JSON number") from None
     except (ValueError, TypeError):  # JSONDecodeError is a ValueError
         raise InvalidRecordError(f"{what} is not valid JSON") from None
     except RecursionError:
