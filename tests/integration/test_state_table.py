@@ -156,3 +156,15 @@ def test_the_handlers_skip_stale_and_unchanged_changes_across_batches(
     assert held["status"] == "ready"
     assert local_stack.emulator.call_count(INSTALLATION_ID, "kv_9").total == 1
     assert item(local_stack, "kv_9")["partnerVersion"] == {"N": "3"}
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours(local_stack: LocalStack) -> None:
+    states = store(local_stack)
+    first = states.claim(INSTALLATION_ID, "r6", None, lease_seconds=30)
+    assert first.claim_id is not None
+
+    # botocore's retry of a claim that went through fails its condition against that very claim.
+    again = states._why_not(INSTALLATION_ID, "r6", None, 0.0, first.claim_id)
+
+    assert again.status == "claimed"
+    assert states.claim(INSTALLATION_ID, "r6", None, lease_seconds=30).status == "busy"  # others still wait

@@ -553,3 +553,36 @@ def test_a_remove_is_newer_than_the_state_it_deletes() -> None:
     # A redelivered older change stays stale; the partner's next version applies.
     assert service.sync(stream(record(version=7), "100")) == "stale"
     assert service.sync(stream(record(version=8), "300")) == "imported"
+
+
+def test_a_fifo_group_stops_at_its_first_failure_and_sends_or_parks_nothing_behind_it() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.batch import handle_queue_event
+
+    vercel = FakeVercel(failing={"a": vercel_unavailable(503)})
+    failed = FakeFailedRecords()
+    service = make_service(vercel, failed=failed, retry_policy=RetryPolicy(max_calls=1))
+    bodies = [record("a"), record("b"), record("c", status="exploding"), record("d")]
+    event = sqs_event(bodies, fifo_groups=["g1", "g1", "g1", "g2"])
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0", "m1", "m2"]
+    # b is not sent and c (invalid) not parked now: they come back after a, in order.
+    assert [c.resource_id for c in vercel.calls] == ["a", "d"]
+    assert failed.messages == []
+
+
+def test_a_resource_is_coalesced_within_its_fifo_group_only() -> None:
+    vercel = FakeVercel()
+    service = make_service(vercel, max_concurrency=1)
+    position = SourcePosition
+    changes = [
+        SourceChange(position("sqs", "arn:q.fifo", "m0", message_group_id="g1"), record("a", name="one")),
+        SourceChange(position("sqs", "arn:q.fifo", "m1", message_group_id="g2"), record("a", name="two")),
+    ]
+
+    results = service.sync_batch(changes)
+
+    assert [r.outcome for r in results] == ["imported", "imported"]
+    assert [c.body["name"] for c in vercel.calls] == ["one", "two"]

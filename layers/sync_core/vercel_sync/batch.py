@@ -212,13 +212,13 @@ def _defer_messages_sent_back(
     visible then rather than after the queue's whole visibility timeout. A FIFO group's reported
     messages all come back with its first, so the group is not held up by the ones behind it."""
     reported = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-    by_group: dict[str, float] = {}
+    by_group: dict[str, float | None] = {}
     delays: list[float | None] = []
     for record, result in zip(records, results, strict=True):
         delay = result.error.retry_after_seconds if result.error is not None else None
         group = record.attributes.message_group_id
-        if group is not None and delay is not None:
-            by_group.setdefault(group, delay)
+        if group is not None and result.error is not None:
+            by_group.setdefault(group, delay)  # the group's first failure decides for all of it
         delays.append(delay)
     by_queue: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for record, delay in zip(records, delays, strict=True):

@@ -31,6 +31,7 @@ parked, so nothing is lost).
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 import threading
 import time
@@ -261,6 +262,10 @@ class _Change:
     version: VersionKey | None
 
 
+def _failed(result: RecordResult | None) -> bool:
+    return result is None or result.failed
+
+
 @dataclass
 class _Tries:
     calls: int = 0  # Vercel calls made for the record in this invocation
@@ -271,6 +276,7 @@ class _ResourceWork:
     installation_id: str
     resource_id: str
     changes: list[_Change] = field(default_factory=list)
+    unit: int = 0  # its place among the batch's units of work
 
     def newest(self) -> _Change:
         """By ``version`` when every change has one (later in the batch wins a tie), else the
@@ -361,32 +367,75 @@ class SyncService:
         """Each change's result, in the order given."""
         deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
         results: list[RecordResult | None] = [None] * len(changes)
-        works: dict[tuple[str, str], _ResourceWork] = {}
-        tasks: list[Callable[[], None]] = []
+        # Work in batch order: (FIFO message group or None, the record indexes it covers, the task).
+        units: list[tuple[str | None, list[int], Callable[[], None]]] = []
+        works: dict[tuple[str | None, str, str], _ResourceWork] = {}
         for index, change in enumerate(changes):
+            group = change.position.message_group_id
             try:
                 parsed = self._parse(index, change)
             except PermanentSyncError as error:
-                tasks.append(self._park_task(results, index, change, error, deadline))
+                units.append((group, [index], self._park_task(results, index, change, error, deadline)))
                 continue
             except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
                 results[index] = self._bug(change, error)
                 continue
-            key = (parsed.record.integration_configuration_id, parsed.record.resource_id)
+            # A FIFO group keeps its own order, so a resource is coalesced within its group only.
+            key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
             work = works.get(key)
             if work is None:
-                work = works[key] = _ResourceWork(*key)
+                work = works[key] = _ResourceWork(key[1], key[2])
+                units.append((group, [], lambda: None))  # its place in the batch; filled below
+                work.unit = len(units) - 1
             work.changes.append(parsed)
 
         installations: dict[str, _Installation] = {}
         for work in works.values():
             installation = installations.setdefault(work.installation_id, _Installation(work.installation_id))
-            tasks.append(self._resource_task(results, work, installation, deadline))
+            group = units[work.unit][0]
+            indexes = [c.index for c in work.changes]
+            units[work.unit] = (group, indexes, self._resource_task(results, work, installation, deadline))
+        tasks = self._tasks(units, results)
         try:
             self._run(tasks)
         finally:
             self.observer.batch_finished(len(changes))
         return [result or self._lost(changes[i]) for i, result in enumerate(results)]
+
+    def _tasks(
+        self, units: list[tuple[str | None, list[int], Callable[[], None]]], results: list[RecordResult | None]
+    ) -> list[Callable[[], None]]:
+        """One task per unit; a FIFO group's units run one after another, in batch order, and stop
+        at the group's first failure, as SQS FIFO would have it (the rest of the group is reported
+        and comes back after it: nothing behind the failure is sent or parked now)."""
+        tasks: list[Callable[[], None]] = []
+        groups: dict[str, list[tuple[list[int], Callable[[], None]]]] = {}
+        for group, indexes, task in units:
+            if group is None:
+                tasks.append(task)
+            else:
+                if group not in groups:
+                    groups[group] = []
+                    tasks.append(self._group_task(groups[group], results))
+                groups[group].append((indexes, task))
+        return tasks
+
+    def _group_task(
+        self, members: list[tuple[list[int], Callable[[], None]]], results: list[RecordResult | None]
+    ) -> Callable[[], None]:
+        def task() -> None:
+            failed = False
+            for indexes, run in members:
+                if failed:
+                    for index in indexes:
+                        results[index] = RecordResult(
+                            None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
+                        )
+                    continue
+                run()
+                failed = any(_failed(results[index]) for index in indexes)
+
+        return task
 
     def _run(self, tasks: list[Callable[[], None]]) -> None:
         if self._wrap_task is not None:
@@ -694,6 +743,7 @@ class SyncService:
                 http_status=error.http_status,
             )
             return self._park(change, exhausted, secret_values, deadline, calls=calls)
+        error = copy.copy(error)  # may be shared by several records
         error.message = truncate(scrub_text(error.message, secret_values))
         self.observer.retrying(change, error)
         return RecordResult(None, error)
@@ -721,6 +771,8 @@ class SyncService:
         calls: int,
     ) -> RecordResult:
         secret_values = list(secret_values)
+        # A copy: one error may be shared by several records (a token read's, a coalesced call's).
+        error = copy.copy(error)
         # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
         if error.vercel_error is not None:
             scrubbed = scrub_text(error.vercel_error, secret_values, cut_at_end=not error.vercel_error_complete)

@@ -534,7 +534,7 @@ class SlotRateLimiter:
         self.params = params or BucketParameters.for_limit(limit)
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret  # nosec B311
         self._lock = threading.Lock()
         self._stats = LimiterStats()
         self._stats_lock = threading.Lock()
@@ -770,7 +770,7 @@ class DynamoDbRateLimiter(SlotRateLimiter):
         self._client = dynamodb_client
         self._boto_config = boto_config
         self._client_lock = threading.Lock()
-        jitter_rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        jitter_rng = rng or random.Random()  # noqa: S311 - jitter, not a secret  # nosec B311
 
         def store(params: BucketParameters, stats: LimiterStats, lock: threading.Lock) -> _DynamoDbBucketStore:
             return _DynamoDbBucketStore(table_name, params, stats, lock, self._dynamodb, sleep, jitter_rng)

@@ -57,7 +57,7 @@ class SqsSourceQueue:
             ]
             try:
                 response = self._sqs().change_message_visibility_batch(QueueUrl=url, Entries=entries)
-            except Exception:  # noqa: BLE001, S112 - best effort: the queue's own timeout still brings them back
+            except Exception:  # noqa: BLE001, S112 - best effort: the queue's timeout still brings them back  # nosec B112
                 continue
             changed += len(response.get("Successful", []))
         return changed

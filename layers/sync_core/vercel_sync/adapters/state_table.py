@@ -90,10 +90,12 @@ class DynamoDbStateStore:
                 ReturnValues="ALL_OLD",
             )
         except _ConditionFailed:
-            return self._why_not(installation_id, resource_id, version, now)
+            return self._why_not(installation_id, resource_id, version, now, claim_id)
         return Claim("claimed", claim_id=claim_id, state=_state(response.get("Attributes") or {}))
 
-    def _why_not(self, installation_id: str, resource_id: str, version: VersionKey | None, now: float) -> Claim:
+    def _why_not(
+        self, installation_id: str, resource_id: str, version: VersionKey | None, now: float, claim_id: str
+    ) -> Claim:
         response = self._call(
             "get_item",
             TableName=self.table_name,
@@ -102,6 +104,10 @@ class DynamoDbStateStore:
         )
         item = response.get("Item") or {}
         state = _state(item)
+        if item.get("claimId", {}).get("S") == claim_id:
+            # Ours: the write went through but its answer was lost, and botocore's retry then
+            # failed the condition against our own claim.
+            return Claim("claimed", claim_id=claim_id, state=state)
         if version is not None and not version.newer_than(state.applied(version.kind)):
             return Claim("stale", state=state)
         busy_until = float(item["claimUntil"]["N"]) if "claimUntil" in item else now
