@@ -5,6 +5,7 @@
 #   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
+#   make chaos-full   the chaos suite at its full size (5,000 changes to 300 resources per scenario)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make validate / make build   sam validate --lint / sam build (the SAM CLI in .venv-sam)
 
@@ -17,7 +18,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test lint format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench-emulator test chaos-full lint format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -51,6 +52,9 @@ bench-emulator: venv
 
 test: venv
 	$(PY) -m pytest $(ARGS)
+
+chaos-full: venv
+	CHAOS_SCALE=full $(PY) -m pytest tests/chaos -p no:logging $(ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

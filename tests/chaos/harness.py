@@ -22,6 +22,7 @@ Nothing here prints a token or a secret value; the tests check that nothing else
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import secrets
@@ -70,6 +71,14 @@ TRANSIENT_OUTCOMES = frozenset({"401", "408", "425", "429", "500", "502", "503",
 # installation for the rest of the batch (CONTRACT.md).
 INSTALLATION_GONE_REASONS = frozenset({"vercel_rejected", "installation_unavailable"})
 INVALID_REASONS = frozenset({"invalid_record"})
+
+
+def message_group(resource: tuple[str, str]) -> str:
+    """A FIFO message group per resource. SQS takes only letters, digits and punctuation, up to 128
+    characters, and an id may hold anything: a digest of the length-prefixed ids, as the
+    failed-records adapter does."""
+    installation, resource_id = resource
+    return hashlib.sha256(f"{len(installation)}:{installation}/{resource_id}".encode()).hexdigest()
 
 
 def new_token() -> str:
@@ -278,6 +287,7 @@ class ChaosWorld:
             stack_name=f"chaos{ChaosWorld._stacks}-{name}",
         )
         self.emulator = EmulatorServer(rate_limit=UNLIMITED_RATE).start()
+        self.sent = 0  # records written to the table and messages sent to the queue
         self.tokens: dict[str, str] = {}
         self.every_secret_value: set[str] = set()
         for installation in installations:
@@ -306,6 +316,8 @@ class ChaosWorld:
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_NAMESPACE="VercelResourceSyncChaos",
         )
+        # The sync-state table is on, as deployed (the version guard and change suppression use it).
+        assert environment.get("SYNC_STATE_TABLE") == self.resources.tables["SyncStateTable"].name
         for variable, value in environment.items():
             monkeypatch.setenv(variable, value)
         set_sync_service(None)  # the next invocation builds its service from this environment
@@ -372,6 +384,7 @@ class ChaosWorld:
                 batch.append({"PutRequest": {"Item": item}})
         if batch:
             self._write_batch(batch)
+        self.sent += len(changes)
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table_name: requests}
@@ -388,12 +401,13 @@ class ChaosWorld:
             for index, change in enumerate(changes[start : start + 10]):
                 entry: dict[str, Any] = {"Id": str(index), "MessageBody": json.dumps(change.record)}
                 if fifo:
-                    entry["MessageGroupId"] = "/".join(change.resource)[:128]
+                    entry["MessageGroupId"] = message_group(change.resource)
                     entry["MessageDeduplicationId"] = uuid.uuid4().hex
                 entries.append(entry)
             response = self.aws["sqs"].send_message_batch(QueueUrl=url, Entries=entries)
             if response.get("Failed"):
                 raise RuntimeError(f"the partner queue refused {len(response['Failed'])} message(s)")
+        self.sent += len(changes)
 
     def stop(self) -> None:
         self.emulator.stop()
@@ -407,6 +421,10 @@ class ChaosWorld:
 # and a batch is read again after every transient failure, so 100 would spend the CI budget on
 # reading records that are not processed. ``stream_batch_size=None`` takes the template's.
 STREAM_BATCH_SIZE = 10
+# The partner writes while at most this many records wait for the functions: moto server's SQS
+# scans a queue's every message on each receive (1.5 s a receive at 2,500 messages here), so a
+# partner far ahead of the functions would measure moto rather than the sync.
+MAX_BACKLOG = 200
 
 
 @dataclass
@@ -417,6 +435,7 @@ class Event:
     action: Callable[[], None]
     name: str
     fired_at: float | None = None
+    fired_after_records: int | None = None  # records delivered when it fired
 
 
 ChangeKey = tuple[str, str, int, bool]  # installation, resource, version, removed (a stream REMOVE)
@@ -426,6 +445,7 @@ ChangeKey = tuple[str, str, int, bool]  # installation, resource, version, remov
 class RunLog:
     results: list[PollResult] = field(default_factory=list)
     handled: set[ChangeKey] = field(default_factory=set)  # changes an invocation finished with (not returned)
+    finished: int = 0  # records invocations finished with, repeats included
     redriven: int = 0  # dead-lettered messages sent back to their queue (an operator's redrive)
     events: list[str] = field(default_factory=list)
 
@@ -487,6 +507,7 @@ class TracingHandler:
         else:
             done = [record for record, identifier in zip(records, ids, strict=True) if identifier not in reported]
         self._log.handled.update(key for key in map(_change_key, done) if key is not None)
+        self._log.finished += len(done)
         return response
 
 
@@ -555,8 +576,10 @@ class ChaosDriver:
         events: Iterable[Event] = (),
         timeout_seconds: float,
         idle_seconds: float = 0.5,
+        max_backlog: int = MAX_BACKLOG,
     ) -> RunLog:
-        """Feed the writer's changes in (one step per round) while the pollers deliver them; fire
+        """Feed the writer's changes in (one step per round, while fewer than ``max_backlog``
+        records wait to be finished with) as the pollers deliver them; fire
         each event once its point of progress is reached (or once the writer is done, if sooner);
         stop when the writer is done, every event has fired and every source has stayed drained
         for ``idle_seconds``. Then redrive what the partner queue dead-lettered (an operator's
@@ -564,14 +587,19 @@ class ChaosDriver:
         pending = sorted(events, key=lambda event: event.after_records)
         deadline = time.monotonic() + timeout_seconds
         for redrive in range(4):
-            self._run_until_quiet(writer, pending, deadline, idle_seconds)
+            self._run_until_quiet(writer, pending, deadline, idle_seconds, max_backlog)
             writer = None
             if redrive == 3 or not self._redrive_dead_letters():
                 break
         return self.log
 
     def _run_until_quiet(
-        self, writer: Iterator[object] | None, pending: list[Event], deadline: float, idle_seconds: float
+        self,
+        writer: Iterator[object] | None,
+        pending: list[Event],
+        deadline: float,
+        idle_seconds: float,
+        max_backlog: int,
     ) -> None:
         idle_since: float | None = None
         while True:
@@ -580,8 +608,10 @@ class ChaosDriver:
                     f"scenario {self.world.name} did not settle in time: {self.log.invocations} invocations, "
                     f"{self.log.records_delivered} records delivered, events left: {[e.name for e in pending]}"
                 )
-            if writer is not None and next(writer, None) is None:
-                writer = None
+            wrote = False
+            if writer is not None and self.world.sent - self.log.finished < max_backlog:
+                wrote = next(writer, None) is not None
+                writer = writer if wrote else None
             while pending and self.log.records_delivered >= pending[0].after_records:
                 self._fire(pending.pop(0))
             delivered = False
@@ -590,8 +620,11 @@ class ChaosDriver:
                 if result.delivered:
                     self.log.results.append(result)
                     delivered = True
-            if writer is not None or delivered:
+            if wrote or delivered:
                 idle_since = None
+                continue
+            if writer is not None:  # the partner waits for the backlog to shrink (a retry is due)
+                time.sleep(0.01)
                 continue
             if all(poller.is_drained() for poller in self.pollers):
                 if pending:  # all quiet before an event's point of progress: fire it now, not never
@@ -606,6 +639,7 @@ class ChaosDriver:
 
     def _fire(self, event: Event) -> None:
         event.fired_at = time.monotonic()
+        event.fired_after_records = self.log.records_delivered
         event.action()
         self.log.events.append(f"{event.name} after {self.log.records_delivered} records delivered")
 
@@ -662,8 +696,9 @@ class Figures:
     scenario: str
     scale: str
     seed: int
-    resources: int
-    changes: int  # partner changes made
+    resources: int  # the partner's resources (the ones Vercel must end up holding)
+    bad_resources: int  # resources whose every change is permanently bad (invalid, or a gone installation)
+    changes: int  # partner changes made, to all of them
     deliveries: int  # records written to the table or messages sent (resends and replays included)
     invocations: int
     records_delivered: int  # records handed to the handlers, redeliveries included
@@ -786,7 +821,8 @@ def assess(
         scenario=scenario,
         scale=scale,
         seed=seed,
-        resources=len(partner.resources),
+        resources=sum(resource.bad_reasons is None for resource in partner.resources.values()),
+        bad_resources=sum(resource.bad_reasons is not None for resource in partner.resources.values()),
         changes=len(partner.changes),
         deliveries=deliveries,
         invocations=log.invocations,
