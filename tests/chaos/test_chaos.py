@@ -24,6 +24,7 @@ resources); see ``SIZES``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,6 +184,15 @@ def finish(
     leaks = leaked(scenario.world.every_secret_value, "\n".join(captured_logs.lines), out, err, assessment.emitted_text)
     assert leaks == [], f"secret values found in logs, output or queue messages: {leaks}"
     assert captured_logs.lines, "the handlers' logs were not captured"
+    # The check means something: resource secret values did go through the handlers to Vercel.
+    resource_secret_values = {v for secret in scenario.world.resource_secrets.values() for v in secret.values}
+    carried = [
+        body
+        for resource in scenario.partner.good_resources()
+        if resource.secret_name is not None
+        and (body := scenario.world.emulator.imported_body(resource.installation, resource.resource_id))
+    ]
+    assert any(value in json.dumps(body) for body in carried for value in resource_secret_values)
     return assessment
 
 
