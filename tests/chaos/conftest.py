@@ -117,6 +117,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         ("sent", "deliveries", 6),
         ("invoc", "invocations", 6),
         ("redeliv", "redelivered", 7),
+        ("back", "returned_to_source", 5),
         ("calls", "vercel_calls", 6),
         ("retries", "retries", 7),
         ("parked", "failed_records", 6),

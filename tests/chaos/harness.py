@@ -462,6 +462,11 @@ class RunLog:
         return sum(len(result.reported) for result in self.results)
 
     @property
+    def returned(self) -> int:
+        """Records handed back to their source: reported in a partial response, or a whole failed batch."""
+        return sum(len(result.reported) if result.error is None else result.records for result in self.results)
+
+    @property
     def failed_invocations(self) -> int:
         return sum(result.error is not None for result in self.results)
 
@@ -702,10 +707,11 @@ class Figures:
     deliveries: int  # records written to the table or messages sent (resends and replays included)
     invocations: int
     records_delivered: int  # records handed to the handlers, redeliveries included
-    redelivered: int  # records handed to the handlers more than once (the sources' retries)
+    redelivered: int  # records handed to the handlers more than once (the sources' retries, replays)
+    returned_to_source: int  # records the handlers reported failed (a stream batch reports its first only)
     vercel_calls: int
     vercel_calls_by_status: dict[str, int]
-    retries: int  # Vercel calls with a transient outcome (each is tried again)
+    retries: int  # Vercel calls with a transient outcome, each tried again (a refused connection never reaches it)
     failed_records: int
     expected_permanent: int
     dead_lettered: int  # partner-queue messages redriven from its DLQ, and stream on-failure batches
@@ -828,6 +834,7 @@ def assess(
         invocations=log.invocations,
         records_delivered=log.records_delivered,
         redelivered=max(0, log.records_delivered - deliveries),
+        returned_to_source=log.returned,
         vercel_calls=int(calls["total"]),
         vercel_calls_by_status=by_status,
         retries=sum(count for outcome, count in by_status.items() if outcome in TRANSIENT_OUTCOMES),
