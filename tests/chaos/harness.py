@@ -288,6 +288,7 @@ class ChaosWorld:
         )
         self.emulator = EmulatorServer(rate_limit=UNLIMITED_RATE).start()
         self.sent = 0  # records written to the table and messages sent to the queue
+        self.vercel_down = False  # the emulator is stopped for an outage
         self.tokens: dict[str, str] = {}
         self.every_secret_value: set[str] = set()
         for installation in installations:
@@ -429,13 +430,14 @@ MAX_BACKLOG = 200
 
 @dataclass
 class Event:
-    """Something the scenario does once the pollers have delivered ``after_records`` records."""
+    """Something the scenario does once the handlers have finished with ``after_records`` records
+    (imported or parked: progress, which redeliveries during an outage do not make)."""
 
     after_records: int
     action: Callable[[], None]
     name: str
     fired_at: float | None = None
-    fired_after_records: int | None = None  # records delivered when it fired
+    fired_after_records: int | None = None  # records finished with when it fired
 
 
 ChangeKey = tuple[str, str, int, bool]  # installation, resource, version, removed (a stream REMOVE)
@@ -617,7 +619,7 @@ class ChaosDriver:
             if writer is not None and self.world.sent - self.log.finished < max_backlog:
                 wrote = next(writer, None) is not None
                 writer = writer if wrote else None
-            while pending and self.log.records_delivered >= pending[0].after_records:
+            while pending and self.log.finished >= pending[0].after_records:
                 self._fire(pending.pop(0))
             delivered = False
             for poller in list(self.pollers):  # an event may add one (a replaying stream reader)
@@ -644,9 +646,9 @@ class ChaosDriver:
 
     def _fire(self, event: Event) -> None:
         event.fired_at = time.monotonic()
-        event.fired_after_records = self.log.records_delivered
+        event.fired_after_records = self.log.finished
         event.action()
-        self.log.events.append(f"{event.name} after {self.log.records_delivered} records delivered")
+        self.log.events.append(f"{event.name} after {self.log.finished} records finished with")
 
     def _redrive_dead_letters(self) -> int:
         """Send what the partner queue's dead-letter queue holds back to the queue; how many."""
@@ -678,10 +680,14 @@ def restart_after(world: ChaosWorld, seconds: float, done: threading.Event) -> C
     """An action that stops the emulator (connection refused) and starts it again ``seconds`` later."""
 
     def action() -> None:
+        if world.vercel_down:
+            raise RuntimeError("an outage began while Vercel was still down from the last one")
+        world.vercel_down = True
         world.emulator.stop()
 
         def start() -> None:
             world.emulator.start()
+            world.vercel_down = False
             done.set()
 
         timer = threading.Timer(seconds, start)
