@@ -7,6 +7,7 @@
 #   make bench  the benchmark suite (issue 5): ours vs a naive baseline vs the ideal, one table (ARGS="--cases 1,2 --quick --json F")
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
 #   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; README runbook)
+#   make chaos-full   the chaos suite at its full size (5,000 changes to 300 resources per scenario)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
 #   make validate / make build   sam validate --lint and cfn-lint / sam build (the SAM CLI in .venv-sam)
@@ -20,7 +21,7 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench bench-emulator backfill replay replay-stream-failures test lint security format validate build ci clean
+.PHONY: venv sam-venv demo run emulator local-aws bench bench-emulator backfill replay replay-stream-failures test chaos-full lint security format validate build ci clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
@@ -67,6 +68,9 @@ replay-stream-failures: venv
 
 test: venv
 	$(PY) -m pytest $(ARGS)
+
+chaos-full: venv
+	CHAOS_SCALE=full $(PY) -m pytest tests/chaos -p no:logging $(ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

@@ -109,17 +109,31 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     path.write_text(json.dumps(_figures, indent=2) + "\n")
     write = terminalreporter.write_line
     terminalreporter.section(f"chaos scenarios ({scale} size; also in {path.relative_to(ROOT)})")
-    header = (
-        f"{'scenario':26} {'res':>4} {'changes':>7} {'sent':>6} {'invoc':>6} {'redeliv':>7} "
-        f"{'calls':>6} {'retries':>7} {'parked':>6} {'DLQ':>4} {'mismatch':>8} {'lost':>4} {'wall s':>7}"
-    )
-    write(header)
+    columns = [  # (heading, figure, width)
+        ("scenario", "scenario", -16),
+        ("res", "resources", 4),
+        ("bad", "bad_resources", 3),
+        ("changes", "changes", 7),
+        ("sent", "deliveries", 6),
+        ("invoc", "invocations", 6),
+        ("redeliv", "redelivered", 7),
+        ("back", "returned_to_source", 5),
+        ("calls", "vercel_calls", 6),
+        ("retries", "retries", 7),
+        ("parked", "failed_records", 6),
+        ("DLQ", "dead_lettered", 4),
+        ("mismatch", "final_state_mismatches", 8),
+        ("lost", "records_lost", 4),
+        ("wall s", "wall_seconds", 7),
+    ]
+
+    def row(values: list[Any]) -> str:
+        cells = zip(values, (width for _, _, width in columns), strict=True)
+        return " ".join(f"{value:<{-width}}" if width < 0 else f"{value:>{width}}" for value, width in cells)
+
+    write(row([heading for heading, _, _ in columns]))
     for f in _figures:
-        write(
-            f"{f['scenario']:26} {f['resources']:>4} {f['changes']:>7} {f['deliveries']:>6} {f['invocations']:>6} "
-            f"{f['redelivered']:>7} {f['vercel_calls']:>6} {f['retries']:>7} {f['failed_records']:>6} "
-            f"{f['dead_lettered']:>4} {f['final_state_mismatches']:>8} {f['records_lost']:>4} {f['wall_seconds']:>7}"
-        )
+        write(row([f[name] for _, name, _ in columns]))
     for f in _figures:
         write(f"  {f['scenario']}: Vercel calls by outcome {f['vercel_calls_by_status']}")
         for event in f["events"]:

@@ -22,6 +22,7 @@ Nothing here prints a token or a secret value; the tests check that nothing else
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import secrets
@@ -70,6 +71,14 @@ TRANSIENT_OUTCOMES = frozenset({"401", "408", "425", "429", "500", "502", "503",
 # installation for the rest of the batch (CONTRACT.md).
 INSTALLATION_GONE_REASONS = frozenset({"vercel_rejected", "installation_unavailable"})
 INVALID_REASONS = frozenset({"invalid_record"})
+
+
+def message_group(resource: tuple[str, str]) -> str:
+    """A FIFO message group per resource. SQS takes only letters, digits and punctuation, up to 128
+    characters, and an id may hold anything: a digest of the length-prefixed ids, as the
+    failed-records adapter does."""
+    installation, resource_id = resource
+    return hashlib.sha256(f"{len(installation)}:{installation}/{resource_id}".encode()).hexdigest()
 
 
 def new_token() -> str:
@@ -278,6 +287,8 @@ class ChaosWorld:
             stack_name=f"chaos{ChaosWorld._stacks}-{name}",
         )
         self.emulator = EmulatorServer(rate_limit=UNLIMITED_RATE).start()
+        self.sent = 0  # records written to the table and messages sent to the queue
+        self.vercel_down = False  # the emulator is stopped for an outage
         self.tokens: dict[str, str] = {}
         self.every_secret_value: set[str] = set()
         for installation in installations:
@@ -306,6 +317,8 @@ class ChaosWorld:
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_NAMESPACE="VercelResourceSyncChaos",
         )
+        # The sync-state table is on, as deployed (the version guard and change suppression use it).
+        assert environment.get("SYNC_STATE_TABLE") == self.resources.tables["SyncStateTable"].name
         for variable, value in environment.items():
             monkeypatch.setenv(variable, value)
         set_sync_service(None)  # the next invocation builds its service from this environment
@@ -372,6 +385,7 @@ class ChaosWorld:
                 batch.append({"PutRequest": {"Item": item}})
         if batch:
             self._write_batch(batch)
+        self.sent += len(changes)
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table_name: requests}
@@ -388,12 +402,13 @@ class ChaosWorld:
             for index, change in enumerate(changes[start : start + 10]):
                 entry: dict[str, Any] = {"Id": str(index), "MessageBody": json.dumps(change.record)}
                 if fifo:
-                    entry["MessageGroupId"] = "/".join(change.resource)[:128]
+                    entry["MessageGroupId"] = message_group(change.resource)
                     entry["MessageDeduplicationId"] = uuid.uuid4().hex
                 entries.append(entry)
             response = self.aws["sqs"].send_message_batch(QueueUrl=url, Entries=entries)
             if response.get("Failed"):
                 raise RuntimeError(f"the partner queue refused {len(response['Failed'])} message(s)")
+        self.sent += len(changes)
 
     def stop(self) -> None:
         self.emulator.stop()
@@ -407,16 +422,22 @@ class ChaosWorld:
 # and a batch is read again after every transient failure, so 100 would spend the CI budget on
 # reading records that are not processed. ``stream_batch_size=None`` takes the template's.
 STREAM_BATCH_SIZE = 10
+# The partner writes while at most this many records wait for the functions: moto server's SQS
+# scans a queue's every message on each receive (1.5 s a receive at 2,500 messages here), so a
+# partner far ahead of the functions would measure moto rather than the sync.
+MAX_BACKLOG = 200
 
 
 @dataclass
 class Event:
-    """Something the scenario does once the pollers have delivered ``after_records`` records."""
+    """Something the scenario does once the handlers have finished with ``after_records`` records
+    (imported or parked: progress, which redeliveries during an outage do not make)."""
 
     after_records: int
     action: Callable[[], None]
     name: str
     fired_at: float | None = None
+    fired_after_records: int | None = None  # records finished with when it fired
 
 
 ChangeKey = tuple[str, str, int, bool]  # installation, resource, version, removed (a stream REMOVE)
@@ -426,6 +447,7 @@ ChangeKey = tuple[str, str, int, bool]  # installation, resource, version, remov
 class RunLog:
     results: list[PollResult] = field(default_factory=list)
     handled: set[ChangeKey] = field(default_factory=set)  # changes an invocation finished with (not returned)
+    finished: int = 0  # records invocations finished with, repeats included
     redriven: int = 0  # dead-lettered messages sent back to their queue (an operator's redrive)
     events: list[str] = field(default_factory=list)
 
@@ -440,6 +462,11 @@ class RunLog:
     @property
     def reported(self) -> int:
         return sum(len(result.reported) for result in self.results)
+
+    @property
+    def returned(self) -> int:
+        """Records handed back to their source: reported in a partial response, or a whole failed batch."""
+        return sum(len(result.reported) if result.error is None else result.records for result in self.results)
 
     @property
     def failed_invocations(self) -> int:
@@ -487,6 +514,7 @@ class TracingHandler:
         else:
             done = [record for record, identifier in zip(records, ids, strict=True) if identifier not in reported]
         self._log.handled.update(key for key in map(_change_key, done) if key is not None)
+        self._log.finished += len(done)
         return response
 
 
@@ -555,8 +583,10 @@ class ChaosDriver:
         events: Iterable[Event] = (),
         timeout_seconds: float,
         idle_seconds: float = 0.5,
+        max_backlog: int = MAX_BACKLOG,
     ) -> RunLog:
-        """Feed the writer's changes in (one step per round) while the pollers deliver them; fire
+        """Feed the writer's changes in (one step per round, while fewer than ``max_backlog``
+        records wait to be finished with) as the pollers deliver them; fire
         each event once its point of progress is reached (or once the writer is done, if sooner);
         stop when the writer is done, every event has fired and every source has stayed drained
         for ``idle_seconds``. Then redrive what the partner queue dead-lettered (an operator's
@@ -564,14 +594,19 @@ class ChaosDriver:
         pending = sorted(events, key=lambda event: event.after_records)
         deadline = time.monotonic() + timeout_seconds
         for redrive in range(4):
-            self._run_until_quiet(writer, pending, deadline, idle_seconds)
+            self._run_until_quiet(writer, pending, deadline, idle_seconds, max_backlog)
             writer = None
             if redrive == 3 or not self._redrive_dead_letters():
                 break
         return self.log
 
     def _run_until_quiet(
-        self, writer: Iterator[object] | None, pending: list[Event], deadline: float, idle_seconds: float
+        self,
+        writer: Iterator[object] | None,
+        pending: list[Event],
+        deadline: float,
+        idle_seconds: float,
+        max_backlog: int,
     ) -> None:
         idle_since: float | None = None
         while True:
@@ -580,9 +615,11 @@ class ChaosDriver:
                     f"scenario {self.world.name} did not settle in time: {self.log.invocations} invocations, "
                     f"{self.log.records_delivered} records delivered, events left: {[e.name for e in pending]}"
                 )
-            if writer is not None and next(writer, None) is None:
-                writer = None
-            while pending and self.log.records_delivered >= pending[0].after_records:
+            wrote = False
+            if writer is not None and self.world.sent - self.log.finished < max_backlog:
+                wrote = next(writer, None) is not None
+                writer = writer if wrote else None
+            while pending and self.log.finished >= pending[0].after_records:
                 self._fire(pending.pop(0))
             delivered = False
             for poller in list(self.pollers):  # an event may add one (a replaying stream reader)
@@ -590,8 +627,11 @@ class ChaosDriver:
                 if result.delivered:
                     self.log.results.append(result)
                     delivered = True
-            if writer is not None or delivered:
+            if wrote or delivered:
                 idle_since = None
+                continue
+            if writer is not None:  # the partner waits for the backlog to shrink (a retry is due)
+                time.sleep(0.01)
                 continue
             if all(poller.is_drained() for poller in self.pollers):
                 if pending:  # all quiet before an event's point of progress: fire it now, not never
@@ -606,8 +646,9 @@ class ChaosDriver:
 
     def _fire(self, event: Event) -> None:
         event.fired_at = time.monotonic()
+        event.fired_after_records = self.log.finished
         event.action()
-        self.log.events.append(f"{event.name} after {self.log.records_delivered} records delivered")
+        self.log.events.append(f"{event.name} after {self.log.finished} records finished with")
 
     def _redrive_dead_letters(self) -> int:
         """Send what the partner queue's dead-letter queue holds back to the queue; how many."""
@@ -639,10 +680,14 @@ def restart_after(world: ChaosWorld, seconds: float, done: threading.Event) -> C
     """An action that stops the emulator (connection refused) and starts it again ``seconds`` later."""
 
     def action() -> None:
+        if world.vercel_down:
+            raise RuntimeError("an outage began while Vercel was still down from the last one")
+        world.vercel_down = True
         world.emulator.stop()
 
         def start() -> None:
             world.emulator.start()
+            world.vercel_down = False
             done.set()
 
         timer = threading.Timer(seconds, start)
@@ -662,15 +707,17 @@ class Figures:
     scenario: str
     scale: str
     seed: int
-    resources: int
-    changes: int  # partner changes made
+    resources: int  # the partner's resources (the ones Vercel must end up holding)
+    bad_resources: int  # resources whose every change is permanently bad (invalid, or a gone installation)
+    changes: int  # partner changes made, to all of them
     deliveries: int  # records written to the table or messages sent (resends and replays included)
     invocations: int
     records_delivered: int  # records handed to the handlers, redeliveries included
-    redelivered: int  # records handed to the handlers more than once (the sources' retries)
+    redelivered: int  # records handed to the handlers more than once (the sources' retries, replays)
+    returned_to_source: int  # records the handlers reported failed (a stream batch reports its first only)
     vercel_calls: int
     vercel_calls_by_status: dict[str, int]
-    retries: int  # Vercel calls with a transient outcome (each is tried again)
+    retries: int  # Vercel calls with a transient outcome, each tried again (a refused connection never reaches it)
     failed_records: int
     expected_permanent: int
     dead_lettered: int  # partner-queue messages redriven from its DLQ, and stream on-failure batches
@@ -793,12 +840,14 @@ def assess(
         scenario=scenario,
         scale=scale,
         seed=seed,
-        resources=len(partner.resources),
+        resources=sum(resource.bad_reasons is None for resource in partner.resources.values()),
+        bad_resources=sum(resource.bad_reasons is not None for resource in partner.resources.values()),
         changes=len(partner.changes),
         deliveries=deliveries,
         invocations=log.invocations,
         records_delivered=log.records_delivered,
         redelivered=max(0, log.records_delivered - deliveries),
+        returned_to_source=log.returned,
         vercel_calls=int(calls["total"]),
         vercel_calls_by_status=by_status,
         retries=sum(count for outcome, count in by_status.items() if outcome in TRANSIENT_OUTCOMES),
