@@ -123,7 +123,7 @@ def test_the_same_server_answers_a_client_that_trusts_its_certificate(untrusted_
 
 def test_no_setting_can_turn_verification_off() -> None:
     client = VercelClient("https://api.vercel.com")
-    context = client._http._transport._pool._ssl_context  # type: ignore[attr-defined]
+    context = client._http._pool._ssl_context  # type: ignore[attr-defined]
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
     assert "verify" not in inspect.signature(VercelClient).parameters

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from vercel_sync.adapters.vercel import (
     MAX_ERROR_BODY_BYTES,
     VercelClient,
     VercelUnauthorizedError,
+    environment_proxy,
     retry_after_seconds,
 )
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
@@ -145,3 +149,82 @@ def test_overlong_ids_are_refused_before_any_call(client: VercelClient, api: res
 def test_retry_after_forms(headers: dict[str, str], expected: float | None) -> None:
     now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds(httpx.Headers(headers), now=now) == expected
+
+
+# --- the transport layer: what httpx.Client did for us and still must be done -----------------
+
+
+class _ProxyRecorder(BaseHTTPRequestHandler):
+    """An HTTP proxy that answers every request itself and keeps its target (absolute-form)."""
+
+    targets: ClassVar[list[str]] = []
+
+    def do_PUT(self) -> None:
+        type(self).targets.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        answer = b'{"name": "via-proxy"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "session=from-vercel; Path=/")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy_url() -> Iterator[str]:
+    _ProxyRecorder.targets = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_proxy_named_by_the_environment_carries_the_calls(proxy_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As httpx.Client(trust_env=True) would: the transport is built with the environment's proxy."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    vercel = VercelClient("http://vercel.invalid", timeout_seconds=2)
+    try:
+        assert vercel.import_resource("icfg_1", "r1", BODY, token=TOKEN) == {"name": "via-proxy"}
+    finally:
+        vercel.close()
+    assert _ProxyRecorder.targets == ["http://vercel.invalid/v1/installations/icfg_1/resources/r1"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, None),
+        ({"HTTPS_PROXY": "http://proxy.internal:3128"}, "http://proxy.internal:3128"),
+        ({"https_proxy": "http://proxy.internal:3128", "NO_PROXY": "api.vercel.com"}, None),
+        ({"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": ".vercel.com"}, None),
+        ({"ALL_PROXY": "http://all.internal:3128"}, "http://all.internal:3128"),
+        ({"HTTP_PROXY": "http://plain.internal:3128"}, None),  # for http:// URLs only
+    ],
+)
+def test_environment_proxy(environment: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy("https://api.vercel.com") == expected
+
+
+def test_no_cookie_is_kept_or_sent_from_one_installation_to_another(
+    client: VercelClient, api: respx.MockRouter
+) -> None:
+    """The transport keeps no cookie jar: a cookie Vercel sets for one installation's call is never
+    sent with another's (httpx.Client would have sent it back)."""
+    route = api.put(url__regex=r".*").respond(200, json={"name": "x"}, headers={"Set-Cookie": "session=abc; Path=/"})
+    client.import_resource("icfg_1", "r1", BODY, token=TOKEN)
+    client.import_resource("icfg_2", "r2", BODY, token=TOKEN)
+    assert "cookie" not in route.calls.last.request.headers

@@ -1,10 +1,11 @@
 """The Vercel Marketplace API client, on httpx.
 
-One pooled ``httpx.Client`` per container (built with the sync service and reused by every
-invocation), explicit timeouts, TLS always verified, ids percent-encoded as single path
-segments, request and answer bodies size-capped, the headers the official SDK sends, and a
-``User-Agent`` naming the product. The client does not retry: it
-classifies each outcome into the errors the pipeline routes (``errors.py``).
+One pooled httpx transport per container (built with the sync service and reused by every
+invocation; a proxy the environment names is used, as httpx.Client would), explicit timeouts,
+TLS always verified, no cookie jar, ids percent-encoded as single path segments, request and
+answer bodies size-capped, the headers the official SDK sends, and a ``User-Agent`` naming the
+product. The client does not retry: it classifies each outcome into the errors the pipeline
+routes (``errors.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -67,19 +69,23 @@ class VercelClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout_seconds = timeout_seconds
-        self._http = httpx.Client(
-            timeout=http_timeout(timeout_seconds),
+        # httpx's pooled transport, called directly: httpx.Client's own layer (URL merging, a
+        # cookie jar shared by every installation, auth and redirect flows: nothing an API call
+        # with a bearer token needs) cost about a fifth of the wall time of a concurrent batch
+        # here, where CPU per call bounds it (bench case 1: 2.3 s instead of 2.7-2.9 s).
+        self._http = transport or httpx.HTTPTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-            },
-            transport=transport,
-            follow_redirects=False,
             # Always verified (certificate and host name), whatever the environment says: no
             # setting of this product turns it off, and the tests check that none can.
             verify=True,
+            retries=0,
+            proxy=environment_proxy(self._base_url),
+        )
+        self._timeout = http_timeout(timeout_seconds).as_dict()
+        self._headers = (
+            ("User-Agent", USER_AGENT),
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
         )
 
     def resource_url(self, integration_configuration_id: str, resource_id: str) -> str:
@@ -130,10 +136,18 @@ class VercelClient:
                 reason="invalid_record",
             )
         try:
-            with self._http.stream(
-                "PUT", url, content=content, headers={"Authorization": f"Bearer {token}"}
-            ) as response:
+            request = httpx.Request(
+                "PUT",
+                url,
+                content=content,
+                headers=[*self._headers, ("Authorization", f"Bearer {token}")],
+                extensions={"timeout": self._timeout},
+            )
+            response = self._http.handle_request(request)
+            try:
                 answer, complete = self._read_capped(response)
+            finally:
+                response.close()
         except httpx.TimeoutException as exc:
             raise TransientSyncError(f"Vercel did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -190,6 +204,17 @@ class VercelClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url``, as ``httpx.Client`` would take it:
+    ``HTTPS_PROXY`` (or ``HTTP_PROXY`` for ``http://``), else ``ALL_PROXY``, unless ``NO_PROXY``
+    covers the host."""
+    proxies = urllib.request.getproxies_environment()
+    target = httpx.URL(url)
+    if not proxies or urllib.request.proxy_bypass(target.host):
+        return None
+    return proxies.get(target.scheme) or proxies.get("all")
 
 
 def _error_summary(error_body: str) -> str:
