@@ -10,7 +10,7 @@
 #   make chaos-full   the chaos suite at its full size (5,000 changes to 300 resources per scenario)
 #   make lint   ruff (lint, format) and mypy on the core
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
-#   make validate / make build   sam validate --lint and cfn-lint / sam build (the SAM CLI in .venv-sam)
+#   make validate / make build   sam validate --lint and cfn-lint / sam build, then bytecode (tools/compile_build.py)
 
 # The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
 export PYENV_VERSION ?= 3.13.0
@@ -88,8 +88,10 @@ validate: sam-venv venv
 	$(SAM) validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 
-build: sam-venv
+# sam build, then bytecode for every module (tools/compile_build.py says why: cold starts).
+build: sam-venv venv
 	$(SAM) build
+	$(PY) tools/compile_build.py .aws-sam/build
 
 ci:
 	bash .ci/run
