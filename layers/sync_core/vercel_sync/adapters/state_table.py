@@ -44,17 +44,23 @@ class DynamoDbStateStore:
         dynamodb_client: Any = None,
         boto_config: Any = None,
         clock: Callable[[], float] = time.time,
+        client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
         self._client = dynamodb_client  # built on first use
         self._boto_config = boto_config
         self._clock = clock
+        # Gives the container's shared client (``AwsClients``), built when first needed.
+        self._client_factory = client_factory
 
     def _dynamodb(self) -> Any:
         if self._client is None:
-            import boto3
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3
 
-            self._client = boto3.client("dynamodb", config=self._boto_config)
+                self._client = boto3.client("dynamodb", config=self._boto_config)
         return self._client
 
     def claim(
