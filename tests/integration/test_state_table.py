@@ -168,3 +168,24 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(local_stack: LocalStack) ->
 
     assert again.status == "claimed"
     assert states.claim(INSTALLATION_ID, "r6", None, lease_seconds=30).status == "busy"  # others still wait
+
+
+def test_a_refused_claim_is_explained_by_the_item_it_failed_against_without_a_read(local_stack: LocalStack) -> None:
+    calls: Counter[str] = Counter()
+    client = local_stack.aws["dynamodb"]
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            calls[name] += 1
+            return getattr(client, name)
+
+    table = local_stack.resources.tables["SyncStateTable"].name
+    states = DynamoDbStateStore(table, dynamodb_client=Counting())
+    first = states.claim(INSTALLATION_ID, "r7", partner_version(Decimal(5)), lease_seconds=30)
+    busy = states.claim(INSTALLATION_ID, "r7", partner_version(Decimal(6)), lease_seconds=30)
+    states.record(first.claim_id, imported("r7", partner_version(Decimal(5))))
+    stale = states.claim(INSTALLATION_ID, "r7", partner_version(Decimal(4)), lease_seconds=30)
+
+    assert (first.status, busy.status, stale.status) == ("claimed", "busy", "stale")
+    assert stale.state.partner_version == partner_version(Decimal(5))
+    assert calls == Counter(update_item=4)  # no GetItem: each failure brought its item back

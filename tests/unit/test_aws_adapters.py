@@ -138,3 +138,39 @@ def test_failed_records_fifo_queue_refuses_oversized_records_and_takes_odd_ids(a
     SqsFailedRecordsQueue(url).park(odd)
     (received,) = sqs.receive_message(QueueUrl=url)["Messages"]
     assert json.loads(received["Body"])["integrationConfigurationId"] == "i\ud800"
+
+
+def test_the_service_builds_each_aws_client_once_from_one_session_when_first_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One boto3 session per container (its loader's caches serve every client), no client
+    before it is needed, one DynamoDB client for the state table and the rate limiter."""
+    import boto3.session
+
+    from vercel_sync.runtime import build_sync_service
+
+    sessions: list[Any] = []
+
+    class Session:
+        def __init__(self) -> None:
+            self.built: list[str] = []
+            sessions.append(self)
+
+        def client(self, service: str, config: Any = None) -> Any:
+            assert config is not None  # the runtime's short timeouts and one retry
+            self.built.append(service)
+            return object()
+
+    monkeypatch.setattr(boto3.session, "Session", Session)
+    service = build_sync_service(
+        Settings(sync_state_table="sync-state", failed_records_queue_url="https://sqs.example/q")
+    )
+    assert sessions == []
+    state_client = service.state_store._dynamodb()  # type: ignore[union-attr]
+    limiter_client = service.rate_limiter._dynamodb()  # type: ignore[union-attr]
+    assert state_client is limiter_client
+    provider = service.secrets._secrets_provider()  # type: ignore[attr-defined]
+    assert service.failed_records._sqs() is service.source_queue._sqs()  # type: ignore[union-attr]
+    assert len(sessions) == 1
+    assert sessions[0].built == ["dynamodb", "secretsmanager", "sqs"]
+    assert provider.client is not state_client

@@ -372,6 +372,38 @@ def test_a_conflicting_write_is_retried_from_the_item_dynamodb_returns(
     assert dynamodb.calls - calls == 2
 
 
+def test_a_first_write_against_a_full_bucket_needs_no_failed_write_first(
+    dynamodb: AtomicClient, clock: FakeClock
+) -> None:
+    """A cold container's first reservation for an installation idle for a while: one UpdateItem."""
+    limit = RateLimit(calls=100, seconds=60)
+    first = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=dynamodb, clock=clock, sleep=clock.sleep)
+    assert first.acquire(INSTALLATION, max_wait_seconds=1)
+    clock.sleep(60)  # the bucket refills: tat is in the past
+    fresh = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=dynamodb, clock=clock, sleep=clock.sleep)
+    calls = dynamodb.calls
+    assert fresh.acquire(INSTALLATION, max_wait_seconds=1)
+    assert dynamodb.calls - calls == 1
+    assert fresh.stats().conflicts == 0
+    # The same slots as a missing item would give: the full burst at once, then the interval.
+    params = fresh.params
+    times = grant_times(fresh, clock, params.capacity)
+    assert times[: params.capacity - 1] == [60.0] * (params.capacity - 1)
+    assert times[-1] == pytest.approx(60.0 + params.interval_us / MICROSECONDS)
+
+
+def test_a_first_write_against_a_bucket_in_use_learns_it_and_keeps_the_limit(
+    dynamodb: AtomicClient, clock: FakeClock
+) -> None:
+    limit = RateLimit(calls=10, seconds=10)
+    busy = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=dynamodb, clock=clock, sleep=clock.sleep)
+    times = grant_times(busy, clock, busy.params.capacity)  # the burst is used: tat is ahead of now
+    fresh = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=dynamodb, clock=clock, sleep=clock.sleep)
+    times += grant_times(fresh, clock, 2 * limit.calls)
+    assert fresh.stats().conflicts == 1  # its first write, against a bucket that is not full
+    assert_within_limit(times, limit)
+
+
 # -- threads ----------------------------------------------------------------------------------------
 
 

@@ -31,9 +31,14 @@ def build_sync_service(
 ) -> SyncService:
     """The service the settings describe; any adapter given replaces the one built from them
     (``None`` switches an optional one off: ``failed_records``, ``state_store``, ``rate_limiter``)."""
+    from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.adapters.source_queue import SqsSourceQueue
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
+    # One boto3 session for every AWS client of the container, each client built when first
+    # used (a stream batch never needs SQS unless a record is parked), one DynamoDB client
+    # for the state table and the rate limiter.
+    aws = AwsClients(aws_client_config())
     if vercel is _DEFAULT:
         from vercel_sync.adapters.vercel import VercelClient
 
@@ -45,12 +50,12 @@ def build_sync_service(
     if secrets is _DEFAULT:
         from vercel_sync.adapters.secrets import SecretsManagerReader
 
-        secrets = SecretsManagerReader(settings, boto_config=aws_client_config())
+        secrets = SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))
     if failed_records is _DEFAULT:
         from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
 
         failed_records = (
-            SqsFailedRecordsQueue(settings.failed_records_queue_url, boto_config=aws_client_config())
+            SqsFailedRecordsQueue(settings.failed_records_queue_url, client_factory=aws.factory("sqs"))
             if settings.failed_records_queue_url
             else None
         )
@@ -58,7 +63,7 @@ def build_sync_service(
         from vercel_sync.adapters.state_table import DynamoDbStateStore
 
         state_store = (
-            DynamoDbStateStore(settings.sync_state_table, boto_config=aws_client_config())
+            DynamoDbStateStore(settings.sync_state_table, client_factory=aws.factory("dynamodb"))
             if settings.sync_state_table
             else None
         )
@@ -66,7 +71,7 @@ def build_sync_service(
         from vercel_sync.adapters.rate_limiter import build_rate_limiter
 
         # Shared through the state table when there is one, else per container.
-        rate_limiter = build_rate_limiter(settings, boto_config=aws_client_config())
+        rate_limiter = build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
     return SyncService(
         vercel=vercel,
         secrets=secrets,
@@ -79,7 +84,7 @@ def build_sync_service(
         park_stream_records_after_seconds=settings.stream_park_after_seconds,
         wrap_task=trace_context_propagator(),
         call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
-        source_queue=SqsSourceQueue(boto_config=aws_client_config()),
+        source_queue=SqsSourceQueue(client_factory=aws.factory("sqs")),
     )
 
 

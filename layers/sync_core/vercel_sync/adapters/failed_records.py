@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 # SQS takes up to 256 KiB per message; leave room for attributes.
@@ -11,16 +12,26 @@ MAX_MESSAGE_BYTES = 250 * 1024
 
 
 class SqsFailedRecordsQueue:
-    def __init__(self, queue_url: str, sqs_client: Any = None, boto_config: Any = None) -> None:
+    def __init__(
+        self,
+        queue_url: str,
+        sqs_client: Any = None,
+        boto_config: Any = None,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.queue_url = queue_url
         self._client = sqs_client  # built on first use
         self._boto_config = boto_config
+        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
 
     def _sqs(self) -> Any:
         if self._client is None:
-            import boto3
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3
 
-            self._client = boto3.client("sqs", config=self._boto_config)
+                self._client = boto3.client("sqs", config=self._boto_config)
         return self._client
 
     def park(self, message: dict[str, Any]) -> None:

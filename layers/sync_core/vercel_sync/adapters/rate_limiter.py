@@ -31,14 +31,16 @@ an idle spell, then one every ``I``) and writes the new ``tat`` in one UpdateIte
   condition ``tatUs BETWEEN lo AND hi`` (still empty, and late enough slots still fit the
   waiters' deadlines), returning the new ``tat``: concurrent instances never conflict;
 - otherwise (tokens left after an idle spell) the slots depend on ``now``: a conditional write
-  of the computed ``tat`` (``tatUs = :old``, or ``attribute_not_exists(pk)`` for a new item),
-  retried on ConditionalCheckFailed from the item DynamoDB returns with the failure
+  of the computed ``tat`` (``tatUs = :old``; or, when the state known is a full bucket or none,
+  ``attribute_not_exists(pk) OR tatUs <= :now``: any full bucket gives the slots a missing item
+  gives), retried on ConditionalCheckFailed from the item DynamoDB returns with the failure
   (``ReturnValuesOnConditionCheckFailure=ALL_OLD``: no extra read) after a small random jitter.
 
 ``tat`` only grows, so an equality condition cannot be fooled by a value coming back (no ABA).
 Each container remembers the last state it saw and writes against it without a read: its first
-write for an installation, or one against a stale state, may fail once and learn the item
-from the failure. A waiter that cannot be served in time costs at most that one failed write;
+write for an installation succeeds when the bucket is full (the installation made no call for a
+while, ``tat <= now``); otherwise it, or one against a stale state, may fail once and learn the
+item from the failure. A waiter that cannot be served in time costs at most that one failed write;
 later waiters with earlier deadlines are answered from what it learned, without a call.
 Slots are reserved only for threads waiting now and only up to their deadlines: a slot goes to
 the waiting thread with the earliest deadline it meets, and a thread sleeps until its slot.
@@ -400,8 +402,13 @@ class _DynamoDbBucketStore:
             ":kind": {"S": ITEM_KIND},
             ":installation": {"S": installation_id},
         }
-        if state is None:
-            condition = "attribute_not_exists(pk)"
+        if state is None or state.tat <= now:
+            # A bucket whose tat is not after now is full, and every full bucket gives the same
+            # slots as a missing item (plan_reservation): so the write holds for any such item.
+            # A container's first write for an installation idle since its last call (a cold
+            # start's) then succeeds without first learning the item from a failed write.
+            condition = "attribute_not_exists(pk) OR #tat <= :now"
+            values[":now"] = _number(now)
         else:
             condition = "#tat = :old"
             values[":old"] = _number(state.tat)
@@ -761,6 +768,7 @@ class DynamoDbRateLimiter(SlotRateLimiter):
         *,
         dynamodb_client: Any = None,
         boto_config: Any = None,
+        client_factory: Callable[[], Any] | None = None,
         params: BucketParameters | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -769,6 +777,7 @@ class DynamoDbRateLimiter(SlotRateLimiter):
         self.table_name = table_name
         self._client = dynamodb_client
         self._boto_config = boto_config
+        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
         self._client_lock = threading.Lock()
         jitter_rng = rng or random.Random()  # noqa: S311 - jitter, not a secret  # nosec B311
 
@@ -780,19 +789,30 @@ class DynamoDbRateLimiter(SlotRateLimiter):
     def _dynamodb(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                import boto3
+                if self._client_factory is not None:
+                    self._client = self._client_factory()
+                else:
+                    import boto3
 
-                self._client = boto3.client("dynamodb", config=self._boto_config)
+                    self._client = boto3.client("dynamodb", config=self._boto_config)
             return self._client
 
 
 def build_rate_limiter(
-    settings: Settings, *, dynamodb_client: Any = None, boto_config: Any = None
+    settings: Settings,
+    *,
+    dynamodb_client: Any = None,
+    boto_config: Any = None,
+    client_factory: Callable[[], Any] | None = None,
 ) -> DynamoDbRateLimiter | InProcessRateLimiter:
     """The shared limiter when the sync-state table is configured, else the per-container one."""
     if settings.sync_state_table:
         return DynamoDbRateLimiter(
-            settings.sync_state_table, settings.rate_limit, dynamodb_client=dynamodb_client, boto_config=boto_config
+            settings.sync_state_table,
+            settings.rate_limit,
+            dynamodb_client=dynamodb_client,
+            boto_config=boto_config,
+            client_factory=client_factory,
         )
     return InProcessRateLimiter(settings.rate_limit)
 

@@ -10,6 +10,7 @@ transient. Neither the value nor the error's text from AWS beyond its code is ke
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
@@ -30,16 +31,28 @@ PERMANENT_SECRET_ERRORS = frozenset(
 
 
 class SecretsManagerReader:
-    def __init__(self, settings: Settings, provider: Any = None, boto_config: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Any = None,
+        boto_config: Any = None,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self._settings = settings
         self._provider = provider  # built on first use: no client before it is needed
         self._boto_config = boto_config
+        # Gives the container's shared Secrets Manager client (``AwsClients``): Powertools would
+        # otherwise build a boto3 session of its own, which costs a cold start its set-up again.
+        self._client_factory = client_factory
 
     def _secrets_provider(self) -> Any:
         if self._provider is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-            self._provider = SecretsProvider(boto_config=self._boto_config)
+            if self._client_factory is not None:
+                self._provider = SecretsProvider(boto3_client=self._client_factory())
+            else:
+                self._provider = SecretsProvider(boto_config=self._boto_config)
         return self._provider
 
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:

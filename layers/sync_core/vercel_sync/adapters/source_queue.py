@@ -10,7 +10,7 @@ rate limit is expected to have a call for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # SQS accepts visibility timeouts of 0 to 12 h.
@@ -28,15 +28,21 @@ def queue_url_from_arn(queue_arn: str) -> str | None:
 
 
 class SqsSourceQueue:
-    def __init__(self, sqs_client: Any = None, boto_config: Any = None) -> None:
+    def __init__(
+        self, sqs_client: Any = None, boto_config: Any = None, client_factory: Callable[[], Any] | None = None
+    ) -> None:
         self._client = sqs_client  # built on first use
         self._boto_config = boto_config
+        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
 
     def _sqs(self) -> Any:
         if self._client is None:
-            import boto3
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3
 
-            self._client = boto3.client("sqs", config=self._boto_config)
+                self._client = boto3.client("sqs", config=self._boto_config)
         return self._client
 
     def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int:

@@ -6,7 +6,8 @@ version nor call Vercel for one resource at once:
 
 - ``claim``: take the lease if none is live and the change is newer than what is applied;
   ``ReturnValues=ALL_OLD`` brings back the stored digest in the same call. When the condition
-  fails, one consistent read tells stale from busy.
+  fails, the item it failed against comes back with the failure
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and tells stale from busy, without a read.
 - ``record``: set version, digest and what rotation sync needs (the secret's name and prefix),
   and drop the lease, if the lease is still ours; otherwise (it expired and another call
   claimed) only move the version forward.
@@ -44,17 +45,23 @@ class DynamoDbStateStore:
         dynamodb_client: Any = None,
         boto_config: Any = None,
         clock: Callable[[], float] = time.time,
+        client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
         self._client = dynamodb_client  # built on first use
         self._boto_config = boto_config
         self._clock = clock
+        # Gives the container's shared client (``AwsClients``), built when first needed.
+        self._client_factory = client_factory
 
     def _dynamodb(self) -> Any:
         if self._client is None:
-            import boto3
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3
 
-            self._client = boto3.client("dynamodb", config=self._boto_config)
+                self._client = boto3.client("dynamodb", config=self._boto_config)
         return self._client
 
     def claim(
@@ -88,21 +95,31 @@ class DynamoDbStateStore:
                 ExpressionAttributeNames={"#kind": "kind"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed:
-            return self._why_not(installation_id, resource_id, version, now, claim_id)
+        except _ConditionFailed as failure:
+            return self._why_not(installation_id, resource_id, version, now, claim_id, failure.item)
         return Claim("claimed", claim_id=claim_id, state=_state(response.get("Attributes") or {}))
 
     def _why_not(
-        self, installation_id: str, resource_id: str, version: VersionKey | None, now: float, claim_id: str
+        self,
+        installation_id: str,
+        resource_id: str,
+        version: VersionKey | None,
+        now: float,
+        claim_id: str,
+        item: dict[str, Any] | None = None,
     ) -> Claim:
-        response = self._call(
-            "get_item",
-            TableName=self.table_name,
-            Key={"pk": {"S": resource_key(installation_id, resource_id)}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item") or {}
+        """Why the claim's condition failed, from the item it failed against (one consistent read
+        when the failure did not bring it back: the condition fails only on an existing item)."""
+        if not item:
+            response = self._call(
+                "get_item",
+                TableName=self.table_name,
+                Key={"pk": {"S": resource_key(installation_id, resource_id)}},
+                ConsistentRead=True,
+            )
+            item = response.get("Item") or {}
         state = _state(item)
         if item.get("claimId", {}).get("S") == claim_id:
             # Ours: the write went through but its answer was lost, and botocore's retry then
@@ -194,7 +211,8 @@ class DynamoDbStateStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
+                item = exc.response.get("Item")
+                raise _ConditionFailed(item if isinstance(item, dict) else None) from None
             # Throttling, a missing table or denied access: the record goes back to its source
             # (nothing is imported without its state recorded, or the guard could be bypassed).
             raise TransientSyncError(f"the sync-state table did not answer ({code or 'error'})") from None
@@ -203,7 +221,9 @@ class DynamoDbStateStore:
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, item: dict[str, Any] | None = None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item  # the item the condition failed against, when DynamoDB returned it
 
 
 def _number(value: float) -> str:
