@@ -45,35 +45,39 @@ _DEFAULT: Any = object()
 
 def build_rotation_service(settings: Settings, *, rate_limiter: Any = _DEFAULT) -> RotationService:
     """The rotation service the settings describe (``rate_limiter=None``: no limit)."""
+    from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
     from vercel_sync.adapters.secrets import SecretsManagerReader
     from vercel_sync.adapters.vercel import VercelClient
     from vercel_sync.runtime import aws_client_config, time_budget
 
+    # One boto3 session and one client per service for the container, as the sync functions'.
+    aws = AwsClients(aws_client_config())
     if rate_limiter is _DEFAULT:
         from vercel_sync.adapters.rate_limiter import build_rate_limiter
 
         shared = build_rate_limiter(
-            settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT}), boto_config=aws_client_config()
+            settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT}),
+            client_factory=aws.factory("dynamodb"),
         )
         rate_limiter = SecretsUpdateBuckets(shared)
 
     return RotationService(
         settings=settings,
         index=(
-            DynamoDbSecretIndex(settings.sync_state_table, boto_config=aws_client_config())
+            DynamoDbSecretIndex(settings.sync_state_table, client_factory=aws.factory("dynamodb"))
             if settings.sync_state_table
             else None
         ),
-        secrets=SecretsManagerReader(settings, boto_config=aws_client_config()),
+        secrets=SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager")),
         vercel=VercelClient(
             settings.vercel_api_url,
             timeout_seconds=settings.http_timeout_seconds,
             max_connections=settings.max_concurrency,
         ),
         failed_records=(
-            SqsFailedRecordsQueue(settings.failed_records_queue_url, boto_config=aws_client_config())
+            SqsFailedRecordsQueue(settings.failed_records_queue_url, client_factory=aws.factory("sqs"))
             if settings.failed_records_queue_url
             else None
         ),

@@ -8,6 +8,7 @@ old may be missed, and is then up to date anyway: it read the secret itself).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import TransientSyncError
@@ -20,18 +21,28 @@ MAX_TARGETS = 10_000
 
 class DynamoDbSecretIndex:
     def __init__(
-        self, table_name: str, dynamodb_client: Any = None, boto_config: Any = None, index_name: str = INDEX_NAME
+        self,
+        table_name: str,
+        dynamodb_client: Any = None,
+        boto_config: Any = None,
+        index_name: str = INDEX_NAME,
+        *,
+        client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
         self.index_name = index_name
         self._client = dynamodb_client  # built on first use
         self._boto_config = boto_config
+        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
 
     def _dynamodb(self) -> Any:
         if self._client is None:
-            import boto3
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3
 
-            self._client = boto3.client("dynamodb", config=self._boto_config)
+                self._client = boto3.client("dynamodb", config=self._boto_config)
         return self._client
 
     def resources_using(self, secret_name: str) -> list[RotationTarget]:
