@@ -13,9 +13,9 @@ JSON text (the text's size is shown; Lambda takes at most 6 MB).
 - parse / validate / transform: the same records through the pipeline's own steps, timed
   apart: the stream record to a partner mapping (``batch.change_from_stream_record``, which
   decodes the DynamoDB image), the mapping to a ``PartnerRecord`` (``parse_partner_record``),
-  and the record plus its secret to the validated import body (``build_import_payload(...)
-  .to_body()``). Their sum is the floor a handler cannot go below with these models; the rest
-  of the handler's time is batch processing, logging, metrics and the fake call.
+  and the record plus its secret to the validated import body (``build_import_body``, i.e.
+  ``build_import_payload(...).to_body()`` dumped once). Their sum is the floor a handler cannot
+  go below with these models; the rest of the handler's time is batch processing, logging, metrics and the fake call.
 - peak RSS: the process's high-water mark (``VmHWM``), which is what Lambda's "Max Memory
   Used" reports: interpreter, libraries and event included. Beside it, the RSS before the
   invocation, and in a second process under ``tracemalloc`` (which slows it down, so it is not
@@ -249,10 +249,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
 
 def stage_times(records: list[dict[str, Any]], secrets: FakeSecrets) -> dict[str, float]:
     """µs per record of each step of the pipeline, run apart on the same records."""
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
     from vercel_sync.batch import change_from_stream_record
-    from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
+    from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
 
     # One record at a time, as the pipeline goes, keeping nothing: lists of 10,000 results would
     # add garbage-collection work the handler does not do.
@@ -260,12 +258,12 @@ def stage_times(records: list[dict[str, Any]], secrets: FakeSecrets) -> dict[str
     clock = time.perf_counter
     for raw in records:
         started = clock()
-        change = change_from_stream_record(DynamoDBRecord(raw))
+        change = change_from_stream_record(raw)
         parsed_at = clock()
-        record = parse_partner_record(change.item or {})
+        record = parse_partner_record(change.item or {}, json_ready=change.json_ready)
         validated_at = clock()
         document = secrets.resource_secrets(record.secrets_arn or "") if needs_secrets(record, removed=False) else None
-        build_import_payload(record, removed=change.removed, secret_document=document).to_body()
+        build_import_body(record, removed=change.removed, secret_document=document)
         transformed_at = clock()
         parse += parsed_at - started
         validate += validated_at - parsed_at

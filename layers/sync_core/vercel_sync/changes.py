@@ -51,6 +51,9 @@ class SourceChange:
     removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
     decode_error: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # ``item`` holds JSON values only, already checked as ``transform.json_safe`` checks them
+    # (the stream decoder's output): parsing does not walk it again.
+    json_ready: bool = False
 
     @property
     def attempt(self) -> int:

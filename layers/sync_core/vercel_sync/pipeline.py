@@ -61,7 +61,7 @@ from vercel_sync.sync_state import (
     payload_digest,
     sequence_version,
 )
-from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
+from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
 
 Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
 
@@ -455,7 +455,7 @@ class SyncService:
     def _parse(self, index: int, change: SourceChange) -> _Change:
         if change.decode_error is not None or change.item is None:
             raise InvalidRecordError(change.decode_error or "the change carries no record")
-        record = parse_partner_record(change.item)
+        record = parse_partner_record(change.item, json_ready=change.json_ready)
         version: VersionKey | None = None
         stream = change.position.kind == "dynamodb-stream"
         if change.removed and stream:
@@ -528,9 +528,9 @@ class SyncService:
                 assert record.secrets_arn is not None
                 deadline.require("aws_read", "reading the resource secret")
                 secret_document = self.secrets.resource_secrets(record.secrets_arn)
-            payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
+            payload, body = build_import_body(record, removed=change.removed, secret_document=secret_document)
             secret_values.extend(payload.secret_values())
-            body = payload.to_body()
+            del payload
             token = self._token(installation, deadline)
             secret_values.append(token)
 
