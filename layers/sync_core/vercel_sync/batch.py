@@ -16,8 +16,10 @@ queue and the source moves on. Only transient failures are reported back.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -252,10 +254,30 @@ def _stream_identifier(record: Mapping[str, Any]) -> str:
     return (stream.get("SequenceNumber") if stream else None) or ""
 
 
+@contextlib.contextmanager
+def _collector_skips_what_exists() -> Iterator[None]:
+    """The objects alive when a batch starts (the event's parsed JSON, modules, caches) are left out
+    of the cyclic garbage collector's passes while the batch runs (``gc.freeze``): a 10,000-record
+    event is over a million objects, and each full pass walked them all again (about 80 µs per
+    record in all). Reference counting frees them as ever; they are collected again after it."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}  # Powertools rejects an empty batch; there is nothing to do
+    with _collector_skips_what_exists():
+        return _handle_stream_records(event, records, context, service)
+
+
+def _handle_stream_records(
+    event: dict[str, Any], records: list[Any], context: Any, service: SyncService
+) -> dict[str, Any]:
     # The whole batch is synced first (coalesced per resource, resources concurrently); Powertools
     # then builds the partial response from each record's result, in shard order.
     results = service.sync_batch(
@@ -277,6 +299,13 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}
+    with _collector_skips_what_exists():
+        return _handle_queue_records(event, records, context, service)
+
+
+def _handle_queue_records(
+    event: dict[str, Any], records: list[Any], context: Any, service: SyncService
+) -> dict[str, Any]:
     queue_records = [SQSRecord(record) for record in records]
     changes = [change_from_sqs_record(record) for record in queue_records]
     results = service.sync_batch(changes, time_left_ms=time_left_ms(context))

@@ -218,13 +218,18 @@ class Deadline:
         self._budget = budget if time_left_ms is not None else None
         self._monotonic = monotonic
         self._ends_at = monotonic() + (time_left_ms or 0) / 1000
+        # Each step's need, worked out once (they are asked for several times per record).
+        self._needs_ms: dict[str, int] = {}
+        if self._budget is not None:
+            for step in ("record", "aws_read", "vercel_call", "park"):
+                # Every step leaves time to park the record after it (or record its import), then return.
+                after_ms = 0 if step == "park" else self._budget.park_ms
+                step_ms: int = getattr(self._budget, f"{step}_ms")
+                self._needs_ms[step] = step_ms + after_ms + self._budget.margin_ms
 
     def _needed_ms(self, step: Step) -> int:
         assert self._budget is not None
-        # Every step leaves time to park the record after it (or record its import), then return.
-        after_ms = 0 if step == "park" else self._budget.park_ms
-        step_ms: int = getattr(self._budget, f"{step}_ms")
-        return step_ms + after_ms + self._budget.margin_ms
+        return self._needs_ms[step]
 
     def _left_ms(self) -> int:
         return int((self._ends_at - self._monotonic()) * 1000)
@@ -445,8 +450,21 @@ class SyncService:
             for task in tasks:
                 task()
             return
+        # Each worker takes the next task in batch order until none is left: the order and the
+        # concurrency of one executor task per unit, without a future per unit.
+        pending = iter(tasks)
+        take = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with take:
+                    task = next(pending, None)
+                if task is None:
+                    return
+                task()
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(task) for task in tasks]:
+            for future in [pool.submit(worker) for _ in range(workers)]:
                 future.result()  # tasks catch their own errors; this only waits
 
     def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
