@@ -105,7 +105,19 @@ def decode_stream_image(image: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises on anything the fast path does not take; :func:`change_from_stream_record` then reads the
     image the library's way for the exact outcome."""
-    return {name: _attribute(value, 1) for name, value in image.items()}
+    return _map(image, 1)
+
+
+def _map(attributes: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if type(value) is dict and len(value) == 1:  # a string, the usual attribute, inline
+            text = value.get("S")
+            if type(text) is str:
+                item[name] = text
+                continue
+        item[name] = _attribute(value, depth)
+    return item
 
 
 def _attribute(value: Any, depth: int) -> Any:
@@ -128,8 +140,7 @@ def _attribute(value: Any, depth: int) -> Any:
     if tag == "M":
         if type(raw) is not dict:
             raise _NotSimpleError
-        depth += 1
-        return {name: _attribute(item, depth) for name, item in raw.items()}
+        return _map(raw, depth + 1)
     if tag == "L":
         if type(raw) is not list:
             raise _NotSimpleError

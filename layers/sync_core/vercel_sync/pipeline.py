@@ -151,7 +151,7 @@ class NullObserver:
         pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """One change's fate in its batch: an outcome, or the transient error that sends it back."""
 
@@ -161,6 +161,16 @@ class RecordResult:
     @property
     def failed(self) -> bool:
         return self.outcome is None
+
+
+# The results without an error, shared (they are immutable): one object per outcome, not per record.
+_DONE: dict[Outcome, RecordResult] = {
+    "imported": RecordResult("imported"),
+    "unchanged": RecordResult("unchanged"),
+    "stale": RecordResult("stale"),
+    "coalesced": RecordResult("coalesced"),
+    "parked": RecordResult("parked"),
+}
 
 
 @dataclass(frozen=True)
@@ -257,7 +267,7 @@ class Deadline:
         return max(1.0, self._left_ms() / 1000 + 5)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Change:
     """A parsed change of the batch, with its place in the batch."""
 
@@ -271,17 +281,21 @@ def _failed(result: RecordResult | None) -> bool:
     return result is None or result.failed
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tries:
     calls: int = 0  # Vercel calls made for the record in this invocation
 
 
-@dataclass
+@dataclass(slots=True)
 class _ResourceWork:
-    installation_id: str
-    resource_id: str
+    """A unit of work: one resource's changes in the batch (within one FIFO group), coalesced."""
+
+    group: str | None
+    installation: _Installation
     changes: list[_Change] = field(default_factory=list)
-    unit: int = 0  # its place among the batch's units of work
+
+    def indexes(self) -> list[int]:
+        return [c.index for c in self.changes]
 
     def newest(self) -> _Change:
         """By ``version`` when every change has one (later in the batch wins a tie), else the
@@ -290,6 +304,29 @@ class _ResourceWork:
         if all(v is not None and v.kind == "partner" for v in versions):
             return max(self.changes, key=lambda c: (c.version.value if c.version else 0, c.index))
         return self.changes[-1]
+
+
+@dataclass(slots=True)
+class _Parking:
+    """A unit of work: a record that can never make a payload, to park."""
+
+    group: str | None
+    index: int
+    change: SourceChange
+    error: PermanentSyncError
+
+    def indexes(self) -> list[int]:
+        return [self.index]
+
+
+@dataclass(slots=True)
+class _FifoGroup:
+    """A FIFO message group's units, run one after another in batch order."""
+
+    members: list[_ResourceWork | _Parking]
+
+
+_Unit = _ResourceWork | _Parking
 
 
 class _Installation:
@@ -372,15 +409,16 @@ class SyncService:
         """Each change's result, in the order given."""
         deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
         results: list[RecordResult | None] = [None] * len(changes)
-        # Work in batch order: (FIFO message group or None, the record indexes it covers, the task).
-        units: list[tuple[str | None, list[int], Callable[[], None]]] = []
+        # Units of work in batch order: a resource's changes, or a record to park.
+        units: list[_Unit] = []
         works: dict[tuple[str | None, str, str], _ResourceWork] = {}
+        installations: dict[str, _Installation] = {}
         for index, change in enumerate(changes):
             group = change.position.message_group_id
             try:
                 parsed = self._parse(index, change)
             except PermanentSyncError as error:
-                units.append((group, [index], self._park_task(results, index, change, error, deadline)))
+                units.append(_Parking(group, index, change, error))
                 continue
             except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
                 results[index] = self._bug(change, error)
@@ -389,69 +427,61 @@ class SyncService:
             key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
             work = works.get(key)
             if work is None:
-                work = works[key] = _ResourceWork(key[1], key[2])
-                units.append((group, [], lambda: None))  # its place in the batch; filled below
-                work.unit = len(units) - 1
+                installation = installations.get(key[1])
+                if installation is None:
+                    installation = installations[key[1]] = _Installation(key[1])
+                work = works[key] = _ResourceWork(group, installation)
+                units.append(work)  # its place in the batch: its first change's
             work.changes.append(parsed)
-
-        installations: dict[str, _Installation] = {}
-        for work in works.values():
-            installation = installations.setdefault(work.installation_id, _Installation(work.installation_id))
-            group = units[work.unit][0]
-            indexes = [c.index for c in work.changes]
-            units[work.unit] = (group, indexes, self._resource_task(results, work, installation, deadline))
-        tasks = self._tasks(units, results)
+        del works, installations
         try:
-            self._run(tasks)
+            self._run(self._tasks(units), lambda task: self._run_task(task, results, deadline))
         finally:
             self.observer.batch_finished(len(changes))
         return [result or self._lost(changes[i]) for i, result in enumerate(results)]
 
-    def _tasks(
-        self, units: list[tuple[str | None, list[int], Callable[[], None]]], results: list[RecordResult | None]
-    ) -> list[Callable[[], None]]:
-        """One task per unit; a FIFO group's units run one after another, in batch order, and stop
-        at the group's first failure, as SQS FIFO would have it (the rest of the group is reported
-        and comes back after it: nothing behind the failure is sent or parked now)."""
-        tasks: list[Callable[[], None]] = []
-        groups: dict[str, list[tuple[list[int], Callable[[], None]]]] = {}
-        for group, indexes, task in units:
-            if group is None:
-                tasks.append(task)
+    def _tasks(self, units: list[_Unit]) -> list[_Unit | _FifoGroup]:
+        """One task per unit; a FIFO group's units make one task, run one after another, in batch
+        order, stopping at the group's first failure, as SQS FIFO would have it (the rest of the
+        group is reported and comes back after it: nothing behind the failure is sent or parked now)."""
+        tasks: list[_Unit | _FifoGroup] = []
+        groups: dict[str, _FifoGroup] = {}
+        for unit in units:
+            if unit.group is None:
+                tasks.append(unit)
             else:
-                if group not in groups:
-                    groups[group] = []
-                    tasks.append(self._group_task(groups[group], results))
-                groups[group].append((indexes, task))
+                fifo = groups.get(unit.group)
+                if fifo is None:
+                    fifo = groups[unit.group] = _FifoGroup([])
+                    tasks.append(fifo)
+                fifo.members.append(unit)
         return tasks
 
-    def _group_task(
-        self, members: list[tuple[list[int], Callable[[], None]]], results: list[RecordResult | None]
-    ) -> Callable[[], None]:
-        def task() -> None:
-            failed = False
-            for indexes, run in members:
-                if failed:
-                    for index in indexes:
-                        results[index] = RecordResult(
-                            None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
-                        )
-                    continue
-                run()
-                failed = any(_failed(results[index]) for index in indexes)
+    def _run_task(self, task: _Unit | _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+        if isinstance(task, _ResourceWork):
+            self._run_resource(task, results, deadline)
+        elif isinstance(task, _Parking):
+            self._run_parking(task, results, deadline)
+        else:
+            self._run_group(task, results, deadline)
 
-        return task
+    def _run_group(self, group: _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+        failed = False
+        for unit in group.members:
+            indexes = unit.indexes()
+            if failed:
+                for index in indexes:
+                    results[index] = RecordResult(
+                        None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
+                    )
+                continue
+            self._run_task(unit, results, deadline)
+            failed = any(_failed(results[index]) for index in indexes)
 
-    def _run(self, tasks: list[Callable[[], None]]) -> None:
-        if self._wrap_task is not None:
-            tasks = [self._wrap_task(task) for task in tasks]
-        workers = min(self.max_concurrency, len(tasks))
-        if workers <= 1:
-            for task in tasks:
-                task()
-            return
+    def _run(self, tasks: Sequence[Any], run_task: Callable[[Any], None]) -> None:
+        """Runs every task, at most ``max_concurrency`` at once, starting them in order."""
         # Each worker takes the next task in batch order until none is left: the order and the
-        # concurrency of one executor task per unit, without a future per unit.
+        # concurrency of one executor task per unit, without a future and a closure per unit.
         pending = iter(tasks)
         take = threading.Lock()
 
@@ -461,10 +491,15 @@ class SyncService:
                     task = next(pending, None)
                 if task is None:
                     return
-                task()
+                run_task(task)
 
+        run = self._wrap_task(worker) if self._wrap_task is not None else worker
+        workers = min(self.max_concurrency, len(tasks))
+        if workers <= 1:
+            run()
+            return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(worker) for _ in range(workers)]:
+            for future in [pool.submit(run) for _ in range(workers)]:
                 future.result()  # tasks catch their own errors; this only waits
 
     def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
@@ -486,45 +521,26 @@ class SyncService:
             version = sequence_version(change.position.item_identifier)
         return _Change(index, change, record, version)
 
-    def _park_task(
-        self,
-        results: list[RecordResult | None],
-        index: int,
-        change: SourceChange,
-        error: PermanentSyncError,
-        deadline: Deadline,
-    ) -> Callable[[], None]:
-        def task() -> None:
-            try:
-                results[index] = self._park(change, error, [], deadline, calls=0)
-            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-                results[index] = self._bug(change, bug)
+    def _run_parking(self, unit: _Parking, results: list[RecordResult | None], deadline: Deadline) -> None:
+        try:
+            results[unit.index] = self._park(unit.change, unit.error, [], deadline, calls=0)
+        except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+            results[unit.index] = self._bug(unit.change, bug)
 
-        return task
-
-    def _resource_task(
-        self,
-        results: list[RecordResult | None],
-        work: _ResourceWork,
-        installation: _Installation,
-        deadline: Deadline,
-    ) -> Callable[[], None]:
-        def task() -> None:
-            newest = work.newest()
-            try:
-                result = self._sync_resource(newest, installation, deadline)
-            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-                result = self._bug(newest.change, bug)
-            results[newest.index] = result
-            for other in work.changes:
-                if other is newest:
-                    continue
-                # Superseded by the newest: it shares that one's fate.
-                results[other.index] = result if result.failed else RecordResult("coalesced")
-                if not result.failed:
-                    self.observer.skipped(other.change, "coalesced")
-
-        return task
+    def _run_resource(self, work: _ResourceWork, results: list[RecordResult | None], deadline: Deadline) -> None:
+        newest = work.newest()
+        try:
+            result = self._sync_resource(newest, work.installation, deadline)
+        except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+            result = self._bug(newest.change, bug)
+        results[newest.index] = result
+        for other in work.changes:
+            if other is newest:
+                continue
+            # Superseded by the newest: it shares that one's fate.
+            results[other.index] = result if result.failed else _DONE["coalesced"]
+            if not result.failed:
+                self.observer.skipped(other.change, "coalesced")
 
     # ------------------------------------------------------------------ one resource
 
@@ -558,12 +574,12 @@ class SyncService:
                 claim_id, unchanged = self._claim(item, digest, deadline)
                 if claim_id is None:
                     self.observer.skipped(change, "stale")
-                    return RecordResult("stale")
+                    return _DONE["stale"]
                 if unchanged:
                     self._record_state(item, claim_id, digest, body)
                     claim_id = None
                     self.observer.skipped(change, "unchanged")
-                    return RecordResult("unchanged")
+                    return _DONE["unchanged"]
 
             latency_ms = self._call_with_retries(item, installation, body, deadline, tries)
             if self.state_store is not None:
@@ -572,7 +588,7 @@ class SyncService:
                 self._record_state(item, claim_id, digest, body)
                 claim_id = None
             self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
-            return RecordResult("imported")
+            return _DONE["imported"]
         except PermanentSyncError as error:
             self._release(item, claim_id)
             if error.http_status in INSTALLATION_HTTP_STATUSES and not isinstance(error, InstallationUnavailableError):
@@ -816,7 +832,7 @@ class SyncService:
         if refused is not None:
             return self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
         self.observer.parked(change, error)
-        return RecordResult("parked")
+        return _DONE["parked"]
 
     def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> RecordResult:
         transient = TransientSyncError(message, http_status=error.http_status)

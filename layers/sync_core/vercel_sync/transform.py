@@ -245,21 +245,35 @@ def _require_unicode_text(body: Any) -> None:
 
 
 def _all_unicode(value: Any) -> bool:
-    """The quick walk of every record (no path kept): ASCII text needs no encoding to tell."""
+    """The quick walk of every record (no path kept): ASCII text needs no encoding to tell. Strings
+    and numbers inside a mapping or list are looked at in place (a call each would double the cost)."""
     kind = type(value)
     if kind is str:
         return value.isascii() or _encodes(value)
     if kind is dict:
-        for key, item in value.items():  # noqa: SIM110 - a loop: all() over a generator is slower
-            if not (_all_unicode(key) and _all_unicode(item)):
+        for key, item in value.items():
+            if not (key.isascii() or _encodes(key)) if type(key) is str else not _all_unicode(key):
+                return False
+            item_kind = type(item)
+            if item_kind is str:
+                if not (item.isascii() or _encodes(item)):
+                    return False
+            elif item_kind not in _SCALARS and not _all_unicode(item):
                 return False
         return True
     if kind is list:
-        for item in value:  # noqa: SIM110
-            if not _all_unicode(item):
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                if not (item.isascii() or _encodes(item)):
+                    return False
+            elif item_kind not in _SCALARS and not _all_unicode(item):
                 return False
         return True
     return not isinstance(value, str | Mapping | list)  # a subclass: the thorough walk tells
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _encodes(text: str) -> bool:
