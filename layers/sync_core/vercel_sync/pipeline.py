@@ -35,8 +35,9 @@ import copy
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -329,6 +330,134 @@ class _FifoGroup:
 _Unit = _ResourceWork | _Parking
 
 
+class _Crew:
+    """The workers of one batch: the calling thread, and more threads (``limit`` in all at most)
+    started only when they can help, i.e. when every worker is waiting (on the network, a backoff).
+
+    Each worker takes the next task in batch order until none is left (``deque.popleft`` is
+    thread-safe): the order and the bound of one executor task per unit, without a future per unit.
+    A worker about to wait calls :meth:`begin_wait`; if every worker is then waiting, tasks are left
+    and the wait is expected to be long (the last wait of its kind took over ``SLOW_SECONDS``, or
+    it is a sleep that long), another worker starts. So a batch whose calls take 100 ms soon has
+    ``limit`` workers, each waiting on its own call, while a batch with nothing to wait for (a
+    zero-latency client) runs on the calling thread alone: threads that all want the GIL only
+    hand it to each other, which cost here about 40 µs per record (16 threads, no network). An
+    extra worker that finds the waits short stops at its next task.
+    """
+
+    SLOW_SECONDS = 0.001
+
+    def __init__(
+        self,
+        tasks: Sequence[Any],
+        run_task: Callable[[Any], None],
+        limit: int,
+        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None,
+        local: threading.local,
+    ) -> None:
+        self._pending: deque[Any] = deque(tasks)
+        self._run_task = run_task
+        self._limit = max(1, min(limit, len(tasks)))
+        self._wrap = wrap
+        self._local = local
+        self._lock = threading.Lock()
+        self._workers = 1  # the calling thread
+        self._waiting = 0
+        self._closed = False
+        # Whether the last wait of each kind took long; unknown kinds count as long.
+        self._slow: dict[str, bool] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._helpers: list[Future[None]] = []
+
+    def work(self) -> None:
+        """Works in the calling thread until no task is left, then waits for the other workers."""
+        try:
+            self._wrapped(self._work_as_caller)()
+        finally:
+            with self._lock:
+                self._closed = True  # no worker starts after this
+                helpers, pool = list(self._helpers), self._pool
+            try:
+                for helper in helpers:
+                    helper.result()  # tasks catch their own errors; this only waits
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True)
+
+    def _wrapped(self, function: Callable[[], None]) -> Callable[[], Any]:
+        return self._wrap(function) if self._wrap is not None else function
+
+    def _work_as_caller(self) -> None:
+        previous = getattr(self._local, "crew", None)
+        self._local.crew = self
+        try:
+            self._take_tasks(helper=False)
+        finally:
+            self._local.crew = previous
+
+    def _work_as_helper(self) -> None:
+        self._local.crew = self
+        try:
+            self._take_tasks(helper=True)
+        finally:
+            self._local.crew = None
+            with self._lock:
+                self._workers -= 1
+
+    def _take_tasks(self, *, helper: bool) -> None:
+        while True:
+            if helper and not self._waits_are_slow():
+                return  # nothing to wait for: the other workers do without this one
+            try:
+                task = self._pending.popleft()
+            except IndexError:
+                return
+            self._run_task(task)
+
+    def _waits_are_slow(self) -> bool:
+        with self._lock:
+            return not self._slow or any(self._slow.values())
+
+    def begin_wait(self, kind: str, seconds: float | None) -> None:
+        with self._lock:
+            self._waiting += 1
+            long = self._slow.get(kind, True) if seconds is None else seconds > self.SLOW_SECONDS
+            if (
+                long
+                and self._waiting >= self._workers
+                and self._workers < self._limit
+                and self._pending
+                and not self._closed
+            ):
+                self._workers += 1
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
+                self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
+
+    def end_wait(self, kind: str, seconds: float | None, elapsed: float) -> None:
+        with self._lock:
+            self._waiting -= 1
+            if seconds is None:
+                self._slow[kind] = elapsed > self.SLOW_SECONDS
+
+
+class _Wait:
+    """A wait of a worker of a :class:`_Crew` (a context manager)."""
+
+    __slots__ = ("_crew", "_kind", "_seconds", "_started")
+
+    def __init__(self, crew: _Crew, kind: str, seconds: float | None) -> None:
+        self._crew, self._kind, self._seconds = crew, kind, seconds
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._crew.begin_wait(self._kind, self._seconds)
+        self._started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self._crew.end_wait(self._kind, self._seconds, time.monotonic() - self._started)
+
+
 class _Installation:
     """One installation's state in this invocation: its token, a 429 pause, a stop."""
 
@@ -394,6 +523,8 @@ class SyncService:
         self.call_interval_seconds = call_interval_seconds
         # The queue function's source, to defer messages sent back under the rate limit.
         self.source_queue = source_queue
+        # Per worker thread: the crew of the batch it works for (see _Crew).
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ the batch
 
@@ -479,28 +610,21 @@ class SyncService:
             failed = any(_failed(results[index]) for index in indexes)
 
     def _run(self, tasks: Sequence[Any], run_task: Callable[[Any], None]) -> None:
-        """Runs every task, at most ``max_concurrency`` at once, starting them in order."""
-        # Each worker takes the next task in batch order until none is left: the order and the
-        # concurrency of one executor task per unit, without a future and a closure per unit.
-        pending = iter(tasks)
-        take = threading.Lock()
+        """Runs every task, starting them in order, at most ``max_concurrency`` at once (see :class:`_Crew`)."""
+        crew = _Crew(tasks, run_task, self.max_concurrency, self._wrap_task, self._local)
+        crew.work()
 
-        def worker() -> None:
-            while True:
-                with take:
-                    task = next(pending, None)
-                if task is None:
-                    return
-                run_task(task)
+    def _waiting(self, kind: str, seconds: float | None = None) -> _Wait | contextlib.nullcontext[None]:
+        """Around a call that may wait (the network, a sleep): lets the batch's crew start another
+        worker meanwhile. ``seconds``: a sleep's length, known beforehand."""
+        crew: _Crew | None = getattr(self._local, "crew", None)
+        if crew is None:
+            return contextlib.nullcontext()
+        return _Wait(crew, kind, seconds)
 
-        run = self._wrap_task(worker) if self._wrap_task is not None else worker
-        workers = min(self.max_concurrency, len(tasks))
-        if workers <= 1:
-            run()
-            return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(run) for _ in range(workers)]:
-                future.result()  # tasks catch their own errors; this only waits
+    def _sleep_waiting(self, seconds: float) -> None:
+        with self._waiting("sleep", seconds):
+            self._sleep(seconds)
 
     def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
         return RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
@@ -561,7 +685,8 @@ class SyncService:
             if needs_secrets(record, removed=change.removed):
                 assert record.secrets_arn is not None
                 deadline.require("aws_read", "reading the resource secret")
-                secret_document = self.secrets.resource_secrets(record.secrets_arn)
+                with self._waiting("secret"):
+                    secret_document = self.secrets.resource_secrets(record.secrets_arn)
             payload, body = build_import_body(record, removed=change.removed, secret_document=secret_document)
             secret_values.extend(payload.secret_values())
             del payload
@@ -602,6 +727,9 @@ class SyncService:
 
     def _token(self, installation: _Installation, deadline: Deadline) -> str:
         """The installation's token, read once per batch (the secrets adapter caches it longer)."""
+        token = installation.token  # once read (the usual case), no lock: one attribute read is atomic
+        if token is not None:
+            return token
         with installation.lock:
             if installation.token is not None:
                 return installation.token
@@ -609,7 +737,8 @@ class SyncService:
                 raise installation.token_error
             deadline.require("aws_read", "reading the installation token")
             try:
-                token = self.secrets.installation_token(installation.id)
+                with self._waiting("token"):
+                    token = self.secrets.installation_token(installation.id)
             except (PermanentSyncError, TransientSyncError) as error:
                 installation.token_error = error  # the rest of the batch gets the same answer
                 raise
@@ -626,7 +755,8 @@ class SyncService:
                 return False
             installation.refreshed = True
             deadline.require("aws_read", "re-reading the installation token")
-            token = self.secrets.installation_token(installation.id, force_fetch=True)
+            with self._waiting("token"):
+                token = self.secrets.installation_token(installation.id, force_fetch=True)
             installation.token = token
             installation.tokens_used.append(token)
         self.observer.token_refreshed(installation.id)
@@ -650,9 +780,10 @@ class SyncService:
         installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
         while True:
             deadline.require("aws_read", "claiming the resource in the sync-state table")
-            claim = self.state_store.claim(
-                installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
-            )
+            with self._waiting("state"):
+                claim = self.state_store.claim(
+                    installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
+                )
             if claim.status == "stale":
                 return None, False
             if claim.status == "claimed":
@@ -661,32 +792,33 @@ class SyncService:
             wait = max(0.05, (claim.busy_until or 0) - time.time()) + self._uniform(0.0, 0.05)
             if wait > deadline.spare_seconds("aws_read") or wait > self.retry_policy.max_delay_seconds:
                 raise TransientSyncError("another invocation is syncing this resource: back to the source")
-            self._sleep(wait)
+            self._sleep_waiting(wait)
 
     def _record_state(self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any]) -> None:
         assert self.state_store is not None
         record = item.record
         uses_secret = record.secrets_arn is not None and "secrets" in body
-        self.state_store.record(
-            claim_id,
-            ImportedState(
-                installation_id=record.integration_configuration_id,
-                resource_id=record.resource_id,
-                version=item.version,
-                payload_digest=digest,
-                product_id=record.product_id,
-                status=str(body.get("status")),
-                secret_name=record.secrets_arn if uses_secret else None,
-                secrets_prefix=record.secrets_prefix if uses_secret else None,
-                imported_at=self._clock(),
-            ),
-        )
+        with self._waiting("state"):
+            self.state_store.record(
+                claim_id,
+                ImportedState(
+                    installation_id=record.integration_configuration_id,
+                    resource_id=record.resource_id,
+                    version=item.version,
+                    payload_digest=digest,
+                    product_id=record.product_id,
+                    status=str(body.get("status")),
+                    secret_name=record.secrets_arn if uses_secret else None,
+                    secrets_prefix=record.secrets_prefix if uses_secret else None,
+                    imported_at=self._clock(),
+                ),
+            )
 
     def _release(self, item: _Change, claim_id: str | None) -> None:
         if claim_id is None or self.state_store is None:
             return
         # Best effort: the lease lapses on its own, and the record's fate is already decided.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), self._waiting("state"):
             self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
     def _call_with_retries(
@@ -696,9 +828,7 @@ class SyncService:
         failed_calls = 0
         while True:
             self._wait_while_paused(installation, deadline)
-            if self.rate_limiter is not None and not self.rate_limiter.acquire(
-                installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call")
-            ):
+            if self.rate_limiter is not None and not self._acquire_call(installation, deadline):
                 raise TransientSyncError(
                     "no call left under the rate limit in this invocation: back to the source",
                     retry_after_seconds=self._come_back_in(installation, 0.0),
@@ -709,7 +839,8 @@ class SyncService:
             started = time.perf_counter()
             tries.calls += 1
             try:
-                self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
+                with self._waiting("vercel"):
+                    self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:
@@ -726,7 +857,12 @@ class SyncService:
                     self.observer.call_failed(item.change, error, retry_in_seconds=None)
                     raise
                 self.observer.call_failed(item.change, error, retry_in_seconds=delay)
-                self._sleep(delay)
+                self._sleep_waiting(delay)
+
+    def _acquire_call(self, installation: _Installation, deadline: Deadline) -> bool:
+        assert self.rate_limiter is not None
+        with self._waiting("limiter"):
+            return self.rate_limiter.acquire(installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call"))
 
     def _pause(self, installation: _Installation, error: TransientSyncError, failed_calls: int) -> None:
         seconds = error.retry_after_seconds
@@ -739,8 +875,8 @@ class SyncService:
 
     def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
         while True:
-            with installation.lock:
-                wait = installation.paused_until - self._monotonic()
+            # Read without the lock (one attribute: atomic), as every call does; only writers take it.
+            wait = installation.paused_until - self._monotonic()
             if wait <= 0:
                 return
             if wait > deadline.spare_seconds("vercel_call"):
@@ -749,7 +885,7 @@ class SyncService:
                     http_status=429,
                     retry_after_seconds=self._come_back_in(installation, wait),
                 )
-            self._sleep(wait)
+            self._sleep_waiting(wait)
 
     def _come_back_in(self, installation: _Installation, wait: float) -> float:
         """When a record sent back for want of a call should return: after ``wait``, one call
@@ -824,7 +960,8 @@ class SyncService:
         refused: str | None = None
         try:
             deadline.require("park", "sending it to the failed-records queue")
-            self.failed_records.park(message)
+            with self._waiting("park"):
+                self.failed_records.park(message)
         except TransientSyncError as exc:
             refused = exc.message
         except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
