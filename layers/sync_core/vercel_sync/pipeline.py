@@ -11,7 +11,8 @@ A batch (:meth:`SyncService.sync_batch`) goes like this:
    are *coalesced* into it and share its fate: if it fails, they are all reported failed (for a
    stream, the earliest of them bounds the checkpoint).
 3. Resources run concurrently (at most ``max_concurrency`` at once, over one pooled HTTP
-   client); one resource's calls never overlap.
+   client); one resource's calls never overlap. Worker threads are added while every worker
+   waits (:class:`_Crew`), so work with nothing to wait for is not split over threads.
 4. With a state store, a resource is *claimed* first: a change older than or equal to the
    version already applied is skipped as stale, one whose payload digest equals the last
    imported is skipped as unchanged (no call), and no other invocation calls for it meanwhile.
