@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 from vercel_sync.partner_schema import PartnerRecord
 
 SourceKind = Literal["dynamodb-stream", "sqs"]
+_NOTHING: Mapping[str, Any] = MappingProxyType({})  # one shared empty mapping, not a dict per change
 INSTALLATION_ID_FIELD = PartnerRecord.model_fields["integration_configuration_id"].alias or "integrationConfigurationId"
 RESOURCE_ID_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourcePosition:
     """Enough to find (and replay) the change at its source."""
 
@@ -42,7 +44,7 @@ class SourcePosition:
         return position
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceChange:
     """One record of a batch: the partner record mapping, or why it could not be decoded."""
 
@@ -50,7 +52,10 @@ class SourceChange:
     item: Mapping[str, Any] | None
     removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
     decode_error: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = _NOTHING
+    # ``item`` holds JSON values only, already checked as ``transform.json_safe`` checks them
+    # (the stream decoder's output): parsing does not walk it again.
+    json_ready: bool = False
 
     @property
     def attempt(self) -> int:

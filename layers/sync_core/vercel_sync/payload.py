@@ -93,7 +93,9 @@ class ImportResourcePayload(_Body):
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body to send: absent optional fields are left out, not sent as null."""
-        return self.model_dump(mode="json", exclude_none=True)
+        # ``model_dump(mode="json", exclude_none=True)``, without its wrapper's cost (half of it here).
+        body: dict[str, Any] = self.__pydantic_serializer__.to_python(self, mode="json", exclude_none=True)
+        return body
 
     def secret_values(self) -> list[str]:
         """Every secret value this payload carries (for scrubbing what we emit)."""

@@ -11,7 +11,8 @@ A batch (:meth:`SyncService.sync_batch`) goes like this:
    are *coalesced* into it and share its fate: if it fails, they are all reported failed (for a
    stream, the earliest of them bounds the checkpoint).
 3. Resources run concurrently (at most ``max_concurrency`` at once, over one pooled HTTP
-   client); one resource's calls never overlap.
+   client); one resource's calls never overlap. Worker threads are added while every worker
+   waits (:class:`_Crew`), so work with nothing to wait for is not split over threads.
 4. With a state store, a resource is *claimed* first: a change older than or equal to the
    version already applied is skipped as stale, one whose payload digest equals the last
    imported is skipped as unchanged (no call), and no other invocation calls for it meanwhile.
@@ -35,8 +36,9 @@ import copy
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -61,7 +63,7 @@ from vercel_sync.sync_state import (
     payload_digest,
     sequence_version,
 )
-from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record
+from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
 
 Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
 
@@ -151,7 +153,7 @@ class NullObserver:
         pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """One change's fate in its batch: an outcome, or the transient error that sends it back."""
 
@@ -161,6 +163,16 @@ class RecordResult:
     @property
     def failed(self) -> bool:
         return self.outcome is None
+
+
+# The results without an error, shared (they are immutable): one object per outcome, not per record.
+_DONE: dict[Outcome, RecordResult] = {
+    "imported": RecordResult("imported"),
+    "unchanged": RecordResult("unchanged"),
+    "stale": RecordResult("stale"),
+    "coalesced": RecordResult("coalesced"),
+    "parked": RecordResult("parked"),
+}
 
 
 @dataclass(frozen=True)
@@ -218,13 +230,18 @@ class Deadline:
         self._budget = budget if time_left_ms is not None else None
         self._monotonic = monotonic
         self._ends_at = monotonic() + (time_left_ms or 0) / 1000
+        # Each step's need, worked out once (they are asked for several times per record).
+        self._needs_ms: dict[str, int] = {}
+        if self._budget is not None:
+            for step in ("record", "aws_read", "vercel_call", "park"):
+                # Every step leaves time to park the record after it (or record its import), then return.
+                after_ms = 0 if step == "park" else self._budget.park_ms
+                step_ms: int = getattr(self._budget, f"{step}_ms")
+                self._needs_ms[step] = step_ms + after_ms + self._budget.margin_ms
 
     def _needed_ms(self, step: Step) -> int:
         assert self._budget is not None
-        # Every step leaves time to park the record after it (or record its import), then return.
-        after_ms = 0 if step == "park" else self._budget.park_ms
-        step_ms: int = getattr(self._budget, f"{step}_ms")
-        return step_ms + after_ms + self._budget.margin_ms
+        return self._needs_ms[step]
 
     def _left_ms(self) -> int:
         return int((self._ends_at - self._monotonic()) * 1000)
@@ -252,7 +269,7 @@ class Deadline:
         return max(1.0, self._left_ms() / 1000 + 5)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Change:
     """A parsed change of the batch, with its place in the batch."""
 
@@ -266,17 +283,21 @@ def _failed(result: RecordResult | None) -> bool:
     return result is None or result.failed
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tries:
     calls: int = 0  # Vercel calls made for the record in this invocation
 
 
-@dataclass
+@dataclass(slots=True)
 class _ResourceWork:
-    installation_id: str
-    resource_id: str
+    """A unit of work: one resource's changes in the batch (within one FIFO group), coalesced."""
+
+    group: str | None
+    installation: _Installation
     changes: list[_Change] = field(default_factory=list)
-    unit: int = 0  # its place among the batch's units of work
+
+    def indexes(self) -> list[int]:
+        return [c.index for c in self.changes]
 
     def newest(self) -> _Change:
         """By ``version`` when every change has one (later in the batch wins a tie), else the
@@ -285,6 +306,157 @@ class _ResourceWork:
         if all(v is not None and v.kind == "partner" for v in versions):
             return max(self.changes, key=lambda c: (c.version.value if c.version else 0, c.index))
         return self.changes[-1]
+
+
+@dataclass(slots=True)
+class _Parking:
+    """A unit of work: a record that can never make a payload, to park."""
+
+    group: str | None
+    index: int
+    change: SourceChange
+    error: PermanentSyncError
+
+    def indexes(self) -> list[int]:
+        return [self.index]
+
+
+@dataclass(slots=True)
+class _FifoGroup:
+    """A FIFO message group's units, run one after another in batch order."""
+
+    members: list[_ResourceWork | _Parking]
+
+
+_Unit = _ResourceWork | _Parking
+
+
+class _Crew:
+    """The workers of one batch: the calling thread, and more threads (``limit`` in all at most)
+    started only when they can help, i.e. when every worker is waiting (on the network, a backoff).
+
+    Each worker takes the next task in batch order until none is left (``deque.popleft`` is
+    thread-safe): the order and the bound of one executor task per unit, without a future per unit.
+    A worker about to wait calls :meth:`begin_wait`; if every worker is then waiting, tasks are left
+    and the wait is expected to be long (the last wait of its kind took over ``SLOW_SECONDS``, or
+    it is a sleep that long), another worker starts. So a batch whose calls take 100 ms soon has
+    ``limit`` workers, each waiting on its own call, while a batch with nothing to wait for (a
+    zero-latency client) runs on the calling thread alone: threads that all want the GIL only
+    hand it to each other, which cost here about 40 µs per record (16 threads, no network). An
+    extra worker that finds the waits short stops at its next task.
+    """
+
+    SLOW_SECONDS = 0.001
+
+    def __init__(
+        self,
+        tasks: Sequence[Any],
+        run_task: Callable[[Any], None],
+        limit: int,
+        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None,
+        local: threading.local,
+    ) -> None:
+        self._pending: deque[Any] = deque(tasks)
+        self._run_task = run_task
+        self._limit = max(1, min(limit, len(tasks)))
+        self._wrap = wrap
+        self._local = local
+        self._lock = threading.Lock()
+        self._workers = 1  # the calling thread
+        self._waiting = 0
+        self._closed = False
+        # Whether the last wait of each kind took long; unknown kinds count as long.
+        self._slow: dict[str, bool] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._helpers: list[Future[None]] = []
+
+    def work(self) -> None:
+        """Works in the calling thread until no task is left, then waits for the other workers."""
+        try:
+            self._wrapped(self._work_as_caller)()
+        finally:
+            with self._lock:
+                self._closed = True  # no worker starts after this
+                helpers, pool = list(self._helpers), self._pool
+            try:
+                for helper in helpers:
+                    helper.result()  # tasks catch their own errors; this only waits
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True)
+
+    def _wrapped(self, function: Callable[[], None]) -> Callable[[], Any]:
+        return self._wrap(function) if self._wrap is not None else function
+
+    def _work_as_caller(self) -> None:
+        previous = getattr(self._local, "crew", None)
+        self._local.crew = self
+        try:
+            self._take_tasks(helper=False)
+        finally:
+            self._local.crew = previous
+
+    def _work_as_helper(self) -> None:
+        self._local.crew = self
+        try:
+            self._take_tasks(helper=True)
+        finally:
+            self._local.crew = None
+            with self._lock:
+                self._workers -= 1
+
+    def _take_tasks(self, *, helper: bool) -> None:
+        while True:
+            if helper and not self._waits_are_slow():
+                return  # nothing to wait for: the other workers do without this one
+            try:
+                task = self._pending.popleft()
+            except IndexError:
+                return
+            self._run_task(task)
+
+    def _waits_are_slow(self) -> bool:
+        with self._lock:
+            return not self._slow or any(self._slow.values())
+
+    def begin_wait(self, kind: str, seconds: float | None) -> None:
+        with self._lock:
+            self._waiting += 1
+            long = self._slow.get(kind, True) if seconds is None else seconds > self.SLOW_SECONDS
+            if (
+                long
+                and self._waiting >= self._workers
+                and self._workers < self._limit
+                and self._pending
+                and not self._closed
+            ):
+                self._workers += 1
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
+                self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
+
+    def end_wait(self, kind: str, seconds: float | None, elapsed: float) -> None:
+        with self._lock:
+            self._waiting -= 1
+            if seconds is None:
+                self._slow[kind] = elapsed > self.SLOW_SECONDS
+
+
+class _Wait:
+    """A wait of a worker of a :class:`_Crew` (a context manager)."""
+
+    __slots__ = ("_crew", "_kind", "_seconds", "_started")
+
+    def __init__(self, crew: _Crew, kind: str, seconds: float | None) -> None:
+        self._crew, self._kind, self._seconds = crew, kind, seconds
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._crew.begin_wait(self._kind, self._seconds)
+        self._started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self._crew.end_wait(self._kind, self._seconds, time.monotonic() - self._started)
 
 
 class _Installation:
@@ -352,6 +524,8 @@ class SyncService:
         self.call_interval_seconds = call_interval_seconds
         # The queue function's source, to defer messages sent back under the rate limit.
         self.source_queue = source_queue
+        # Per worker thread: the crew of the batch it works for (see _Crew).
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ the batch
 
@@ -367,15 +541,16 @@ class SyncService:
         """Each change's result, in the order given."""
         deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
         results: list[RecordResult | None] = [None] * len(changes)
-        # Work in batch order: (FIFO message group or None, the record indexes it covers, the task).
-        units: list[tuple[str | None, list[int], Callable[[], None]]] = []
+        # Units of work in batch order: a resource's changes, or a record to park.
+        units: list[_Unit] = []
         works: dict[tuple[str | None, str, str], _ResourceWork] = {}
+        installations: dict[str, _Installation] = {}
         for index, change in enumerate(changes):
             group = change.position.message_group_id
             try:
                 parsed = self._parse(index, change)
             except PermanentSyncError as error:
-                units.append((group, [index], self._park_task(results, index, change, error, deadline)))
+                units.append(_Parking(group, index, change, error))
                 continue
             except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
                 results[index] = self._bug(change, error)
@@ -384,70 +559,73 @@ class SyncService:
             key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
             work = works.get(key)
             if work is None:
-                work = works[key] = _ResourceWork(key[1], key[2])
-                units.append((group, [], lambda: None))  # its place in the batch; filled below
-                work.unit = len(units) - 1
+                installation = installations.get(key[1])
+                if installation is None:
+                    installation = installations[key[1]] = _Installation(key[1])
+                work = works[key] = _ResourceWork(group, installation)
+                units.append(work)  # its place in the batch: its first change's
             work.changes.append(parsed)
-
-        installations: dict[str, _Installation] = {}
-        for work in works.values():
-            installation = installations.setdefault(work.installation_id, _Installation(work.installation_id))
-            group = units[work.unit][0]
-            indexes = [c.index for c in work.changes]
-            units[work.unit] = (group, indexes, self._resource_task(results, work, installation, deadline))
-        tasks = self._tasks(units, results)
+        del works, installations
         try:
-            self._run(tasks)
+            self._run(self._tasks(units), lambda task: self._run_task(task, results, deadline))
         finally:
             self.observer.batch_finished(len(changes))
         return [result or self._lost(changes[i]) for i, result in enumerate(results)]
 
-    def _tasks(
-        self, units: list[tuple[str | None, list[int], Callable[[], None]]], results: list[RecordResult | None]
-    ) -> list[Callable[[], None]]:
-        """One task per unit; a FIFO group's units run one after another, in batch order, and stop
-        at the group's first failure, as SQS FIFO would have it (the rest of the group is reported
-        and comes back after it: nothing behind the failure is sent or parked now)."""
-        tasks: list[Callable[[], None]] = []
-        groups: dict[str, list[tuple[list[int], Callable[[], None]]]] = {}
-        for group, indexes, task in units:
-            if group is None:
-                tasks.append(task)
+    def _tasks(self, units: list[_Unit]) -> list[_Unit | _FifoGroup]:
+        """One task per unit; a FIFO group's units make one task, run one after another, in batch
+        order, stopping at the group's first failure, as SQS FIFO would have it (the rest of the
+        group is reported and comes back after it: nothing behind the failure is sent or parked now)."""
+        tasks: list[_Unit | _FifoGroup] = []
+        groups: dict[str, _FifoGroup] = {}
+        for unit in units:
+            if unit.group is None:
+                tasks.append(unit)
             else:
-                if group not in groups:
-                    groups[group] = []
-                    tasks.append(self._group_task(groups[group], results))
-                groups[group].append((indexes, task))
+                fifo = groups.get(unit.group)
+                if fifo is None:
+                    fifo = groups[unit.group] = _FifoGroup([])
+                    tasks.append(fifo)
+                fifo.members.append(unit)
         return tasks
 
-    def _group_task(
-        self, members: list[tuple[list[int], Callable[[], None]]], results: list[RecordResult | None]
-    ) -> Callable[[], None]:
-        def task() -> None:
-            failed = False
-            for indexes, run in members:
-                if failed:
-                    for index in indexes:
-                        results[index] = RecordResult(
-                            None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
-                        )
-                    continue
-                run()
-                failed = any(_failed(results[index]) for index in indexes)
+    def _run_task(self, task: _Unit | _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+        if isinstance(task, _ResourceWork):
+            self._run_resource(task, results, deadline)
+        elif isinstance(task, _Parking):
+            self._run_parking(task, results, deadline)
+        else:
+            self._run_group(task, results, deadline)
 
-        return task
+    def _run_group(self, group: _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+        failed = False
+        for unit in group.members:
+            indexes = unit.indexes()
+            if failed:
+                for index in indexes:
+                    results[index] = RecordResult(
+                        None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
+                    )
+                continue
+            self._run_task(unit, results, deadline)
+            failed = any(_failed(results[index]) for index in indexes)
 
-    def _run(self, tasks: list[Callable[[], None]]) -> None:
-        if self._wrap_task is not None:
-            tasks = [self._wrap_task(task) for task in tasks]
-        workers = min(self.max_concurrency, len(tasks))
-        if workers <= 1:
-            for task in tasks:
-                task()
-            return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(task) for task in tasks]:
-                future.result()  # tasks catch their own errors; this only waits
+    def _run(self, tasks: Sequence[Any], run_task: Callable[[Any], None]) -> None:
+        """Runs every task, starting them in order, at most ``max_concurrency`` at once (see :class:`_Crew`)."""
+        crew = _Crew(tasks, run_task, self.max_concurrency, self._wrap_task, self._local)
+        crew.work()
+
+    def _waiting(self, kind: str, seconds: float | None = None) -> _Wait | contextlib.nullcontext[None]:
+        """Around a call that may wait (the network, a sleep): lets the batch's crew start another
+        worker meanwhile. ``seconds``: a sleep's length, known beforehand."""
+        crew: _Crew | None = getattr(self._local, "crew", None)
+        if crew is None:
+            return contextlib.nullcontext()
+        return _Wait(crew, kind, seconds)
+
+    def _sleep_waiting(self, seconds: float) -> None:
+        with self._waiting("sleep", seconds):
+            self._sleep(seconds)
 
     def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
         return RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
@@ -455,7 +633,7 @@ class SyncService:
     def _parse(self, index: int, change: SourceChange) -> _Change:
         if change.decode_error is not None or change.item is None:
             raise InvalidRecordError(change.decode_error or "the change carries no record")
-        record = parse_partner_record(change.item)
+        record = parse_partner_record(change.item, json_ready=change.json_ready)
         version: VersionKey | None = None
         stream = change.position.kind == "dynamodb-stream"
         if change.removed and stream:
@@ -468,45 +646,26 @@ class SyncService:
             version = sequence_version(change.position.item_identifier)
         return _Change(index, change, record, version)
 
-    def _park_task(
-        self,
-        results: list[RecordResult | None],
-        index: int,
-        change: SourceChange,
-        error: PermanentSyncError,
-        deadline: Deadline,
-    ) -> Callable[[], None]:
-        def task() -> None:
-            try:
-                results[index] = self._park(change, error, [], deadline, calls=0)
-            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-                results[index] = self._bug(change, bug)
+    def _run_parking(self, unit: _Parking, results: list[RecordResult | None], deadline: Deadline) -> None:
+        try:
+            results[unit.index] = self._park(unit.change, unit.error, [], deadline, calls=0)
+        except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+            results[unit.index] = self._bug(unit.change, bug)
 
-        return task
-
-    def _resource_task(
-        self,
-        results: list[RecordResult | None],
-        work: _ResourceWork,
-        installation: _Installation,
-        deadline: Deadline,
-    ) -> Callable[[], None]:
-        def task() -> None:
-            newest = work.newest()
-            try:
-                result = self._sync_resource(newest, installation, deadline)
-            except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-                result = self._bug(newest.change, bug)
-            results[newest.index] = result
-            for other in work.changes:
-                if other is newest:
-                    continue
-                # Superseded by the newest: it shares that one's fate.
-                results[other.index] = result if result.failed else RecordResult("coalesced")
-                if not result.failed:
-                    self.observer.skipped(other.change, "coalesced")
-
-        return task
+    def _run_resource(self, work: _ResourceWork, results: list[RecordResult | None], deadline: Deadline) -> None:
+        newest = work.newest()
+        try:
+            result = self._sync_resource(newest, work.installation, deadline)
+        except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
+            result = self._bug(newest.change, bug)
+        results[newest.index] = result
+        for other in work.changes:
+            if other is newest:
+                continue
+            # Superseded by the newest: it shares that one's fate.
+            results[other.index] = result if result.failed else _DONE["coalesced"]
+            if not result.failed:
+                self.observer.skipped(other.change, "coalesced")
 
     # ------------------------------------------------------------------ one resource
 
@@ -527,10 +686,11 @@ class SyncService:
             if needs_secrets(record, removed=change.removed):
                 assert record.secrets_arn is not None
                 deadline.require("aws_read", "reading the resource secret")
-                secret_document = self.secrets.resource_secrets(record.secrets_arn)
-            payload = build_import_payload(record, removed=change.removed, secret_document=secret_document)
+                with self._waiting("secret"):
+                    secret_document = self.secrets.resource_secrets(record.secrets_arn)
+            payload, body = build_import_body(record, removed=change.removed, secret_document=secret_document)
             secret_values.extend(payload.secret_values())
-            body = payload.to_body()
+            del payload
             token = self._token(installation, deadline)
             secret_values.append(token)
 
@@ -540,12 +700,12 @@ class SyncService:
                 claim_id, unchanged = self._claim(item, digest, deadline)
                 if claim_id is None:
                     self.observer.skipped(change, "stale")
-                    return RecordResult("stale")
+                    return _DONE["stale"]
                 if unchanged:
                     self._record_state(item, claim_id, digest, body)
                     claim_id = None
                     self.observer.skipped(change, "unchanged")
-                    return RecordResult("unchanged")
+                    return _DONE["unchanged"]
 
             latency_ms = self._call_with_retries(item, installation, body, deadline, tries)
             if self.state_store is not None:
@@ -554,7 +714,7 @@ class SyncService:
                 self._record_state(item, claim_id, digest, body)
                 claim_id = None
             self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
-            return RecordResult("imported")
+            return _DONE["imported"]
         except PermanentSyncError as error:
             self._release(item, claim_id)
             if error.http_status in INSTALLATION_HTTP_STATUSES and not isinstance(error, InstallationUnavailableError):
@@ -568,6 +728,9 @@ class SyncService:
 
     def _token(self, installation: _Installation, deadline: Deadline) -> str:
         """The installation's token, read once per batch (the secrets adapter caches it longer)."""
+        token = installation.token  # once read (the usual case), no lock: one attribute read is atomic
+        if token is not None:
+            return token
         with installation.lock:
             if installation.token is not None:
                 return installation.token
@@ -575,7 +738,8 @@ class SyncService:
                 raise installation.token_error
             deadline.require("aws_read", "reading the installation token")
             try:
-                token = self.secrets.installation_token(installation.id)
+                with self._waiting("token"):
+                    token = self.secrets.installation_token(installation.id)
             except (PermanentSyncError, TransientSyncError) as error:
                 installation.token_error = error  # the rest of the batch gets the same answer
                 raise
@@ -592,7 +756,8 @@ class SyncService:
                 return False
             installation.refreshed = True
             deadline.require("aws_read", "re-reading the installation token")
-            token = self.secrets.installation_token(installation.id, force_fetch=True)
+            with self._waiting("token"):
+                token = self.secrets.installation_token(installation.id, force_fetch=True)
             installation.token = token
             installation.tokens_used.append(token)
         self.observer.token_refreshed(installation.id)
@@ -616,9 +781,10 @@ class SyncService:
         installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
         while True:
             deadline.require("aws_read", "claiming the resource in the sync-state table")
-            claim = self.state_store.claim(
-                installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
-            )
+            with self._waiting("state"):
+                claim = self.state_store.claim(
+                    installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
+                )
             if claim.status == "stale":
                 return None, False
             if claim.status == "claimed":
@@ -627,32 +793,33 @@ class SyncService:
             wait = max(0.05, (claim.busy_until or 0) - time.time()) + self._uniform(0.0, 0.05)
             if wait > deadline.spare_seconds("aws_read") or wait > self.retry_policy.max_delay_seconds:
                 raise TransientSyncError("another invocation is syncing this resource: back to the source")
-            self._sleep(wait)
+            self._sleep_waiting(wait)
 
     def _record_state(self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any]) -> None:
         assert self.state_store is not None
         record = item.record
         uses_secret = record.secrets_arn is not None and "secrets" in body
-        self.state_store.record(
-            claim_id,
-            ImportedState(
-                installation_id=record.integration_configuration_id,
-                resource_id=record.resource_id,
-                version=item.version,
-                payload_digest=digest,
-                product_id=record.product_id,
-                status=str(body.get("status")),
-                secret_name=record.secrets_arn if uses_secret else None,
-                secrets_prefix=record.secrets_prefix if uses_secret else None,
-                imported_at=self._clock(),
-            ),
-        )
+        with self._waiting("state"):
+            self.state_store.record(
+                claim_id,
+                ImportedState(
+                    installation_id=record.integration_configuration_id,
+                    resource_id=record.resource_id,
+                    version=item.version,
+                    payload_digest=digest,
+                    product_id=record.product_id,
+                    status=str(body.get("status")),
+                    secret_name=record.secrets_arn if uses_secret else None,
+                    secrets_prefix=record.secrets_prefix if uses_secret else None,
+                    imported_at=self._clock(),
+                ),
+            )
 
     def _release(self, item: _Change, claim_id: str | None) -> None:
         if claim_id is None or self.state_store is None:
             return
         # Best effort: the lease lapses on its own, and the record's fate is already decided.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), self._waiting("state"):
             self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
     def _call_with_retries(
@@ -662,9 +829,7 @@ class SyncService:
         failed_calls = 0
         while True:
             self._wait_while_paused(installation, deadline)
-            if self.rate_limiter is not None and not self.rate_limiter.acquire(
-                installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call")
-            ):
+            if self.rate_limiter is not None and not self._acquire_call(installation, deadline):
                 raise TransientSyncError(
                     "no call left under the rate limit in this invocation: back to the source",
                     retry_after_seconds=self._come_back_in(installation, 0.0),
@@ -675,7 +840,8 @@ class SyncService:
             started = time.perf_counter()
             tries.calls += 1
             try:
-                self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
+                with self._waiting("vercel"):
+                    self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:
@@ -692,7 +858,12 @@ class SyncService:
                     self.observer.call_failed(item.change, error, retry_in_seconds=None)
                     raise
                 self.observer.call_failed(item.change, error, retry_in_seconds=delay)
-                self._sleep(delay)
+                self._sleep_waiting(delay)
+
+    def _acquire_call(self, installation: _Installation, deadline: Deadline) -> bool:
+        assert self.rate_limiter is not None
+        with self._waiting("limiter"):
+            return self.rate_limiter.acquire(installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call"))
 
     def _pause(self, installation: _Installation, error: TransientSyncError, failed_calls: int) -> None:
         seconds = error.retry_after_seconds
@@ -705,8 +876,8 @@ class SyncService:
 
     def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
         while True:
-            with installation.lock:
-                wait = installation.paused_until - self._monotonic()
+            # Read without the lock (one attribute: atomic), as every call does; only writers take it.
+            wait = installation.paused_until - self._monotonic()
             if wait <= 0:
                 return
             if wait > deadline.spare_seconds("vercel_call"):
@@ -715,7 +886,7 @@ class SyncService:
                     http_status=429,
                     retry_after_seconds=self._come_back_in(installation, wait),
                 )
-            self._sleep(wait)
+            self._sleep_waiting(wait)
 
     def _come_back_in(self, installation: _Installation, wait: float) -> float:
         """When a record sent back for want of a call should return: after ``wait``, one call
@@ -790,7 +961,8 @@ class SyncService:
         refused: str | None = None
         try:
             deadline.require("park", "sending it to the failed-records queue")
-            self.failed_records.park(message)
+            with self._waiting("park"):
+                self.failed_records.park(message)
         except TransientSyncError as exc:
             refused = exc.message
         except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
@@ -798,7 +970,7 @@ class SyncService:
         if refused is not None:
             return self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
         self.observer.parked(change, error)
-        return RecordResult("parked")
+        return _DONE["parked"]
 
     def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> RecordResult:
         transient = TransientSyncError(message, http_status=error.http_status)

@@ -39,7 +39,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXACT = Context(prec=MAX_VERSION_DIGITS + 12)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionKey:
     """A comparable version: ``value`` is a Decimal (partner) or a padded digit string (sequence)."""
 

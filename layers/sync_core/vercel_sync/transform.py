@@ -124,9 +124,11 @@ def _load_json_object(text: str, what: str) -> dict[str, Any]:
     return document
 
 
-def parse_partner_record(item: Mapping[str, Any]) -> PartnerRecord:
+def parse_partner_record(item: Mapping[str, Any], *, json_ready: bool = False) -> PartnerRecord:
+    """``json_ready``: the item holds JSON values only and has passed ``json_safe``'s checks already
+    (the stream decoder's output), so it is not walked again."""
     try:
-        return PartnerRecord.model_validate(json_safe(item))
+        return PartnerRecord.model_validate(item if json_ready else json_safe(item))
     except ValidationError as exc:
         raise InvalidRecordError("invalid partner record: " + describe_validation_error(exc)) from None
 
@@ -184,6 +186,16 @@ def build_import_payload(
     ``removed`` is a DynamoDB REMOVE (the record is then the old image); it and
     ``deleted: true`` both import the resource with status ``uninstalled``.
     """
+    return build_import_body(record, removed=removed, secret_document=secret_document)[0]
+
+
+def build_import_body(
+    record: PartnerRecord,
+    *,
+    removed: bool = False,
+    secret_document: Any = None,
+) -> tuple[ImportResourcePayload, dict[str, Any]]:
+    """:func:`build_import_payload` and its JSON body (``payload.to_body()``), dumped once."""
     status = "uninstalled" if removed else record.vercel_status
     body: dict[str, Any] = {
         "productId": record.product_id,
@@ -207,8 +219,9 @@ def build_import_payload(
         payload = ImportResourcePayload.model_validate(body)
     except ValidationError as exc:
         raise InvalidRecordError("invalid import payload: " + describe_validation_error(exc)) from None
-    _require_unicode_text(payload.to_body())
-    return payload
+    json_body = payload.to_body()
+    _require_unicode_text(json_body)
+    return payload, json_body
 
 
 def build_secrets_update(secret_document: Any, prefix: str | None) -> SecretsUpdatePayload:
@@ -224,9 +237,55 @@ def build_secrets_update(secret_document: Any, prefix: str | None) -> SecretsUpd
     return payload
 
 
-def _require_unicode_text(body: Any, where: str = "") -> None:
+def _require_unicode_text(body: Any) -> None:
     """Refuse text JSON cannot carry as UTF-8 (a lone surrogate, e.g. from ``"\\ud800"`` in a
     message): it passes validation but would fail when the call is sent, on every retry."""
+    if not _all_unicode(body):
+        _find_non_unicode_text(body)
+
+
+def _all_unicode(value: Any) -> bool:
+    """The quick walk of every record (no path kept): ASCII text needs no encoding to tell. Strings
+    and numbers inside a mapping or list are looked at in place (a call each would double the cost)."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
+    if kind is dict:
+        for key, item in value.items():
+            if not (key.isascii() or _encodes(key)) if type(key) is str else not _all_unicode(key):
+                return False
+            item_kind = type(item)
+            if item_kind is str:
+                if not (item.isascii() or _encodes(item)):
+                    return False
+            elif item_kind not in _SCALARS and not _all_unicode(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                if not (item.isascii() or _encodes(item)):
+                    return False
+            elif item_kind not in _SCALARS and not _all_unicode(item):
+                return False
+        return True
+    return not isinstance(value, str | Mapping | list)  # a subclass: the thorough walk tells
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _find_non_unicode_text(body: Any, where: str = "") -> None:
+    """The thorough walk, raising with the path of the text that cannot be encoded."""
     if isinstance(body, str):
         try:
             body.encode("utf-8")
@@ -234,8 +293,8 @@ def _require_unicode_text(body: Any, where: str = "") -> None:
             raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)") from None
     elif isinstance(body, Mapping):
         for key, value in body.items():
-            _require_unicode_text(key, where)
-            _require_unicode_text(value, f"{where}.{key}" if where else str(key))
+            _find_non_unicode_text(key, where)
+            _find_non_unicode_text(value, f"{where}.{key}" if where else str(key))
     elif isinstance(body, list):
         for index, value in enumerate(body):
-            _require_unicode_text(value, f"{where}.{index}")
+            _find_non_unicode_text(value, f"{where}.{index}")

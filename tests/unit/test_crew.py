@@ -1,0 +1,71 @@
+"""How a batch's workers start (``pipeline._Crew``): only when every worker is waiting.
+
+A batch with nothing to wait for runs on the calling thread (plus at most one helper that stops
+once waits are seen to be short); a batch whose calls wait reaches ``max_concurrency`` as before.
+The ordering and bound guarantees are tested in ``test_reliability.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from tests.fakes import FakeVercel
+from tests.unit.test_reliability import make_service, record, sqs
+
+
+class ThreadCountingVercel(FakeVercel):
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.threads: set[int] = set()
+        self.in_flight = 0
+        self.peak = 0
+        self._count_lock = threading.Lock()
+
+    def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        with self._count_lock:
+            self.threads.add(threading.get_ident())
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        if self.delay:
+            time.sleep(self.delay)
+        with self._count_lock:
+            self.in_flight -= 1
+        return super().import_resource(*args, **kwargs)
+
+
+def test_a_batch_with_nothing_to_wait_for_stays_on_few_threads() -> None:
+    vercel = ThreadCountingVercel()
+    service = make_service(vercel, max_concurrency=16)
+    results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(300)])
+    assert all(r.outcome == "imported" for r in results)
+    assert len(vercel.threads) <= 2  # the caller, and at most one helper started before waits were seen short
+    assert threading.get_ident() in vercel.threads
+
+
+def test_a_batch_whose_calls_wait_reaches_its_bound() -> None:
+    vercel = ThreadCountingVercel(delay=0.05)
+    service = make_service(vercel, max_concurrency=8)
+    # A first batch of short calls does not keep the next batch from growing when its calls wait.
+    service.sync_batch([sqs(record("warm"), "warm")])
+    started = time.perf_counter()
+    results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(24)])
+    elapsed = time.perf_counter() - started
+    assert all(r.outcome == "imported" for r in results)
+    assert vercel.peak == 8
+    assert elapsed < 24 * 0.05 / 3
+
+
+def test_waits_turning_long_mid_batch_start_workers() -> None:
+    class SlowAfterAWhile(ThreadCountingVercel):
+        def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            self.delay = 0.05 if len(self.calls) >= 20 else 0.0
+            return super().import_resource(*args, **kwargs)
+
+    vercel = SlowAfterAWhile()
+    service = make_service(vercel, max_concurrency=4)
+    results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(40)])
+    assert all(r.outcome == "imported" for r in results)
+    assert vercel.peak == 4
