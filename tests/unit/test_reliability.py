@@ -335,6 +335,46 @@ def test_a_429_reaches_the_shared_rate_limiter() -> None:
     assert len(limiter.acquired) == 2  # a token for each call
 
 
+@pytest.mark.parametrize("call_seconds", [0.0, 18.5])
+def test_calls_that_decide_nothing_are_skipped_when_the_invocation_is_nearly_over(call_seconds: float) -> None:
+    """Sharing a 429's pause and releasing a claim are best effort: with less time left than one AWS
+    call and the margin (20 s left, the call took 18.5 s; 2 s needed), they are not started (the
+    claim's lease lapses by itself), so they cannot make the invocation overrun its timeout."""
+
+    class Limiter:
+        def __init__(self) -> None:
+            self.paused: list[tuple[str, float]] = []
+
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            return True
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            self.paused.append((installation_id, seconds))
+
+    class SlowThrottledVercel(FakeVercel):
+        def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            sleeps.clock += call_seconds  # the call took this long
+            return super().import_resource(*args, **kwargs)
+
+    sleeps = Sleeps()
+    limiter, state = Limiter(), FakeStateStore()
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
+    service = make_service(
+        SlowThrottledVercel(failing={"r1": throttled}),
+        state=state,
+        sleeps=sleeps,
+        rate_limiter=limiter,
+        time_budget=TimeBudget(aws_read_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+
+    with pytest.raises(TransientSyncError, match="429"):
+        service.sync(sqs(record(version=1)), time_left_ms=20_000)
+
+    claimed = "claim" in state.items[(INSTALLATION, "r1")]
+    assert limiter.paused == ([] if call_seconds else [(INSTALLATION, 30.0)])
+    assert claimed == bool(call_seconds)
+
+
 def test_no_token_from_the_rate_limiter_in_time_sends_the_record_back() -> None:
     class Empty:
         def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
@@ -517,6 +557,34 @@ def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
     handle_queue_event(event, LambdaContext(), service)
 
     assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h0", 2.0), ("h1", 2.0), ("h2", 2.0)]
+
+
+def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
+    """Deferring decides nothing (skipped, a message returns after the visibility timeout): it is not
+    started with less than one AWS call and the margin left, so it cannot overrun the timeout."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.batch import handle_queue_event
+
+    class RunningOut(LambdaContext):
+        def __init__(self) -> None:
+            self.answers = [60_000, 1_500]  # at the start; after the batch (2,000 ms needed)
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(),
+        source_queue=source,
+        call_interval_seconds=0.6,
+        max_concurrency=1,
+        time_budget=TimeBudget(aws_read_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+
+    response = handle_queue_event(sqs_event([record("r0")]), RunningOut(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert source.deferred == []
 
 
 def test_other_transient_failures_keep_the_queues_own_timeout() -> None:

@@ -328,9 +328,16 @@ def _handle_queue_records(
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context
     )
-    if service.source_queue is not None:
+    if service.source_queue is not None and _time_for_best_effort_call(context, service):
         _defer_messages_sent_back(service.source_queue, queue_records, results, response)
     return dict(response)
+
+
+def _time_for_best_effort_call(context: Any, service: SyncService) -> bool:
+    """Whether one more AWS call still fits in the invocation before its margin. Deferring decides
+    nothing: skipped, a message comes back after the queue's visibility timeout instead."""
+    left_ms, budget = time_left_ms(context), service.time_budget
+    return left_ms is None or budget is None or left_ms >= budget.aws_read_ms + budget.margin_ms
 
 
 def _defer_messages_sent_back(

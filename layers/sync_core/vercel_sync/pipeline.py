@@ -262,6 +262,13 @@ class Deadline:
             return float("inf")
         return max(0.0, (self._left_ms() - self._needed_ms(before)) / 1000)
 
+    def allows_best_effort_aws_call(self) -> bool:
+        """Whether one more AWS call that decides nothing (releasing a claim, sharing a 429's pause)
+        still fits before the margin: else it is skipped, as its failure would be."""
+        if self._budget is None:
+            return True
+        return self._left_ms() >= self._budget.aws_read_ms + self._budget.margin_ms
+
     def lease_seconds(self) -> float:
         """How long a claim must hold: at most the rest of this invocation."""
         if self._budget is None:
@@ -633,7 +640,7 @@ class SyncService:
     def _parse(self, index: int, change: SourceChange) -> _Change:
         if change.decode_error is not None or change.item is None:
             raise InvalidRecordError(change.decode_error or "the change carries no record")
-        record = parse_partner_record(change.item, json_ready=change.json_ready)
+        record = parse_partner_record(change.item, json_ready=change.json_ready, removed=change.removed)
         version: VersionKey | None = None
         stream = change.position.kind == "dynamodb-stream"
         if change.removed and stream:
@@ -716,13 +723,13 @@ class SyncService:
             self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
             return _DONE["imported"]
         except PermanentSyncError as error:
-            self._release(item, claim_id)
+            self._release(item, claim_id, deadline)
             if error.http_status in INSTALLATION_HTTP_STATUSES and not isinstance(error, InstallationUnavailableError):
                 error = self._stop_installation(installation, error)
             secret_values.extend(installation.tokens_used)
             return self._park(change, error, secret_values, deadline, calls=tries.calls)
         except TransientSyncError as error:
-            self._release(item, claim_id)
+            self._release(item, claim_id, deadline)
             secret_values.extend(installation.tokens_used)
             return self._after_transient(change, error, secret_values, deadline, calls=tries.calls)
 
@@ -815,8 +822,8 @@ class SyncService:
                 ),
             )
 
-    def _release(self, item: _Change, claim_id: str | None) -> None:
-        if claim_id is None or self.state_store is None:
+    def _release(self, item: _Change, claim_id: str | None, deadline: Deadline) -> None:
+        if claim_id is None or self.state_store is None or not deadline.allows_best_effort_aws_call():
             return
         # Best effort: the lease lapses on its own, and the record's fate is already decided.
         with contextlib.suppress(Exception), self._waiting("state"):
@@ -852,7 +859,7 @@ class SyncService:
                     raise
                 failed_calls += 1
                 if error.http_status == 429:
-                    self._pause(installation, error, failed_calls)
+                    self._pause(installation, error, failed_calls, deadline)
                 delay = self.retry_policy.delay_seconds(failed_calls, error.retry_after_seconds, self._uniform)
                 if failed_calls >= self.retry_policy.max_calls or delay > deadline.spare_seconds("vercel_call"):
                     self.observer.call_failed(item.change, error, retry_in_seconds=None)
@@ -865,13 +872,16 @@ class SyncService:
         with self._waiting("limiter"):
             return self.rate_limiter.acquire(installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call"))
 
-    def _pause(self, installation: _Installation, error: TransientSyncError, failed_calls: int) -> None:
+    def _pause(
+        self, installation: _Installation, error: TransientSyncError, failed_calls: int, deadline: Deadline
+    ) -> None:
         seconds = error.retry_after_seconds
         if seconds is None:
             seconds = self.retry_policy.backoff_seconds(failed_calls, lambda _low, high: high)
         with installation.lock:
             installation.paused_until = max(installation.paused_until, self._monotonic() + seconds)
-        if self.rate_limiter is not None:
+        # Shared with the other instances (best effort: the bucket's own spacing still holds).
+        if self.rate_limiter is not None and deadline.allows_best_effort_aws_call():
             self.rate_limiter.pause(installation.id, seconds)
 
     def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
