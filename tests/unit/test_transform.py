@@ -292,3 +292,16 @@ def test_nesting_deeper_than_the_limit_is_an_invalid_record() -> None:
     with pytest.raises(InvalidRecordError, match="nested deeper"):
         parse_partner_record({**item, "extras": extras})
     assert parse_partner_record({**item, "extras": {"x": {"y": 1}}}).extras == {"x": {"y": 1}}
+
+
+@pytest.mark.parametrize("status", ["exploding", 42, None])
+def test_a_removal_is_imported_as_uninstalled_whatever_status_it_held(status: Any) -> None:
+    item = {"integrationConfigurationId": "icfg_1", "resourceId": "r1", "productId": "p", "name": "n", "status": status}
+
+    with pytest.raises(InvalidRecordError, match="status"):
+        parse_partner_record(item)  # a live record's status must be one of the table's words
+    removed = parse_partner_record(item, removed=True)
+    deleted = parse_partner_record({**item, "deleted": True})
+
+    for record in (removed, deleted):
+        assert build_import_payload(record, removed=record is removed).to_body()["status"] == "uninstalled"

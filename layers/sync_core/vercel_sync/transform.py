@@ -124,9 +124,15 @@ def _load_json_object(text: str, what: str) -> dict[str, Any]:
     return document
 
 
-def parse_partner_record(item: Mapping[str, Any], *, json_ready: bool = False) -> PartnerRecord:
+def parse_partner_record(item: Mapping[str, Any], *, json_ready: bool = False, removed: bool = False) -> PartnerRecord:
     """``json_ready``: the item holds JSON values only and has passed ``json_safe``'s checks already
-    (the stream decoder's output), so it is not walked again."""
+    (the stream decoder's output), so it is not walked again.
+
+    A removal (a stream REMOVE, or ``deleted: true``) is imported as uninstalled whatever status
+    its record held, so that status is not checked: an unknown word must not keep a resource the
+    partner deleted alive at Vercel."""
+    if removed or item.get("deleted") is True:
+        item = {**item, "status": "uninstalled"}
     try:
         return PartnerRecord.model_validate(item if json_ready else json_safe(item))
     except ValidationError as exc:
