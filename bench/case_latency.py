@@ -197,7 +197,8 @@ def floor_child(config: dict[str, Any]) -> dict[str, Any]:
             response.read()
         finally:
             response.close()
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"the emulator answered {response.status_code}")
 
     put(requests[0])  # warm-up, as the other sides
     control = httpx.Client(base_url=config["emulatorUrl"] + "/_emulator", timeout=30)
