@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -257,26 +257,24 @@ def _all_unicode(value: Any) -> bool:
     if kind is str:
         return value.isascii() or _encodes(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if not (key.isascii() or _encodes(key)) if type(key) is str else not _all_unicode(key):
                 return False
-            item_kind = type(item)
-            if item_kind is str:
-                if not (item.isascii() or _encodes(item)):
-                    return False
-            elif item_kind not in _SCALARS and not _all_unicode(item):
-                return False
-        return True
+        return _all_items_unicode(value.values())
     if kind is list:
-        for item in value:
-            item_kind = type(item)
-            if item_kind is str:
-                if not (item.isascii() or _encodes(item)):
-                    return False
-            elif item_kind not in _SCALARS and not _all_unicode(item):
-                return False
-        return True
+        return _all_items_unicode(value)
     return not isinstance(value, str | Mapping | list)  # a subclass: the thorough walk tells
+
+
+def _all_items_unicode(items: Iterable[Any]) -> bool:
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if not (item.isascii() or _encodes(item)):
+                return False
+        elif item_kind not in _SCALARS and not _all_unicode(item):
+            return False
+    return True
 
 
 _SCALARS = frozenset({int, float, bool, type(None)})
