@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 RUNTIME_VERSION = (3, 13)  # template.yaml: Runtime python3.13
+OUR_PACKAGE = "vercel_sync"
 
 
 def uncompiled(root: Path) -> list[Path]:
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if not artifacts:
         print(f"compile_build: nothing built in {args.build_dir} (run sam build first)", file=sys.stderr)
         return 2
+    ours_left: list[Path] = []
     for artifact in artifacts:
         ok = compileall.compile_dir(
             artifact,
@@ -63,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         if not ok and left:
             for source in left[:10]:
                 print(f"  not compiled: {source.relative_to(artifact)}", file=sys.stderr)
+        # Our own code (the core package, the handlers) must compile: a module that does not would
+        # fail at its first import in Lambda too.
+        ours_left += [source for source in left if OUR_PACKAGE in source.parts or artifact.name.endswith("Function")]
+    if ours_left:
+        print(f"compile_build: {len(ours_left)} of our own modules did not compile", file=sys.stderr)
+        return 1
     return 0
 
 

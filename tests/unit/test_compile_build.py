@@ -41,3 +41,14 @@ def test_nothing_built_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_runs_only_under_the_runtime_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compile_build, "RUNTIME_VERSION", (sys.version_info[0], sys.version_info[1] + 1))
     assert compile_build.main([str(_artifact(tmp_path / "build"))]) == 2
+
+
+def test_our_own_module_that_does_not_compile_fails_the_build(tmp_path: Path) -> None:
+    build = _artifact(tmp_path / "build")
+    core = build / "SyncCoreLayer" / "python" / "vercel_sync"
+    core.mkdir()
+    (core / "broken.py").write_text("def broken(:\n")
+    (build / "SyncCoreLayer" / "python" / "pkg" / "py2_only.py").write_text("print 'a third party test file'\n")
+
+    assert compile_build.main([str(build)]) == 1
+    assert sorted(path.name for path in compile_build.uncompiled(build)) == ["broken.py", "py2_only.py"]

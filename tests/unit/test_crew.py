@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from tests.fakes import FakeVercel
-from tests.unit.test_reliability import make_service, record, sqs
+from tests.unit.test_reliability import Sleeps, make_service, record, sqs
 
 
 class ThreadCountingVercel(FakeVercel):
@@ -69,3 +69,50 @@ def test_waits_turning_long_mid_batch_start_workers() -> None:
     results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(40)])
     assert all(r.outcome == "imported" for r in results)
     assert vercel.peak == 4
+
+
+def test_the_calling_thread_keeps_its_own_context() -> None:
+    """Only pool threads run wrapped (``wrap_task``: X-Ray's context propagator, which clears the
+    thread's trace entities when done); the handler's thread must keep its open subsegment."""
+    wrapped_runs_in: list[int] = []
+
+    def wrap(function: Any) -> Any:
+        def run() -> Any:
+            wrapped_runs_in.append(threading.get_ident())
+            return function()
+
+        return run
+
+    service = make_service(ThreadCountingVercel(delay=0.02), max_concurrency=4, wrap_task=wrap)
+    results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(8)])
+
+    assert all(r.outcome == "imported" for r in results)
+    assert wrapped_runs_in  # helpers started (the calls wait) and ran wrapped
+    assert threading.get_ident() not in wrapped_runs_in
+
+
+def test_a_backoff_does_not_hold_up_the_other_resources() -> None:
+    """r0 fails fast and sleeps out its backoffs (real time); the other resources, whose calls are
+    also fast, run meanwhile on a helper instead of waiting for r0's last try."""
+    from tests.fakes import vercel_unavailable
+    from vercel_sync.pipeline import RetryPolicy
+
+    class RealTime(Sleeps):
+        def __call__(self, seconds: float) -> None:
+            self.seconds.append(seconds)
+            time.sleep(seconds)
+
+        def now(self) -> float:
+            return time.monotonic()
+
+    vercel = ThreadCountingVercel()
+    vercel.failing = {"r0": vercel_unavailable(503)}
+    service = make_service(
+        vercel, max_concurrency=4, sleeps=RealTime(), retry_policy=RetryPolicy(max_calls=3, base_delay_seconds=0.2)
+    )
+
+    results = service.sync_batch([sqs(record(f"r{i}"), f"m{i}") for i in range(5)])
+
+    assert [r.outcome for r in results[1:]] == ["imported"] * 4
+    order = vercel.resources_called()
+    assert order.index("r4") < len(order) - 1 - order[::-1].index("r0")  # r4 went before r0's last try

@@ -208,6 +208,12 @@ def test_a_proxy_named_by_the_environment_carries_the_calls(proxy_url: str, monk
         ({"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": ".vercel.com"}, None),
         ({"ALL_PROXY": "http://all.internal:3128"}, "http://all.internal:3128"),
         ({"HTTP_PROXY": "http://plain.internal:3128"}, None),  # for http:// URLs only
+        ({"HTTPS_PROXY": "proxy.internal:3128"}, "http://proxy.internal:3128"),  # no scheme: http
+        ({"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": "api.vercel.com:443"}, None),
+        (
+            {"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": "api.vercel.com:8443"},
+            "http://proxy.internal:3128",
+        ),
     ],
 )
 def test_environment_proxy(environment: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,3 +234,13 @@ def test_no_cookie_is_kept_or_sent_from_one_installation_to_another(
     client.import_resource("icfg_1", "r1", BODY, token=TOKEN)
     client.import_resource("icfg_2", "r2", BODY, token=TOKEN)
     assert "cookie" not in route.calls.last.request.headers
+
+
+def test_a_malformed_proxy_is_refused_without_quoting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://user:pr0xy-pa55@proxy.internal:21")
+    with pytest.raises(ValueError, match="not a valid URL") as caught:
+        VercelClient(BASE)
+    assert "pr0xy-pa55" not in str(caught.value)

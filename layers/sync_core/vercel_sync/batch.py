@@ -177,7 +177,7 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
     if image:
         try:
             return SourceChange(position, decode_stream_image(image), removed, json_ready=True)
-        except Exception:  # noqa: BLE001, S110 - not the usual image: read below, the library's way
+        except Exception:  # noqa: BLE001, S110  # nosec B110 - not the usual image: read below, the library's way
             pass
     try:
         decoded = (

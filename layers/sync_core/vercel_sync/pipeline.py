@@ -371,6 +371,7 @@ class _Crew:
         self._lock = threading.Lock()
         self._workers = 1  # the calling thread
         self._waiting = 0
+        self._long_sleeps = 0  # workers now in a sleep of known, long length (a backoff, a pause)
         self._closed = False
         # Whether the last wait of each kind took long; unknown kinds count as long.
         self._slow: dict[str, bool] = {}
@@ -380,7 +381,9 @@ class _Crew:
     def work(self) -> None:
         """Works in the calling thread until no task is left, then waits for the other workers."""
         try:
-            self._wrapped(self._work_as_caller)()
+            # Not wrapped: the calling thread already has its context (X-Ray's wrapper would clear
+            # it when done, and the handler's own subsegment with it); only pool threads need it.
+            self._work_as_caller()
         finally:
             with self._lock:
                 self._closed = True  # no worker starts after this
@@ -424,12 +427,15 @@ class _Crew:
 
     def _waits_are_slow(self) -> bool:
         with self._lock:
-            return not self._slow or any(self._slow.values())
+            # A worker sleeping out a backoff holds no task up only if another runs meanwhile.
+            return self._long_sleeps > 0 or not self._slow or any(self._slow.values())
 
     def begin_wait(self, kind: str, seconds: float | None) -> None:
         with self._lock:
             self._waiting += 1
             long = self._slow.get(kind, True) if seconds is None else seconds > self.SLOW_SECONDS
+            if seconds is not None and long:
+                self._long_sleeps += 1
             if (
                 long
                 and self._waiting >= self._workers
@@ -440,11 +446,16 @@ class _Crew:
                 self._workers += 1
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
-                self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
+                try:
+                    self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
+                except RuntimeError:  # no thread could start: the workers there are carry on
+                    self._workers -= 1
 
     def end_wait(self, kind: str, seconds: float | None, elapsed: float) -> None:
         with self._lock:
             self._waiting -= 1
+            if seconds is not None and seconds > self.SLOW_SECONDS:
+                self._long_sleeps -= 1
             if seconds is None:
                 self._slow[kind] = elapsed > self.SLOW_SECONDS
 

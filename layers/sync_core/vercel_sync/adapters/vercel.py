@@ -73,14 +73,7 @@ class VercelClient:
         # cookie jar shared by every installation, auth and redirect flows: nothing an API call
         # with a bearer token needs) cost about a fifth of the wall time of a concurrent batch
         # here, where CPU per call bounds it (bench case 1: 2.3 s instead of 2.7-2.9 s).
-        self._http = transport or httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            # Always verified (certificate and host name), whatever the environment says: no
-            # setting of this product turns it off, and the tests check that none can.
-            verify=True,
-            retries=0,
-            proxy=environment_proxy(self._base_url),
-        )
+        self._http = transport or _transport(max_connections, self._base_url)
         self._timeout = http_timeout(timeout_seconds).as_dict()
         self._headers = (
             ("User-Agent", USER_AGENT),
@@ -209,12 +202,32 @@ class VercelClient:
 def environment_proxy(url: str) -> str | None:
     """The proxy the environment names for ``url``, as ``httpx.Client`` would take it:
     ``HTTPS_PROXY`` (or ``HTTP_PROXY`` for ``http://``), else ``ALL_PROXY``, unless ``NO_PROXY``
-    covers the host."""
+    covers the host (with or without its port); a proxy given without a scheme is ``http://``."""
     proxies = urllib.request.getproxies_environment()
     target = httpx.URL(url)
-    if not proxies or urllib.request.proxy_bypass(target.host):
+    port = target.port or (443 if target.scheme == "https" else 80)
+    if not proxies or urllib.request.proxy_bypass(f"{target.host}:{port}"):
         return None
-    return proxies.get(target.scheme) or proxies.get("all")
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy or None
+
+
+def _transport(max_connections: int, base_url: str) -> httpx.HTTPTransport:
+    try:
+        proxy = environment_proxy(base_url)
+        return httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            # Always verified (certificate and host name), whatever the environment says: no
+            # setting of this product turns it off, and the tests check that none can.
+            verify=True,
+            retries=0,
+            proxy=proxy,
+        )
+    except ValueError:
+        # Not quoted: a proxy URL may hold a user name and password.
+        raise ValueError("the proxy named by HTTPS_PROXY, HTTP_PROXY or ALL_PROXY is not a valid URL") from None
 
 
 def _error_summary(error_body: str) -> str:
