@@ -37,3 +37,35 @@ class AwsClients:
     def factory(self, service: str) -> Callable[[], Any]:
         """A callable giving the shared client of ``service``, built when first called."""
         return lambda: self.client(service)
+
+
+class LazyClient:
+    """An adapter's client of ``service``, built on first call: the client handed in, else the
+    container's shared one (``factory``, from :class:`AwsClients`), else one of its own with
+    ``boto_config``. Built under a lock: adapters are called from several threads."""
+
+    def __init__(
+        self,
+        service: str,
+        client: Any = None,
+        boto_config: Any = None,
+        factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self._service = service
+        self._client = client
+        self._boto_config = boto_config
+        self._factory = factory
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    if self._factory is not None:
+                        self._client = self._factory()
+                    else:
+                        import boto3
+
+                        build: Any = boto3.client  # the service is a plain str, not its typed literal
+                        self._client = build(self._service, config=self._boto_config)
+        return self._client

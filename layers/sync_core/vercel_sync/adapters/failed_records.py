@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from vercel_sync.adapters.aws_clients import LazyClient
+
 # SQS takes up to 256 KiB per message; leave room for attributes.
 MAX_MESSAGE_BYTES = 250 * 1024
 
@@ -20,19 +22,7 @@ class SqsFailedRecordsQueue:
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.queue_url = queue_url
-        self._client = sqs_client  # built on first use
-        self._boto_config = boto_config
-        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
-
-    def _sqs(self) -> Any:
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("sqs", config=self._boto_config)
-        return self._client
+        self._sqs = LazyClient("sqs", sqs_client, boto_config, client_factory)  # built on first use
 
     def park(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":"), default=str)

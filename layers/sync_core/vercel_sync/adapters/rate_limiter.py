@@ -124,6 +124,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.settings import RateLimit, Settings
 
 logger = logging.getLogger(__name__)
@@ -775,27 +776,13 @@ class DynamoDbRateLimiter(SlotRateLimiter):
         rng: random.Random | None = None,
     ) -> None:
         self.table_name = table_name
-        self._client = dynamodb_client
-        self._boto_config = boto_config
-        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
-        self._client_lock = threading.Lock()
+        self._dynamodb = LazyClient("dynamodb", dynamodb_client, boto_config, client_factory)  # built on first use
         jitter_rng = rng or random.Random()  # noqa: S311 - jitter, not a secret  # nosec B311
 
         def store(params: BucketParameters, stats: LimiterStats, lock: threading.Lock) -> _DynamoDbBucketStore:
             return _DynamoDbBucketStore(table_name, params, stats, lock, self._dynamodb, sleep, jitter_rng)
 
         super().__init__(limit, store, params=params, clock=clock, sleep=sleep, rng=jitter_rng)
-
-    def _dynamodb(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                if self._client_factory is not None:
-                    self._client = self._client_factory()
-                else:
-                    import boto3
-
-                    self._client = boto3.client("dynamodb", config=self._boto_config)
-            return self._client
 
 
 def build_rate_limiter(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.rotation import RotationTarget, target_from_item
 
@@ -31,19 +32,7 @@ class DynamoDbSecretIndex:
     ) -> None:
         self.table_name = table_name
         self.index_name = index_name
-        self._client = dynamodb_client  # built on first use
-        self._boto_config = boto_config
-        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
-
-    def _dynamodb(self) -> Any:
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("dynamodb", config=self._boto_config)
-        return self._client
+        self._dynamodb = LazyClient("dynamodb", dynamodb_client, boto_config, client_factory)  # built on first use
 
     def resources_using(self, secret_name: str) -> list[RotationTarget]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from vercel_sync.adapters.aws_clients import LazyClient
+
 # SQS accepts visibility timeouts of 0 to 12 h.
 MAX_VISIBILITY_SECONDS = 43_200
 
@@ -31,19 +33,7 @@ class SqsSourceQueue:
     def __init__(
         self, sqs_client: Any = None, boto_config: Any = None, client_factory: Callable[[], Any] | None = None
     ) -> None:
-        self._client = sqs_client  # built on first use
-        self._boto_config = boto_config
-        self._client_factory = client_factory  # the container's shared client (``AwsClients``)
-
-    def _sqs(self) -> Any:
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("sqs", config=self._boto_config)
-        return self._client
+        self._sqs = LazyClient("sqs", sqs_client, boto_config, client_factory)  # built on first use
 
     def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int:
         """Make each ``(receipt handle, seconds)`` message visible again after its seconds.

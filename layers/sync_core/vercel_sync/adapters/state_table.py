@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.settings import normalized_secret_name
 from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
@@ -48,21 +49,8 @@ class DynamoDbStateStore:
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
-        self._client = dynamodb_client  # built on first use
-        self._boto_config = boto_config
+        self._dynamodb = LazyClient("dynamodb", dynamodb_client, boto_config, client_factory)  # built on first use
         self._clock = clock
-        # Gives the container's shared client (``AwsClients``), built when first needed.
-        self._client_factory = client_factory
-
-    def _dynamodb(self) -> Any:
-        if self._client is None:
-            if self._client_factory is not None:
-                self._client = self._client_factory()
-            else:
-                import boto3
-
-                self._client = boto3.client("dynamodb", config=self._boto_config)
-        return self._client
 
     def claim(
         self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
