@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
-from vercel_sync.pipeline import RecordResult, SourceQueue, SyncService
+from vercel_sync.pipeline import Deadline, RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
 
 
@@ -328,16 +329,12 @@ def _handle_queue_records(
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context
     )
-    if service.source_queue is not None and _time_for_best_effort_call(context, service):
+    # Deferring decides nothing: without time for one more AWS call before the margin it is not
+    # started, and a message comes back after the queue's visibility timeout instead.
+    deadline = Deadline(time_left_ms(context), service.time_budget, time.monotonic)
+    if service.source_queue is not None and deadline.allows_best_effort_aws_call():
         _defer_messages_sent_back(service.source_queue, queue_records, results, response)
     return dict(response)
-
-
-def _time_for_best_effort_call(context: Any, service: SyncService) -> bool:
-    """Whether one more AWS call still fits in the invocation before its margin. Deferring decides
-    nothing: skipped, a message comes back after the queue's visibility timeout instead."""
-    left_ms, budget = time_left_ms(context), service.time_budget
-    return left_ms is None or budget is None or left_ms >= budget.aws_read_ms + budget.margin_ms
 
 
 def _defer_messages_sent_back(
