@@ -19,8 +19,8 @@ The hooks below are this module's pytest plugin: ``tests/conftest.py`` takes the
 A value is found in its own form, JSON-escaped (as a JSON document would carry it), or as a server
 echoing it might re-encode it (JSON with escaped slashes or uppercase hex escapes, percent- and
 form-encoded, HTML-escaped). The scan reports where (test, kind of output) and which fixture's
-value (its label), never the value. A finding fails the session. Values shorter than 8 characters are not scanned (they would match
-ordinary text); every fixture's values are longer.
+value (its label), never the value. A finding fails the session. Values shorter than 8 characters
+are not scanned (they would match ordinary text); every fixture's values are longer.
 """
 
 from __future__ import annotations
