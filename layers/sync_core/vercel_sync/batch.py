@@ -19,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -36,13 +34,19 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.base import BasePartialBatchProcessor
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
-    DynamoDBRecordEventName,
     StreamRecord,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
+from vercel_sync.event_fields import (
+    fifo_readable,
+    sqs_attributes,
+    sqs_message_group,
+    stream_created_at,
+    stream_event_name,
+)
 from vercel_sync.pipeline import Deadline, RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
 
@@ -166,8 +170,8 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
     stream = raw.get("dynamodb")
     if not isinstance(stream, Mapping):
         stream = None
-    event_name, name_problem = _event_name(raw.get("eventName"))
-    created_at, time_problem = _created_at(stream.get("ApproximateCreationDateTime") if stream else None)
+    event_name, name_problem = stream_event_name(raw.get("eventName"))
+    created_at, time_problem = stream_created_at(stream.get("ApproximateCreationDateTime") if stream else None)
     position = SourcePosition(
         kind="dynamodb-stream",
         event_source_arn=raw.get("eventSourceARN"),
@@ -178,32 +182,6 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
     change = _stream_change(position, stream, removed=event_name == "REMOVE")
     problem = name_problem or time_problem
     return change if problem is None else dataclasses.replace(change, decode_error=problem)
-
-
-_EVENT_NAMES = frozenset(name.name for name in DynamoDBRecordEventName)
-# Epoch seconds up to the end of the year 9999, the last a datetime holds.
-_LATEST_EPOCH_SECONDS = 253_402_300_799
-
-
-def _event_name(value: Any) -> tuple[str | None, str | None]:
-    """(the event name, or why it is not one)."""
-    if isinstance(value, str) and value in _EVENT_NAMES:
-        return value, None
-    return None, "the stream record's eventName is not INSERT, MODIFY or REMOVE"
-
-
-def _created_at(value: Any) -> tuple[datetime | None, str | None]:
-    """(when the change was made, or why ``ApproximateCreationDateTime`` is not a time); an absent
-    one is unknown, so the record is never parked for its age."""
-    if value is None:
-        return None, None
-    try:
-        seconds = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds <= _LATEST_EPOCH_SECONDS:  # NaN too
-        return None, "the stream record's ApproximateCreationDateTime is not a time in epoch seconds"
-    return datetime.fromtimestamp(seconds, UTC), None
 
 
 def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *, removed: bool) -> SourceChange:
@@ -241,7 +219,7 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
     """A Lambda SQS record -> the change. One without ``attributes`` (its message group and receive
     count unknown) or without a ``body`` is an invalid record of its own."""
     raw = record.raw_event
-    attributes = _attributes(record)
+    attributes = sqs_attributes(raw)
     try:
         receive_count = int(attributes.get("ApproximateReceiveCount") or 1)
     except (TypeError, ValueError):
@@ -250,7 +228,7 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
         kind="sqs",
         event_source_arn=raw.get("eventSourceARN"),
         item_identifier=_queue_identifier(record),
-        message_group_id=_message_group(record),
+        message_group_id=sqs_message_group(raw),
         receive_count=receive_count,
     )
     problem = None if isinstance(raw.get("attributes"), Mapping) else "the SQS record has no attributes"
@@ -300,17 +278,6 @@ class _PrecomputedResults:
 
 def _queue_identifier(record: SQSRecord) -> str:
     return str(record.raw_event.get("messageId") or "")
-
-
-def _attributes(record: SQSRecord) -> Mapping[str, Any]:
-    """The record's ``attributes`` (empty when it has none, or they are not an object)."""
-    attributes = record.raw_event.get("attributes")
-    return attributes if isinstance(attributes, Mapping) else {}
-
-
-def _message_group(record: SQSRecord) -> str | None:
-    group = _attributes(record).get("MessageGroupId")
-    return group if isinstance(group, str) else None
 
 
 def _stream_identifier(record: Mapping[str, Any]) -> str:
@@ -381,7 +348,7 @@ def _handle_queue_records(
 
     processor = queue_processor_for(event)
     if isinstance(processor, SqsFifoPartialProcessor):
-        event = _fifo_readable(event)
+        event = fifo_readable(event)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
@@ -391,20 +358,6 @@ def _handle_queue_records(
     if service.source_queue is not None and deadline.allows_best_effort_aws_call():
         _defer_messages_sent_back(service.source_queue, queue_records, results, response)
     return dict(response)
-
-
-def _fifo_readable(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as Powertools' FIFO processor can read it: it takes each record's ``attributes`` for
-    an object (for its message group), so a record whose attributes are something else (parked as
-    an invalid record) is handed over with none."""
-    records = event["Records"]
-    if all(isinstance(record.get("attributes", {}), Mapping) for record in records):
-        return event
-    readable = [
-        record if isinstance(record.get("attributes", {}), Mapping) else {**record, "attributes": {}}
-        for record in records
-    ]
-    return {**event, "Records": readable}
 
 
 def _defer_messages_sent_back(
@@ -418,13 +371,13 @@ def _defer_messages_sent_back(
     delays: list[float | None] = []
     for record, result in zip(records, results, strict=True):
         delay = result.error.retry_after_seconds if result.error is not None else None
-        group = _message_group(record)
+        group = sqs_message_group(record.raw_event)
         if group is not None and result.error is not None:
             by_group.setdefault(group, delay)  # the group's first failure decides for all of it
         delays.append(delay)
     by_queue: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for record, delay in zip(records, delays, strict=True):
-        group = _message_group(record)
+        group = sqs_message_group(record.raw_event)
         when = by_group.get(group) if group is not None else delay
         receipt_handle, queue_arn = record.raw_event.get("receiptHandle"), record.raw_event.get("eventSourceARN")
         if when is not None and _queue_identifier(record) in reported and receipt_handle and queue_arn:
