@@ -16,23 +16,36 @@ plugin in ``tests/conftest.py`` then scans, for the whole session:
 The hooks below are this module's pytest plugin: ``tests/conftest.py`` takes them as its own
 (``pytest -p tests.leak_scan`` loads them elsewhere, as the scan's own test does).
 
-A value is found in its own form or JSON-escaped (as a JSON document would carry it). The scan
-reports where (test, kind of output) and which fixture's value (its label), never the value. A
-finding fails the session. Values shorter than 8 characters are not scanned (they would match
-ordinary text); every fixture's values are longer.
+A value is found in its own form, JSON-escaped (as a JSON document would carry it), or as a server
+echoing it might re-encode it (JSON with escaped slashes or uppercase hex escapes, percent- and
+form-encoded, HTML-escaped). The scan reports where (test, kind of output) and which fixture's
+value (its label), never the value. A finding fails the session. Values shorter than 8 characters
+are not scanned (they would match ordinary text); every fixture's values are longer.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 MIN_SCANNED_LENGTH = 8
+ENCODED_FORMS: tuple[Callable[[str], str], ...] = (
+    lambda value: json.dumps(value)[1:-1],
+    lambda value: json.dumps(value, ensure_ascii=False)[1:-1],
+    lambda value: json.dumps(value)[1:-1].replace("/", "\\/"),
+    lambda value: re.sub(r"\\u([0-9a-f]{4})", lambda match: "\\u" + match.group(1).upper(), json.dumps(value)[1:-1]),
+    lambda value: quote(value, safe=""),
+    lambda value: quote_plus(value, safe=""),
+    html.escape,
+)
 
 
 @dataclass
@@ -56,7 +69,7 @@ class LeakScanner:
         for value in values:
             if not isinstance(value, str) or len(value) < MIN_SCANNED_LENGTH:
                 continue
-            for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+            for form in (value, *(encode(value) for encode in ENCODED_FORMS)):
                 self.forms.setdefault(form, label)
 
     # Log records wait here until their test's report, so a value registered later in the test

@@ -47,14 +47,28 @@ MAX_DETAIL = 2048
 # ----------------------------------------------------------------------------------------- loading
 
 
+class Absent:
+    """Where a record's key is ``{"$absent": true}``: the key is left out of the event record."""
+
+
+ABSENT = Absent()
+
+
+def without_absent(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if value is not ABSENT}
+
+
 def expand(node: Any) -> Any:
     """The corpus files' few generators, so large or awkward inputs stay short and readable:
     ``{"$json": X}`` (X as JSON text), ``{"$repeat": "ab", "times": N}``, ``{"$concat": [...]}``,
-    ``{"$keys": {"prefix": "k", "count": N, "value": X}}`` (an object of N keys)."""
+    ``{"$keys": {"prefix": "k", "count": N, "value": X}}`` (an object of N keys), ``{"$absent": true}``
+    (the key it is the value of is left out)."""
     if isinstance(node, list):
         return [expand(item) for item in node]
     if not isinstance(node, dict):
         return node
+    if node.get("$absent") is True:
+        return ABSENT
     if "$json" in node:
         return json.dumps(expand(node["$json"]))
     if "$repeat" in node:
@@ -123,7 +137,7 @@ def valid_record(resource_id: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def sqs_record(body: str, queue_arn: str, message_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def sqs_record(body: str | Absent, queue_arn: str, message_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
     attributes = {
         "ApproximateReceiveCount": "1",
         "SentTimestamp": "1795651200000",
@@ -138,13 +152,15 @@ def sqs_record(body: str, queue_arn: str, message_id: str, overrides: dict[str, 
         "body": body,
         "attributes": attributes,
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest(),
+        "md5OfBody": hashlib.md5(
+            body.encode("utf-8", "surrogatepass") if isinstance(body, str) else b"", usedforsecurity=False
+        ).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": "us-east-1",
     }
     record.update({key: value for key, value in overrides.items() if key != "body"})
-    return record
+    return without_absent(record)
 
 
 def stream_record(partial: dict[str, Any], stream_arn: str, sequence_number: int) -> dict[str, Any]:
@@ -159,15 +175,17 @@ def stream_record(partial: dict[str, Any], stream_arn: str, sequence_number: int
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
     dynamodb.update(change)
-    return {
-        "eventID": uuid.uuid4().hex,
-        "eventName": partial.get("eventName", "INSERT"),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": dynamodb,
-        "eventSourceARN": stream_arn,
-    }
+    return without_absent(
+        {
+            "eventID": uuid.uuid4().hex,
+            "eventName": partial.get("eventName", "INSERT"),
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": without_absent(dynamodb),
+            "eventSourceARN": stream_arn,
+        }
+    )
 
 
 def stream_image(record: dict[str, Any]) -> dict[str, Any]:

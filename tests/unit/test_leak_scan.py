@@ -86,3 +86,14 @@ def test_a_session_that_leaks_fails_and_names_where_not_what(tmp_path: Path) -> 
     assert "LEAK of the probe's value in test_probe.py::test_logs_it: log record of logger 'probe'" in output
     assert "LEAK of the probe's value in test_probe.py::test_prints_it_escaped: captured stdout call" in output
     assert PROBE_SECRET not in output.replace("LEAK", "")
+
+
+def test_a_registered_value_is_found_re_encoded() -> None:
+    from urllib.parse import quote
+
+    scanner = LeakScanner()
+    secret = "probe/pw&ünï 4f2a"
+    scanner.register(secret, label="the probe")
+    for text in (quote(secret, safe=""), json.dumps(secret).replace("/", "\\/"), "&amp;".join(secret.split("&"))):
+        scanner.scan(f"echo: {text}", "stdout")
+    assert len(scanner.findings) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -55,3 +57,52 @@ def test_importing_a_handler_with_tracing_off_loads_no_xray_httpx_or_aws_client(
     # import; Powertools' parser models (about 0.1 s) never: Powertools batch loads them only if
     # pydantic was imported before it (see functions/stream_sync/app.py).
     assert result.stdout.strip() == ""
+
+
+# What each SDK logger lets through after a handler is imported. Lambda sets the root's level from
+# its log-level setting before it imports the handler; a user's code may set it after.
+PIN_CHECK = """
+import json, logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # before the import, as Lambda's DEBUG would
+logging.getLogger("botocore.parsers").setLevel(logging.DEBUG)  # a module's own level, set earlier
+import app
+import boto3, botocore.parsers, httpx, httpcore, urllib3  # the SDKs' own set-up runs after the pin
+logging.basicConfig(level=logging.DEBUG, force=True)  # and after it
+logging.getLogger().setLevel(logging.DEBUG)
+names = ("botocore", "botocore.parsers", "botocore.endpoint", "boto3", "boto3.resources", "urllib3",
+         "urllib3.connectionpool", "httpx", "httpcore", "httpcore.http11", "httpcore.connection")
+print(json.dumps({name: logging.getLogger(name).isEnabledFor(logging.INFO) for name in names}))
+"""
+
+
+@pytest.mark.parametrize("handler", ["stream_sync", "queue_sync", "rotation_sync"])
+def test_no_root_level_lets_an_sdk_logger_below_warning(handler: str) -> None:
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "layers" / "sync_core"),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",  # Powertools' setting: the service's logger, not the SDKs'
+        "AWS_LAMBDA_LOG_LEVEL": "DEBUG",  # Lambda's log-level control
+    }
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", PIN_CHECK], cwd=ROOT / "functions" / handler, env=environ, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    enabled = json.loads(result.stdout)
+    assert enabled == dict.fromkeys(enabled, False)
+    # Pinned, not silenced: warnings still reach the root's handlers.
+    assert "botocore" in enabled
+
+
+def test_a_pinned_sdk_logger_still_passes_warnings_to_the_root(caplog: pytest.LogCaptureFixture) -> None:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            logging.getLogger("botocore.parsers").debug("Response body: %s", "a whole answer")
+            logging.getLogger("botocore.parsers").warning("a warning")
+            logging.getLogger("httpcore.http11").debug("receive_response_body.started")
+    finally:
+        root.setLevel(level)
+    assert [(r.name, r.levelno) for r in caplog.records] == [("botocore.parsers", logging.WARNING)]

@@ -17,11 +17,11 @@ queue and the source moves on. Only transient failures are reported back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -34,13 +34,19 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.base import BasePartialBatchProcessor
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
-    DynamoDBRecordEventName,
     StreamRecord,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
+from vercel_sync.event_fields import (
+    fifo_readable,
+    sqs_attributes,
+    sqs_message_group,
+    stream_created_at,
+    stream_event_name,
+)
 from vercel_sync.pipeline import Deadline, RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
 
@@ -155,25 +161,31 @@ class _NotSimpleError(Exception):
 
 
 def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> SourceChange:
-    """A Lambda DynamoDB stream record (its JSON object, or Powertools' wrapper of it) -> the change."""
+    """A Lambda DynamoDB stream record (its JSON object, or Powertools' wrapper of it) -> the change.
+
+    A malformed event field (``eventName``, ``ApproximateCreationDateTime``) makes the change an
+    invalid record of its own, with its image kept where it can be read: the rest of the batch goes on.
+    """
     raw: Mapping[str, Any] = record.raw_event if isinstance(record, DynamoDBRecord) else record
     stream = raw.get("dynamodb")
-    sequence_number = (stream.get("SequenceNumber") if stream else None) or ""
-    name = raw.get("eventName")
-    event_name = DynamoDBRecordEventName[name].name if name is not None else None
-    try:
-        created_value = stream.get("ApproximateCreationDateTime") if stream else None
-        created = None if created_value is None else int(created_value)
-    except (TypeError, ValueError):  # unreadable: the record is then never parked for its age
-        created = None
+    if not isinstance(stream, Mapping):
+        stream = None
+    event_name, name_problem = stream_event_name(raw.get("eventName"))
+    created_at, time_problem = stream_created_at(stream.get("ApproximateCreationDateTime") if stream else None)
     position = SourcePosition(
         kind="dynamodb-stream",
         event_source_arn=raw.get("eventSourceARN"),
-        item_identifier=sequence_number,
+        item_identifier=(stream.get("SequenceNumber") if stream else None) or "",
         event_name=event_name,
-        created_at=datetime.fromtimestamp(created, UTC) if created is not None else None,
+        created_at=created_at,
     )
-    removed = event_name == "REMOVE"
+    change = _stream_change(position, stream, removed=event_name == "REMOVE")
+    problem = name_problem or time_problem
+    return change if problem is None else dataclasses.replace(change, decode_error=problem)
+
+
+def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *, removed: bool) -> SourceChange:
+    """The change a stream record's image makes (or why it makes none)."""
     image = (stream.get("OldImage" if removed else "NewImage") or {}) if stream else None
     if image:
         try:
@@ -182,7 +194,9 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
             pass
     try:
         decoded = (
-            StreamRecord(stream)._deserialize_dynamodb_dict("OldImage" if removed else "NewImage") if stream else None
+            StreamRecord(dict(stream))._deserialize_dynamodb_dict("OldImage" if removed else "NewImage")
+            if stream
+            else None
         )
     except Exception as exc:  # noqa: BLE001 - a malformed image is an invalid record, not a crash
         return SourceChange(position, None, removed, decode_error=f"unreadable stream image ({type(exc).__name__})")
@@ -202,23 +216,29 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
 
 
 def change_from_sqs_record(record: SQSRecord) -> SourceChange:
-    attributes = record.attributes
+    """A Lambda SQS record -> the change. One without ``attributes`` (its message group and receive
+    count unknown) or without a ``body`` is an invalid record of its own."""
+    raw = record.raw_event
+    attributes = sqs_attributes(raw)
     try:
-        receive_count = int(attributes.approximate_receive_count or 1)
+        receive_count = int(attributes.get("ApproximateReceiveCount") or 1)
     except (TypeError, ValueError):
         receive_count = 1
     position = SourcePosition(
         kind="sqs",
-        event_source_arn=record.event_source_arn,
+        event_source_arn=raw.get("eventSourceARN"),
         item_identifier=_queue_identifier(record),
-        message_group_id=attributes.message_group_id,
+        message_group_id=sqs_message_group(raw),
         receive_count=receive_count,
     )
+    problem = None if isinstance(raw.get("attributes"), Mapping) else "the SQS record has no attributes"
+    if raw.get("body") is None:
+        return SourceChange(position, None, decode_error=problem or "the SQS record has no body")
     try:
-        item = unwrap_message_body(record.body)
+        item = unwrap_message_body(raw["body"])
     except InvalidRecordError as error:
-        return SourceChange(position, None, decode_error=error.message)
-    return SourceChange(position, item)
+        return SourceChange(position, None, decode_error=problem or error.message)
+    return SourceChange(position, item, decode_error=problem)
 
 
 def time_left_ms(context: Any) -> int | None:
@@ -263,7 +283,7 @@ def _queue_identifier(record: SQSRecord) -> str:
 def _stream_identifier(record: Mapping[str, Any]) -> str:
     """A Lambda stream record's sequence number (its JSON object)."""
     stream = record.get("dynamodb")
-    return (stream.get("SequenceNumber") if stream else None) or ""
+    return (stream.get("SequenceNumber") if isinstance(stream, Mapping) else None) or ""
 
 
 @contextlib.contextmanager
@@ -326,8 +346,11 @@ def _handle_queue_records(
     def record_handler(record: SQSRecord) -> str:
         return precomputed.outcome(_queue_identifier(record))
 
+    processor = queue_processor_for(event)
+    if isinstance(processor, SqsFifoPartialProcessor):
+        event = fifo_readable(event)
     response = process_partial_response(
-        event=event, record_handler=record_handler, processor=queue_processor_for(event), context=context
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     # Deferring decides nothing: without time for one more AWS call before the margin it is not
     # started, and a message comes back after the queue's visibility timeout instead.
@@ -348,15 +371,16 @@ def _defer_messages_sent_back(
     delays: list[float | None] = []
     for record, result in zip(records, results, strict=True):
         delay = result.error.retry_after_seconds if result.error is not None else None
-        group = record.attributes.message_group_id
+        group = sqs_message_group(record.raw_event)
         if group is not None and result.error is not None:
             by_group.setdefault(group, delay)  # the group's first failure decides for all of it
         delays.append(delay)
     by_queue: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for record, delay in zip(records, delays, strict=True):
-        group = record.attributes.message_group_id
+        group = sqs_message_group(record.raw_event)
         when = by_group.get(group) if group is not None else delay
-        if when is not None and _queue_identifier(record) in reported and record.receipt_handle:
-            by_queue[record.event_source_arn].append((record.receipt_handle, when))
+        receipt_handle, queue_arn = record.raw_event.get("receiptHandle"), record.raw_event.get("eventSourceARN")
+        if when is not None and _queue_identifier(record) in reported and receipt_handle and queue_arn:
+            by_queue[queue_arn].append((receipt_handle, when))
     for queue_arn, messages in by_queue.items():
         source_queue.defer(queue_arn, messages)

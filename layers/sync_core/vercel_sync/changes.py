@@ -29,6 +29,12 @@ class SourcePosition:
     receive_count: int = 1  # SQS: how many times the message has been received
     created_at: datetime | None = None  # stream: when the change was made (ApproximateCreationDateTime)
 
+    def stream_age_seconds(self, now: datetime) -> float | None:
+        """How long a stream record has been in its stream (None: not a stream record, or unknown)."""
+        if self.kind != "dynamodb-stream" or self.created_at is None:
+            return None
+        return (now - self.created_at).total_seconds()
+
     def as_dict(self) -> dict[str, Any]:
         position: dict[str, Any] = {"kind": self.kind, "eventSourceARN": self.event_source_arn}
         if self.kind == "dynamodb-stream":

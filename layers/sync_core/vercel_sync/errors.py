@@ -50,6 +50,14 @@ class RetriesExhaustedError(PermanentSyncError):
 
     reason = "retries_exhausted"
 
+    @classmethod
+    def in_stream(cls, error: TransientSyncError, age_seconds: float) -> RetriesExhaustedError:
+        """A stream record's transient failure (or bug) this late in the stream's 24 h."""
+        return cls(
+            f"still failing after {age_seconds / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
+            http_status=error.http_status,
+        )
+
 
 class InstallationUnavailableError(PermanentSyncError):
     """Vercel refused the installation itself (403, 404, 410): no call for it can succeed now."""

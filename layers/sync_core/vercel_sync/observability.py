@@ -26,6 +26,34 @@ from vercel_sync.redaction import truncate
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSync")
 
+# The SDKs' loggers. At DEBUG, botocore logs whole requests and answers (GetSecretValue's
+# SecretString) and httpcore each call's steps: pinned, so no root level lets that through.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "httpx", "httpcore")
+SDK_LOG_LEVEL = logging.WARNING
+
+
+def pin_sdk_loggers() -> None:
+    """Gives each SDK logger a level of its own, ``SDK_LOG_LEVEL`` (or a quieter one already set),
+    and takes any more verbose level off the loggers below them (``botocore.parsers``, ...), which
+    then inherit it. Their records still propagate to the root's handlers; what the root's level
+    is (``logging.basicConfig``, Lambda's log level, ``AWS_LAMBDA_LOG_LEVEL``) no longer matters,
+    and neither do Powertools' levels, which set only the service's own logger."""
+    for name in SDK_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if sdk_logger.level < SDK_LOG_LEVEL:  # NOTSET (0) too: that would defer to the root
+            sdk_logger.setLevel(SDK_LOG_LEVEL)
+    for name, existing in list(logging.root.manager.loggerDict.items()):
+        if (
+            isinstance(existing, logging.Logger)
+            and name.split(".", 1)[0] in SDK_LOGGERS
+            and "." in name
+            and logging.NOTSET < existing.level < SDK_LOG_LEVEL
+        ):
+            existing.setLevel(logging.NOTSET)
+
+
+pin_sdk_loggers()  # on import: every handler and runtime imports this module before any SDK call
+
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 

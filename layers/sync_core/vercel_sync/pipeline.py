@@ -54,7 +54,7 @@ from vercel_sync.errors import (
 )
 from vercel_sync.failed_record import build_failed_record_message
 from vercel_sync.partner_schema import PartnerRecord
-from vercel_sync.redaction import scrub_text, truncate
+from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
 from vercel_sync.sync_state import (
     ImportedState,
     StateStore,
@@ -571,7 +571,7 @@ class SyncService:
                 units.append(_Parking(group, index, change, error))
                 continue
             except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
-                results[index] = self._bug(change, error)
+                results[index] = self._bug(change, error, deadline)
                 continue
             # A FIFO group keeps its own order, so a resource is coalesced within its group only.
             key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
@@ -668,14 +668,14 @@ class SyncService:
         try:
             results[unit.index] = self._park(unit.change, unit.error, [], deadline, calls=0)
         except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-            results[unit.index] = self._bug(unit.change, bug)
+            results[unit.index] = self._bug(unit.change, bug, deadline)
 
     def _run_resource(self, work: _ResourceWork, results: list[RecordResult | None], deadline: Deadline) -> None:
         newest = work.newest()
         try:
             result = self._sync_resource(newest, work.installation, deadline)
         except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
-            result = self._bug(newest.change, bug)
+            result = self._bug(newest.change, bug, deadline, work.installation.tokens_used)
         results[newest.index] = result
         for other in work.changes:
             if other is newest:
@@ -782,16 +782,19 @@ class SyncService:
         return True
 
     def _stop_installation(self, installation: _Installation, error: PermanentSyncError) -> PermanentSyncError:
-        stopped = InstallationUnavailableError(
+        with installation.lock:
+            if installation.stopped is None:
+                # The reason the installation's other records get: the status alone (the rest is
+                # this record's, and may quote its secret values).
+                installation.stopped = InstallationUnavailableError(
+                    f"Vercel refused the installation ({error.http_status})", http_status=error.http_status
+                )
+        return InstallationUnavailableError(
             f"Vercel refused the installation ({error.http_status}): {error.message}",
             http_status=error.http_status,
             vercel_error=error.vercel_error,
             vercel_error_complete=error.vercel_error_complete,
         )
-        with installation.lock:
-            if installation.stopped is None:
-                installation.stopped = InstallationUnavailableError(stopped.message, http_status=error.http_status)
-        return stopped
 
     def _claim(self, item: _Change, digest: str, deadline: Deadline) -> tuple[str | None, bool]:
         """(claim id, whether the payload is unchanged); claim id None: the change is stale."""
@@ -927,31 +930,44 @@ class SyncService:
         *,
         calls: int,
     ) -> RecordResult:
-        age = self._stream_record_age_seconds(change)
-        limit = self.park_stream_records_after_seconds
-        if age is not None and limit is not None and age >= limit:
-            exhausted = RetriesExhaustedError(
-                f"still failing after {age / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
-                http_status=error.http_status,
-            )
-            return self._park(change, exhausted, secret_values, deadline, calls=calls)
+        parked = self._park_if_old(change, error, secret_values, deadline, calls=calls)
+        if parked is not None:
+            return parked
         error = copy.copy(error)  # may be shared by several records
         error.message = truncate(scrub_text(error.message, secret_values))
         self.observer.retrying(change, error)
         return RecordResult(None, error)
 
-    def _bug(self, change: SourceChange, error: Exception) -> RecordResult:
-        # A bug, not a verdict on the record: report it and let the source retry it (after its
-        # retries, its dead-letter path holds the record until a fix is deployed). The new
-        # error does not chain the original: its text may quote a secret.
+    def _bug(
+        self, change: SourceChange, error: Exception, deadline: Deadline, tokens: Iterable[str] = ()
+    ) -> RecordResult:
+        # A bug, not a verdict on the record: back to the source (after its retries, its dead-letter
+        # path holds it until a fix is deployed), or parked if too old for that. Nothing quotes or
+        # chains the original error: its text may quote a secret.
         self.observer.unexpected(change, error)
-        return RecordResult(None, TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)"))
+        transient = TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)")
+        try:
+            parked = self._park_if_old(change, transient, tokens, deadline, calls=0)
+        except Exception:  # noqa: BLE001 - parking hit a bug too: the source keeps the record
+            parked = None
+        return parked or RecordResult(None, transient)
 
-    def _stream_record_age_seconds(self, change: SourceChange) -> float | None:
-        created = change.position.created_at
-        if change.position.kind != "dynamodb-stream" or created is None:
+    def _park_if_old(
+        self,
+        change: SourceChange,
+        error: TransientSyncError,
+        secret_values: Iterable[str],
+        deadline: Deadline,
+        *,
+        calls: int,
+    ) -> RecordResult | None:
+        """A stream record still failing this close to the end of the stream's 24 h is parked whole
+        (replayable) rather than sent back to hold its shard until it expires."""
+        age = change.position.stream_age_seconds(self._clock())
+        limit = self.park_stream_records_after_seconds
+        if age is None or limit is None or age < limit:
             return None
-        return (self._clock() - created).total_seconds()
+        return self._park(change, RetriesExhaustedError.in_stream(error, age), secret_values, deadline, calls=calls)
 
     def _park(
         self,
@@ -965,10 +981,10 @@ class SyncService:
         secret_values = list(secret_values)
         # A copy: one error may be shared by several records (a token read's, a coalesced call's).
         error = copy.copy(error)
-        # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
         if error.vercel_error is not None:
-            scrubbed = scrub_text(error.vercel_error, secret_values, cut_at_end=not error.vercel_error_complete)
-            error.vercel_error = truncate(scrubbed)
+            error.vercel_error = scrub_error_body(
+                error.vercel_error, secret_values, complete=error.vercel_error_complete
+            )
         error.message = truncate(scrub_text(error.message, secret_values))
         if self.failed_records is None:
             return self._back_to_source(

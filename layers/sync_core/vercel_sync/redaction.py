@@ -3,66 +3,197 @@
 The pipeline knows which values are secret (the token it read, the resource secret values
 it read) and scrubs them from any text or document that leaves the process: error bodies
 from Vercel, failed-records messages, log fields.
+
+A body that echoes the request may carry a value in another encoding than the one we sent, so
+text is scrubbed in every *decoded view* of it too: JSON escapes (``\\/``, ``\\u00E9`` in either
+case, a document sent as a JSON string), percent-encoding (``+`` as a space or not) and HTML
+character references, in any order, up to ``DECODING_DEPTH`` layers (and deeper, the same ones
+over and over). Where a value shows in a view, that view replaces the text and is scrubbed in turn;
+text that still holds a value after ``MAX_ROUNDS`` such turns is withheld whole. An error body
+that is JSON keeps only ``error.code`` and ``error.message`` (:func:`scrub_error_body`).
 """
 
 from __future__ import annotations
 
+import html
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
 REDACTED = "[redacted]"
+WITHHELD = "[withheld: it held a secret value in a form that could not be taken out]"
 # Very short values would redact ordinary words; nobody's secret is this short.
 MIN_SECRET_LENGTH = 4
 MAX_ERROR_TEXT = 2048
+# Layers of encoding taken off to look for a value (the request as a JSON string, URL-encoded, is
+# three); where a value shows, its view is scrubbed and looked at again, up to MAX_ROUNDS times.
+DECODING_DEPTH = 3
+MAX_ROUNDS = 4
+# Beyond that depth, all the decoders in turn, as long as they change the text, up to this often.
+MAX_DEEP_LAYERS = 16
+# The most characters one character of a value takes in one of those encodings (an astral
+# character as ``\uD83D\uDE00`` or ``%F0%9F%98%80``): how much of a cut text may hold part of one.
+MAX_ENCODED_CHARACTER = 12
+# A JSON body whose document is itself a JSON string (sent double-encoded) is read this deep.
+MAX_JSON_STRING_LAYERS = 3
+MAX_ERROR_CODE = 200
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_JSON_SHORT_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-def _usable(secret_values: Iterable[str]) -> list[str]:
-    forms: set[str] = set()
-    for value in secret_values:
-        if len(value) < MIN_SECRET_LENGTH:
-            continue
-        forms.add(value)
-        # A JSON error body may echo the value escaped (quotes, backslashes, non-ASCII, control
-        # characters), and the text we scrub is that body, undecoded.
+def _json_unescape(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code, 16)) if code is not None else _JSON_SHORT_ESCAPES[match.group(2)]
+
+    decoded = _JSON_ESCAPE.sub(one, text)
+    # Escaped surrogate pairs become one character (a lone surrogate stays as it is).
+    return decoded.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+# Each decoder, and the character without which it changes nothing (checked first: most text
+# has none of them, and is then its only view).
+_DECODERS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("\\", _json_unescape),
+    ("%", lambda text: unquote(text, errors="replace")),
+    ("+", lambda text: unquote_plus(text, errors="replace")),
+    ("&", html.unescape),
+)
+
+
+def _views(text: str) -> Iterator[str]:
+    """The text, then each distinct decoding of it: every order of decoders up to ``DECODING_DEPTH``
+    layers, fewest first; then every decoder in turn, again and again, while that changes the text
+    (a value encoded many times over the same way)."""
+    seen = {text}
+    layer = [text]
+    yield text
+    for _ in range(DECODING_DEPTH):
+        following = []
+        for view in layer:
+            for trigger, decode in _DECODERS:
+                if trigger in view and (decoded := decode(view)) not in seen:
+                    seen.add(decoded)
+                    following.append(decoded)
+                    yield decoded
+        layer = following
+    for _ in range(MAX_DEEP_LAYERS):
+        before = text
+        for trigger, decode in _DECODERS:
+            if trigger in text and (text := decode(text)) not in seen:
+                seen.add(text)
+                yield text
+        if text == before:
+            return
+
+
+def _values(secret_values: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the values, longest first; those plus their JSON-escaped forms, longest first)."""
+    values = sorted({value for value in secret_values if len(value) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    forms: set[str] = set(values)
+    for value in values:
+        # The forms a JSON document carries, replaced where they stand: the text stays as it was
+        # around them. Any other encoding is found by decoding.
         forms.add(json.dumps(value)[1:-1])
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    # Longest first, so a secret that contains another is removed whole.
-    return sorted(forms, key=len, reverse=True)
+    return values, sorted(forms, key=len, reverse=True)
+
+
+def _scrub_one(text: str, values: list[str], forms: list[str]) -> str:
+    for _ in range(MAX_ROUNDS + 1):
+        for form in forms:
+            text = text.replace(form, REDACTED)
+        leaking = next((view for view in _views(text) if any(value in view for value in values)), None)
+        if leaking is None:
+            return text
+        text = leaking  # the decoded text the value shows in: scrubbed on the next round
+    return WITHHELD
 
 
 def scrub_text(text: str, secret_values: Iterable[str], *, cut_at_end: bool = False) -> str:
-    """Replace every secret value in ``text`` with a marker.
+    """Replace every secret value in ``text`` (and in each decoded view of it) with a marker.
 
-    ``cut_at_end``: the text was cut where it was read, so a secret may stand at its end in part,
+    ``cut_at_end``: the text was cut where it was read, so a value may stand at its end in part,
     where no scrub can recognise it. After the whole ones are replaced, the last characters that
-    could hold such a part (one fewer than the longest secret) are dropped.
+    could hold such a part, in any encoding we decode, are dropped.
     """
-    values = _usable(secret_values)
-    for value in values:
-        text = text.replace(value, REDACTED)
-    if cut_at_end and values:
-        text = text[: max(0, len(text) - (len(values[0]) - 1))] + "..."
+    values, forms = _values(secret_values)
+    if not values:
+        return text
+    text = _scrub_one(text, values, forms)
+    if cut_at_end and text != WITHHELD:
+        # Decoding only shortens text: a part at the end of the text read is within as many
+        # characters of the end of any view of it.
+        text = text[: max(0, len(text) - MAX_ENCODED_CHARACTER * len(values[0]))] + "..."
     return text
 
 
 def scrub(document: Any, secret_values: Iterable[str]) -> Any:
-    """Scrub every string in a JSON-like document (keys included)."""
-    values = _usable(secret_values)
+    """Scrub every string in a JSON-like document (keys included), as :func:`scrub_text` does."""
+    values, forms = _values(secret_values)
     if not values:
         return document
-    return _scrub(document, values)
+    return _scrub(document, values, forms)
 
 
-def _scrub(document: Any, values: list[str]) -> Any:
+def _scrub(document: Any, values: list[str], forms: list[str]) -> Any:
     if isinstance(document, str):
-        for value in values:
-            document = document.replace(value, REDACTED)
-        return document
+        return _scrub_one(document, values, forms)
     if isinstance(document, Mapping):
-        return {_scrub(k, values): _scrub(v, values) for k, v in document.items()}
+        return {_scrub(k, values, forms): _scrub(v, values, forms) for k, v in document.items()}
     if isinstance(document, list | tuple):
-        return [_scrub(v, values) for v in document]
+        return [_scrub(v, values, forms) for v in document]
+    return document
+
+
+def scrub_error_body(body: str, secret_values: Iterable[str], *, complete: bool = True) -> str:
+    """What may be kept of an error body from Vercel (or a proxy in front of it), scrubbed and cut.
+
+    A JSON body keeps only ``error.code`` and ``error.message`` (the rest may echo the request), as
+    ``{"error": {"code": ..., "message": ...}}``. Anything else (a proxy's HTML or text, or a body
+    cut where it was read, ``complete`` False) is scrubbed as text, in every decoded view, and only
+    as much of it is read as can be kept.
+    """
+    values, _forms = _values(secret_values)
+    document = _json_document(body) if complete else None
+    if isinstance(document, str):
+        body = document  # a JSON string of text: scrubbed as text below
+    elif document is not None:
+        error = document.get("error") if isinstance(document, dict) else None
+        kept = {
+            name: error[name]
+            for name in ("code", "message")
+            if isinstance(error, dict) and isinstance(error.get(name), str)
+        }
+        if not kept:
+            return "[a JSON body without error.code or error.message: not kept]"
+        kept = {name: scrub_text(text, values) for name, text in kept.items()}
+        if "code" in kept:
+            kept["code"] = truncate(kept["code"], MAX_ERROR_CODE)
+        return truncate(scrub_text(json.dumps({"error": kept}, ensure_ascii=False), values))
+    # No more is read than is kept, and enough after it that a value the cut goes through is whole.
+    readable = MAX_ERROR_TEXT + MAX_ENCODED_CHARACTER * (len(values[0]) if values else 0)
+    if len(body) > readable:
+        body, complete = body[:readable], False
+    return truncate(scrub_text(body, values, cut_at_end=not complete))
+
+
+def _json_document(body: str) -> Any:
+    """The body's JSON document (a JSON string holding JSON is read again), or None if not JSON."""
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    for _ in range(MAX_JSON_STRING_LAYERS):
+        if not isinstance(document, str):
+            break
+        try:
+            document = json.loads(document)
+        except (ValueError, RecursionError):
+            break  # a JSON string of text
     return document
 
 

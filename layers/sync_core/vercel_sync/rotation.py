@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.pipeline import Deadline, FailedRecordSink, RetryPolicy, TimeBudget
-from vercel_sync.redaction import scrub, scrub_text, truncate
+from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.settings import Settings, normalized_secret_name
 from vercel_sync.transform import build_secrets_update
 
@@ -257,8 +257,7 @@ def build_rotation_failure_message(
     values = list(secret_values)
     vercel_error = None
     if error.vercel_error is not None:
-        # Scrub first, then cut: a cut through a secret would leave a piece no scrub can find.
-        vercel_error = truncate(scrub_text(error.vercel_error, values, cut_at_end=not error.vercel_error_complete))
+        vercel_error = scrub_error_body(error.vercel_error, values, complete=error.vercel_error_complete)
     message = {
         "schemaVersion": SCHEMA_VERSION,
         "kind": FAILURE_KIND,

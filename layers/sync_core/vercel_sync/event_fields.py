@@ -1,0 +1,62 @@
+"""The fields of a Lambda event record that are Lambda's, not the partner's: a stream record's
+``eventName`` and ``ApproximateCreationDateTime``, an SQS record's ``attributes``. Read so that a
+malformed one makes its record invalid (parked with the reason returned here), never its batch fail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+STREAM_EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
+# Epoch seconds up to the end of the year 9999, the last a datetime holds.
+LATEST_EPOCH_SECONDS = 253_402_300_799
+
+
+def stream_event_name(value: Any) -> tuple[str | None, str | None]:
+    """(the event name, or why it is not one)."""
+    if isinstance(value, str) and value in STREAM_EVENT_NAMES:
+        return value, None
+    return None, "the stream record's eventName is not INSERT, MODIFY or REMOVE"
+
+
+def stream_created_at(value: Any) -> tuple[datetime | None, str | None]:
+    """(when the change was made, or why ``ApproximateCreationDateTime`` is not a time). An absent
+    one is unknown (the record is then never parked for its age); one that is not a time cannot
+    be told from a record written long ago, or not yet."""
+    if value is None:
+        return None, None
+    try:
+        seconds = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= LATEST_EPOCH_SECONDS:  # NaN too
+        return None, "the stream record's ApproximateCreationDateTime is not a time in epoch seconds"
+    return datetime.fromtimestamp(seconds, UTC), None
+
+
+def sqs_attributes(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An SQS record's ``attributes`` (empty when it has none, or they are not an object)."""
+    attributes = record.get("attributes")
+    return attributes if isinstance(attributes, Mapping) else {}
+
+
+def sqs_message_group(record: Mapping[str, Any]) -> str | None:
+    group = sqs_attributes(record).get("MessageGroupId")
+    return group if isinstance(group, str) else None
+
+
+def fifo_readable(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as Powertools' FIFO processor can read it: it takes each record's ``attributes`` for
+    an object (for its message group), so a record whose attributes are something else (parked as
+    an invalid record) is handed over with none."""
+    records = event["Records"]
+    if all(isinstance(record.get("attributes", {}), Mapping) for record in records):
+        return event
+    readable = [
+        record if isinstance(record.get("attributes", {}), Mapping) else {**record, "attributes": {}}
+        for record in records
+    ]
+    return {**event, "Records": readable}

@@ -1,0 +1,112 @@
+"""Malformed event fields (not the partner record: what Lambda's event itself says about it) make one
+parked invalid record each; the rest of the batch syncs. Both handlers, with fake adapters."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeFailedRecords, FakeVercel, LambdaContext, load_event, load_handler
+from vercel_sync.pipeline import SyncService
+
+stream_app = load_handler("stream_sync")
+queue_app = load_handler("queue_sync")
+
+TIME_PROBLEM = "the stream record's ApproximateCreationDateTime is not a time in epoch seconds"
+NAME_PROBLEM = "the stream record's eventName is not INSERT, MODIFY or REMOVE"
+NO_BODY = "the SQS record has no body"
+NO_ATTRIBUTES = "the SQS record has no attributes"
+
+
+def malformed_stream_record(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A copy of a valid INSERT, for another resource, earliest in the shard, then changed."""
+    record = copy.deepcopy(load_event("stream_insert_modify_remove.json")["Records"][0])
+    record["dynamodb"]["SequenceNumber"] = "1"
+    record["dynamodb"]["NewImage"]["resourceId"] = {"S": "malformed"}
+    record["dynamodb"]["Keys"]["resourceId"] = {"S": "malformed"}
+    change(record)
+    return record
+
+
+def set_created(value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda record: record["dynamodb"].__setitem__("ApproximateCreationDateTime", value)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        pytest.param(set_created(1e12), TIME_PROBLEM, id="created-1e12"),
+        pytest.param(set_created(1e20), TIME_PROBLEM, id="created-1e20"),
+        pytest.param(set_created(-1), TIME_PROBLEM, id="created-negative"),
+        pytest.param(set_created("yesterday"), TIME_PROBLEM, id="created-text"),
+        pytest.param(set_created(True), TIME_PROBLEM, id="created-boolean"),
+        pytest.param(lambda record: record.__setitem__("eventName", "UPSERT"), NAME_PROBLEM, id="event-name-unknown"),
+        pytest.param(lambda record: record.__setitem__("eventName", 3), NAME_PROBLEM, id="event-name-number"),
+        pytest.param(lambda record: record.pop("eventName"), NAME_PROBLEM, id="event-name-missing"),
+    ],
+)
+def test_a_malformed_stream_record_is_parked_and_the_shard_goes_on(
+    change: Callable[[dict[str, Any]], None],
+    problem: str,
+    service: SyncService,
+    fake_vercel: FakeVercel,
+    failed_records: FakeFailedRecords,
+) -> None:
+    event = load_event("stream_insert_modify_remove.json")
+    event["Records"].insert(0, malformed_stream_record(change))
+
+    response = stream_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert fake_vercel.resources_called() == ["db_primary", "cache/eu west#1"]
+    (message,) = failed_records.messages
+    assert message["reason"] == "invalid_record"
+    assert message["detail"] == problem
+    assert message["source"]["sequenceNumber"] == "1"
+    # The image is kept, to replay the record once the event is put right.
+    assert message["resourceId"] == "malformed"
+    assert message["record"]["resourceId"] == "malformed"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        pytest.param(lambda record: record.pop("body"), NO_BODY, id="no-body"),
+        pytest.param(lambda record: record.__setitem__("body", None), NO_BODY, id="body-null"),
+        pytest.param(lambda record: record.pop("attributes"), NO_ATTRIBUTES, id="no-attributes"),
+        pytest.param(lambda record: record.__setitem__("attributes", None), NO_ATTRIBUTES, id="attributes-null"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("event_file", "resources"),
+    [
+        ("sqs_standard_raw_sns_eventbridge.json", ["auth_tenant_42", "db_replica", "cache/eu west#1"]),
+        ("sqs_fifo.json", ["auth_tenant_42", "db_replica"]),
+    ],
+)
+def test_a_malformed_queue_record_is_parked_and_the_batch_goes_on(
+    event_file: str,
+    resources: list[str],
+    change: Callable[[dict[str, Any]], None],
+    problem: str,
+    service: SyncService,
+    fake_vercel: FakeVercel,
+    failed_records: FakeFailedRecords,
+) -> None:
+    event = load_event(event_file)
+    malformed = copy.deepcopy(event["Records"][0])
+    malformed["messageId"] = "malformed-message"
+    change(malformed)
+    event["Records"].insert(0, malformed)
+
+    response = queue_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(fake_vercel.resources_called()) == sorted(resources)
+    (message,) = failed_records.messages
+    assert message["reason"] == "invalid_record"
+    assert message["detail"] == problem
+    assert message["source"]["messageId"] == "malformed-message"
