@@ -59,11 +59,12 @@ class SecretsManagerRequests:
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)  # put back for moto
             try:
-                secret_id = str(json.loads(body or b"{}").get("SecretId", ""))
+                request = json.loads(body or b"{}")
             except ValueError:
-                secret_id = ""
+                request = {}
+            named = str(request.get("SecretId", "")) if isinstance(request, dict) else ""
             with self._lock:
-                self._seen.append((target.partition(".")[2], secret_id))
+                self._seen.append((target.partition(".")[2], named))
         return self._app(environ, start_response)
 
     def named(self, action: str) -> list[str]:

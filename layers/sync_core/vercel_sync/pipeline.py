@@ -78,8 +78,8 @@ class SecretStore(Protocol):
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
 
     def check_owner(self, secret_id: str, installation_id: str) -> None:
-        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation; reads
-        no value (at most the secret's tags, cached)."""
+        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation (or a
+        classified error when its tags cannot be read); reads no value, at most the tags, cached."""
         ...
 
     def resource_secrets(self, secret_id: str, *, installation_id: str) -> Any: ...
