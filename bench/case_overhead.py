@@ -227,10 +227,10 @@ SHAPES = ("full", "minimal")
 def shaped_inserts(shape: str, installation_id: str, count: int, *, start: int = 0) -> list[dict[str, Any]]:
     """``count`` INSERTs of distinct resources: ``full`` as in the timed run (``bench.workload``'s
     partner items, naming a resource secret), ``minimal`` with the required fields and ``version``."""
-    from bench.workload import RESOURCE_SECRET_ARN, inserts, partner_item, stream_records
+    from bench.workload import inserts, partner_item, resource_secret_name, stream_records
 
     if shape == "full":
-        return inserts(installation_id, count, start=start, secrets_arn=RESOURCE_SECRET_ARN)
+        return inserts(installation_id, count, start=start, secrets_arn=resource_secret_name(installation_id))
     required = ("integrationConfigurationId", "resourceId", "productId", "name", "status", "version")
     items = [partner_item(installation_id, start + n) for n in range(count)]
     return stream_records([("INSERT", {key: item[key] for key in required}, None) for item in items])
@@ -266,7 +266,10 @@ class FakeSecrets:
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
         return FAKE_TOKEN
 
-    def resource_secrets(self, secret_id: str) -> Any:
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        pass
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str) -> Any:
         return FAKE_SECRET
 
 
@@ -300,7 +303,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     else:
         from bench import naive
 
-        naive.use(put=vercel.import_resource, token=lambda _: FAKE_TOKEN, resource_secret=secrets.resource_secrets)
+        naive.use(put=vercel.import_resource, token=lambda _: FAKE_TOKEN, resource_secret=lambda _: FAKE_SECRET)
     handler = sides.handler(config["side"], "stream")
     rss_imports = _status_mib("VmRSS")
 
@@ -364,7 +367,11 @@ def stage_times(records: list[dict[str, Any]], secrets: FakeSecrets) -> dict[str
         parsed_at = clock()
         record = parse_partner_record(change.item or {}, json_ready=change.json_ready)
         validated_at = clock()
-        document = secrets.resource_secrets(record.secrets_arn or "") if needs_secrets(record, removed=False) else None
+        document = (
+            secrets.resource_secrets(record.secrets_arn or "", installation_id=record.integration_configuration_id)
+            if needs_secrets(record, removed=False)
+            else None
+        )
         build_import_body(record, removed=change.removed, secret_document=document)
         transformed_at = clock()
         parse += parsed_at - started

@@ -24,7 +24,12 @@ STREAM_ARN = (
 )
 FIRST_SEQUENCE_NUMBER = 10**21  # 22 digits, as in events/*.json
 PRODUCT_ID = "postgres"
-RESOURCE_SECRET_ARN = "partner/resources/bench_db"  # noqa: S105 - a secret's name, not a value
+
+
+def resource_secret_name(installation_id: str) -> str:
+    """The resource secret an installation's records name: in the installation's folder."""
+    return f"partner/resources/{installation_id}/bench_db"
+
 
 # The fields of a partner record that reach Vercel's import body (DESIGN.md, "The partner
 # record"): any change elsewhere in the item (internalNote, updatedBy, version) is invisible

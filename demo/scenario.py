@@ -169,7 +169,7 @@ class Demo:
         self.resource_secret = store_resource_secret(
             self.aws["secretsmanager"],
             self.resources,
-            "db_primary",
+            f"{INSTALLATION_ID}/db_primary",  # in the installation's folder
             {
                 "DATABASE_URL": f"postgres://orders:{self.password}@db.internal:5432/orders",
                 "PGPASSWORD": {"value": self.password, "preview": self.password[::-1]},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -41,6 +43,40 @@ class _AtomicDynamoDb:
             return list(self._app(environ, start_response))
 
 
+class SecretsManagerRequests:
+    """WSGI middleware: which secret each Secrets Manager request named (``(action, SecretId)``),
+    so a test can prove a value was never read: no ``GetSecretValue`` named it."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._seen: list[tuple[str, str]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target.startswith("secretsmanager."):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)  # put back for moto
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                request = {}
+            named = str(request.get("SecretId", "")) if isinstance(request, dict) else ""
+            with self._lock:
+                self._seen.append((target.partition(".")[2], named))
+        return self._app(environ, start_response)
+
+    def named(self, action: str) -> list[str]:
+        """The ``SecretId`` of every ``action`` request so far (e.g. ``"GetSecretValue"``)."""
+        with self._lock:
+            return [secret_id for seen, secret_id in self._seen if seen == action]
+
+
+# endpoint URL -> the Secrets Manager requests its server received
+SECRETS_MANAGER_REQUESTS: dict[str, SecretsManagerRequests] = {}
+
+
 @contextmanager
 def moto_server(port: int = 0) -> Iterator[str]:
     """Start moto server (Secrets Manager, SQS, DynamoDB and its streams) on loopback, in a
@@ -50,7 +86,8 @@ def moto_server(port: int = 0) -> Iterator[str]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     # As moto's ThreadedMotoServer does, plus atomic DynamoDB requests.
-    app = _AtomicDynamoDb(DomainDispatcherApplication(create_backend_app))
+    secrets_requests = SecretsManagerRequests(DomainDispatcherApplication(create_backend_app))
+    app = _AtomicDynamoDb(secrets_requests)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
@@ -59,8 +96,10 @@ def moto_server(port: int = 0) -> Iterator[str]:
         endpoint = f"http://{host}:{bound_port}"
         # moto keeps its state per process: start from an empty account.
         httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        SECRETS_MANAGER_REQUESTS[endpoint] = secrets_requests
         yield endpoint
     finally:
+        SECRETS_MANAGER_REQUESTS.pop(f"http://{server.server_address[0]}:{server.server_address[1]}", None)
         server.shutdown()
         thread.join()
 

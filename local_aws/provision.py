@@ -24,6 +24,7 @@ from local_aws.template import Template, UnsupportedTemplateError
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
+OWNER_TAG = "vercel:integrationConfigurationId"  # the tag naming a resource secret's installation
 
 # CloudFormation queue property -> SQS attribute (what moto implements and a local run needs).
 QUEUE_ATTRIBUTES = {
@@ -205,19 +206,31 @@ def store_installation_token(secretsmanager: Any, resources: LocalResources, ins
 
 
 def store_resource_secret(
-    secretsmanager: Any, resources: LocalResources, name: str, document: Mapping[str, Any]
+    secretsmanager: Any,
+    resources: LocalResources,
+    name: str,
+    document: Mapping[str, Any],
+    *,
+    owner: str | None = None,
 ) -> str:
-    """Store a resource secret under the template's resource-secret prefix; returns its name."""
+    """Store a resource secret under the template's resource-secret prefix; returns its name.
+
+    ``name`` is relative to the prefix: ``"<installation id>/db"`` puts it in that installation's
+    folder. ``owner`` tags it ``vercel:integrationConfigurationId`` (the other way a secret
+    belongs to an installation)."""
     secret_name = resources.resource_secret_name(name)
-    _put_secret(secretsmanager, secret_name, json.dumps(dict(document)))
+    tags = [{"Key": OWNER_TAG, "Value": owner}] if owner is not None else []
+    _put_secret(secretsmanager, secret_name, json.dumps(dict(document)), tags=tags)
     return secret_name
 
 
-def _put_secret(secretsmanager: Any, name: str, value: str) -> None:
+def _put_secret(secretsmanager: Any, name: str, value: str, *, tags: list[dict[str, str]] | None = None) -> None:
     try:
-        secretsmanager.create_secret(Name=name, SecretString=value)
+        secretsmanager.create_secret(Name=name, SecretString=value, Tags=tags or [])
     except secretsmanager.exceptions.ResourceExistsException:
         secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+        if tags:
+            secretsmanager.tag_resource(SecretId=name, Tags=tags)
 
 
 # Called with each body drain_json_messages receives (the test suite's leak scan reads them all).

@@ -77,10 +77,15 @@ def vercel_unavailable(status: int = 503) -> TransientSyncError:
     return TransientSyncError(f"Vercel answered {status}", http_status=status)
 
 
+# The resource secret the sample events (icfg_demo01) and the unit tests' records (icfg_1) name,
+# each in its installation's folder.
+RESOURCE_SECRET_IDS = ("partner/resources/icfg_demo01/db_primary", "partner/resources/icfg_1/db_primary")
+
+
 @dataclass
 class FakeSecrets:
     token: str = TOKEN
-    documents: dict[str, Any] = field(default_factory=lambda: {"partner/resources/db_primary": RESOURCE_SECRET})
+    documents: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(RESOURCE_SECRET_IDS, RESOURCE_SECRET))
     token_reads: list[tuple[str, bool]] = field(default_factory=list)
     on_resource_read: Callable[[str], None] | None = None
 
@@ -88,7 +93,15 @@ class FakeSecrets:
         self.token_reads.append((integration_configuration_id, force_fetch))
         return self.token
 
-    def resource_secrets(self, secret_id: str) -> Any:
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """The folder rule only (``test_secret_ownership.py`` has the reader's whole rule)."""
+        from vercel_sync.errors import InvalidRecordError
+        from vercel_sync.settings import Settings
+
+        if Settings(resource_secret_prefix="partner/resources/").secret_folder(secret_id) != installation_id:
+            raise InvalidRecordError("secretsArn names a secret that does not belong to the record's installation")
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str) -> Any:
         if self.on_resource_read is not None:
             self.on_resource_read(secret_id)
         if secret_id not in self.documents:
@@ -172,3 +185,49 @@ class FakeStateStore:
             if item.get("claim") == claim_id:
                 item.pop("claim", None)
                 item.pop("claim_until", None)
+
+
+@dataclass
+class StoredSecret:
+    """One secret as Secrets Manager holds it: a string or bytes value, and its tags."""
+
+    string: str | None = None
+    binary: bytes | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeSecretsManagerClient:
+    """The boto3 Secrets Manager client the reader uses, in memory, counting each call per secret:
+    tests prove with it that a value was never read (``reads``) and when tags were (``describes``)."""
+
+    secrets: dict[str, StoredSecret] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)
+    describes: list[str] = field(default_factory=list)
+    # action -> an AWS error code every call of that action fails with
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def get_secret_value(self, SecretId: str, **_: Any) -> dict[str, Any]:
+        self.reads.append(SecretId)
+        secret = self._secret("GetSecretValue", SecretId)
+        if secret.binary is not None:
+            return {"Name": SecretId, "SecretBinary": secret.binary}
+        return {"Name": SecretId, "SecretString": secret.string}
+
+    def describe_secret(self, SecretId: str) -> dict[str, Any]:
+        self.describes.append(SecretId)
+        secret = self._secret("DescribeSecret", SecretId)
+        answer: dict[str, Any] = {"Name": SecretId}
+        if secret.tags:
+            answer["Tags"] = [{"Key": key, "Value": value} for key, value in secret.tags.items()]
+        return answer
+
+    def _secret(self, action: str, secret_id: str) -> StoredSecret:
+        from botocore.exceptions import ClientError
+
+        code = self.errors.get(action)
+        if code is None and secret_id not in self.secrets:
+            code = "ResourceNotFoundException"
+        if code is not None:
+            raise ClientError({"Error": {"Code": code, "Message": "(fake)"}}, action)
+        return self.secrets[secret_id]

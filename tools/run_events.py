@@ -31,7 +31,7 @@ from tools.lambda_local import ROOT, LambdaContext, load_handler
 EVENTS_DIR = ROOT / "events"
 INSTALLATION_ID = "icfg_demo01"
 RESOURCE_SECRETS = {
-    "db_primary": {  # stored under the template's resource-secret prefix
+    f"{INSTALLATION_ID}/db_primary": {  # in the installation's folder under the resource-secret prefix
         "DATABASE_URL": "postgres://orders:{password}@db.internal:5432/orders",
         "PGPASSWORD": {"value": "{password}", "preview": "{preview_password}"},
     }

@@ -137,7 +137,7 @@ class Partner:
         seed: int,
         installations: list[str],
         resources: int,
-        secret_names: list[str],
+        secret_names: Mapping[str, list[str]],
         invalid_resources: int = 0,
         gone_installation: str | None = None,
         gone_resources: int = 0,
@@ -145,15 +145,17 @@ class Partner:
         sources: tuple[str, ...] = ("table",),
     ) -> None:
         """``sources``: where changes go ("table", "queue"); each resource has one, round-robin,
-        since two sources are two independent orders and one resource must live in one."""
+        since two sources are two independent orders and one resource must live in one.
+        ``secret_names``: each installation's resource secrets (a record names only its own)."""
         self.rng = random.Random(seed)
         self.delete_rate = delete_rate
         self.resources: dict[tuple[str, str], PartnerResource] = {}
         for index in range(resources):
             installation = installations[index % len(installations)]
             resource = PartnerResource(installation, self._resource_id(index), ("postgres", "redis", "kv")[index % 3])
-            if secret_names and index % 5 == 0:  # a fifth name a resource secret: values flow through
-                resource.secret_name = secret_names[index % len(secret_names)]
+            own_secrets = secret_names.get(installation, [])
+            if own_secrets and index % 5 == 0:  # a fifth name a resource secret: values flow through
+                resource.secret_name = own_secrets[index % len(own_secrets)]
                 resource.secrets_prefix = "DB" if index % 2 else None
             self.resources[resource.key] = resource
         for index in range(invalid_resources):
@@ -299,15 +301,22 @@ class ChaosWorld:
             holder = gone_installation + "_elsewhere"
             token = self.rotate_token(holder, in_vercel=True, in_secrets_manager=False)
             self._store_token(gone_installation, token)
+        # Two resource secrets per installation: one in its folder, one outside it carrying its tag
+        # (the two ways a secret belongs to an installation; the second costs a DescribeSecret).
         self.resource_secrets: dict[str, ResourceSecret] = {}
-        for index in range(2):
-            password, api_key, preview = (secrets.token_urlsafe(18) for _ in range(3))
-            database_url = f"postgres://app:{password}@db{index}.internal:5432/app"
-            document = {"DATABASE_URL": database_url, "API_KEY": {"value": api_key, "preview": preview}}
-            secret_name = store_resource_secret(aws["secretsmanager"], self.resources, f"chaos-{index}", document)
-            values = [database_url, password, api_key, preview]
-            self.resource_secrets[secret_name] = ResourceSecret(secret_name, ["DATABASE_URL", "API_KEY"], values)
-            self.every_secret_value.update(values)
+        self.secret_names_by_installation: dict[str, list[str]] = {}
+        for installation in installations:
+            for index, (name, owner) in enumerate(
+                [(f"{installation}/chaos-0", None), (f"chaos-1-{installation}", installation)]
+            ):
+                password, api_key, preview = (secrets.token_urlsafe(18) for _ in range(3))
+                database_url = f"postgres://app:{password}@db{index}.internal:5432/app"
+                document = {"DATABASE_URL": database_url, "API_KEY": {"value": api_key, "preview": preview}}
+                secret_name = store_resource_secret(aws["secretsmanager"], self.resources, name, document, owner=owner)
+                values = [database_url, password, api_key, preview]
+                self.resource_secrets[secret_name] = ResourceSecret(secret_name, ["DATABASE_URL", "API_KEY"], values)
+                self.secret_names_by_installation.setdefault(installation, []).append(secret_name)
+                self.every_secret_value.update(values)
 
         environment = self.resources.local_function_environment(
             aws_endpoint=aws_endpoint,

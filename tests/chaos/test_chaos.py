@@ -120,7 +120,7 @@ def make_scenario(
             seed=seed,
             installations=INSTALLATIONS,
             resources=resources,
-            secret_names=list(world.resource_secrets),
+            secret_names=world.secret_names_by_installation,
             invalid_resources=SIZE.invalid_resources,
             gone_installation=GONE_INSTALLATION,
             gone_resources=SIZE.gone_resources,

@@ -33,7 +33,7 @@ from vercel_emulator.state import FaultSettings
 from vercel_sync.runtime import set_sync_service
 
 INSTALLATION_ID = "icfg_it_01"
-RESOURCE_SECRET_NAME = "db_primary"
+RESOURCE_SECRET_NAME = f"{INSTALLATION_ID}/db_primary"  # in the installation's folder
 # Vercel's limit is 100/60: at its ~93% pace, 120 imports for one installation take over a minute.
 # Tests about other things run the template's VercelRateLimit and the emulator at this one; the
 # rate limiter's own tests (and a test that sets VercelRateLimit) use realistic limits.

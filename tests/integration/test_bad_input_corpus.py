@@ -24,18 +24,20 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from local_aws.moto_server import SECRETS_MANAGER_REQUESTS
 from local_aws.provision import drain_json_messages
 from local_runner.invocation import invoke
 from tests.conftest import LogCapture
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
+from tests.leak_scan import register_secret
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +91,7 @@ class Case:
     records: list[dict[str, Any]]
     expect: dict[str, Any]
     known_bug: str | None
+    secrets: list[dict[str, Any]] = field(default_factory=list)  # stored in moto before the batch
 
     @property
     def parked(self) -> bool:
@@ -109,6 +112,7 @@ def load_corpus() -> list[Case]:
                 records=expand(document["records"]),
                 expect=document["expect"],
                 known_bug=document.get("known_bug"),
+                secrets=expand(document.get("secrets", [])),
             )
         )
     return cases
@@ -246,10 +250,45 @@ def source_identifier(message: dict[str, Any]) -> str | None:
     return source.get("sequenceNumber") or source.get("messageId")
 
 
+def store_secrets(cases: list[Case], stack: LocalStack) -> list[str]:
+    """Store the cases' secrets in moto server (as they are, tags included); returns the values in
+    them, for the leak check (a value read and sent would show there)."""
+    client = stack.aws["secretsmanager"]
+    values: list[str] = []
+    for case in cases:
+        for secret in case.secrets:
+            name, tags = secret["name"], [{"Key": k, "Value": v} for k, v in secret.get("tags", {}).items()]
+            value: dict[str, Any] = (
+                {"SecretBinary": base64.b64decode(secret["binary_base64"])}
+                if "binary_base64" in secret
+                else {"SecretString": secret["string"]}
+            )
+            try:
+                client.create_secret(Name=name, Tags=tags, **value)
+            except client.exceptions.ResourceExistsException:  # from an earlier test of the session
+                client.put_secret_value(SecretId=name, **value)
+            values.extend(secret.get("values", []))
+    register_secret(*values, label="a bad-input corpus secret")
+    return values
+
+
+def secret_reads(stack: LocalStack) -> list[str]:
+    """The ``SecretId`` of every GetSecretValue moto server has answered in this session."""
+    return SECRETS_MANAGER_REQUESTS[stack.aws["secretsmanager"].meta.endpoint_url].named("GetSecretValue")
+
+
 def check_batch(
-    batch: Batch, stack: LocalStack, response: dict[str, Any], captured_logs: LogCapture, emitted: str
+    batch: Batch,
+    stack: LocalStack,
+    response: dict[str, Any],
+    captured_logs: LogCapture,
+    emitted: str,
+    *,
+    reads: Sequence[str] = (),
+    scanned: Sequence[str] = (),
 ) -> dict[str, list[str]]:
-    """Problems found, by case name (``"batch"`` for the batch as a whole); empty when all is well."""
+    """Problems found, by case name (``"batch"`` for the batch as a whole); empty when all is well.
+    ``reads``: the secrets read while the batch ran; ``scanned``: more values no output may hold."""
     problems: dict[str, list[str]] = {}
 
     def problem(name: str, text: str) -> None:
@@ -286,6 +325,11 @@ def check_batch(
             if "name_length" in expect and len(held.get("name", "")) != expect["name_length"]:
                 problem(case.name, "name not kept whole")
             continue
+        for unread in expect.get("unread", []):
+            if any(unread in secret_id for secret_id in reads):
+                problem(case.name, f"the value of {unread} was read")
+        if "resourceId" in expect and stack.emulator.held_resource(INSTALLATION_ID, expect["resourceId"]) is not None:
+            problem(case.name, "expected parked, yet Vercel holds the resource")
         if len(got) != 1:
             problem(case.name, f"{len(got)} failed-records messages, expected exactly one")
             continue
@@ -313,7 +357,7 @@ def check_batch(
             problem("batch", f"the valid record {resource_id} is not in Vercel")
 
     everything = "\n".join([*captured_logs.lines, json.dumps(messages), emitted])
-    for value in stack.secret_values:
+    for value in [*stack.secret_values, *scanned]:
         if value in everything:
             problem("batch", "a token or secret value was logged, printed or sent")
     return problems
@@ -327,14 +371,17 @@ def run_batch(
     captured_logs: LogCapture,
     capfd: pytest.CaptureFixture[str],
 ) -> dict[str, list[str]]:
+    scanned = store_secrets(cases, stack)
     batch = build_batch(cases, source, stack)
     handler = handlers["stream_sync" if source == "stream" else "queue_sync"].lambda_handler
+    reads_before = len(secret_reads(stack))
     invocation = invoke(handler, batch.event, function_name=source, timeout_seconds=FUNCTION_TIMEOUT_SECONDS)
     if invocation.error is not None:
         return {"batch": [f"the handler {invocation.error}"]}
     assert isinstance(invocation.response, dict)
+    reads = secret_reads(stack)[reads_before:]
     out, err = capfd.readouterr()
-    return check_batch(batch, stack, invocation.response, captured_logs, out + err)
+    return check_batch(batch, stack, invocation.response, captured_logs, out + err, reads=reads, scanned=scanned)
 
 
 def describe(problems: dict[str, list[str]]) -> str:

@@ -308,7 +308,7 @@ def test_exhausted_retries_bisect_then_send_the_position_to_the_on_failure_queue
     streams: Any, sqs: Any, table: PartnerTable
 ) -> None:
     for n in range(4):
-        table.put(f"db_{n}", secretsArn="partner/resources/db_2" if n == 2 else "")
+        table.put(f"db_{n}", secretsArn="partner/resources/icfg_test/db_2" if n == 2 else "")
     poison = "db_2"
 
     def fail_with_poison(event: dict[str, Any], call: int) -> None:

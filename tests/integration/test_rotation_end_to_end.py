@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from local_aws.provision import drain_json_messages
+from local_aws.provision import drain_json_messages, store_installation_token
 from local_runner import Runner, SecretRotationPoller, send_failure_to_queue
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.integration.test_sync_end_to_end import put_item, record, sync_stream
@@ -47,12 +47,19 @@ def state_key(installation_id: str, resource_id: str) -> str:
     return f"resource#{len(installation_id)}#{installation_id}#{resource_id}"
 
 
-def write_state(stack: LocalStack, resource_id: str, secret: str | None, prefix: str | None = None) -> None:
+def write_state(
+    stack: LocalStack,
+    resource_id: str,
+    secret: str | None,
+    prefix: str | None = None,
+    *,
+    installation_id: str = INSTALLATION_ID,
+) -> None:
     """The sync-state item of an imported resource, as the state adapter records it."""
     item: dict[str, Any] = {
-        "pk": {"S": state_key(INSTALLATION_ID, resource_id)},
+        "pk": {"S": state_key(installation_id, resource_id)},
         "kind": {"S": "resource"},
-        "installationId": {"S": INSTALLATION_ID},
+        "installationId": {"S": installation_id},
         "resourceId": {"S": resource_id},
         "payloadDigest": {"S": "0" * 64},
         "productId": {"S": "postgres"},
@@ -171,6 +178,32 @@ def test_a_resource_vercel_does_not_hold_is_parked_and_the_others_updated(
     assert message["source"]["eventName"] == "PutSecretValue"
     assert password not in json.dumps(message)
     assert stack.emulator.secrets_call_count(INSTALLATION_ID, "db_primary").by_status == {"201": 1}
+
+
+def test_a_rotation_never_reaches_a_resource_of_another_installation(
+    imported: LocalStack, rotation_handler: ModuleType
+) -> None:
+    # Another installation's resource last imported this secret (before the rule, or the secret
+    # was moved since): it is parked, never sent the new value, though Vercel would take it.
+    stack = imported
+    other, other_token = "icfg_it_other", "vrcl_it_" + secrets.token_urlsafe(24)
+    register_secret(other_token, label="an installation token (integration fixture)")
+    store_installation_token(stack.aws["secretsmanager"], stack.resources, other, other_token)
+    stack.emulator.set_token(other, other_token)
+    write_state(stack, "db_elsewhere", stack.resource_secret_name, installation_id=other)
+    poller = rotation_poller(stack, rotation_handler)
+    password, _ = rotate_resource_secret(stack)
+
+    Runner([poller], idle_sleep_seconds=0.05).run_until_idle(idle_seconds=0.3, timeout_seconds=30)
+
+    assert stack.emulator.secrets_call_count(other, "db_elsewhere").total == 0
+    assert stack.emulator.secrets_call_count(INSTALLATION_ID, "db_primary").by_status == {"201": 1}
+    (message,) = drain_json_messages(stack.aws["sqs"], stack.queue_url("FailedRecordsQueue"))
+    assert (message["integrationConfigurationId"], message["resourceId"]) == (other, "db_elsewhere")
+    assert message["reason"] == "invalid_record"
+    assert "does not belong" in message["detail"]
+    assert INSTALLATION_ID not in message["detail"]
+    assert password not in json.dumps(message)
 
 
 def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
 from vercel_sync.adapters.secrets import SecretsManagerReader
-from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.settings import Settings
 
 TOKEN = "vrcl_tok_adapter_test_value"
@@ -82,21 +82,45 @@ def test_missing_secrets_are_permanent_with_the_aws_code(reader: SecretsManagerR
         reader.installation_token("icfg_missing")
     assert caught.value.reason == "token_unavailable"
     with pytest.raises(PermanentSyncError, match="ResourceNotFoundException") as caught:
-        reader.resource_secrets("partner/resources/missing")
+        reader.resource_secrets("partner/resources/icfg_1/missing", installation_id="icfg_1")
+    assert caught.value.reason == "resource_secret_unavailable"
+    with pytest.raises(PermanentSyncError, match="ResourceNotFoundException") as caught:
+        reader.resource_secrets("partner/resources/missing", installation_id="icfg_1")  # its tags, then
     assert caught.value.reason == "resource_secret_unavailable"
 
 
 def test_resource_secret_document(secretsmanager: Any, reader: SecretsManagerReader) -> None:
     document = {"URL": "postgres://x", "PW": {"value": "p", "preview": "q"}}
-    secretsmanager.create_secret(Name="partner/resources/db", SecretString=json.dumps(document))
-    assert reader.resource_secrets("partner/resources/db") == document
+    secretsmanager.create_secret(Name="partner/resources/icfg_1/db", SecretString=json.dumps(document))
+    assert reader.resource_secrets("partner/resources/icfg_1/db", installation_id="icfg_1") == document
+
+
+def test_resource_secret_tagged_for_its_installation(secretsmanager: Any, reader: SecretsManagerReader) -> None:
+    document = {"URL": "postgres://x"}
+    secretsmanager.create_secret(
+        Name="partner/resources/legacy-db",
+        SecretString=json.dumps(document),
+        Tags=[{"Key": "vercel:integrationConfigurationId", "Value": "icfg_1"}],
+    )
+    assert reader.resource_secrets("partner/resources/legacy-db", installation_id="icfg_1") == document
+    with pytest.raises(InvalidRecordError, match="does not belong"):
+        reader.resource_secrets("partner/resources/legacy-db", installation_id="icfg_2")
 
 
 def test_resource_secret_that_is_not_json_is_permanent(secretsmanager: Any, reader: SecretsManagerReader) -> None:
-    secretsmanager.create_secret(Name="partner/resources/db", SecretString="plain-password-value")
+    secretsmanager.create_secret(Name="partner/resources/icfg_1/db", SecretString="plain-password-value")
     with pytest.raises(PermanentSyncError) as caught:
-        reader.resource_secrets("partner/resources/db")
+        reader.resource_secrets("partner/resources/icfg_1/db", installation_id="icfg_1")
     assert "plain-password-value" not in caught.value.message
+
+
+def test_resource_secret_stored_as_binary_that_is_not_utf8_is_permanent(
+    secretsmanager: Any, reader: SecretsManagerReader
+) -> None:
+    secretsmanager.create_secret(Name="partner/resources/icfg_1/db", SecretBinary=b"\xff\xfe\x00binary")
+    with pytest.raises(PermanentSyncError, match="partner/resources/icfg_1/db") as caught:
+        reader.resource_secrets("partner/resources/icfg_1/db", installation_id="icfg_1")
+    assert caught.value.reason == "resource_secret_unavailable"
 
 
 class ThrottledClient:

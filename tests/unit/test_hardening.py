@@ -42,7 +42,7 @@ def record(**overrides: Any) -> dict[str, Any]:
         "productId": "prod_pg",
         "name": "orders",
         "status": "active",
-        "secretsArn": "partner/resources/db_primary",
+        "secretsArn": "partner/resources/icfg_1/db_primary",
     }
     item.update(overrides)
     return {k: v for k, v in item.items() if v is not None}
@@ -132,7 +132,7 @@ def test_text_json_cannot_carry_is_an_invalid_record(where: str, item: dict[str,
 
 
 def test_a_secret_value_with_a_lone_surrogate_is_an_invalid_record() -> None:
-    secrets = FakeSecrets(documents={"partner/resources/db_primary": {"PGPASSWORD": "pw-\ud800-x"}})
+    secrets = FakeSecrets(documents={"partner/resources/icfg_1/db_primary": {"PGPASSWORD": "pw-\ud800-x"}})
     failed = FakeFailedRecords()
     service = SyncService(vercel=FakeVercel(), secrets=secrets, failed_records=failed)
 
@@ -191,8 +191,8 @@ class TestResourceSecretScope:
     @pytest.mark.parametrize(
         "secret_id",
         [
-            "partner/resources/db_primary",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/db_primary-AbCdEf",
+            "partner/resources/icfg_1/db_primary",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_1/db_primary-AbCdEf",
         ],
     )
     def test_secrets_under_the_prefix_are_allowed(self, secret_id: str) -> None:
@@ -214,7 +214,9 @@ class TestResourceSecretScope:
         settings = Settings()
         assert not settings.is_resource_secret("anything/else")
         with pytest.raises(TransientSyncError, match="RESOURCE_SECRET_PREFIX"):
-            SecretsManagerReader(settings, provider=object()).resource_secrets("anything/else")
+            SecretsManagerReader(settings, provider=object()).resource_secrets(
+                "anything/else", installation_id="icfg_1"
+            )
 
     @pytest.mark.parametrize(
         "token_secret_id",
@@ -231,7 +233,7 @@ class TestResourceSecretScope:
         assert not settings.is_resource_secret(
             f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{token_name}-AbC123"
         )
-        assert settings.is_resource_secret("shared/db_primary")
+        assert settings.is_resource_secret("shared/icfg_1/db_primary")
 
     def test_reader_refuses_before_reading(self) -> None:
         class Provider:
@@ -240,7 +242,7 @@ class TestResourceSecretScope:
 
         reader = SecretsManagerReader(self.settings, provider=Provider())
         with pytest.raises(InvalidRecordError, match="outside the resource-secret prefix"):
-            reader.resource_secrets("vercel/installations/icfg_other")
+            reader.resource_secrets("vercel/installations/icfg_other", installation_id="icfg_other")
 
 
 @pytest.mark.parametrize("token", ["tök-non-ascii-1234", "has space 12345", "tab\tseparated"])
@@ -299,7 +301,7 @@ def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind()
     failed = FakeFailedRecords()
     service = SyncService(
         vercel=VercelClient(BASE),
-        secrets=FakeSecrets(documents={"partner/resources/db_primary": document}),
+        secrets=FakeSecrets(documents={"partner/resources/icfg_1/db_primary": document}),
         failed_records=failed,
     )
 

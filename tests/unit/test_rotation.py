@@ -20,7 +20,7 @@ from tests.fakes import (
     FakeFailedRecords,
     vercel_rejects,
 )
-from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.pipeline import RetryPolicy, TimeBudget
 from vercel_sync.rotation import (
     FAILURE_KIND,
@@ -33,8 +33,8 @@ from vercel_sync.rotation import (
 )
 from vercel_sync.settings import Settings, normalized_secret_name
 
-ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/db_primary-AbC123"
-NAME = "partner/resources/db_primary"
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_demo01/db_primary-AbC123"
+NAME = "partner/resources/icfg_demo01/db_primary"
 SETTINGS = Settings(resource_secret_prefix="partner/resources/")
 
 
@@ -186,7 +186,12 @@ class FakeRotationSecrets:
             raise self.token_error
         return self.token
 
-    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any:
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """The folder rule only (``test_secret_ownership.py`` has the reader's whole rule)."""
+        if SETTINGS.secret_folder(secret_id) != installation_id:
+            raise InvalidRecordError("secretsArn names a secret that does not belong to the record's installation")
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
         self.reads.append((secret_id, force_fetch))
         if secret_id not in self.documents:
             raise PermanentSyncError(
@@ -266,10 +271,11 @@ class Rig:
         return RotationService(**arguments)
 
 
+# A secret belongs to one installation (test_secret_ownership.py): its resources are the targets.
 TARGETS = [
-    RotationTarget("icfg_1", "db_primary", "ORDERS"),
-    RotationTarget("icfg_1", "db_replica", None),
-    RotationTarget("icfg_2", "db_other", "OTHER"),
+    RotationTarget("icfg_demo01", "db_primary", "ORDERS"),
+    RotationTarget("icfg_demo01", "db_replica", None),
+    RotationTarget("icfg_demo01", "db_other", "OTHER"),
 ]
 
 
@@ -284,7 +290,7 @@ def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> N
     assert rig.index.queries == [NAME]
     assert rig.secrets.reads == [(ARN, True)]  # once, past the cache
     assert rig.vercel.per_resource() == {"db_primary": 1, "db_replica": 1, "db_other": 1}
-    assert rig.secrets.token_reads == [("icfg_1", False), ("icfg_2", False)]  # once per installation
+    assert rig.secrets.token_reads == [("icfg_demo01", False)]  # once per installation
     bodies = {call.resource_id: call.body for call in rig.vercel.calls}
     assert bodies["db_primary"] == {
         "secrets": [
@@ -346,7 +352,7 @@ def test_transient_failures_are_retried_with_backoff_honouring_retry_after(rig: 
 
     assert rig.vercel.per_resource()["db_primary"] == 3
     assert rig.sleeps == [0.5, 3.0]  # full jitter drawn at its ceiling here; never sooner than Retry-After
-    assert limiter.paused == [("icfg_1", 3.0)]
+    assert limiter.paused == [("icfg_demo01", 3.0)]
     assert len(limiter.acquired) == 5  # one token per call
     assert result.calls == 5
     assert len(result.pushed) == 3
@@ -366,7 +372,7 @@ def test_a_401_rereads_the_token_once(rig: Rig) -> None:
     result = rig.service().handle(put_secret_value_event())
 
     assert [call.token for call in rig.vercel.calls] == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN]
-    assert rig.secrets.token_reads == [("icfg_1", False), ("icfg_1", True)]
+    assert rig.secrets.token_reads == [("icfg_demo01", False), ("icfg_demo01", True)]
     assert len(result.pushed) == 2
 
 
@@ -374,7 +380,8 @@ def test_a_token_refused_after_its_reread_leaves_the_event_for_a_retry(rig: Rig)
     rig.vercel.valid_tokens = set()
     with pytest.raises(RotationIncompleteError, match="3 of 3 resources"):
         rig.service().handle(put_secret_value_event())
-    assert rig.vercel.per_resource() == {"db_primary": 2, "db_replica": 1, "db_other": 2}
+    # The first 401 re-reads the installation's token once; the others are not retried now.
+    assert rig.vercel.per_resource() == {"db_other": 2, "db_primary": 1, "db_replica": 1}  # in sorted order
     assert rig.failed.messages == []
 
 
@@ -390,7 +397,7 @@ def test_a_rejected_resource_is_parked_scrubbed_and_the_others_go_on(rig: Rig) -
     assert message["kind"] == FAILURE_KIND
     assert message["reason"] == "vercel_rejected"
     assert message["httpStatus"] == 400
-    assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_1", "db_replica")
+    assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_demo01", "db_replica")
     assert message["source"]["eventName"] == "PutSecretValue"
     assert message["rotation"] == {"secretName": NAME, "secretsPrefix": None}
     assert message["record"] is None
@@ -430,11 +437,11 @@ def test_a_secret_document_the_import_rules_refuse_is_an_invalid_record(rig: Rig
     assert rig.vercel.calls == []
 
 
-def test_an_unreadable_token_parks_that_installation_only(rig: Rig) -> None:
+def test_an_unreadable_token_parks_the_installations_resources_after_one_read(rig: Rig) -> None:
     rig.secrets.token_error = PermanentSyncError("cannot read secret x: AccessDenied", reason="token_unavailable")
     rig.service().handle(put_secret_value_event())
     assert rig.failed.reasons() == ["token_unavailable"] * 3
-    assert len(rig.secrets.token_reads) == 2  # read once per installation, not per resource
+    assert len(rig.secrets.token_reads) == 1  # read once per installation, not per resource
 
 
 def test_without_a_failed_records_queue_a_permanent_failure_is_retried(rig: Rig) -> None:

@@ -137,6 +137,22 @@ def test_iam_is_scoped(role: str) -> None:
     assert len(secret_statement["Resource"]) == 2  # the token prefix and the resource-secret prefix
 
 
+@pytest.mark.parametrize("role", ["StreamSyncRole", "QueueSyncRole", "RotationSyncRole"])
+def test_sync_roles_may_read_the_tags_of_resource_secrets_only(role: str) -> None:
+    # A secret outside an installation's folder belongs to it by its tag: DescribeSecret, no value.
+    (describe,) = [s for s in statements(role) if "secretsmanager:DescribeSecret" in actions(s)]
+    assert actions(describe) == ["secretsmanager:DescribeSecret"]
+    resources = describe["Resource"] if isinstance(describe["Resource"], list) else [describe["Resource"]]
+    prefix_arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${ResourceSecretPrefix}*"
+    assert resources == [{"Fn::Sub": prefix_arn}]
+
+
+def test_the_functions_know_their_account() -> None:
+    # A secretsArn of another account is refused unread (AWS_REGION is Lambda's own).
+    assert GLOBALS["Environment"]["Variables"]["FUNCTION_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+    assert TEMPLATE["Parameters"]["ResourceSecretPrefix"]["AllowedPattern"].endswith("/$")
+
+
 def test_tracing_is_a_parameter_and_off_by_default() -> None:
     assert TEMPLATE["Parameters"]["EnableTracing"]["Default"] == "false"
     assert GLOBALS["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {

@@ -228,7 +228,7 @@ partner_items = st.fixed_dictionaries(
 def test_any_valid_partner_record_gives_a_payload_the_model_accepts(
     item: dict[str, Any], removed: bool, secrets: dict[str, Any]
 ) -> None:
-    item = {**item, "secretsArn": "partner/resources/x"}
+    item = {**item, "secretsArn": f"partner/resources/{item['integrationConfigurationId']}/x"}
     record: PartnerRecord = parse_partner_record(item)
     payload = build_import_payload(record, removed=removed, secret_document=secrets)
     body = payload.to_body()

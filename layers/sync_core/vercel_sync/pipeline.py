@@ -77,7 +77,12 @@ class VercelApi(Protocol):
 class SecretStore(Protocol):
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
 
-    def resource_secrets(self, secret_id: str) -> Any: ...
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation (or a
+        classified error when its tags cannot be read); reads no value, at most the tags, cached."""
+        ...
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str) -> Any: ...
 
 
 class FailedRecordSink(Protocol):
@@ -703,9 +708,15 @@ class SyncService:
             secret_document = None
             if needs_secrets(record, removed=change.removed):
                 assert record.secrets_arn is not None
+                installation_id = record.integration_configuration_id
+                # Two steps, each one AWS read at most: whose the secret is (none for a secret in
+                # the installation's folder), then its value, only if it is the installation's.
+                deadline.require("aws_read", "checking whose the resource secret is")
+                with self._waiting("secret_owner"):  # a kind of its own: most checks make no call
+                    self.secrets.check_owner(record.secrets_arn, installation_id)
                 deadline.require("aws_read", "reading the resource secret")
                 with self._waiting("secret"):
-                    secret_document = self.secrets.resource_secrets(record.secrets_arn)
+                    secret_document = self.secrets.resource_secrets(record.secrets_arn, installation_id=installation_id)
             payload, body = build_import_body(record, removed=change.removed, secret_document=secret_document)
             secret_values.extend(payload.secret_values())
             del payload

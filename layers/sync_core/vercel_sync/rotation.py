@@ -14,15 +14,18 @@ CloudTrail) is handled like this:
    (``Settings.is_resource_secret``, the rule imports follow): its value is never read here.
 3. The sync-state table's sparse index ``bySecretName`` lists the resources whose last import used
    the secret (:class:`SecretIndex`), with their ``secretsPrefix``.
-4. The secret is read once, past any cache, and turned into each resource's ``secrets`` by the
-   import's own rules (``transform.build_secrets_update``).
-5. One call per resource. Transient failures (429, 5xx, timeouts) are retried with exponential
+4. A resource of an installation the secret does not belong to (the import's rule: its folder
+   ``{RESOURCE_SECRET_PREFIX}X/`` or its tag) is parked as an invalid record: a rotation of one
+   installation's secret never reaches another's. If none remains, no value is read.
+5. The secret is read once, past any cache, and turned into each remaining resource's ``secrets``
+   by the import's own rules (``transform.build_secrets_update``).
+6. One call per resource. Transient failures (429, 5xx, timeouts) are retried with exponential
    backoff and full jitter, never sooner than ``Retry-After``, while the invocation's time allows;
    a 401 re-reads the installation's token once; a 429 pauses the installation in the optional
    shared rate limiter. Permanent failures (400, 403, 404, 409, 410, 422, an invalid or unreadable
    secret, a token that cannot be read) go to the failed-records queue, one message per resource
    (:func:`build_rotation_failure_message`, ``kind: "secret_rotation"``).
-6. Anything not done raises :class:`RotationIncompleteError`: Lambda's asynchronous retries run the
+7. Anything not done raises :class:`RotationIncompleteError`: Lambda's asynchronous retries run the
    event again (every resource gets the then-current value: a late retry never pushes an older
    one), and after them its on-failure destination keeps the event.
 
@@ -166,7 +169,9 @@ class SecretIndex(Protocol):
 class RotationSecrets(Protocol):
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
 
-    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any: ...
+    def check_owner(self, secret_id: str, installation_id: str) -> None: ...
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any: ...
 
 
 class SecretsApi(Protocol):
@@ -340,19 +345,14 @@ class RotationService:
             self.observer.finished(change, result)
             return result
 
-        deadline.require("aws_read", "reading the secret")
-        try:
-            document = self.secrets.resource_secrets(change.secret_id, force_fetch=True)
-        except PermanentSyncError as error:
-            for target in targets:
-                self._park(change, target, error, calls=0, secret_values=())
-                result.parked.append(target)
+        owned, document = self._read_for_owners(change, targets, deadline, result)
+        if not owned:
             self.observer.finished(change, result)
             return result
 
         run = _Run(self, change, deadline)
         pending: list[RotationTarget] = []
-        for target in targets:
+        for target in owned:
             try:
                 result.calls += run.push(target, document)
                 result.pushed.append(target)
@@ -374,6 +374,42 @@ class RotationService:
                 "(transient failures or no time left); the event will be retried"
             )
         return result
+
+    def _read_for_owners(
+        self, change: SecretChange, targets: list[RotationTarget], deadline: Deadline, result: RotationResult
+    ) -> tuple[list[RotationTarget], Any]:
+        """The targets of the installation the secret belongs to, and the secret's document (read
+        only if there is one). Each other target is parked as an invalid record (its last import
+        named a secret of another installation, or one since moved or re-tagged), so that it shows
+        in the failed-records queue and its alarm, not only in a log: someone has to re-import that
+        resource with a secret of its own. A failure of the secret itself parks every target."""
+        owned: list[RotationTarget] = []
+        try:
+            # One secret for every target: at most one DescribeSecret, cached for the others.
+            deadline.require("aws_read", "checking whose the secret is")
+            for target in targets:
+                try:
+                    self.secrets.check_owner(change.secret_id, target.installation_id)
+                except InvalidRecordError as error:
+                    refused = InvalidRecordError(f"the rotated secret's new value is not sent: {error.message}")
+                    self._park(change, target, refused, calls=0, secret_values=())
+                    result.parked.append(target)
+                else:
+                    owned.append(target)
+            if not owned:
+                return [], None
+            deadline.require("aws_read", "reading the secret")
+            document = self.secrets.resource_secrets(
+                change.secret_id, installation_id=owned[0].installation_id, force_fetch=True
+            )
+        except PermanentSyncError as error:  # missing, denied, undecodable: no target can have it
+            parked = set(result.parked)
+            for target in targets:
+                if target not in parked:
+                    self._park(change, target, error, calls=0, secret_values=())
+                    result.parked.append(target)
+            return [], None
+        return owned, document
 
     def _park(
         self,

@@ -33,6 +33,10 @@ ENVIRONMENT_VARIABLES = {
     "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field\'s name  # nosec B105
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field\'s name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
+    # The function's own account and region: a secretsArn naming another is refused unread. Not
+    # AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
+    "FUNCTION_ACCOUNT_ID": "aws_account_id",
+    "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
 }
 
 
@@ -86,9 +90,12 @@ class Settings(BaseModel):
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
-    # Records may name (``secretsArn``) only secrets whose name starts with this, and never an
-    # installation token. Unset: records may name no secret at all.
+    # Records may name (``secretsArn``) only secrets whose name starts with this, of their own
+    # installation (``secret_folder``, or a tag), and never an installation token. Unset: records
+    # may name no secret at all.
     resource_secret_prefix: str | None = None
+    aws_account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
+    aws_region: str | None = None
     failed_records_queue_url: str | None = None
     # Optional: without it the cross-invocation features (version guard, change
     # suppression, the shared rate limit) are off.
@@ -123,10 +130,26 @@ class Settings(BaseModel):
             raise ValueError(f"must contain {INSTALLATION_PLACEHOLDER}")
         return value
 
-    @field_validator("failed_records_queue_url", "sync_state_table", "resource_secret_prefix")
+    @field_validator(
+        "failed_records_queue_url",
+        "sync_state_table",
+        "resource_secret_prefix",
+        "aws_account_id",
+        "aws_region",
+        mode="before",
+    )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
+    def _blank_is_unset(cls, value: object) -> object:
         return value or None
+
+    @field_validator("resource_secret_prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str | None) -> str | None:
+        # Installation X's folder is "{prefix}X/": without the slash, "partner/resourcesX/..." and
+        # "partner/resources" + "X/..." would be one and the same.
+        if value is not None and not value.endswith("/"):
+            raise ValueError("must end with '/' (e.g. partner/resources/)")
+        return value
 
     @field_validator("rate_limit", mode="before")
     @classmethod
@@ -146,6 +169,18 @@ class Settings(BaseModel):
         name = secret_name(secret_id)
         return name.startswith(self.resource_secret_prefix) and not self._is_token_secret(name)
 
+    def secret_folder(self, secret_id: str) -> str | None:
+        """The installation whose folder (``{prefix}X/``) holds the secret, if it lies in one: the
+        first path segment after the prefix. One name has at most one folder; an installation id
+        holding ``/`` has none (its secrets carry the tag)."""
+        if self.resource_secret_prefix is None:
+            return None
+        name = secret_name(secret_id)
+        if not name.startswith(self.resource_secret_prefix):
+            return None
+        folder, slash, rest = name[len(self.resource_secret_prefix) :].partition("/")
+        return folder if folder and slash and rest else None
+
     def _is_token_secret(self, name: str) -> bool:
         """Whether ``name`` could be some installation's token secret (the template's shape)."""
         before, _, after = secret_name(self.token_secret_id).partition(INSTALLATION_PLACEHOLDER)
@@ -158,6 +193,8 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         values = {field: environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if name in environ}
+        if not values.get("aws_region") and environ.get("AWS_DEFAULT_REGION"):
+            values["aws_region"] = environ["AWS_DEFAULT_REGION"]  # what boto3 uses without AWS_REGION
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

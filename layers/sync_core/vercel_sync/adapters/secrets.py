@@ -2,19 +2,35 @@
 
 Powertools caches each value for its ``max_age``; a 401 from Vercel re-reads the token past
 the cache (``force_fetch``). Errors are classified: a missing secret, a denied read or a
-secret that cannot be decrypted is permanent for the record (the failed-records queue holds
-it until an operator fixes the cause and replays it); throttling and network trouble are
-transient. Neither the value nor the error's text from AWS beyond its code is kept.
+secret that cannot be decrypted or decoded is permanent for the record (the failed-records
+queue holds it until an operator fixes the cause and replays it); throttling and network
+trouble are transient. Neither the value nor the error's text from AWS beyond its code is kept.
+
+A resource secret is read only for an installation it belongs to (:meth:`check_owner`): one in
+the installation's folder (``{RESOURCE_SECRET_PREFIX}X/``) at no cost; any other only if it
+carries the tag :data:`OWNER_TAG` with the installation's id, read with DescribeSecret (no
+value) and cached as long as a resource secret's value is.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, secret_name
+
+OWNER_TAG = "vercel:integrationConfigurationId"
+NOT_OWNED = (
+    "secretsArn names a secret that does not belong to the record's installation: a resource secret must lie in "
+    "the installation's folder under the resource-secret prefix ({prefix}<installation id>/) or carry the tag "
+    f"{OWNER_TAG} with the installation's id"
+)
+# Tags kept per secret, at most; past it the cache starts again (secrets per container are few).
+MAX_CACHED_OWNERS = 4096
 
 # Secrets Manager error codes that another try will not fix.
 PERMANENT_SECRET_ERRORS = frozenset(
@@ -44,6 +60,9 @@ class SecretsManagerReader:
         # Gives the container's shared Secrets Manager client (``AwsClients``): Powertools would
         # otherwise build a boto3 session of its own, which costs a cold start its set-up again.
         self._client_factory = client_factory
+        # secret id -> (its owner tag or None, monotonic expiry)
+        self._owner_tags: dict[str, tuple[str | None, float]] = {}
+        self._owner_lock = threading.Lock()
 
     def _secrets_provider(self) -> Any:
         if self._provider is None:
@@ -64,7 +83,12 @@ class SecretsManagerReader:
             force_fetch=force_fetch,
             reason="token_unavailable",
         )
-        token = _token_from_secret(raw)
+        try:
+            token = _token_from_secret(raw)
+        except RecursionError:
+            raise PermanentSyncError(
+                f"secret {secret_id} holds JSON nested too deeply to read", reason="token_unavailable"
+            ) from None
         if not token:
             raise PermanentSyncError(
                 f'secret {secret_id} holds no access token (expected {{"access_token": ...}} or the bare token)',
@@ -78,22 +102,11 @@ class SecretsManagerReader:
             )
         return token
 
-    def resource_secrets(self, secret_id: str, *, force_fetch: bool = False) -> Any:
-        """The resource secret's JSON document (validated by the transform).
-
-        Only secrets under the resource-secret prefix are read for a record: the function may
-        read installation tokens too, and a record naming one must not get it sent to Vercel
-        as a resource secret. ``force_fetch`` reads past the cache (rotation sync: the value has
-        just changed).
-        """
-        if not self._settings.is_resource_secret(secret_id):
-            if self._settings.resource_secret_prefix is None:
-                # A configuration gap, not the record's fault: back to the source until it is set.
-                raise TransientSyncError("secretsArn cannot be read: RESOURCE_SECRET_PREFIX is not set")
-            raise InvalidRecordError(
-                "secretsArn names a secret outside the resource-secret prefix "
-                f"({self._settings.resource_secret_prefix}) or an installation token"
-            )
+    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
+        """The resource secret's JSON document (validated by the transform), if the secret belongs
+        to ``installation_id`` (:meth:`check_owner`; else nothing is read). ``force_fetch`` reads
+        past the cache (rotation sync: the value has just changed)."""
+        self.check_owner(secret_id, installation_id)
         raw = self._read(
             secret_id,
             max_age=self._settings.resource_secret_cache_seconds,
@@ -106,6 +119,66 @@ class SecretsManagerReader:
             raise PermanentSyncError(
                 f"resource secret {secret_id} is not JSON", reason="resource_secret_unavailable"
             ) from None
+        except RecursionError:
+            raise PermanentSyncError(
+                f"resource secret {secret_id} holds JSON nested too deeply to read",
+                reason="resource_secret_unavailable",
+            ) from None
+
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """Raises unless a record of ``installation_id`` may name ``secret_id``; reads no value.
+
+        Only secrets under the resource-secret prefix that are not installation tokens (the
+        function may read tokens too, and a record naming one must not get it sent to Vercel), in
+        the function's own account and region, and belonging to the installation. The messages
+        name neither the secret nor another installation: the secret's name may hold one's id.
+        """
+        settings = self._settings
+        if not settings.is_resource_secret(secret_id):
+            if settings.resource_secret_prefix is None:
+                # A configuration gap, not the record's fault: back to the source until it is set.
+                raise TransientSyncError("secretsArn cannot be read: RESOURCE_SECRET_PREFIX is not set")
+            raise InvalidRecordError(
+                "secretsArn names a secret outside the resource-secret prefix "
+                f"({settings.resource_secret_prefix}) or an installation token"
+            )
+        if secret_id.startswith("arn:"):
+            _check_arn(secret_id, settings)
+        if settings.secret_folder(secret_id) == installation_id:
+            return
+        if self._owner_tag(secret_id) != installation_id:
+            raise InvalidRecordError(NOT_OWNED.format(prefix=settings.resource_secret_prefix))
+
+    def _owner_tag(self, secret_id: str) -> str | None:
+        """The secret's :data:`OWNER_TAG` (DescribeSecret: metadata, no value), cached."""
+        now = time.monotonic()
+        with self._owner_lock:
+            cached = self._owner_tags.get(secret_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            described = self._secrets_provider().client.describe_secret(SecretId=secret_id)
+        except ClientError as exc:
+            code = _aws_error_code(exc)
+            if code in PERMANENT_SECRET_ERRORS:
+                raise PermanentSyncError(
+                    f"cannot read the tags of the secret secretsArn names: {code}", reason="resource_secret_unavailable"
+                ) from None
+            raise TransientSyncError(f"cannot read the tags of the secret secretsArn names now: {code}") from None
+        except BotoCoreError as exc:
+            raise TransientSyncError(
+                f"cannot read the tags of the secret secretsArn names now: {type(exc).__name__}"
+            ) from None
+        tags = {tag.get("Key"): tag.get("Value") for tag in described.get("Tags") or []}
+        owner = tags.get(OWNER_TAG)
+        owner = owner if isinstance(owner, str) else None
+        with self._owner_lock:
+            if len(self._owner_tags) >= MAX_CACHED_OWNERS:
+                self._owner_tags.clear()
+            self._owner_tags[secret_id] = (owner, now + self._settings.resource_secret_cache_seconds)
+        return owner
 
     def _read(self, secret_id: str, *, max_age: int, force_fetch: bool, reason: str) -> str:
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -119,10 +192,30 @@ class SecretsManagerReader:
                 raise PermanentSyncError(f"cannot read secret {secret_id}: {code}", reason=reason) from None
             raise TransientSyncError(f"cannot read secret {secret_id} now: {code or 'network error'}") from None
         if isinstance(value, bytes):
-            value = value.decode("utf-8")
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PermanentSyncError(
+                    f"secret {secret_id} holds binary data that is not UTF-8", reason=reason
+                ) from None
         if not isinstance(value, str):
             raise PermanentSyncError(f"secret {secret_id} has no string value", reason=reason)
         return value
+
+
+def _check_arn(secret_id: str, settings: Settings) -> None:
+    """A secret ARN must be a Secrets Manager secret's, in the function's own account and region."""
+    parts = secret_id.split(":", 6)
+    if len(parts) != 7 or parts[2] != "secretsmanager" or parts[5] != "secret" or not secret_name(secret_id):
+        raise InvalidRecordError("secretsArn is an ARN, but not a Secrets Manager secret's")
+    if settings.aws_account_id is None or settings.aws_region is None:
+        # Unknown, the ARN cannot be checked: not read, back to the source until it is set.
+        missing = "FUNCTION_ACCOUNT_ID" if settings.aws_account_id is None else "AWS_REGION"
+        raise TransientSyncError(f"secretsArn is an ARN and cannot be checked: {missing} is not set")
+    if parts[4] != settings.aws_account_id:
+        raise InvalidRecordError("secretsArn names a secret in another AWS account than the function's")
+    if parts[3] != settings.aws_region:
+        raise InvalidRecordError("secretsArn names a secret in another AWS region than the function's")
 
 
 def _aws_error_code(error: BaseException | None) -> str | None:

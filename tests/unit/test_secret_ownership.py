@@ -1,0 +1,313 @@
+"""A resource secret belongs to one installation (README "Configuration", SECURITY.md).
+
+A secret belongs to installation X when its name lies under ``{RESOURCE_SECRET_PREFIX}X/`` or it
+carries the tag ``vercel:integrationConfigurationId`` = X. A record names only secrets of its own
+installation; anything else is an invalid record, decided before any value is read (the fake
+client counts every GetSecretValue), with a reason that names neither a value nor the other
+installation. Rotation sync keeps the same rule per resource.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fakes import (
+    DB_PASSWORD,
+    RESOURCE_SECRET,
+    TOKEN,
+    FakeFailedRecords,
+    FakeSecretsManagerClient,
+    FakeVercel,
+    StoredSecret,
+)
+from vercel_sync.adapters.secrets import OWNER_TAG, SecretsManagerReader
+from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.errors import ConfigurationError, InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.pipeline import SyncService
+from vercel_sync.rotation import RotationService, RotationTarget
+from vercel_sync.settings import Settings
+
+PREFIX = "partner/resources/"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+SETTINGS = Settings(resource_secret_prefix=PREFIX, aws_account_id=ACCOUNT, aws_region=REGION)
+MINE, THEIRS = "icfg_mine", "icfg_theirs"
+OWN_FOLDER = f"{PREFIX}{MINE}/db"
+THEIR_FOLDER = f"{PREFIX}{THEIRS}/db"
+FLAT = f"{PREFIX}legacy-db"
+TOKEN_SECRET = f"vercel/installations/{MINE}"
+
+
+def arn(name: str, *, account: str = ACCOUNT, region: str = REGION) -> str:
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
+
+
+def stored(**tags: str) -> StoredSecret:
+    return StoredSecret(string=json.dumps(RESOURCE_SECRET), tags=dict(tags))
+
+
+def client_with(secrets: dict[str, StoredSecret]) -> FakeSecretsManagerClient:
+    return FakeSecretsManagerClient(secrets={TOKEN_SECRET: StoredSecret(string=TOKEN), **secrets})
+
+
+def reader_over(client: FakeSecretsManagerClient, settings: Settings = SETTINGS) -> SecretsManagerReader:
+    return SecretsManagerReader(settings, client_factory=lambda: client)
+
+
+# ------------------------------------------------------------------------------------ the reader
+
+
+def test_a_secret_in_the_installations_folder_is_read_without_describing_it() -> None:
+    client = client_with({OWN_FOLDER: stored(), arn(OWN_FOLDER): stored()})
+    reader = reader_over(client)
+    assert reader.resource_secrets(OWN_FOLDER, installation_id=MINE) == RESOURCE_SECRET
+    assert reader.resource_secrets(arn(OWN_FOLDER), installation_id=MINE) == RESOURCE_SECRET
+    assert client.describes == []
+
+
+@pytest.mark.parametrize(
+    ("name", "tags"),
+    [
+        (THEIR_FOLDER, {}),  # another installation's folder
+        (THEIR_FOLDER, {OWNER_TAG: THEIRS}),
+        (FLAT, {}),  # neither the path nor the tag
+        (FLAT, {OWNER_TAG: THEIRS}),  # tagged for another installation
+        (FLAT, {OWNER_TAG: MINE.upper()}),  # the tag's value must be the id exactly
+        (FLAT, {"vercel:integrationconfigurationid": MINE}),  # and its key
+        (f"{PREFIX}{MINE}-db", {}),  # a name that merely starts with the id is not in its folder
+        (f"{PREFIX}{MINE}", {}),
+    ],
+)
+def test_a_secret_of_another_installation_is_refused_before_any_value_is_read(name: str, tags: dict[str, str]) -> None:
+    client = client_with({name: stored(**tags)})
+    reader = reader_over(client)
+    for secret_id in (name, arn(name)):
+        client.secrets[secret_id] = client.secrets[name]
+        with pytest.raises(InvalidRecordError) as caught:
+            reader.resource_secrets(secret_id, installation_id=MINE)
+        assert caught.value.reason == "invalid_record"
+        assert THEIRS not in caught.value.message
+        assert name not in caught.value.message
+        assert "does not belong to the record's installation" in caught.value.message
+    assert client.reads == []
+
+
+def test_a_tagged_secret_outside_the_folder_belongs_to_the_tagged_installation() -> None:
+    client = client_with({FLAT: stored(**{OWNER_TAG: MINE}), THEIR_FOLDER: stored(**{OWNER_TAG: MINE})})
+    reader = reader_over(client)
+    for _ in range(3):
+        assert reader.resource_secrets(FLAT, installation_id=MINE) == RESOURCE_SECRET
+    # The tag is read once, then cached (as the value is); another secret pays its own read.
+    assert client.describes == [FLAT]
+    assert reader.resource_secrets(THEIR_FOLDER, installation_id=MINE) == RESOURCE_SECRET
+    assert client.describes == [FLAT, THEIR_FOLDER]
+
+
+def test_the_tag_cache_expires_with_the_resource_secret_cache() -> None:
+    client = client_with({FLAT: stored(**{OWNER_TAG: MINE})})
+    reader = reader_over(client, SETTINGS.model_copy(update={"resource_secret_cache_seconds": 0}))
+    reader.resource_secrets(FLAT, installation_id=MINE)
+    client.secrets[FLAT] = stored(**{OWNER_TAG: THEIRS})  # re-tagged: it now belongs elsewhere
+    with pytest.raises(InvalidRecordError):
+        reader.resource_secrets(FLAT, installation_id=MINE)
+    assert client.describes == [FLAT, FLAT]
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "why"),
+    [
+        (arn(OWN_FOLDER, account="999999999999"), "another AWS account"),
+        (arn(OWN_FOLDER, region="eu-west-1"), "another AWS region"),
+        (f"arn:aws:ssm:{REGION}:{ACCOUNT}:secret:{OWN_FOLDER}", "not a Secrets Manager secret"),
+        (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:parameter:{OWN_FOLDER}", "not a Secrets Manager secret"),
+    ],
+)
+def test_an_arn_of_another_account_or_region_is_refused_without_a_call(secret_id: str, why: str) -> None:
+    client = client_with({secret_id: stored(**{OWNER_TAG: MINE})})
+    with pytest.raises(InvalidRecordError, match=why) as caught:
+        reader_over(client).resource_secrets(secret_id, installation_id=MINE)
+    assert "999999999999" not in caught.value.message
+    assert client.reads == []
+    assert client.describes == []
+
+
+def test_without_the_functions_account_an_arn_is_not_read() -> None:
+    # A configuration gap, not the record's fault: back to the source (as for an unset prefix).
+    client = client_with({arn(OWN_FOLDER): stored()})
+    unknown = Settings(resource_secret_prefix=PREFIX, aws_region=REGION)
+    with pytest.raises(TransientSyncError, match="FUNCTION_ACCOUNT_ID"):
+        reader_over(client, unknown).resource_secrets(arn(OWN_FOLDER), installation_id=MINE)
+    no_region = Settings(resource_secret_prefix=PREFIX, aws_account_id=ACCOUNT)
+    with pytest.raises(TransientSyncError, match="AWS_REGION"):
+        reader_over(client, no_region).resource_secrets(arn(OWN_FOLDER), installation_id=MINE)
+    # A name is the function's own account and region: it needs neither.
+    client.secrets[OWN_FOLDER] = stored()
+    assert reader_over(client, unknown).resource_secrets(OWN_FOLDER, installation_id=MINE) == RESOURCE_SECRET
+    assert client.reads == [OWN_FOLDER]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("ThrottlingException", TransientSyncError),
+        ("InternalServiceError", TransientSyncError),
+        ("ResourceNotFoundException", PermanentSyncError),
+        ("AccessDeniedException", PermanentSyncError),
+    ],
+)
+def test_describing_a_secret_fails_as_reading_one_does(code: str, expected: type[Exception]) -> None:
+    client = client_with({FLAT: stored(**{OWNER_TAG: MINE})})
+    client.errors["DescribeSecret"] = code
+    with pytest.raises(expected, match=code) as caught:
+        reader_over(client).resource_secrets(FLAT, installation_id=MINE)
+    if isinstance(caught.value, PermanentSyncError):
+        assert caught.value.reason == "resource_secret_unavailable"
+    assert client.reads == []
+    client.errors.clear()  # a failure is not cached
+    assert reader_over(client).resource_secrets(FLAT, installation_id=MINE) == RESOURCE_SECRET
+
+
+# ------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize("prefix", ["partner/resources", "partner", "partner/resources/x"])
+def test_the_resource_secret_prefix_must_end_with_a_slash(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match="RESOURCE_SECRET_PREFIX"):
+        Settings.from_env({"RESOURCE_SECRET_PREFIX": prefix})
+    assert Settings.from_env({"RESOURCE_SECRET_PREFIX": prefix + "/"}).resource_secret_prefix == prefix + "/"
+
+
+def test_the_functions_account_and_region_come_from_the_environment() -> None:
+    settings = Settings.from_env({"FUNCTION_ACCOUNT_ID": ACCOUNT, "AWS_REGION": "eu-west-1"})
+    assert (settings.aws_account_id, settings.aws_region) == (ACCOUNT, "eu-west-1")
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-2"}).aws_region == "eu-west-2"
+    assert Settings.from_env({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2"}).aws_region == "eu-west-1"
+    with pytest.raises(ConfigurationError, match="FUNCTION_ACCOUNT_ID"):
+        Settings.from_env({"FUNCTION_ACCOUNT_ID": "12345"})
+
+
+# ------------------------------------------------------------------------------------- pipeline
+
+
+def record(secret_id: str, installation: str = MINE) -> dict[str, Any]:
+    return {
+        "integrationConfigurationId": installation,
+        "resourceId": "db_1",
+        "productId": "postgres",
+        "name": "orders",
+        "status": "active",
+        "secretsArn": secret_id,
+    }
+
+
+def change(item: dict[str, Any]) -> SourceChange:
+    position = SourcePosition(kind="sqs", event_source_arn="arn:aws:sqs:us-east-1:1:q", item_identifier="m-1")
+    return SourceChange(position, item)
+
+
+@pytest.mark.parametrize("secret_id", [THEIR_FOLDER, FLAT, arn(THEIR_FOLDER), arn(OWN_FOLDER, account="999999999999")])
+def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_sent(secret_id: str) -> None:
+    client = client_with({secret_id: stored(**{OWNER_TAG: THEIRS})})
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=failed)
+
+    assert service.sync(change(record(secret_id))) == "parked"
+
+    assert vercel.calls == []
+    assert secret_id not in client.reads  # the secret's value was never read
+    (message,) = failed.messages
+    assert message["reason"] == "invalid_record"
+    assert THEIRS not in message["detail"]
+    assert DB_PASSWORD not in json.dumps(message)
+
+
+def test_a_record_naming_its_own_secrets_imports_them() -> None:
+    client = client_with({OWN_FOLDER: stored(), FLAT: stored(**{OWNER_TAG: MINE})})
+    vercel = FakeVercel()
+    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=FakeFailedRecords())
+    assert service.sync(change(record(OWN_FOLDER))) == "imported"
+    assert service.sync(change(record(FLAT))) == "imported"
+    assert [len(call.body["secrets"]) for call in vercel.calls] == [2, 2]
+    assert client.describes == [FLAT]
+
+
+# ------------------------------------------------------------------------------------- rotation
+
+
+class RecordingVercel:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def update_resource_secrets(
+        self, installation_id: str, resource_id: str, body: Any, *, token: str
+    ) -> dict[str, Any]:
+        self.calls.append((installation_id, resource_id))
+        return {}
+
+
+class Index:
+    def __init__(self, targets: list[RotationTarget]) -> None:
+        self.targets = targets
+
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        return self.targets
+
+
+def rotation_event(secret_id: str) -> dict[str, Any]:
+    return {
+        "id": "event-1",
+        "detail": {"eventName": "PutSecretValue", "requestParameters": {"secretId": secret_id}},
+    }
+
+
+def rotation_rig(secret_id: str, targets: list[RotationTarget], **tags: str) -> tuple[Any, ...]:
+    client = client_with({secret_id: stored(**tags)})
+    client.secrets[f"vercel/installations/{THEIRS}"] = StoredSecret(string=TOKEN)
+    vercel, failed = RecordingVercel(), FakeFailedRecords()
+    service = RotationService(
+        settings=SETTINGS,
+        index=Index(targets),
+        secrets=reader_over(client),
+        vercel=vercel,
+        failed_records=failed,
+    )
+    return service, client, vercel, failed
+
+
+def test_a_rotation_reaches_only_the_resources_of_the_secrets_installation() -> None:
+    targets = [RotationTarget(MINE, "db_mine"), RotationTarget(THEIRS, "db_theirs")]
+    service, client, vercel, failed = rotation_rig(THEIR_FOLDER, targets)
+
+    result = service.handle(rotation_event(THEIR_FOLDER))
+
+    assert vercel.calls == [(THEIRS, "db_theirs")]
+    assert result.parked == [RotationTarget(MINE, "db_mine")]
+    (message,) = failed.messages
+    assert message["reason"] == "invalid_record"
+    assert message["integrationConfigurationId"] == MINE
+    assert THEIRS not in message["detail"]
+    assert client.reads.count(THEIR_FOLDER) == 1
+
+
+def test_a_rotation_of_a_secret_no_target_owns_reads_no_value() -> None:
+    targets = [RotationTarget(MINE, "db_mine"), RotationTarget(THEIRS, "db_theirs")]
+    service, client, vercel, failed = rotation_rig(FLAT, targets, **{OWNER_TAG: "icfg_third"})
+
+    result = service.handle(rotation_event(FLAT))
+
+    assert vercel.calls == []
+    assert sorted(result.parked) == sorted(targets)
+    assert [m["reason"] for m in failed.messages] == ["invalid_record", "invalid_record"]
+    assert FLAT not in client.reads
+    assert client.describes == [FLAT]  # once for every target
+
+
+def test_a_rotation_follows_the_tag() -> None:
+    targets = [RotationTarget(MINE, "db_mine"), RotationTarget(THEIRS, "db_theirs")]
+    service, _client, vercel, failed = rotation_rig(FLAT, targets, **{OWNER_TAG: MINE})
+    service.handle(rotation_event(FLAT))
+    assert vercel.calls == [(MINE, "db_mine")]
+    assert [m["integrationConfigurationId"] for m in failed.messages] == [THEIRS]
