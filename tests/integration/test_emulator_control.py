@@ -124,7 +124,10 @@ def test_loopback_origins_are_answered(vercel: EmulatorServer, client: httpx.Cli
         (b'{"errorRate": 1.0}', "text/plain"),  # what a form with enctype=text/plain sends
         (b'{"errorRate": 1.0}', "text/plain;charset=UTF-8"),  # fetch() with a string body, no preflight
         (b"errorRate=1.0", "application/x-www-form-urlencoded"),
-        (b'--b\r\nContent-Disposition: form-data; name="errorRate"\r\n\r\n1\r\n--b--\r\n', "multipart/form-data; boundary=b"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="errorRate"\r\n\r\n1\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
         (b'{"errorRate": 1.0}', None),  # a body without a type
     ],
 )
