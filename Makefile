@@ -77,8 +77,8 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-security: venv
-	PY=$(PY) bash .ci/security
+security: venv sam-venv
+	PY=$(PY) SAM_PY=$(SAM_VENV)/bin/python bash .ci/security
 
 format: venv
 	$(PY) -m ruff format .

@@ -257,6 +257,8 @@ def test_backfill_role_has_exactly_what_it_uses() -> None:
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
+    sends = [s["Resource"] for s in statements(RESOURCES["BackfillRole"]) if "sqs:SendMessage" in actions(s)]
+    assert {"Fn::GetAtt": ["BackfillFailureQueue", "Arn"]} in sends
     assert granted["dynamodb:UpdateItem"] == {"Fn::GetAtt": ["SyncStateTable", "Arn"]}
     assert granted["dynamodb:Scan"]["Fn::If"][1] == {"Fn::GetAtt": ["PartnerTable", "Arn"]}
     (invoke,) = statements(RESOURCES["BackfillSelfInvokePolicy"])
@@ -266,6 +268,28 @@ def test_backfill_role_has_exactly_what_it_uses() -> None:
         "Resource": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
     }
     assert RESOURCES["BackfillSelfInvokePolicy"]["Properties"]["Roles"] == [{"Ref": "BackfillRole"}]
+
+
+def test_backfill_failures_end_in_an_encrypted_watched_queue() -> None:
+    config = props("BackfillFunction")["EventInvokeConfig"]
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["BackfillFailureQueue", "Arn"]},
+    }
+    queue = RESOURCES["BackfillFailureQueue"]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["DeletionPolicy"] == "Retain"
+    watched = [
+        a
+        for a in alarms().values()
+        if alarm_metric(a["Properties"])[2] == {"Fn::GetAtt": ["BackfillFailureQueue", "QueueName"]}
+    ]
+    assert len(watched) == 1
+    kms = next(s for s in statements(RESOURCES["BackfillRole"]) if "kms:Decrypt" in actions(s))
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == [
+        {"Fn::Sub": "dynamodb.${AWS::Region}.${AWS::URLSuffix}"},
+        {"Fn::Sub": "sqs.${AWS::Region}.${AWS::URLSuffix}"},
+    ]
 
 
 def test_samconfig_environments_use_only_valid_template_parameters() -> None:
