@@ -11,6 +11,8 @@
 #   make lint   ruff (lint, format) and mypy on the core
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
 #   make validate / make build   sam validate --lint and cfn-lint / sam build, then bytecode (tools/compile_build.py)
+#   make lock   the hashed locks (layers/sync_core/requirements.txt, requirements-dev.txt) from their .in files
+#   make audit  pip-audit over both locks; fails, saying so, where the vulnerability service cannot be reached
 
 # The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
 export PYENV_VERSION ?= 3.13.0
@@ -21,14 +23,27 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: venv sam-venv demo run emulator local-aws bench bench-emulator backfill replay replay-stream-failures test chaos-full lint security format validate build ci clean
+.PHONY: venv sam-venv lock audit demo run emulator local-aws bench bench-emulator backfill replay replay-stream-failures test chaos-full lint security format validate build ci clean
 
+# From the hashed lock only (pip, setuptools included), then the repository itself: editable, so it
+# has no hash to check; without dependencies or build isolation, so nothing unlocked comes in.
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt layers/sync_core/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	touch $@
+
+# Regenerate the locks after editing a .in file (or to take new versions: ARGS=--upgrade).
+# --allow-unsafe pins pip and setuptools too; no index or find-links of this machine is written.
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(ARGS)
+lock: venv
+	$(PIP_COMPILE) --output-file layers/sync_core/requirements.txt layers/sync_core/requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
+
+audit: venv
+	$(PY) tools/audit.py layers/sync_core/requirements.txt requirements-dev.txt $(ARGS)
 
 # aws-sam-cli pins boto3, click and pydantic below what the project uses: a venv of its own.
 sam-venv: $(SAM_VENV)/.installed
@@ -77,8 +92,8 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-security: venv
-	PY=$(PY) bash .ci/security
+security: venv sam-venv
+	PY=$(PY) SAM_PY=$(SAM_VENV)/bin/python bash .ci/security
 
 format: venv
 	$(PY) -m ruff format .
@@ -89,8 +104,13 @@ validate: sam-venv venv
 	$(VENV)/bin/cfn-lint template.yaml
 
 # sam build, then bytecode for every module (tools/compile_build.py says why: cold starts).
+# SAM installs the layer's lock with the pip of the first python3.13 on PATH: .venv-sam's. SAM's
+# first pass downloads the lock (hash-checked); its second fetches each compiled package's arm64
+# wheel by name and version only, so the lock is also the constraint file, whose hashes this pip
+# checks, and PIP_REQUIRE_HASHES refuses any file without one (a pip that ignored them fails the build).
 build: sam-venv venv
-	$(SAM) build
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" PIP_REQUIRE_HASHES=1 \
+		PIP_CONSTRAINT="$(CURDIR)/layers/sync_core/requirements.txt" $(SAM) build
 	$(PY) tools/compile_build.py .aws-sam/build
 
 ci:

@@ -73,6 +73,10 @@ own (the method in the hash is ``"PUT secrets"``, ``"POST credentials/rotate"``,
 
 The control API (tests, the demo, benchmarks; no auth, loopback clients only, never faulted)
 -------------------------------------------------------------------------------------------
+It answers only requests from a loopback address whose ``Host`` is a loopback name with the
+server's port (``127.0.0.1:PORT``, ``localhost:PORT``, ``[::1]:PORT``), whose ``Origin``, if any, is a
+loopback page, and whose body, if any, is ``Content-Type: application/json`` (403 or 415 otherwise):
+a page in the developer's browser can then neither read it through DNS rebinding nor post a form.
 ``GET /_emulator/health``
     ``{"status": "ok"}``.
 ``GET /_emulator/calls``

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 from aiohttp.log import access_logger
@@ -59,6 +59,7 @@ _ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
     500: "internal_server_error",
     502: "bad_gateway",
@@ -145,6 +146,72 @@ def _is_loopback(remote: str | None) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _loopback_host(host: str | None) -> bool:
+    """``localhost``, an IPv4 loopback address or ``::1`` (``urlsplit``'s hostname: lowercase, no brackets)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _addressed_to_loopback(host_header: str | None, server_port: int | None) -> bool:
+    """The ``Host`` header names a loopback host and this server's port. A page that reached the
+    server by DNS rebinding sends its own host name here, so it is refused."""
+    if not host_header or server_port is None:
+        return False
+    try:
+        parts = urlsplit("//" + host_header)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or parts.path or parts.query or parts.fragment:
+        return False
+    return _loopback_host(parts.hostname) and (port if port is not None else 80) == server_port
+
+
+def _loopback_origin(origin: str | None) -> bool:
+    """No ``Origin`` (not a browser's cross-origin request), or a page served from a loopback host.
+    ``null`` (a sandboxed page, a file) is refused."""
+    if origin is None:
+        return True
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and _loopback_host(parts.hostname) and parts.path in ("", "/")
+
+
+def _local_port(request: web.BaseRequest) -> int | None:
+    transport = request.transport
+    address = transport.get_extra_info("sockname") if transport is not None else None
+    return int(address[1]) if isinstance(address, tuple) and len(address) >= 2 else None
+
+
+def _is_json(request: web.BaseRequest) -> bool:
+    return request.content_type.lower() == "application/json"
+
+
+def control_refusal(request: web.BaseRequest) -> web.Response | None:
+    """Why the control API refuses this request, if it does. ``/_emulator/imports`` holds secret
+    values: a page in the developer's browser must neither read it (DNS rebinding: the Host check)
+    nor change the emulator (a cross-site post: the Origin check; a form's body, which is never
+    JSON: the Content-Type check)."""
+    if not _is_loopback(request.remote):
+        return error_response(403, "The control API answers loopback clients only.")
+    if not _addressed_to_loopback(request.headers.get("Host"), _local_port(request)):
+        return error_response(403, "The control API answers requests addressed to a loopback host and its port only.")
+    if not _loopback_origin(request.headers.get("Origin")):
+        return error_response(403, "The control API answers pages from loopback origins only.")
+    if (request.body_exists or "Content-Type" in request.headers) and not _is_json(request):
+        return error_response(415, "The control API takes application/json bodies only.")
+    return None
 
 
 class EmulatorHandler:
@@ -398,8 +465,9 @@ class EmulatorHandler:
     # -- the control API ------------------------------------------------------------------------
 
     async def _control(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
-        if not _is_loopback(request.remote):
-            return error_response(403, "The control API answers loopback clients only.")
+        refusal = control_refusal(request)
+        if refusal is not None:
+            return refusal
         route = self._control_routes.get(name)
         if route is None:
             return error_response(404, "The requested route does not exist.")

@@ -294,8 +294,83 @@ def test_the_largest_allowed_http_timeout_still_leaves_time_to_work() -> None:
     assert needed <= 0.75 * GLOBALS["Timeout"] * 1000
 
 
-def test_customer_managed_key_is_optional_and_scoped() -> None:
+def via(*services: str) -> dict[str, Any]:
+    return {
+        "StringEquals": {
+            "kms:ViaService": [{"Fn::Sub": f"{service}.${{AWS::Region}}.${{AWS::URLSuffix}}"} for service in services]
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("role", "services"),
+    [
+        ("StreamSyncRole", ("secretsmanager", "dynamodb")),  # resource secrets and tokens; the partner stream
+        ("QueueSyncRole", ("secretsmanager", "sqs")),  # ...; the partner queue
+        ("RotationSyncRole", ("secretsmanager",)),
+    ],
+)
+def test_customer_managed_key_is_optional_and_used_only_through_the_services_that_need_it(
+    role: str, services: tuple[str, ...]
+) -> None:
     assert TEMPLATE["Parameters"]["CustomerManagedKeyArn"]["Default"] == ""
-    for role in ("StreamSyncRole", "QueueSyncRole", "RotationSyncRole"):
-        kms = [s for s in statements(role) if "kms:Decrypt" in actions(s)]
-        assert kms == [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": {"Ref": "CustomerManagedKeyArn"}}]
+    kms = [s for s in statements(role) if any(a.startswith("kms:") for a in actions(s))]
+    assert kms == [
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": {"Ref": "CustomerManagedKeyArn"},
+            "Condition": via(*services),
+        }
+    ]
+
+
+def test_every_kms_statement_names_the_services_it_goes_through() -> None:
+    for role in of_type("AWS::IAM::Role"):
+        for statement in statements(role):
+            if any(a.startswith("kms:") for a in actions(statement)):
+                allowed = statement["Condition"]["StringEquals"]["kms:ViaService"]
+                assert allowed, role
+                assert set(statement["Condition"]) == {"StringEquals"}, role
+
+
+def test_rotation_writes_only_its_own_rate_limit_buckets() -> None:
+    """The rotation role may update only the secrets-update buckets (dynamodb:LeadingKeys): the keys
+    rotation_runtime's buckets take in the rate limiter, never a resource's state or an import bucket."""
+    from fnmatch import fnmatchcase
+
+    from vercel_sync.adapters.rate_limiter import PK_PREFIX
+    from vercel_sync.rotation_runtime import SecretsUpdateBuckets
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.buckets: list[str] = []
+
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            self.buckets.append(installation_id)
+            return True
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            self.buckets.append(installation_id)
+
+    recorder = Recorder()
+    buckets = SecretsUpdateBuckets(recorder)  # type: ignore[arg-type]
+    buckets.acquire("icfg_1", max_wait_seconds=1)
+    buckets.pause("icfg_2", 1)
+    written = [PK_PREFIX + bucket for bucket in recorder.buckets]
+
+    writes = [
+        s
+        for s in statements("RotationSyncRole")
+        if any(a.startswith("dynamodb:") and a != "dynamodb:Query" for a in actions(s))
+    ]
+    assert [actions(s) for s in writes] == [["dynamodb:UpdateItem"]]
+    (update,) = writes
+    assert update["Resource"] == {"Fn::GetAtt": ["SyncStateTable", "Arn"]}
+    (patterns,) = update["Condition"]["ForAllValues:StringLike"].values()
+    assert list(update["Condition"]["ForAllValues:StringLike"]) == ["dynamodb:LeadingKeys"]
+    for key in written:
+        assert any(fnmatchcase(key, pattern) for pattern in patterns), key
+    # Keys the rotation role must not touch: an import bucket, a resource's state, a backfill run.
+    for key in (PK_PREFIX + "icfg_1", PK_PREFIX + "icfg_secrets-update/x", "icfg_1#db", "backfill#run"):
+        assert not any(fnmatchcase(key, pattern) for pattern in patterns), key

@@ -31,7 +31,14 @@ CUSTOM_METRICS = {
     "TokenRereads",
     "VercelCallLatency",
 }
-FUNCTIONS = ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction")
+FUNCTIONS = ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction", "RotationSyncFunction")
+# Rotation sync's own metrics, as rotation_runtime emits them (test_rotation_metrics_... reads the code).
+ROTATION_METRICS = {
+    "ResourceSecretsUpdated",
+    "VercelCallsFailedTransiently",
+    "RotationsFailedPermanently",
+    "RotationEventsRetried",
+}
 
 
 def props(name: str) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def test_dashboard_shows_every_custom_metric_by_service() -> None:
         for namespace, metric, dimensions, _ in dashboard_metrics()
         if namespace == "VercelResourceSync" and dimensions == {"service": "vercel-resource-sync"}
     }
-    assert custom == CUSTOM_METRICS
+    assert custom == CUSTOM_METRICS | ROTATION_METRICS
     # ...as the functions emit them (Powertools EMF: the template sets namespace and service).
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "VercelResourceSync"
@@ -87,6 +94,7 @@ def test_dashboard_shows_iterator_age_queue_depths_and_function_health() -> None
         "ref:StreamFailureQueue.QueueName",
         "ref:PartnerQueueName",
         "ref:PartnerDeadLetterQueue",
+        "ref:RotationFailureQueue.QueueName",
     }
     for function in FUNCTIONS:
         for metric in ("Errors", "Throttles", "Duration"):
@@ -133,6 +141,8 @@ def test_each_alarm_says_what_it_means_and_what_to_do_and_notifies_the_optional_
         ("AWS/Lambda", "Throttles", {"Ref": "StreamSyncFunction"}, 0),
         ("AWS/Lambda", "Throttles", {"Ref": "QueueSyncFunction"}, 0),
         ("VercelResourceSync", "VercelThrottled", "vercel-resource-sync", {"Ref": "VercelThrottledAlarmThreshold"}),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["RotationFailureQueue", "QueueName"]}, 0),
+        ("AWS/Lambda", "Errors", {"Ref": "RotationSyncFunction"}, 0),
     ],
 )
 def test_alarm_exists(namespace: str, metric: str, subject: Any, threshold: Any) -> None:
@@ -142,6 +152,29 @@ def test_alarm_exists(namespace: str, metric: str, subject: Any, threshold: Any)
     assert len(found) == 1
     assert found[0]["Threshold"] == threshold
     assert found[0]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_rotation_metrics_are_the_ones_the_code_emits_and_are_documented() -> None:
+    source = (ROOT / "layers/sync_core/vercel_sync/rotation_runtime.py").read_text()
+    emitted = set(re.findall(r'add_metric\(name="(\w+)"', source))
+    assert emitted - {"TokenRereads"} == ROTATION_METRICS  # TokenRereads: shared with the sync functions
+    readme = (ROOT / "README.md").read_text()
+    observability = readme.split("### Observability", 1)[1].split("\n### ", 1)[0]
+    for metric in emitted:
+        assert f"`{metric}`" in observability, metric
+
+
+def test_each_alarm_has_its_runbook_entry() -> None:
+    readme = (ROOT / "README.md").read_text()
+    runbook = readme.split("\n## Runbook\n", 1)[1]
+    alarm_table = readme.split("\n### Alarms\n", 1)[1].split("\n## ", 1)[0]
+    for name, alarm in alarms().items():
+        description = alarm["Properties"]["AlarmDescription"]
+        text = description if isinstance(description, str) else description["Fn::Sub"]
+        (entry,) = re.findall(r'Runbook: "([^"]+)"', " ".join(text.split()))
+        assert f"\n### {entry}\n" in runbook, (name, entry)
+        alarm_name = alarm["Properties"]["AlarmName"]["Fn::Sub"].removeprefix("${AWS::StackName}")
+        assert alarm_name.lstrip("-") in alarm_table, (name, alarm_name)
 
 
 def test_iterator_age_alarm_compares_seconds_with_its_parameter() -> None:
@@ -224,6 +257,8 @@ def test_backfill_role_has_exactly_what_it_uses() -> None:
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
+    sends = [s["Resource"] for s in statements(RESOURCES["BackfillRole"]) if "sqs:SendMessage" in actions(s)]
+    assert {"Fn::GetAtt": ["BackfillFailureQueue", "Arn"]} in sends
     assert granted["dynamodb:UpdateItem"] == {"Fn::GetAtt": ["SyncStateTable", "Arn"]}
     assert granted["dynamodb:Scan"]["Fn::If"][1] == {"Fn::GetAtt": ["PartnerTable", "Arn"]}
     (invoke,) = statements(RESOURCES["BackfillSelfInvokePolicy"])
@@ -233,6 +268,28 @@ def test_backfill_role_has_exactly_what_it_uses() -> None:
         "Resource": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
     }
     assert RESOURCES["BackfillSelfInvokePolicy"]["Properties"]["Roles"] == [{"Ref": "BackfillRole"}]
+
+
+def test_backfill_failures_end_in_an_encrypted_watched_queue() -> None:
+    config = props("BackfillFunction")["EventInvokeConfig"]
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["BackfillFailureQueue", "Arn"]},
+    }
+    queue = RESOURCES["BackfillFailureQueue"]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["DeletionPolicy"] == "Retain"
+    watched = [
+        a
+        for a in alarms().values()
+        if alarm_metric(a["Properties"])[2] == {"Fn::GetAtt": ["BackfillFailureQueue", "QueueName"]}
+    ]
+    assert len(watched) == 1
+    kms = next(s for s in statements(RESOURCES["BackfillRole"]) if "kms:Decrypt" in actions(s))
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == [
+        {"Fn::Sub": "dynamodb.${AWS::Region}.${AWS::URLSuffix}"},
+        {"Fn::Sub": "sqs.${AWS::Region}.${AWS::URLSuffix}"},
+    ]
 
 
 def test_samconfig_environments_use_only_valid_template_parameters() -> None:
