@@ -39,16 +39,26 @@ def seconds_left() -> float | None:
     return None if ends_at is None else ends_at - time.monotonic()
 
 
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[None]:
+def within(seconds: float) -> contextlib.AbstractContextManager[None]:
     """Bounds what runs inside to ``seconds`` from now, and to the enclosing bound, if any."""
-    ends_at = time.monotonic() + seconds
-    outer = _STEP_ENDS_AT.get()
-    token = _STEP_ENDS_AT.set(ends_at if outer is None else min(outer, ends_at))
-    try:
-        yield
-    finally:
-        _STEP_ENDS_AT.reset(token)
+    return _Within(seconds)
+
+
+class _Within:
+    """A class, not a generator: it is entered once per call, and costs half as much so."""
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        ends_at = time.monotonic() + self._seconds
+        outer = _STEP_ENDS_AT.get()
+        self._token = _STEP_ENDS_AT.set(ends_at if outer is None or ends_at < outer else outer)
+
+    def __exit__(self, *exc: object) -> None:
+        _STEP_ENDS_AT.reset(self._token)
 
 
 @dataclass(frozen=True)
