@@ -3,9 +3,9 @@
 One pooled httpx transport per container (built with the sync service and reused by every
 invocation; a proxy the environment names is used, as httpx.Client would), a hard deadline per
 call (headers and body: the configured timeout, cut to what the invocation's step has left; see
-``http_deadline.py``), TLS always verified, no cookie jar, ids percent-encoded as single path segments, request and
-answer bodies size-capped, the headers the official SDK sends, and a ``User-Agent`` naming the
-product. The client does not retry: it classifies each outcome into the errors the pipeline
+``http_deadline.py``), TLS always verified, no cookie jar, ids percent-encoded as single path
+segments, request and answer bodies size-capped, the headers the official SDK sends, and a
+``User-Agent`` naming the product. The client does not retry: it classifies each outcome into the errors the pipeline
 routes (``errors.py``).
 """
 
