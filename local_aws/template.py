@@ -58,7 +58,8 @@ class Template:
         return variables
 
     def function_timeout_seconds(self) -> int:
-        return int(self.document["Globals"]["Function"]["Timeout"])
+        """The functions' timeout (Globals), with the parameter values."""
+        return int(float(self.resolve(self.document["Globals"]["Function"]["Timeout"], lambda _id: None)))
 
     def event_source(self, function: str, event: str) -> dict[str, Any]:
         """The properties of one event source mapping of a function (e.g. its batch size)."""

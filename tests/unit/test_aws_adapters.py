@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -183,7 +184,7 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
         def client(self, service: str, config: Any = None) -> Any:
             assert config is not None  # the runtime's short timeouts and one retry
             self.built.append(service)
-            return object()
+            return SimpleNamespace(service=service)
 
     monkeypatch.setattr(boto3.session, "Session", Session)
     service = build_sync_service(
@@ -194,7 +195,14 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
     limiter_client = service.rate_limiter._dynamodb()  # type: ignore[union-attr]
     assert state_client is limiter_client
     provider = service.secrets._secrets_provider()  # type: ignore[attr-defined]
-    assert service.failed_records._sqs() is service.source_queue._sqs()  # type: ignore[union-attr]
+    queue_client = service.failed_records._sqs()  # type: ignore[union-attr]
+    assert queue_client is service.source_queue._sqs()  # type: ignore[union-attr]
+    # Each is built when an operation is first looked up on it (one per service at this tier).
+    assert [c.service for c in (state_client, limiter_client, provider.client, queue_client)] == [
+        "dynamodb",
+        "dynamodb",
+        "secretsmanager",
+        "sqs",
+    ]
     assert len(sessions) == 1
-    assert sessions[0].built == ["dynamodb", "secretsmanager", "sqs"]
-    assert provider.client is not state_client
+    assert sorted(sessions[0].built) == ["dynamodb", "secretsmanager", "sqs"]

@@ -23,12 +23,12 @@ from vercel_sync.adapters.vercel import (
     MAX_RETRY_AFTER_SECONDS,
     VercelClient,
     retry_after_seconds,
-    worst_case_call_seconds,
 )
 from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
-from vercel_sync.pipeline import SyncService, TimeBudget
+from vercel_sync.pipeline import SyncService
 from vercel_sync.redaction import REDACTED, scrub_text
 from vercel_sync.settings import Settings, secret_name
 
@@ -71,7 +71,7 @@ def test_a_step_that_could_outlast_the_invocation_is_not_started() -> None:
         vercel=vercel,
         secrets=secrets,
         failed_records=FakeFailedRecords(),
-        time_budget=TimeBudget(aws_read_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
+        time_budget=TimeBudget(aws_call_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
         monotonic=clock,
     )
     # 30 s is enough to start (21 s), but the slow secret read leaves 10 s: too little for the
@@ -282,12 +282,6 @@ def test_retry_after_is_bounded(headers: dict[str, str], expected: float | None)
     assert retry_after_seconds(headers) == expected
 
 
-def test_a_call_has_a_known_worst_case() -> None:
-    # Connect, pool and write at 2 s each, then the read at the configured timeout.
-    assert worst_case_call_seconds(10) == 16
-    assert worst_case_call_seconds(1) == 4
-
-
 @respx.mock
 def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind() -> None:
     # Echoed four times, the body passes the 16 KiB read limit, which cuts through the last echo;
@@ -356,7 +350,7 @@ def test_parking_needs_time_too() -> None:
         vercel=SlowRejectingVercel(),
         secrets=FakeSecrets(),
         failed_records=failed,
-        time_budget=TimeBudget(aws_read_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
+        time_budget=TimeBudget(aws_call_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
         monotonic=clock,
     )
 
@@ -378,5 +372,5 @@ class DrippingStream(httpx.SyncByteStream):
 @respx.mock
 def test_an_answer_that_drips_in_is_cut_off_at_the_read_timeout() -> None:
     respx.put(url__startswith=BASE).mock(return_value=httpx.Response(200, stream=DrippingStream()))
-    with pytest.raises(TransientSyncError, match="longer than the read timeout"):
+    with pytest.raises(TransientSyncError, match="longer than the call's timeout"):
         VercelClient(BASE, timeout_seconds=0.5).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)

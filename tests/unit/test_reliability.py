@@ -20,8 +20,9 @@ from tests.fakes import (
     vercel_unavailable,
 )
 from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService, TimeBudget
+from vercel_sync.pipeline import RetryPolicy, SyncService
 from vercel_sync.sync_state import partner_version, payload_digest, sequence_version
 
 INSTALLATION = "icfg_1"
@@ -272,7 +273,7 @@ def test_retries_stop_when_the_invocation_could_not_wait_and_still_finish() -> N
     service = make_service(
         vercel,
         sleeps=sleeps,
-        time_budget=TimeBudget(aws_read_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
         monotonic=lambda: now[0],
     )
 
@@ -364,7 +365,7 @@ def test_calls_that_decide_nothing_are_skipped_when_the_invocation_is_nearly_ove
         state=state,
         sleeps=sleeps,
         rate_limiter=limiter,
-        time_budget=TimeBudget(aws_read_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
     )
 
     with pytest.raises(TransientSyncError, match="429"):
@@ -578,7 +579,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
         source_queue=source,
         call_interval_seconds=0.6,
         max_concurrency=1,
-        time_budget=TimeBudget(aws_read_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
     )
 
     response = handle_queue_event(sqs_event([record("r0")]), RunningOut(), service)

@@ -20,8 +20,9 @@ from tests.fakes import (
     FakeFailedRecords,
     vercel_rejects,
 )
+from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, TimeBudget
+from vercel_sync.pipeline import RetryPolicy
 from vercel_sync.rotation import (
     FAILURE_KIND,
     InvalidEventError,
@@ -451,7 +452,7 @@ def test_without_a_failed_records_queue_a_permanent_failure_is_retried(rig: Rig)
 
 
 def test_no_call_starts_without_the_time_for_it(rig: Rig) -> None:
-    budget = TimeBudget(aws_read_ms=9_000, vercel_call_ms=16_000, margin_ms=1_000)
+    budget = TimeBudget(aws_call_ms=9_000, vercel_call_ms=16_000, margin_ms=1_000)
     # 20 s: enough to find the resources and read the secret (19 s with parking and the margin),
     # too little for a call (26 s).
     with pytest.raises(RotationIncompleteError, match="3 of 3"):

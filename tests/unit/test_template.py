@@ -74,8 +74,9 @@ def test_queue_event_source_and_visibility_timeout() -> None:
     assert event["Type"] == "SQS"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = props("PartnerEventsQueue")
-    timeout = props("QueueSyncFunction").get("Timeout", GLOBALS["Timeout"])
-    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert "Timeout" not in props("QueueSyncFunction")
+    assert GLOBALS["Timeout"] == {"Ref": "FunctionTimeoutSeconds"}
+    assert queue["VisibilityTimeout"] >= 6 * TEMPLATE["Parameters"]["FunctionTimeoutSeconds"]["MaxValue"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1
     assert "deadLetterTargetArn" in queue["RedrivePolicy"]
 
@@ -283,15 +284,17 @@ def test_the_rule_leaves_out_secrets_outside_the_resource_prefix(secret_id: str)
     assert not matches(rotated)
 
 
-def test_the_largest_allowed_http_timeout_still_leaves_time_to_work() -> None:
+def test_a_function_timeout_too_short_for_one_record_is_refused_at_deploy_time() -> None:
     from vercel_sync.runtime import time_budget
     from vercel_sync.settings import Settings
 
+    parameter = TEMPLATE["Parameters"]["FunctionTimeoutSeconds"]
+    least_ms = time_budget(Settings()).least_function_timeout_ms
+    assert parameter["MinValue"] * 1000 == least_ms
+    assert parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"]
+    # Whatever HttpTimeoutSeconds is: a call is cut to the time left, not reserved whole.
     largest = TEMPLATE["Parameters"]["HttpTimeoutSeconds"]["MaxValue"]
-    budget = time_budget(Settings(http_timeout_seconds=largest))
-    needed = budget.record_ms + budget.park_ms + budget.margin_ms
-    # At least a quarter of the function's time stays for work before records are handed back.
-    assert needed <= 0.75 * GLOBALS["Timeout"] * 1000
+    assert time_budget(Settings(http_timeout_seconds=largest)).least_function_timeout_ms == least_ms
 
 
 def via(*services: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.deadline import Deadline
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
 from vercel_sync.event_fields import (
     fifo_readable,
@@ -47,7 +48,7 @@ from vercel_sync.event_fields import (
     stream_created_at,
     stream_event_name,
 )
-from vercel_sync.pipeline import Deadline, RecordResult, SourceQueue, SyncService
+from vercel_sync.pipeline import RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
 
 
@@ -356,7 +357,8 @@ def _handle_queue_records(
     # started, and a message comes back after the queue's visibility timeout instead.
     deadline = Deadline(time_left_ms(context), service.time_budget, time.monotonic)
     if service.source_queue is not None and deadline.allows_best_effort_aws_call():
-        _defer_messages_sent_back(service.source_queue, queue_records, results, response)
+        with deadline.limit("aws_read"):
+            _defer_messages_sent_back(service.source_queue, queue_records, results, response)
     return dict(response)
 
 

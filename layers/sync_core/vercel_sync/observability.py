@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from vercel_sync.changes import SourceChange
+from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.redaction import truncate
 
@@ -137,6 +138,23 @@ def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any
     return wrap
 
 
+def report_function_timeout_too_short(*, function_timeout_ms: int, budget: TimeBudget) -> None:
+    """An error log and a metric (``FunctionTimeoutTooShort``) naming the function's timeout and
+    what one record needs, parking included: no record can sync until the timeout is raised."""
+    timeout_s, least_s = function_timeout_ms / 1000, budget.least_function_timeout_ms / 1000
+    metrics.add_metric(name="FunctionTimeoutTooShort", unit=MetricUnit.Count, value=1)
+    logger.error(
+        f"the function timeout ({timeout_s:g} s) is shorter than one record needs ({least_s:g} s, of which "
+        f"{budget.park_ms / 1000:g} s to park it): every record goes back to its source until the timeout is "
+        "raised (template parameter FunctionTimeoutSeconds)",
+        extra={
+            "functionTimeoutSeconds": timeout_s,
+            "leastFunctionTimeoutSeconds": least_s,
+            "parkSeconds": budget.park_ms / 1000,
+        },
+    )
+
+
 class PowertoolsObserver:
     """Reports each record's outcome as structured log lines and metrics.
 
@@ -195,6 +213,9 @@ class PowertoolsObserver:
             metrics.add_metric(name="VercelCallLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if records:
             logger.info("batch synced", extra={"records": records, **{_camel(name): n for name, n in counts.items()}})
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)
 
     def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
         self._count(_SKIP_METRICS[why])

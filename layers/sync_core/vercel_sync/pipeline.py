@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from vercel_sync.changes import SourceChange
+from vercel_sync.deadline import Deadline, TimeBudget, too_short_function_timeout_ms
 from vercel_sync.errors import (
     INSTALLATION_HTTP_STATUSES,
     InstallationUnavailableError,
@@ -131,6 +132,10 @@ class SyncObserver(Protocol):
         """The batch is done: publish what was counted."""
         ...
 
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        """Found at the first invocation: no record can sync in the function's timeout."""
+        ...
+
 
 class NullObserver:
     def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
@@ -155,6 +160,9 @@ class NullObserver:
         pass
 
     def batch_finished(self, records: int) -> None:
+        pass
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
         pass
 
 
@@ -199,86 +207,6 @@ class RetryPolicy:
         """The wait before the next call: the backoff, never sooner than Vercel's ``Retry-After``."""
         delay = self.backoff_seconds(failed_calls, uniform)
         return delay if retry_after_seconds is None else max(delay, retry_after_seconds)
-
-
-@dataclass(frozen=True)
-class TimeBudget:
-    """The worst-case time of each slow step of a sync, so no step starts that could outlast
-    the invocation (Lambda would then fail the whole batch instead of returning a correct
-    partial response). A step without enough time left sends the record back to its source.
-    """
-
-    aws_read_ms: int  # one AWS call (a secret, a state-table write, an SQS send), retries included
-    vercel_call_ms: int  # one Vercel call, every timeout phase included
-    margin_ms: int = 1_000  # returning the batch response and flushing logs and metrics
-
-    @property
-    def park_ms(self) -> int:
-        """Sending a record to the failed-records queue (or recording an import: one AWS call)."""
-        return self.aws_read_ms
-
-    @property
-    def record_ms(self) -> int:
-        """What a record needs to start at all: a secrets read and one Vercel call (and, as for
-        every step, the time to park the record if the answer says it can never succeed)."""
-        return self.aws_read_ms + self.vercel_call_ms
-
-
-Step = Literal["record", "aws_read", "vercel_call", "park"]
-
-
-class Deadline:
-    """The invocation's remaining time, shared by its worker threads (read-only after creation).
-    Used by every service that must return before the invocation ends (sync, rotation)."""
-
-    def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
-        self._budget = budget if time_left_ms is not None else None
-        self._monotonic = monotonic
-        self._ends_at = monotonic() + (time_left_ms or 0) / 1000
-        # Each step's need, worked out once (they are asked for several times per record).
-        self._needs_ms: dict[str, int] = {}
-        if self._budget is not None:
-            for step in ("record", "aws_read", "vercel_call", "park"):
-                # Every step leaves time to park the record after it (or record its import), then return.
-                after_ms = 0 if step == "park" else self._budget.park_ms
-                step_ms: int = getattr(self._budget, f"{step}_ms")
-                self._needs_ms[step] = step_ms + after_ms + self._budget.margin_ms
-
-    def _needed_ms(self, step: Step) -> int:
-        assert self._budget is not None
-        return self._needs_ms[step]
-
-    def _left_ms(self) -> int:
-        return int((self._ends_at - self._monotonic()) * 1000)
-
-    def require(self, step: Step, what: str) -> None:
-        if self._budget is None:
-            return
-        needed_ms = self._needed_ms(step)
-        left_ms = self._left_ms()
-        if left_ms < needed_ms:
-            raise TransientSyncError(
-                f"only {left_ms} ms left in this invocation; {what} may take {needed_ms} ms: back to the source"
-            )
-
-    def spare_seconds(self, before: Step) -> float:
-        """How long one may wait and still have time for ``before`` (infinite without a budget)."""
-        if self._budget is None:
-            return float("inf")
-        return max(0.0, (self._left_ms() - self._needed_ms(before)) / 1000)
-
-    def allows_best_effort_aws_call(self) -> bool:
-        """Whether one more AWS call that decides nothing (releasing a claim, sharing a 429's pause)
-        still fits before the margin: else it is skipped, as its failure would be."""
-        if self._budget is None:
-            return True
-        return self._left_ms() >= self._budget.aws_read_ms + self._budget.margin_ms
-
-    def lease_seconds(self) -> float:
-        """How long a claim must hold: at most the rest of this invocation."""
-        if self._budget is None:
-            return 900.0  # Lambda's longest invocation
-        return max(1.0, self._left_ms() / 1000 + 5)
 
 
 @dataclass(slots=True)
@@ -549,6 +477,7 @@ class SyncService:
         self.source_queue = source_queue
         # Per worker thread: the crew of the batch it works for (see _Crew).
         self._local = threading.local()
+        self._timeout_checked = False  # at the first batch, whose time left is the function's timeout
 
     # ------------------------------------------------------------------ the batch
 
@@ -563,6 +492,11 @@ class SyncService:
     def sync_batch(self, changes: Sequence[SourceChange], *, time_left_ms: int | None = None) -> list[RecordResult]:
         """Each change's result, in the order given."""
         deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
+        if not self._timeout_checked:
+            self._timeout_checked = True
+            too_short_ms = too_short_function_timeout_ms(time_left_ms, self.time_budget)
+            if too_short_ms is not None and self.time_budget is not None:
+                self.observer.function_timeout_too_short(function_timeout_ms=too_short_ms, budget=self.time_budget)
         results: list[RecordResult | None] = [None] * len(changes)
         # Units of work in batch order: a resource's changes, or a record to park.
         units: list[_Unit] = []
@@ -711,11 +645,12 @@ class SyncService:
                 installation_id = record.integration_configuration_id
                 # Two steps, each one AWS read at most: whose the secret is (none for a secret in
                 # the installation's folder), then its value, only if it is the installation's.
-                deadline.require("aws_read", "checking whose the resource secret is")
-                with self._waiting("secret_owner"):  # a kind of its own: most checks make no call
+                with (
+                    deadline.bound("aws_read", "checking whose the resource secret is"),
+                    self._waiting("secret_owner"),  # a kind of its own: most checks make no call
+                ):
                     self.secrets.check_owner(record.secrets_arn, installation_id)
-                deadline.require("aws_read", "reading the resource secret")
-                with self._waiting("secret"):
+                with deadline.bound("aws_read", "reading the resource secret"), self._waiting("secret"):
                     secret_document = self.secrets.resource_secrets(record.secrets_arn, installation_id=installation_id)
             payload, body = build_import_body(record, removed=change.removed, secret_document=secret_document)
             secret_values.extend(payload.secret_values())
@@ -731,7 +666,7 @@ class SyncService:
                     self.observer.skipped(change, "stale")
                     return _DONE["stale"]
                 if unchanged:
-                    self._record_state(item, claim_id, digest, body)
+                    self._record_state(item, claim_id, digest, body, deadline)
                     claim_id = None
                     self.observer.skipped(change, "unchanged")
                     return _DONE["unchanged"]
@@ -740,7 +675,7 @@ class SyncService:
             if self.state_store is not None:
                 # Recorded before the record counts as done: unrecorded, a stale change could pass
                 # the guard later. If this fails the record goes back and is sent again.
-                self._record_state(item, claim_id, digest, body)
+                self._record_state(item, claim_id, digest, body, deadline)
                 claim_id = None
             self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
             return _DONE["imported"]
@@ -767,7 +702,7 @@ class SyncService:
                 raise installation.token_error
             deadline.require("aws_read", "reading the installation token")
             try:
-                with self._waiting("token"):
+                with deadline.limit("aws_read"), self._waiting("token"):
                     token = self.secrets.installation_token(installation.id)
             except (PermanentSyncError, TransientSyncError) as error:
                 installation.token_error = error  # the rest of the batch gets the same answer
@@ -784,8 +719,7 @@ class SyncService:
             if installation.refreshed:
                 return False
             installation.refreshed = True
-            deadline.require("aws_read", "re-reading the installation token")
-            with self._waiting("token"):
+            with deadline.bound("aws_read", "re-reading the installation token"), self._waiting("token"):
                 token = self.secrets.installation_token(installation.id, force_fetch=True)
             installation.token = token
             installation.tokens_used.append(token)
@@ -812,8 +746,7 @@ class SyncService:
         assert self.state_store is not None
         installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
         while True:
-            deadline.require("aws_read", "claiming the resource in the sync-state table")
-            with self._waiting("state"):
+            with deadline.bound("aws_read", "claiming the resource in the sync-state table"), self._waiting("state"):
                 claim = self.state_store.claim(
                     installation_id, resource_id, item.version, lease_seconds=deadline.lease_seconds()
                 )
@@ -827,11 +760,14 @@ class SyncService:
                 raise TransientSyncError("another invocation is syncing this resource: back to the source")
             self._sleep_waiting(wait)
 
-    def _record_state(self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any]) -> None:
+    def _record_state(
+        self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any], deadline: Deadline
+    ) -> None:
         assert self.state_store is not None
         record = item.record
         uses_secret = record.secrets_arn is not None and "secrets" in body
-        with self._waiting("state"):
+        # Parking's share of the time: the call's bound kept it free for this write.
+        with deadline.bound("park", "recording the import in the sync-state table"), self._waiting("state"):
             self.state_store.record(
                 claim_id,
                 ImportedState(
@@ -851,7 +787,7 @@ class SyncService:
         if claim_id is None or self.state_store is None or not deadline.allows_best_effort_aws_call():
             return
         # Best effort: the lease lapses on its own, and the record's fate is already decided.
-        with contextlib.suppress(Exception), self._waiting("state"):
+        with contextlib.suppress(Exception), deadline.limit("aws_read"), self._waiting("state"):
             self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
     def _call_with_retries(
@@ -872,7 +808,7 @@ class SyncService:
             started = time.perf_counter()
             tries.calls += 1
             try:
-                with self._waiting("vercel"):
+                with deadline.limit("vercel_call"), self._waiting("vercel"):
                     self.vercel.import_resource(installation.id, item.record.resource_id, body, token=token)
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
@@ -907,7 +843,8 @@ class SyncService:
             installation.paused_until = max(installation.paused_until, self._monotonic() + seconds)
         # Shared with the other instances (best effort: the bucket's own spacing still holds).
         if self.rate_limiter is not None and deadline.allows_best_effort_aws_call():
-            self.rate_limiter.pause(installation.id, seconds)
+            with deadline.limit("aws_read"):
+                self.rate_limiter.pause(installation.id, seconds)
 
     def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
         while True:
@@ -1008,8 +945,7 @@ class SyncService:
         )
         refused: str | None = None
         try:
-            deadline.require("park", "sending it to the failed-records queue")
-            with self._waiting("park"):
+            with deadline.bound("park", "sending it to the failed-records queue"), self._waiting("park"):
                 self.failed_records.park(message)
         except TransientSyncError as exc:
             refused = exc.message

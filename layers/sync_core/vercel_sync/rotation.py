@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from vercel_sync.deadline import Deadline, TimeBudget, too_short_function_timeout_ms
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import Deadline, FailedRecordSink, RetryPolicy, TimeBudget
+from vercel_sync.pipeline import FailedRecordSink, RetryPolicy
 from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.settings import Settings, normalized_secret_name
 from vercel_sync.transform import build_secrets_update
@@ -203,6 +204,8 @@ class RotationObserver(Protocol):
 
     def finished(self, change: SecretChange, result: RotationResult) -> None: ...
 
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None: ...
+
 
 class NullRotationObserver:
     def ignored(self, why: str, change: SecretChange | None) -> None:
@@ -221,6 +224,9 @@ class NullRotationObserver:
         pass
 
     def finished(self, change: SecretChange, result: RotationResult) -> None:
+        pass
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
         pass
 
 
@@ -319,14 +325,20 @@ class RotationService:
         self._monotonic = monotonic
         self._sleep = sleep
         self._draw = draw
+        self._timeout_checked = False  # at the first event, whose time left is the function's timeout
 
     def handle(self, event: Any, *, time_left_ms: int | None = None) -> RotationResult:
         """Sync one event; raises :class:`TransientSyncError` when it must be retried."""
         deadline = Deadline(time_left_ms, self.time_budget, self._monotonic)
+        if not self._timeout_checked:
+            self._timeout_checked = True
+            too_short_ms = too_short_function_timeout_ms(time_left_ms, self.time_budget)
+            if too_short_ms is not None and self.time_budget is not None:
+                self.observer.function_timeout_too_short(function_timeout_ms=too_short_ms, budget=self.time_budget)
         try:
             change = parse_secret_change(event)
         except InvalidEventError as error:
-            self._park(None, None, error, calls=0, secret_values=())
+            self._park(None, None, error, deadline, calls=0, secret_values=())
             return RotationResult("ignored")
         if change is None:
             self.observer.ignored("not a change of a current secret value", None)
@@ -338,8 +350,8 @@ class RotationService:
         if self.index is None:
             raise TransientSyncError("SYNC_STATE_TABLE is not set: rotation sync cannot find the resources")
 
-        deadline.require("aws_read", "finding the resources that use the secret")
-        targets = sorted(set(self.index.resources_using(change.secret_name)))
+        with deadline.bound("aws_read", "finding the resources that use the secret"):
+            targets = sorted(set(self.index.resources_using(change.secret_name)))
         result = RotationResult("no_resources" if not targets else "done", secret_name=change.secret_name)
         if not targets:
             self.observer.finished(change, result)
@@ -358,7 +370,9 @@ class RotationService:
                 result.pushed.append(target)
             except PermanentSyncError as error:
                 try:
-                    self._park(change, target, error, calls=run.calls_for(target), secret_values=run.secret_values)
+                    self._park(
+                        change, target, error, deadline, calls=run.calls_for(target), secret_values=run.secret_values
+                    )
                 except TransientSyncError:
                     pending.append(target)
                 else:
@@ -386,27 +400,27 @@ class RotationService:
         owned: list[RotationTarget] = []
         try:
             # One secret for every target: at most one DescribeSecret, cached for the others.
-            deadline.require("aws_read", "checking whose the secret is")
             for target in targets:
                 try:
-                    self.secrets.check_owner(change.secret_id, target.installation_id)
+                    with deadline.bound("aws_read", "checking whose the secret is"):
+                        self.secrets.check_owner(change.secret_id, target.installation_id)
                 except InvalidRecordError as error:
                     refused = InvalidRecordError(f"the rotated secret's new value is not sent: {error.message}")
-                    self._park(change, target, refused, calls=0, secret_values=())
+                    self._park(change, target, refused, deadline, calls=0, secret_values=())
                     result.parked.append(target)
                 else:
                     owned.append(target)
             if not owned:
                 return [], None
-            deadline.require("aws_read", "reading the secret")
-            document = self.secrets.resource_secrets(
-                change.secret_id, installation_id=owned[0].installation_id, force_fetch=True
-            )
+            with deadline.bound("aws_read", "reading the secret"):
+                document = self.secrets.resource_secrets(
+                    change.secret_id, installation_id=owned[0].installation_id, force_fetch=True
+                )
         except PermanentSyncError as error:  # missing, denied, undecodable: no target can have it
             parked = set(result.parked)
             for target in targets:
                 if target not in parked:
-                    self._park(change, target, error, calls=0, secret_values=())
+                    self._park(change, target, error, deadline, calls=0, secret_values=())
                     result.parked.append(target)
             return [], None
         return owned, document
@@ -416,6 +430,7 @@ class RotationService:
         change: SecretChange | None,
         target: RotationTarget | None,
         error: PermanentSyncError,
+        deadline: Deadline,
         *,
         calls: int,
         secret_values: Iterable[str],
@@ -428,10 +443,11 @@ class RotationService:
         message = build_rotation_failure_message(
             change, target, error, failed_at=self._clock(), calls=calls, secret_values=values
         )
-        try:
-            self.failed_records.park(message)
-        except Exception as exc:  # noqa: BLE001 - any failure to park means the event must be retried
-            raise TransientSyncError(f"the failed-records queue did not take it ({type(exc).__name__})") from None
+        with deadline.bound("park", "sending it to the failed-records queue"):
+            try:
+                self.failed_records.park(message)
+            except Exception as exc:  # noqa: BLE001 - any failure to park means the event must be retried
+                raise TransientSyncError(f"the failed-records queue did not take it ({type(exc).__name__})") from None
         self.observer.parked(change, target, error)
 
 
@@ -456,9 +472,9 @@ class _Run:
             raise known
         if known is not None and not force_fetch:
             return known
-        self.deadline.require("aws_read", "reading the installation token")
         try:
-            token = self.service.secrets.installation_token(installation_id, force_fetch=force_fetch)
+            with self.deadline.bound("aws_read", "reading the installation token"):
+                token = self.service.secrets.installation_token(installation_id, force_fetch=force_fetch)
         except PermanentSyncError as error:
             self._tokens[installation_id] = error
             raise
@@ -482,7 +498,8 @@ class _Run:
             started = time.perf_counter()
             self._calls[target] = self.calls_for(target) + 1
             try:
-                service.vercel.update_resource_secrets(installation, target.resource_id, body, token=token)
+                with self.deadline.limit("vercel_call"):
+                    service.vercel.update_resource_secrets(installation, target.resource_id, body, token=token)
             except TransientSyncError as error:
                 if error.http_status == 401 and installation not in self._refreshed:
                     # The token may have been rotated: re-read it past the cache, once.
@@ -517,9 +534,12 @@ class _Run:
         """Seconds to wait before the next try, or ``None``: no retry in this invocation."""
         service = self.service
         retry_after = error.retry_after_seconds
-        if error.http_status == 429 and retry_after and service.rate_limiter is not None:
-            # Vercel's window is shared by every invocation: none calls for it before then.
-            service.rate_limiter.pause(installation, retry_after)
+        limiter = service.rate_limiter
+        if error.http_status == 429 and retry_after and limiter and self.deadline.allows_best_effort_aws_call():
+            # Vercel's window is shared by every invocation: none calls for it before then (best
+            # effort: skipped when there is no time for the write).
+            with self.deadline.limit("aws_read"):
+                limiter.pause(installation, retry_after)
         if error.http_status == 401 or attempt >= service.retry.max_calls:
             return None  # a second 401 (the re-read token too) will not pass in this invocation
         wait = service.retry.delay_seconds(attempt, retry_after, lambda low, high: low + (high - low) * service._draw())

@@ -14,8 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.observability import logger, metrics
+from vercel_sync.observability import logger, metrics, report_function_timeout_too_short
 from vercel_sync.rotation import RateLimiter, RotationResult, RotationService, RotationTarget, SecretChange
 from vercel_sync.settings import RateLimit, Settings
 
@@ -50,10 +51,10 @@ def build_rotation_service(settings: Settings, *, rate_limiter: Any = _DEFAULT) 
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
     from vercel_sync.adapters.secrets import SecretsManagerReader
     from vercel_sync.adapters.vercel import VercelClient
-    from vercel_sync.runtime import aws_client_config, time_budget
+    from vercel_sync.runtime import time_budget
 
     # One boto3 session and one client per service for the container, as the sync functions'.
-    aws = AwsClients(aws_client_config())
+    aws = AwsClients()
     if rate_limiter is _DEFAULT:
         from vercel_sync.adapters.rate_limiter import build_rate_limiter
 
@@ -182,3 +183,6 @@ class PowertoolsRotationObserver:
 
     def finished(self, change: SecretChange, result: RotationResult) -> None:
         logger.info("rotation sync finished", extra={**result.summary(), "eventName": change.event_name})
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)

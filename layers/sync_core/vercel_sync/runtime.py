@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vercel_sync.pipeline import SyncService, TimeBudget
+from vercel_sync.deadline import TimeBudget
+from vercel_sync.pipeline import SyncService
 from vercel_sync.settings import Settings
 
 _service: SyncService | None = None
@@ -36,9 +37,9 @@ def build_sync_service(
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
     # One boto3 session for every AWS client of the container, each client built when first
-    # used (a stream batch never needs SQS unless a record is parked), one DynamoDB client
-    # for the state table and the rate limiter.
-    aws = AwsClients(aws_client_config())
+    # used (a stream batch never needs SQS unless a record is parked), one DynamoDB client (per
+    # timeout tier) for the state table and the rate limiter.
+    aws = AwsClients()
     if vercel is _DEFAULT:
         from vercel_sync.adapters.vercel import VercelClient
 
@@ -88,39 +89,27 @@ def build_sync_service(
     )
 
 
-# Botocore's defaults (60 s timeouts, legacy retries) could outlast the invocation: short
-# timeouts and one retry (standard mode: its first backoff is at most 1 s), so a read's worst
-# case is known and small. Secrets Manager answers in milliseconds when it is well.
-AWS_CONNECT_TIMEOUT_SECONDS = 1
-AWS_READ_TIMEOUT_SECONDS = 3
-AWS_MAX_ATTEMPTS = 2
-AWS_RETRY_BACKOFF_SECONDS = 1
-SAFETY_MARGIN_MS = 1_000
+SAFETY_MARGIN_MS = 1_000  # returning the batch response and flushing logs and metrics
 
 
 def time_budget(settings: Settings) -> TimeBudget:
-    """The worst case of each slow step, from the timeouts the adapters are built with."""
-    from vercel_sync.adapters.vercel import worst_case_call_seconds
+    """The least time each slow step is worth starting with: an AWS call at its shortest timeouts
+    (parking a record is one), the shortest Vercel call worth making."""
+    from vercel_sync.adapters.aws_clients import SHORTEST_AWS_TIMEOUTS
+    from vercel_sync.adapters.vercel import SHORTEST_CALL_SECONDS
 
-    aws_read_seconds = (
-        AWS_MAX_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS)
-        + (AWS_MAX_ATTEMPTS - 1) * AWS_RETRY_BACKOFF_SECONDS
-    )
     return TimeBudget(
-        aws_read_ms=aws_read_seconds * 1000,
-        vercel_call_ms=int(worst_case_call_seconds(settings.http_timeout_seconds) * 1000),
+        aws_call_ms=int(SHORTEST_AWS_TIMEOUTS.worst_case_seconds * 1000),
+        vercel_call_ms=int(min(SHORTEST_CALL_SECONDS, settings.http_timeout_seconds) * 1000),
         margin_ms=SAFETY_MARGIN_MS,
     )
 
 
 def aws_client_config() -> object:
-    from botocore.config import Config
+    """The longest of the clients' timeout tiers, for a client of its own (the rate limiter's bench)."""
+    from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS
 
-    return Config(
-        connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=AWS_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
-    )
+    return AWS_TIMEOUT_TIERS[0].config()
 
 
 def get_sync_service() -> SyncService:

@@ -1,4 +1,5 @@
-"""The boto3 clients of one container: one session, each client built on first use, then shared.
+"""The boto3 clients of one container: one session, each client built on first use, then shared,
+each call bounded by the time its step has left.
 
 The first client of a boto3 session lists botocore's data folder and loads the endpoints and
 partitions (``endpoints.json`` alone is 1.2 MB) before the service's own model; the session's
@@ -7,36 +8,121 @@ loader keeps them, so a second client costs only its service model. Measured on 
 (``boto3.client``, beside the one Powertools built for Secrets Manager), 35-60 ms on the shared
 one. Clients are thread-safe; building one is not, so it happens under a lock (the rate limiter
 builds its client in a thread of its own).
+
+botocore fixes a client's timeouts and retries in its ``Config``, not per call. So a service has
+one client per *timeout tier* (:data:`AWS_TIMEOUT_TIERS`), each built when a call first needs it,
+and the adapters hold a :class:`DeadlineBoundClient`: each of its calls goes to the longest tier
+whose worst case fits what the current step has left (``deadline.seconds_left``); outside any
+bounded step, to the longest.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from vercel_sync.deadline import seconds_left
+
+# botocore's standard retry mode waits at most 1 s before a second attempt (throttling's base),
+# raised to what the answer's ``x-amz-retry-after`` asks, by at most 5 s more.
+STANDARD_MODE_MAX_FIRST_BACKOFF_SECONDS = 6.0
+
+
+@dataclass(frozen=True)
+class AwsTimeouts:
+    """One tier of a client's timeouts. Botocore's defaults (60 s timeouts, legacy retries) could
+    outlast any invocation; these are short (AWS answers these calls in milliseconds when well)."""
+
+    connect_seconds: float
+    read_seconds: float
+    max_attempts: int
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Every attempt at both timeouts, with the longest backoff between them."""
+        attempts = self.max_attempts * (self.connect_seconds + self.read_seconds)
+        return attempts + (self.max_attempts - 1) * STANDARD_MODE_MAX_FIRST_BACKOFF_SECONDS
+
+    def config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            connect_timeout=self.connect_seconds,
+            read_timeout=self.read_seconds,
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+        )
+
+
+# Longest first. The shortest is what every step keeps free for parking the record after it.
+AWS_TIMEOUT_TIERS: tuple[AwsTimeouts, ...] = (
+    AwsTimeouts(connect_seconds=1.0, read_seconds=3.0, max_attempts=2),
+    AwsTimeouts(connect_seconds=1.0, read_seconds=3.0, max_attempts=1),
+    AwsTimeouts(connect_seconds=0.5, read_seconds=1.5, max_attempts=1),
+)
+SHORTEST_AWS_TIMEOUTS = AWS_TIMEOUT_TIERS[-1]
 
 
 class AwsClients:
-    def __init__(self, boto_config: Any = None, session: Any = None) -> None:
-        self._boto_config = boto_config
+    def __init__(self, tiers: Sequence[AwsTimeouts] = AWS_TIMEOUT_TIERS, session: Any = None) -> None:
+        self._tiers = tuple(sorted(tiers, key=lambda tier: tier.worst_case_seconds, reverse=True))
+        self._configs = [tier.config() for tier in self._tiers]
         self._session = session  # built with the first client
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, int], Any] = {}
+        self._bound: dict[str, DeadlineBoundClient] = {}
         self._lock = threading.Lock()
 
-    def client(self, service: str) -> Any:
+    def tier_for(self, seconds: float | None) -> int:
+        """The longest tier whose worst case fits ``seconds`` (None: no bound), else the shortest."""
+        if seconds is None:
+            return 0
+        for index, tier in enumerate(self._tiers):
+            if tier.worst_case_seconds <= seconds:
+                return index
+        return len(self._tiers) - 1
+
+    def tier_client(self, service: str, tier: int) -> Any:
+        client = self._clients.get((service, tier))  # a dict read: no lock once built
+        if client is not None:
+            return client
         with self._lock:
-            client = self._clients.get(service)
+            client = self._clients.get((service, tier))
             if client is None:
                 if self._session is None:
                     import boto3.session
 
                     self._session = boto3.session.Session()
-                client = self._clients[service] = self._session.client(service, config=self._boto_config)
+                client = self._session.client(service, config=self._configs[tier])
+                self._clients[(service, tier)] = client
             return client
+
+    def client(self, service: str) -> DeadlineBoundClient:
+        """The client of ``service`` the adapters hold: each call bounded by its step's time left."""
+        with self._lock:
+            bound = self._bound.get(service)
+            if bound is None:
+                bound = self._bound[service] = DeadlineBoundClient(self, service)
+            return bound
 
     def factory(self, service: str) -> Callable[[], Any]:
         """A callable giving the shared client of ``service``, built when first called."""
         return lambda: self.client(service)
+
+
+class DeadlineBoundClient:
+    """Stands for a boto3 client of one service: an operation looked up on it (``client.send_message``)
+    is the one of the tier that fits the calling step's time left, looked up at each call."""
+
+    __slots__ = ("_clients", "_service")
+
+    def __init__(self, clients: AwsClients, service: str) -> None:
+        self._clients = clients
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        clients = self._clients
+        return getattr(clients.tier_client(self._service, clients.tier_for(seconds_left())), name)
 
 
 class LazyClient:

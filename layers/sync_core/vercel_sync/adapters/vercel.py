@@ -1,10 +1,11 @@
 """The Vercel Marketplace API client, on httpx.
 
 One pooled httpx transport per container (built with the sync service and reused by every
-invocation; a proxy the environment names is used, as httpx.Client would), explicit timeouts,
-TLS always verified, no cookie jar, ids percent-encoded as single path segments, request and
-answer bodies size-capped, the headers the official SDK sends, and a ``User-Agent`` naming the
-product. The client does not retry: it classifies each outcome into the errors the pipeline
+invocation; a proxy the environment names is used, as httpx.Client would), a hard deadline per
+call (headers and body: the configured timeout, cut to what the invocation's step has left; see
+``http_deadline.py``), TLS always verified, no cookie jar, ids percent-encoded as single path
+segments, request and answer bodies size-capped, the headers the official SDK sends, and a
+``User-Agent`` naming the product. The client does not retry: it classifies each outcome into the errors the pipeline
 routes (``errors.py``).
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 
 from vercel_sync import PRODUCT_NAME, __version__
+from vercel_sync.adapters.http_deadline import install_call_deadline
+from vercel_sync.deadline import seconds_left, within
 from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transient_http_status
 from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 
@@ -34,10 +36,11 @@ MAX_ERROR_BODY_BYTES = 16 * 1024
 # 400 KB, an SQS message 256 KiB, a secret 64 KiB); a larger one is refused before any call as
 # an invalid record (permanent: the same record would be refused again).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
-# httpx applies a timeout to each phase of a call, not to the whole: the phases other than
-# reading the answer (connecting, waiting for a pooled connection, sending a small body) get
-# a short one of their own, so a call's worst case is known (``worst_case_call_seconds``).
+# A call as a whole is bounded by its timeout (or less: what its step has left); within it,
+# connecting, waiting for a pooled connection and sending a small body get at most this each.
 SHORT_PHASE_TIMEOUT_SECONDS = 2.0
+# A call with less time than this is not started: the record goes back to its source instead.
+SHORTEST_CALL_SECONDS = 1.0
 # A Retry-After longer than this is taken as this (a later retry layer waits at most so long).
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
@@ -45,13 +48,6 @@ MAX_RETRY_AFTER_SECONDS = 3600.0
 def http_timeout(timeout_seconds: float) -> httpx.Timeout:
     short = min(timeout_seconds, SHORT_PHASE_TIMEOUT_SECONDS)
     return httpx.Timeout(timeout_seconds, connect=short, write=short, pool=short)
-
-
-def worst_case_call_seconds(timeout_seconds: float) -> float:
-    """The longest one call can take: every phase at its timeout."""
-    timeout = http_timeout(timeout_seconds)
-    phases = (timeout.connect, timeout.pool, timeout.write, timeout.read)
-    return sum(phase or 0.0 for phase in phases)
 
 
 class VercelUnauthorizedError(TransientSyncError):
@@ -74,6 +70,8 @@ class VercelClient:
         # with a bearer token needs) cost about a fifth of the wall time of a concurrent batch
         # here, where CPU per call bounds it (bench case 1: 2.3 s instead of 2.7-2.9 s).
         self._http = transport or _transport(max_connections, self._base_url)
+        if isinstance(self._http, httpx.HTTPTransport):
+            install_call_deadline(self._http)
         self._timeout = http_timeout(timeout_seconds).as_dict()
         self._headers = (
             ("User-Agent", USER_AGENT),
@@ -128,19 +126,26 @@ class VercelClient:
                 f"the {what} body is {len(content)} bytes, over the {MAX_REQUEST_BODY_BYTES}-byte limit",
                 reason="invalid_record",
             )
+        seconds, timeout = self._timeout_seconds, self._timeout
+        left = seconds_left()
+        if left is not None and left < seconds:
+            if left < min(SHORTEST_CALL_SECONDS, seconds):
+                raise TransientSyncError(f"no time left for a call to Vercel ({max(0.0, left):.1f} s)")
+            seconds, timeout = left, http_timeout(left).as_dict()
         try:
             request = httpx.Request(
                 "PUT",
                 url,
                 content=content,
                 headers=[*self._headers, ("Authorization", f"Bearer {token}")],
-                extensions={"timeout": self._timeout},
+                extensions={"timeout": timeout},
             )
-            response = self._http.handle_request(request)
-            try:
-                answer, complete = self._read_capped(response)
-            finally:
-                response.close()
+            with within(seconds):  # the whole call, headers and body (http_deadline.py)
+                response = self._http.handle_request(request)
+                try:
+                    answer, complete = self._read_capped(response)
+                finally:
+                    response.close()
         except httpx.TimeoutException as exc:
             raise TransientSyncError(f"Vercel did not answer in time ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -148,10 +153,8 @@ class VercelClient:
         return self._result(response, answer, complete=complete, what=what)
 
     def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the read timeout as a whole (httpx
-        applies it to each read, so an answer sent a byte at a time could otherwise go on and on).
-        Returns the bytes and whether they are the whole answer."""
-        ends_at = time.monotonic() + self._timeout_seconds
+        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the call's deadline. Returns the
+        bytes and whether they are the whole answer."""
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
@@ -159,8 +162,10 @@ class VercelClient:
             size += len(chunk)
             if size > MAX_ERROR_BODY_BYTES:
                 return b"".join(chunks)[:MAX_ERROR_BODY_BYTES], False
-            if time.monotonic() > ends_at:
-                raise TransientSyncError("Vercel's answer took longer than the read timeout to arrive")
+            # The network backend enforces the deadline; this covers a transport without it.
+            left = seconds_left()
+            if left is not None and left <= 0:
+                raise TransientSyncError("Vercel's answer took longer than the call's timeout to arrive")
         return b"".join(chunks), True
 
     def _result(self, response: httpx.Response, content: bytes, *, complete: bool, what: str) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""A hard deadline for each HTTP call, headers and body, in httpx's pooled transport.
+
+httpx applies its timeouts to each network operation, not to a call: a server that sends its
+headers or its body a byte at a time, each byte within the read timeout, keeps a call going for
+as long as it likes. httpcore's network backend is where every connect, TLS handshake, read and
+write of the pool happens (on new and pooled connections alike, direct or through a proxy), so
+:class:`DeadlineBackend` wraps the pool's backend and gives each operation at most the time left
+to the call's deadline (``deadline.seconds_left``), raising httpcore's own timeout past it. No
+thread, no timer: one clock read per operation. (A watchdog closing the socket would need a
+thread or a timer per call, and the socket, which httpx hands out only once the headers are in.)
+
+httpx has no public way to hand its transport a backend yet (encode/httpx pull request 3749):
+:func:`install_call_deadline` sets it on the transport's pool, and refuses a transport whose pool
+it does not recognise rather than leave calls unbounded.
+"""
+
+from __future__ import annotations
+
+import ssl
+import typing
+from collections.abc import Iterable
+
+import httpcore
+import httpx
+
+from vercel_sync.deadline import seconds_left
+
+# A write is sent in pieces of at most this (one TLS record), each given the time left when it
+# starts, so a server that reads slowly overruns the deadline by at most one piece's send.
+WRITE_PIECE_BYTES = 16 * 1024
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    left = seconds_left()
+    if left is None:
+        return timeout
+    if left <= 0:
+        raise error("the call's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), WRITE_PIECE_BYTES):
+            self._stream.write(buffer[start : start + WRITE_PIECE_BYTES], _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        stream = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        return DeadlineStream(stream)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def install_call_deadline(transport: httpx.HTTPTransport) -> None:
+    """Every network operation of ``transport``'s pool bounded by the call's deadline."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(pool, httpcore.ConnectionPool) or not isinstance(backend, httpcore.NetworkBackend):
+        raise RuntimeError("this httpx transport's connection pool is not one whose calls can be given a deadline")
+    if not isinstance(backend, DeadlineBackend):
+        pool._network_backend = DeadlineBackend(backend)
