@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from local_aws.provision import drain_json_messages
-from local_runner import QueuePoller, Runner, StreamPoller
+from local_runner import QueuePoller, Runner, RunSummary, StreamPoller
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.integration.test_sync_end_to_end import put_item, record, send
 from tests.leak_scan import register_secret
@@ -48,8 +48,16 @@ def test_rotating_the_token_while_syncs_run_loses_no_record(
     ]
     runner = Runner(pollers, idle_sleep_seconds=0.05)
     stop = threading.Event()
-    results: list[object] = []
-    syncing = threading.Thread(target=lambda: results.append(runner.run_forever(stop)), daemon=True)
+    summaries: list[RunSummary] = []
+    crashed: list[str] = []
+
+    def sync_until_stopped() -> None:
+        try:
+            summaries.append(runner.run_forever(stop))
+        except Exception as exc:  # noqa: BLE001 - reported by the test below, not lost in the thread
+            crashed.append(type(exc).__name__)
+
+    syncing = threading.Thread(target=sync_until_stopped, daemon=True)
     syncing.start()
     try:
         # Changes arrive before, during and after the rotation.
@@ -84,6 +92,14 @@ def test_rotating_the_token_while_syncs_run_loses_no_record(
     finally:
         stop.set()
         syncing.join(timeout=30)
+    assert not syncing.is_alive(), "the runner did not stop within 30 s of being told to"
+    assert crashed == []
+    (summary,) = summaries
+    # Every record was delivered once and synced: the 401s were handled inside the invocations.
+    assert summary.failed_invocations == 0, summary.describe()
+    assert summary.reported_failures == 0, summary.describe()
+    assert summary.records == len(expected), summary.describe()
+    assert {result.outcome for result in summary} == {"ok"}, summary.describe()
 
     calls = emulator.calls()
     imports = [row for row in calls["calls"] if (row["route"], row["method"]) == ("resource", "PUT")]

@@ -267,11 +267,42 @@ def test_a_late_wake_up_lapses_the_slot_instead_of_calling_late(make_limiter: Li
     assert clock() - before > 0.5
 
 
-@pytest.mark.parametrize("wait", [math.inf, math.nan, -1.0, 1e12])
-def test_odd_waits_do_not_break(make_limiter: LimiterFactory, wait: float) -> None:
+DAY = 86_400.0  # the longest wait and the longest pause the limiter takes
+
+
+@pytest.mark.parametrize("wait", [math.inf, math.nan, 1e12])
+def test_odd_waits_do_not_break(make_limiter: LimiterFactory, clock: FakeClock, wait: float) -> None:
+    """A wait or a pause that is not a finite number of seconds, or is longer than a day, counts as a day."""
     limiter = make_limiter(RateLimit(calls=5, seconds=1))
-    assert isinstance(limiter.acquire(INSTALLATION, max_wait_seconds=wait), bool)
+    before = clock()
+    assert limiter.acquire(INSTALLATION, max_wait_seconds=wait) is True  # the bucket is full: at once
+    assert clock() == before
+
     limiter.pause(INSTALLATION, wait)
+
+    assert limiter.acquire(INSTALLATION, max_wait_seconds=DAY - 1) is False
+    assert clock() == before  # refused at once: no slot can come in time
+    assert limiter.acquire(INSTALLATION, max_wait_seconds=DAY + 1) is True
+    assert clock() - before == pytest.approx(DAY, abs=0.01)
+    assert limiter.stats().granted == 2
+
+
+def test_a_negative_wait_or_pause_counts_as_none(
+    make_limiter: LimiterFactory, clock: FakeClock, request: pytest.FixtureRequest
+) -> None:
+    limiter = make_limiter(RateLimit(calls=5, seconds=1))
+    interval = limiter.params.interval_us / MICROSECONDS
+    before = clock()
+    # As a wait of 0: a slot at hand is granted (the shared limiter holds none before a round trip).
+    granted = limiter.acquire(INSTALLATION, max_wait_seconds=-1.0)
+    assert granted is {"in-process": True, "dynamodb": False}[request.node.callspec.params["make_limiter"]]
+    assert granted is limiter.acquire("icfg_other", max_wait_seconds=0.0)
+    assert clock() == before
+
+    limiter.pause(INSTALLATION, -1.0)
+
+    assert limiter.acquire(INSTALLATION, max_wait_seconds=1) is True  # not paused: within one interval
+    assert clock() - before <= interval + 1e-6
 
 
 # -- several instances sharing the table ------------------------------------------------------------
@@ -429,12 +460,24 @@ def run_threads(limiters: list[SlotRateLimiter], threads_each: int, grants: int,
             if not granted:
                 time.sleep(0.02)  # the record goes back to its source; the thread takes another
 
-    threads = [threading.Thread(target=work, args=(limiter,)) for limiter in limiters for _ in range(threads_each)]
+    errors: list[str] = []
+
+    def guarded(limiter: SlotRateLimiter) -> None:
+        try:
+            work(limiter)
+        except Exception as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
+            with lock:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=guarded, args=(limiter,)) for limiter in limiters for _ in range(threads_each)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert [thread.name for thread in threads if thread.is_alive()] == []  # no acquire hung
+    assert errors == []
     assert not overruns
+    assert len(times) >= grants
     return times
 
 

@@ -430,32 +430,42 @@ def test_a_401_rereads_the_token_once_for_the_whole_installation() -> None:
 
 
 def test_distinct_resources_run_concurrently_within_the_bound() -> None:
-    in_flight = 0
-    peak = 0
-    lock = threading.Lock()
+    """Counts, not wall time. The first call runs alone (the batch learns from it that calls take
+    time); every later call is held until the bound's four calls are in flight (or every call left
+    is), so the batch finishes only if it keeps four in flight, and the count shows none past four."""
+    calls = 12
+    in_flight = finished = 0
+    starts: list[int] = []  # the calls in flight as each call starts
+    timed_out: list[int] = []
+    gate = threading.Condition()
 
     class SlowVercel(FakeVercel):
         def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            nonlocal in_flight, peak
-            with lock:
+            nonlocal in_flight, finished
+            with gate:
                 in_flight += 1
-                peak = max(peak, in_flight)
-            time.sleep(0.05)
-            with lock:
+                starts.append(in_flight)
+                gate.notify_all()
+                # The timeout only ends a run that is broken (fewer workers than the bound).
+                if len(starts) > 1 and not gate.wait_for(lambda: in_flight >= min(4, calls - finished), timeout=30):
+                    timed_out.append(in_flight)
+            time.sleep(0.01)  # a call that takes time, as over the network
+            with gate:
                 in_flight -= 1
+                finished += 1
+                gate.notify_all()
             return super().import_resource(*args, **kwargs)
 
     vercel = SlowVercel()
     service = make_service(vercel, max_concurrency=4)
-    changes = [sqs(record(f"r{i}"), f"m{i}") for i in range(12)]
+    changes = [sqs(record(f"r{i}"), f"m{i}") for i in range(calls)]
 
-    started = time.perf_counter()
     results = service.sync_batch(changes)
-    elapsed = time.perf_counter() - started
 
-    assert all(r.outcome == "imported" for r in results)
-    assert peak == 4
-    assert elapsed < 12 * 0.05 / 2  # well under the sequential time
+    assert [r.outcome for r in results] == ["imported"] * calls
+    assert len(vercel.calls) == calls
+    assert timed_out == []  # after the first call, four (or all that were left) always ran at once
+    assert max(starts) == 4  # the bound, never passed
 
 
 def test_calls_for_one_resource_never_overlap() -> None:

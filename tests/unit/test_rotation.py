@@ -29,6 +29,7 @@ from vercel_sync.rotation import (
     RotationIncompleteError,
     RotationService,
     RotationTarget,
+    SecretChange,
     parse_secret_change,
     target_from_item,
 )
@@ -128,8 +129,13 @@ def test_events_that_change_no_current_value_are_ignored(event: dict[str, Any]) 
     assert parse_secret_change(event) is None
 
 
-def test_a_staged_current_version_counts() -> None:
-    assert parse_secret_change(put_secret_value_event(versionStages=["AWSCURRENT"])) is not None
+@pytest.mark.parametrize("stages", [["AWSCURRENT"], ["AWSPENDING", "AWSCURRENT"]])
+def test_a_staged_current_version_counts(stages: list[str]) -> None:
+    change = parse_secret_change(put_secret_value_event(versionStages=stages))
+    assert change == SecretChange(
+        event_name="PutSecretValue", secret_id=ARN, event_id="e-1", event_time="2026-11-27T10:00:00Z"
+    )
+    assert change.secret_name == NAME
 
 
 @pytest.mark.parametrize("event", [None, {"detail": "x"}, {"detail": {"eventName": "PutSecretValue"}}])

@@ -1,0 +1,131 @@
+"""Secret values stay out of what we emit in the forms an echo takes (issue 13, point 12).
+
+Written against the public behaviour (``scrub_text``, ``scrub``, the failed-records message, the
+error a record goes back with), not how scrubbing finds the forms.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, vercel_rejects
+from tests.leak_scan import register_secret
+from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.errors import TransientSyncError
+from vercel_sync.pipeline import RetryPolicy, SyncService
+from vercel_sync.redaction import REDACTED, scrub, scrub_text, truncate
+
+INSTALLATION = "icfg_scrub"
+SECRET_NAME = f"partner/resources/{INSTALLATION}/db"
+
+# Non-ASCII with a character JSON escapes: its non-ASCII JSON form (``ensure_ascii=False``) differs
+# from the value itself and from its ASCII JSON form.
+NON_ASCII_SECRETS = [
+    'pässwörd-"quoted"-Ω-7f3a',
+    "pässwörd-back\\slash-Ω-1b9c",
+    "pässwörd-tab\there-Ω-5e2d",
+    "秘密-line\nbreak-8c4f",
+]
+register_secret(*NON_ASCII_SECRETS, label="test_scrubbing_forms' secrets")
+
+
+def forms(value: str) -> list[str]:
+    """The value, and how a JSON document carries it with and without ASCII escapes."""
+    return [value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]]
+
+
+def assert_no_form_of(value: str, text: str) -> None:
+    found = [index for index, form in enumerate(forms(value)) if form in text]
+    assert found == [], f"forms {found} of the secret are still in the text"  # indexes only, never the value
+
+
+@pytest.mark.parametrize("secret", NON_ASCII_SECRETS)
+def test_a_secret_echoed_in_non_ascii_json_is_scrubbed(secret: str) -> None:
+    body = json.dumps({"error": {"code": "bad_request", "message": f"bad value {secret}"}}, ensure_ascii=False)
+    assert json.dumps(secret, ensure_ascii=False)[1:-1] in body  # the form under test is what the body holds
+
+    scrubbed = scrub_text(body, [secret])
+
+    assert_no_form_of(secret, scrubbed)
+    assert REDACTED in scrubbed
+
+
+@pytest.mark.parametrize("secret", NON_ASCII_SECRETS)
+def test_a_document_holding_the_non_ascii_json_form_is_scrubbed(secret: str) -> None:
+    echo = json.dumps({"value": secret}, ensure_ascii=False)
+
+    scrubbed = scrub({"echo": echo, "list": [echo]}, [secret])
+
+    assert_no_form_of(secret, json.dumps(scrubbed, ensure_ascii=False))
+
+
+def change(item: dict[str, Any]) -> SourceChange:
+    return SourceChange(SourcePosition("sqs", "arn:aws:sqs:us-east-1:1:q", "m-1"), item)
+
+
+def record() -> dict[str, Any]:
+    return {
+        "integrationConfigurationId": INSTALLATION,
+        "resourceId": "db",
+        "productId": "prod_pg",
+        "name": "orders",
+        "status": "active",
+        "secretsArn": SECRET_NAME,
+    }
+
+
+@pytest.mark.parametrize("secret", NON_ASCII_SECRETS)
+def test_a_vercel_error_echoing_a_secret_in_non_ascii_json_leaves_it_out_of_the_failed_record(secret: str) -> None:
+    body = json.dumps({"error": {"code": "bad_request", "message": f"invalid: {secret}"}}, ensure_ascii=False)
+    vercel = FakeVercel(script={"db": [vercel_rejects(400, body)]})
+    failed = FakeFailedRecords()
+    secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
+    service = SyncService(vercel=vercel, secrets=secrets, failed_records=failed)
+
+    assert service.sync(change(record())) == "parked"
+
+    (message,) = failed.messages
+    for text in (json.dumps(message), json.dumps(message, ensure_ascii=False), message["vercelError"] or ""):
+        assert_no_form_of(secret, text)
+    assert message["reason"] == "vercel_rejected"
+    assert message["httpStatus"] == 400
+
+
+def test_a_transient_error_echoing_secrets_goes_back_to_its_source_scrubbed() -> None:
+    """A 5xx from a proxy may quote the request (the token in its header, the body's secrets)."""
+    secret = NON_ASCII_SECRETS[0]
+    echo = json.dumps({"headers": {"authorization": f"Bearer {TOKEN}"}, "body": secret}, ensure_ascii=False)
+    vercel = FakeVercel(failing={"db": TransientSyncError(f"Vercel answered 502: {echo}", http_status=502)})
+    secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
+    service = SyncService(
+        vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), retry_policy=RetryPolicy(max_calls=1)
+    )
+
+    (result,) = service.sync_batch([change(record())])
+
+    assert result.error is not None
+    assert result.error.http_status == 502
+    assert_no_form_of(secret, result.error.message)
+    assert_no_form_of(TOKEN, result.error.message)
+    assert REDACTED in result.error.message
+
+
+def test_a_cut_body_keeps_no_start_of_a_secret_at_its_end() -> None:
+    """The text was cut where it was read: a secret may stand at its end without its last
+    character, where no scrub can recognise it, so the end is dropped."""
+    secret = "pw-UNIT-9f8e7d6c5b4a"  # tests.fakes.DB_PASSWORD: registered with the leak scan
+    for kept in range(1, len(secret)):
+        text = "x" * 40 + secret[:kept]
+
+        scrubbed = scrub_text(text, [secret], cut_at_end=True).removesuffix("...")
+
+        assert not any(scrubbed.endswith(secret[:size]) for size in range(1, kept + 1)), kept
+        assert scrubbed.startswith("x" * (40 - len(secret)))  # only the end that could hold a part is dropped
+
+
+def test_truncate_keeps_text_of_exactly_the_limit_whole() -> None:
+    assert truncate("x" * 20, limit=20) == "x" * 20
+    assert truncate("x" * 21, limit=20) == "x" * 20 + "... [1 more characters]"
