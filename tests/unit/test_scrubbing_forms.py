@@ -16,7 +16,7 @@ from tests.leak_scan import register_secret
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.pipeline import RetryPolicy, SyncService
-from vercel_sync.redaction import REDACTED, scrub, scrub_text, truncate
+from vercel_sync.redaction import MAX_ENCODED_CHARACTER, REDACTED, scrub, scrub_text, truncate
 
 INSTALLATION = "icfg_scrub"
 SECRET_NAME = f"partner/resources/{INSTALLATION}/db"
@@ -117,13 +117,15 @@ def test_a_cut_body_keeps_no_start_of_a_secret_at_its_end() -> None:
     """The text was cut where it was read: a secret may stand at its end without its last
     character, where no scrub can recognise it, so the end is dropped."""
     secret = "pw-UNIT-9f8e7d6c5b4a"  # tests.fakes.DB_PASSWORD: registered with the leak scan
+    # A part may be encoded (each character up to MAX_ENCODED_CHARACTER long): that much is dropped.
+    could_hold_a_part = MAX_ENCODED_CHARACTER * len(secret)
     for kept in range(1, len(secret)):
-        text = "x" * 40 + secret[:kept]
+        text = "x" * 400 + secret[:kept]
 
         scrubbed = scrub_text(text, [secret], cut_at_end=True).removesuffix("...")
 
         assert not any(scrubbed.endswith(secret[:size]) for size in range(1, kept + 1)), kept
-        assert scrubbed.startswith("x" * (40 - len(secret)))  # only the end that could hold a part is dropped
+        assert scrubbed.startswith("x" * (400 + kept - could_hold_a_part))  # only that end is dropped
 
 
 def test_truncate_keeps_text_of_exactly_the_limit_whole() -> None:
