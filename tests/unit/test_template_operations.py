@@ -30,6 +30,7 @@ CUSTOM_METRICS = {
     "RecordsFailedUnexpectedly",
     "TokenRereads",
     "VercelCallLatency",
+    "FunctionTimeoutTooShort",
 }
 FUNCTIONS = ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction", "RotationSyncFunction")
 # Rotation sync's own metrics, as rotation_runtime emits them (test_rotation_metrics_... reads the code).
@@ -143,6 +144,7 @@ def test_each_alarm_says_what_it_means_and_what_to_do_and_notifies_the_optional_
         ("VercelResourceSync", "VercelThrottled", "vercel-resource-sync", {"Ref": "VercelThrottledAlarmThreshold"}),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["RotationFailureQueue", "QueueName"]}, 0),
         ("AWS/Lambda", "Errors", {"Ref": "RotationSyncFunction"}, 0),
+        ("VercelResourceSync", "FunctionTimeoutTooShort", "vercel-resource-sync", 0),
     ],
 )
 def test_alarm_exists(namespace: str, metric: str, subject: Any, threshold: Any) -> None:

@@ -191,7 +191,7 @@ def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *
     if image:
         try:
             return SourceChange(position, decode_stream_image(image), removed, json_ready=True)
-        except Exception:  # noqa: BLE001, S110  # nosec B110 - not the usual image: read below, the library's way
+        except Exception:  # noqa: BLE001, S110 - not the usual image: read below, the library's way  # nosec B110
             pass
     try:
         decoded = (
