@@ -253,14 +253,16 @@ def test_a_30_s_invocation_against_a_trickling_server_returns_in_time_with_the_r
 # ------------------------------------------------------------------------------------- AWS calls
 
 
-class TricklingForwarder:
-    """Forwards connections on 127.0.0.1 to ``upstream`` (host, port), handing the answers back a
-    byte every ``interval`` seconds (each well within botocore's read timeout) for ``seconds``, then
-    at once."""
+class SlowForwarder:
+    """Forwards connections on 127.0.0.1 to ``upstream`` (host, port): each piece of a request
+    ``latency`` seconds late, and the answers a byte every ``interval`` seconds (each well within
+    botocore's read timeout) for the first ``trickle_seconds``, then at once."""
 
-    def __init__(self, upstream: tuple[str, int], *, interval: float = 0.2, seconds: float = 8.0) -> None:
-        self.upstream, self.interval = upstream, interval
-        self.trickle_until = time.monotonic() + seconds
+    def __init__(
+        self, upstream: tuple[str, int], *, latency: float = 0.0, interval: float = 0.2, trickle_seconds: float = 0.0
+    ) -> None:
+        self.upstream, self.latency, self.interval = upstream, latency, interval
+        self.trickle_until = time.monotonic() + trickle_seconds
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -283,11 +285,13 @@ class TricklingForwarder:
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket, trickle: bool) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
         try:
             while not self._stop.is_set() and (data := source.recv(65536)):
+                if not answers:
+                    time.sleep(self.latency)
                 for index in range(len(data)):
-                    if not trickle or time.monotonic() > self.trickle_until:
+                    if not answers or time.monotonic() > self.trickle_until:
                         target.sendall(data[index:])
                         break
                     target.sendall(data[index : index + 1])
@@ -317,7 +321,7 @@ def test_an_aws_call_whose_answer_trickles_ends_at_its_steps_bound(
 
     aws["secretsmanager"].create_secret(Name="vercel/installations/icfg_trickle", SecretString=TOKEN)
     host, port = aws_endpoint.removeprefix("http://").split(":")
-    forwarder = TricklingForwarder((host, int(port)))
+    forwarder = SlowForwarder((host, int(port)), trickle_seconds=8.0)
     monkeypatch.setenv("AWS_ENDPOINT_URL", forwarder.url)
     reader = SecretsManagerReader(Settings(), client_factory=AwsClients().factory("secretsmanager"))
     started = time.monotonic()
