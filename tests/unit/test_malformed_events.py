@@ -40,6 +40,7 @@ def set_created(value: Any) -> Callable[[dict[str, Any]], None]:
     [
         pytest.param(set_created(1e12), TIME_PROBLEM, id="created-1e12"),
         pytest.param(set_created(1e20), TIME_PROBLEM, id="created-1e20"),
+        pytest.param(set_created(10**400), TIME_PROBLEM, id="created-integer-past-any-float"),
         pytest.param(set_created(-1), TIME_PROBLEM, id="created-negative"),
         pytest.param(set_created("yesterday"), TIME_PROBLEM, id="created-text"),
         pytest.param(set_created(True), TIME_PROBLEM, id="created-boolean"),
@@ -110,3 +111,62 @@ def test_a_malformed_queue_record_is_parked_and_the_batch_goes_on(
     assert message["reason"] == "invalid_record"
     assert message["detail"] == problem
     assert message["source"]["messageId"] == "malformed-message"
+
+
+@pytest.mark.parametrize("sequence_number", [{"S": "1"}, ["1"], 7, None], ids=["object", "list", "number", "null"])
+def test_a_stream_record_whose_sequence_number_is_not_text_is_parked_and_the_shard_goes_on(
+    sequence_number: Any, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
+) -> None:
+    event = load_event("stream_insert_modify_remove.json")
+    event["Records"].insert(
+        0, malformed_stream_record(lambda r: r["dynamodb"].__setitem__("SequenceNumber", sequence_number))
+    )
+
+    response = stream_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert fake_vercel.resources_called() == ["db_primary", "cache/eu west#1"]
+    (message,) = failed_records.messages
+    assert message["reason"] == "invalid_record"
+    assert message["detail"] == "the stream record's SequenceNumber is not a string"
+    assert message["record"]["resourceId"] == "malformed"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda record: record.__setitem__("eventSourceARN", None), id="source-arn-null"),
+        pytest.param(lambda record: record.__setitem__("eventSourceARN", 5), id="source-arn-number"),
+        pytest.param(
+            lambda record: record["attributes"].__setitem__("ApproximateReceiveCount", float("inf")),
+            id="receive-count-infinite",
+        ),
+        pytest.param(
+            lambda record: record["attributes"].__setitem__("ApproximateReceiveCount", [1]), id="receive-count-list"
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("event_file", "resources"),
+    [
+        ("sqs_standard_raw_sns_eventbridge.json", ["auth_tenant_42", "db_replica", "cache/eu west#1"]),
+        ("sqs_fifo.json", ["auth_tenant_42", "db_replica"]),
+    ],
+)
+def test_an_odd_field_lambda_reads_for_itself_does_not_fail_the_batch(
+    event_file: str,
+    resources: list[str],
+    change: Callable[[dict[str, Any]], None],
+    service: SyncService,
+    fake_vercel: FakeVercel,
+    failed_records: FakeFailedRecords,
+) -> None:
+    """The queue's ARN and the receive count decide nothing about the partner record: it syncs."""
+    event = load_event(event_file)
+    change(event["Records"][0])
+
+    response = queue_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(fake_vercel.resources_called()) == sorted(resources)
+    assert failed_records.messages == []

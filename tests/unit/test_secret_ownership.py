@@ -134,6 +134,27 @@ def test_an_arn_of_another_account_or_region_is_refused_without_a_call(secret_id
     assert client.describes == []
 
 
+@pytest.mark.parametrize(
+    "secret_id",
+    [
+        # Secrets Manager (moto server too) reads a partial ARN's name after its last colon: this
+        # one's name part lies in the record's folder, the secret it reaches in another's.
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{OWN_FOLDER}:{THEIR_FOLDER}",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{OWN_FOLDER}:{arn(THEIR_FOLDER)}",
+        f"{OWN_FOLDER} ",  # characters no secret's name holds
+        f"{PREFIX}{MINE}\u2215{THEIRS}/db",
+        f"{OWN_FOLDER}\n",
+    ],
+)
+def test_a_secret_id_that_is_no_secrets_name_or_arn_is_refused_without_a_call(secret_id: str) -> None:
+    client = client_with({secret_id: stored(), THEIR_FOLDER: stored()})
+    with pytest.raises(InvalidRecordError, match="not a Secrets Manager secret's name or ARN") as caught:
+        reader_over(client).resource_secrets(secret_id, installation_id=MINE)
+    assert THEIRS not in caught.value.message
+    assert client.reads == []
+    assert client.describes == []
+
+
 def test_without_the_functions_account_an_arn_is_not_read() -> None:
     # A configuration gap, not the record's fault: back to the source (as for an unset prefix).
     client = client_with({arn(OWN_FOLDER): stored()})

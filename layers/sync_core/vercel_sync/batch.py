@@ -42,11 +42,13 @@ from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.deadline import Deadline
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
 from vercel_sync.event_fields import (
+    event_source_arn,
     fifo_readable,
-    sqs_attributes,
     sqs_message_group,
+    sqs_receive_count,
     stream_created_at,
     stream_event_name,
+    stream_sequence_number,
 )
 from vercel_sync.pipeline import RecordResult, SourceQueue, SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
@@ -86,7 +88,7 @@ class StreamBatchProcessor(BatchProcessor):
 
 def queue_processor_for(event: dict[str, Any]) -> BasePartialBatchProcessor:
     records = event.get("Records") or []
-    source_arn = records[0].get("eventSourceARN", "") if records and isinstance(records[0], dict) else ""
+    source_arn = (event_source_arn(records[0]) if records else None) or ""
     if source_arn.endswith(".fifo"):
         processor: BasePartialBatchProcessor = SqsFifoPartialProcessor(skip_group_on_error=True)
     else:
@@ -173,15 +175,16 @@ def change_from_stream_record(record: Mapping[str, Any] | DynamoDBRecord) -> Sou
         stream = None
     event_name, name_problem = stream_event_name(raw.get("eventName"))
     created_at, time_problem = stream_created_at(stream.get("ApproximateCreationDateTime") if stream else None)
+    sequence_number, sequence_problem = stream_sequence_number(stream.get("SequenceNumber") if stream else "")
     position = SourcePosition(
         kind="dynamodb-stream",
-        event_source_arn=raw.get("eventSourceARN"),
-        item_identifier=(stream.get("SequenceNumber") if stream else None) or "",
+        event_source_arn=event_source_arn(raw),
+        item_identifier=sequence_number,
         event_name=event_name,
         created_at=created_at,
     )
     change = _stream_change(position, stream, removed=event_name == "REMOVE")
-    problem = name_problem or time_problem
+    problem = name_problem or time_problem or sequence_problem
     return change if problem is None else dataclasses.replace(change, decode_error=problem)
 
 
@@ -220,17 +223,12 @@ def change_from_sqs_record(record: SQSRecord) -> SourceChange:
     """A Lambda SQS record -> the change. One without ``attributes`` (its message group and receive
     count unknown) or without a ``body`` is an invalid record of its own."""
     raw = record.raw_event
-    attributes = sqs_attributes(raw)
-    try:
-        receive_count = int(attributes.get("ApproximateReceiveCount") or 1)
-    except (TypeError, ValueError):
-        receive_count = 1
     position = SourcePosition(
         kind="sqs",
-        event_source_arn=raw.get("eventSourceARN"),
+        event_source_arn=event_source_arn(raw),
         item_identifier=_queue_identifier(record),
         message_group_id=sqs_message_group(raw),
-        receive_count=receive_count,
+        receive_count=sqs_receive_count(raw),
     )
     problem = None if isinstance(raw.get("attributes"), Mapping) else "the SQS record has no attributes"
     if raw.get("body") is None:
@@ -284,7 +282,7 @@ def _queue_identifier(record: SQSRecord) -> str:
 def _stream_identifier(record: Mapping[str, Any]) -> str:
     """A Lambda stream record's sequence number (its JSON object)."""
     stream = record.get("dynamodb")
-    return (stream.get("SequenceNumber") if isinstance(stream, Mapping) else None) or ""
+    return stream_sequence_number(stream.get("SequenceNumber") if isinstance(stream, Mapping) else "")[0]
 
 
 @contextlib.contextmanager
@@ -381,8 +379,8 @@ def _defer_messages_sent_back(
     for record, delay in zip(records, delays, strict=True):
         group = sqs_message_group(record.raw_event)
         when = by_group.get(group) if group is not None else delay
-        receipt_handle, queue_arn = record.raw_event.get("receiptHandle"), record.raw_event.get("eventSourceARN")
-        if when is not None and _queue_identifier(record) in reported and receipt_handle and queue_arn:
+        receipt_handle, queue_arn = record.raw_event.get("receiptHandle"), event_source_arn(record.raw_event)
+        if when is not None and _queue_identifier(record) in reported and isinstance(receipt_handle, str) and queue_arn:
             by_queue[queue_arn].append((receipt_handle, when))
     for queue_arn, messages in by_queue.items():
         source_queue.defer(queue_arn, messages)

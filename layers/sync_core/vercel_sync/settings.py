@@ -68,6 +68,17 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# What a Secrets Manager secret's name may hold (an ARN's name part too: the name, "-", 6 more).
+# Anything else names no secret as written: Secrets Manager reads a partial ARN's name after its
+# last ":", so "...:secret:{prefix}A/x:{prefix}B/db" would pass A's folder rule and reach B's secret.
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+def is_secret_name_or_arn(secret_id: str) -> bool:
+    """Whether ``secret_id`` is a secret's name, or an ARN whose name part is one."""
+    return _SECRET_NAME.fullmatch(secret_name(secret_id)) is not None
+
+
 def secret_name(secret_id: str) -> str:
     """The name in a Secrets Manager id: ``arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`` or the name."""
     if secret_id.startswith("arn:"):
@@ -164,7 +175,7 @@ class Settings(BaseModel):
         """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret:
         a secret under the resource-secret prefix that is not an installation token. Without a
         prefix configured, none: a record must not pick any secret the function can read."""
-        if self.resource_secret_prefix is None:
+        if self.resource_secret_prefix is None or not is_secret_name_or_arn(secret_id):
             return False
         name = secret_name(secret_id)
         return name.startswith(self.resource_secret_prefix) and not self._is_token_secret(name)

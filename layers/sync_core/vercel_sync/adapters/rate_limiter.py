@@ -46,8 +46,10 @@ Slots are reserved only for threads waiting now and only up to their deadlines: 
 the waiting thread with the earliest deadline it meets, and a thread sleeps until its slot.
 There is no lease to give back: a slot is a time, used by the thread it was reserved for. A slot
 not used within ``LATE_GRACE_SECONDS`` of its time (the thread woke late, or the reservation
-came back too late) lapses: it is never used late. Lapses, and slots reserved just before a
-``pause``, only cost throughput, never the limit. One write serves every thread of the
+came back too late) lapses: it is never used late. So slots are planned from when the write's
+answer is expected back (the last round trip measured), not from when it left: a slow DynamoDB
+delays each call by its round trip rather than lapsing every slot it reserves. Lapses, and slots
+reserved just before a ``pause``, only cost throughput, never the limit. One write serves every thread of the
 invocation waiting at that moment; under a steady backlog, threads come back one at a time,
 so it is about one UpdateItem per call (1 WCU: the item is tiny), and fewer at the start of a
 batch. Reserving extra slots ahead for threads that may come back would save writes but waste
@@ -147,6 +149,9 @@ CONFLICT_JITTER_SECONDS = 0.01
 # After a failed reservation (DynamoDB error, or conflicts past MAX_WRITE_ATTEMPTS).
 ERROR_BACKOFF_FIRST_SECONDS = 0.1
 ERROR_BACKOFF_MAX_SECONDS = 2.0
+# Slots are reserved from when a write's answer is expected (its last round trip, at most this):
+# from when it left, every slot would lapse on arrival once a round trip outlasts the late grace.
+MAX_ROUND_TRIP_LEAD_SECONDS = 2.0
 # A wait longer than this is taken as this (slots are integers of microseconds, deadlines too).
 MAX_WAIT_SECONDS = 86_400.0
 
@@ -330,13 +335,15 @@ class _DynamoDbBucketStore:
         self._rng = rng
         # The last state seen per installation: the next write is tried against it, without a read.
         self._known: dict[str, _ItemState | None] = {}
+        self._round_trip_us = 0  # the last write's, measured
 
     def reserve(self, installation_id: str, now_us: Callable[[], int], deadlines: Sequence[int]) -> Reservation:
         state = self._known.get(installation_id)
         for attempt in range(MAX_WRITE_ATTEMPTS):
             if attempt:
                 self._sleep(self._rng.uniform(0, CONFLICT_JITTER_SECONDS))
-            now = now_us()
+            sent = now_us()
+            now = sent + self._round_trip_us  # when the answer should be back (MAX_ROUND_TRIP_LEAD_SECONDS)
             plan = plan_reservation(self._params, None if state is None else state.tat, now, deadlines)
             if not plan.slots:
                 tat = None if state is None else state.tat
@@ -353,6 +360,9 @@ class _DynamoDbBucketStore:
                 state = failure.state
                 self._known[installation_id] = state
                 continue
+            finally:
+                lead = min(now_us() - sent, int(MAX_ROUND_TRIP_LEAD_SECONDS * MICROSECONDS))
+                self._round_trip_us = max(0, lead)
             self._known[installation_id] = new_state
             return Reservation(slots, next_free_slot(self._params, new_state.tat, now), new_state.paused_until)
         raise ReservationFailedError("conflicting writes")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.settings import Settings, secret_name
+from vercel_sync.settings import Settings, is_secret_name_or_arn, secret_name
 
 OWNER_TAG = "vercel:integrationConfigurationId"
 NOT_OWNED = (
@@ -134,6 +134,10 @@ class SecretsManagerReader:
         name neither the secret nor another installation: the secret's name may hold one's id.
         """
         settings = self._settings
+        if not is_secret_name_or_arn(secret_id):
+            raise InvalidRecordError(
+                "secretsArn is not a Secrets Manager secret's name or ARN (a name holds letters, digits, /_+=.@- only)"
+            )
         if not settings.is_resource_secret(secret_id):
             if settings.resource_secret_prefix is None:
                 # A configuration gap, not the record's fault: back to the source until it is set.
