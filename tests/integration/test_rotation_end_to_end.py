@@ -262,14 +262,6 @@ def test_the_runner_command_line_watches_the_resource_secrets(local_stack: Local
     assert not any(password in line for line in lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sync-state table keeps an ARN's name without the last '-' and 6 characters, taken for Secrets "
-    "Manager's suffix; a partial ARN (no suffix) of a secret whose name ends so (orders-backup) is kept under "
-    "another secret's name (orders): that one's rotations reach the resource and its own do not. Telling them apart "
-    "needs the name Secrets Manager answers with (GetSecretValue's Name), which Powertools' get() does not give: "
-    "a design decision (hostile review of issue 13).",
-)
 def test_a_secret_named_by_a_partial_arn_is_rotated_into_its_resources_only(
     local_stack: LocalStack, handlers: dict[str, ModuleType], rotation_handler: ModuleType
 ) -> None:

@@ -294,7 +294,8 @@ def rig() -> Rig:
 def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> None:
     result = rig.service().handle(put_secret_value_event())
 
-    assert rig.index.queries == [NAME]
+    # Under the name part an import given the whole ARN keeps, and without the suffix (a name or a partial ARN).
+    assert rig.index.queries == [NAME + "-AbC123", NAME]
     assert rig.secrets.reads == [(ARN, True)]  # once, past the cache
     assert rig.vercel.per_resource() == {"db_primary": 1, "db_replica": 1, "db_other": 1}
     assert rig.secrets.token_reads == [("icfg_demo01", False)]  # once per installation

@@ -6,8 +6,8 @@ One EventBridge event (``RotationSucceeded``, or ``PutSecretValue`` / ``UpdateSe
 CloudTrail) is handled like this:
 
 1. :func:`parse_secret_change` finds the secret's id in the event and its *name* (an ARN's name
-   part without Secrets Manager's ``-AbCdEf`` suffix, the rule the state table's ``secretName``
-   follows). Events that change no current value are ignored: a failed API call (``errorCode``),
+   part without Secrets Manager's ``-AbCdEf`` suffix; the state table's ``secretName`` keeps the
+   name part of the id an import was given, so both forms are looked up). Events that change no current value are ignored: a failed API call (``errorCode``),
    a ``PutSecretValue`` that stages a version without ``AWSCURRENT`` (a rotation's pending step:
    its ``RotationSucceeded`` follows).
 2. A secret outside ``RESOURCE_SECRET_PREFIX``, or shaped like an installation token, is ignored
@@ -45,7 +45,7 @@ from vercel_sync.deadline import Deadline, TimeBudget, too_short_function_timeou
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.pipeline import FailedRecordSink, RetryPolicy
 from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
-from vercel_sync.settings import Settings, normalized_secret_name
+from vercel_sync.settings import Settings, normalized_secret_name, secret_names_of
 from vercel_sync.transform import build_secrets_update
 
 # The events that can change a secret's current value.
@@ -351,7 +351,8 @@ class RotationService:
             raise TransientSyncError("SYNC_STATE_TABLE is not set: rotation sync cannot find the resources")
 
         with deadline.bound("aws_read", "finding the resources that use the secret"):
-            targets = sorted(set(self.index.resources_using(change.secret_name)))
+            index = self.index
+            targets = sorted({t for name in secret_names_of(change.secret_id) for t in index.resources_using(name)})
         result = RotationResult("no_resources" if not targets else "done", secret_name=change.secret_name)
         if not targets:
             self.observer.finished(change, result)

@@ -88,12 +88,20 @@ def secret_name(secret_id: str) -> str:
 
 
 def normalized_secret_name(secret_id: str) -> str:
-    """A secret's name as the state table keeps it (``secretName``) and rotation events find it:
-    an ARN's name part without the ``-AbCdEf`` suffix Secrets Manager adds; a name as it is."""
+    """A secret's name as a rotation event's id gives it: an ARN's name part without the
+    ``-AbCdEf`` suffix Secrets Manager adds; a name as it is."""
     name = secret_name(secret_id)
     if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
         return name[:-7]
     return name
+
+
+def secret_names_of(secret_id: str) -> tuple[str, ...]:
+    """Every ``secretName`` an import of this secret may have kept (the state table keeps the name
+    part of the id the record gave, as given): the name part, and without its suffix for an ARN.
+    Not stripped at import: a partial ARN of ``db-backup`` would read as ``db`` with a suffix."""
+    names = (secret_name(secret_id), normalized_secret_name(secret_id))
+    return names if names[0] != names[1] else names[:1]
 
 
 class Settings(BaseModel):

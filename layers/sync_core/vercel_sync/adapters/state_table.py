@@ -28,7 +28,7 @@ from typing import Any
 
 from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.settings import normalized_secret_name
+from vercel_sync.settings import secret_name
 from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
 
 _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"}
@@ -145,7 +145,7 @@ class DynamoDbStateStore:
                 removes.append(attribute)
             else:
                 placeholder = f":{attribute}"
-                values[placeholder] = {"S": normalized_secret_name(value) if attribute == "secretName" else value}
+                values[placeholder] = {"S": secret_name(value) if attribute == "secretName" else value}
                 sets.append(f"{attribute} = {placeholder}")
         version_condition = None
         if state.version is not None:
