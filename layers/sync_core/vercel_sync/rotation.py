@@ -7,9 +7,9 @@ CloudTrail) is handled like this:
 
 1. :func:`parse_secret_change` finds the secret's id in the event and its *name* (an ARN's name
    part without Secrets Manager's ``-AbCdEf`` suffix; the state table's ``secretName`` keeps the
-   name part of the id an import was given, so both forms are looked up). Events that change no current value are ignored: a failed API call (``errorCode``),
-   a ``PutSecretValue`` that stages a version without ``AWSCURRENT`` (a rotation's pending step:
-   its ``RotationSucceeded`` follows).
+   name part of the id an import was given, so both forms are looked up). Events that change no
+   current value are ignored: a failed API call (``errorCode``), a ``PutSecretValue`` that stages
+   a version without ``AWSCURRENT`` (a rotation's pending step: its ``RotationSucceeded`` follows).
 2. A secret outside ``RESOURCE_SECRET_PREFIX``, or shaped like an installation token, is ignored
    (``Settings.is_resource_secret``, the rule imports follow): its value is never read here.
 3. The sync-state table's sparse index ``bySecretName`` lists the resources whose last import used
