@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
 INSTALLATION_ID = "icfg_demo01"
 PRODUCT_ID = "postgres"
 # How long the demo waits for the runner to go idle before calling the sync failed.
@@ -374,9 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description="Vercel Resource Sync, end to end, locally.")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
     args = parser.parse_args(argv)
-    for path in (ROOT, ROOT / "layers" / "sync_core"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
     # SIGTERM stops the demo as Ctrl-C does, so what it started is stopped too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
