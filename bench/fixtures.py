@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from local_aws.moto_server import aws_clients, moto_server
+from local_aws.moto_server import AwsClients, aws_clients, moto_server
 from local_aws.provision import LocalResources, provision, store_installation_token
 from local_aws.template import Template
 
@@ -143,7 +143,7 @@ class Stack:
     """One case's AWS side in moto server: the template's resources and an installation's token."""
 
     resources: LocalResources
-    aws: dict[str, Any]
+    aws: AwsClients
     installation_id: str
     token: str  # never printed
     environment: dict[str, str]  # the functions' environment, pointed at moto server and the emulator
