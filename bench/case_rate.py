@@ -31,11 +31,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import sides
 from bench.fixtures import ROOT, Servers, Stack, child_command, child_environment
 from bench.report import CaseResult, Row, seconds
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import QueueAttributeNameType
+    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ def send_backlog(stack: Stack, queue_url: str, count: int) -> None:
 
     sqs = stack.aws["sqs"]
     for start in range(0, count, 10):
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(n), "MessageBody": json.dumps(partner_item(stack.installation_id, n))}
             for n in range(start, min(start + 10, count))
         ]
@@ -226,7 +230,7 @@ def _queue_visible(stack: Stack) -> int:
 
 
 def _queue_depth(stack: Stack, queue_url: str) -> int:
-    names = [
+    names: list[QueueAttributeNameType] = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",

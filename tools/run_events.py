@@ -49,7 +49,7 @@ def handler_name_for(event: dict[str, Any]) -> str:
 
 def masked(body: dict[str, Any]) -> dict[str, Any]:
     """The payload with every secret value replaced, safe to print."""
-    shown = json.loads(json.dumps(body))
+    shown: dict[str, Any] = json.loads(json.dumps(body))
     for secret in shown.get("secrets", []):
         secret["value"] = "***"
         for env in secret.get("environmentOverrides", {}):
