@@ -37,19 +37,21 @@ class Line:
 
 @dataclass(frozen=True)
 class Level:
-    """A horizontal reference line (a limit, a floor), labelled at its right end."""
+    """A horizontal reference line (a limit, a floor), labelled at its right end, above or below it."""
 
     label: str
     y: float
     color: str
+    label_below: bool = False
 
 
-def ticks(high: float) -> list[float]:
-    """Round tick values from 0 to at least ``high``: steps of 1, 2 or 5 times a power of ten."""
-    raw = max(high, 1e-9) / 5
+def ticks(low: float, high: float) -> list[float]:
+    """Round tick values from at most ``low`` to at least ``high``: steps of 1, 2 or 5 times a power of ten."""
+    raw = max(high - low, 1e-9) / 5
     power = 10 ** math.floor(math.log10(raw))
     step = next(power * m for m in (1, 2, 5, 10) if power * m >= raw)
-    return [step * n for n in range(math.ceil(high / step - 1e-9) + 1)]
+    first = math.floor(low / step + 1e-9)
+    return [step * n for n in range(first, math.ceil(high / step - 1e-9) + 1)]
 
 
 def line_chart(
@@ -61,17 +63,21 @@ def line_chart(
     y_label: str,
     lines: Sequence[Line],
     levels: Sequence[Level] = (),
+    y_from_zero: bool = True,
 ) -> str:
+    """The lines over a grid of round ticks, the levels dashed across, a legend on the right. The
+    y axis starts at 0 unless ``y_from_zero`` is false (then just below the lowest value)."""
     xs = [x for line in lines for x, _ in line.points] or [1.0]
     ys = [y for line in lines for _, y in line.points] + [level.y for level in levels]
-    x_ticks, y_ticks = ticks(max(xs)), ticks(max([*ys, 1e-9]) * 1.05)
+    y_low = 0.0 if y_from_zero else min(ys) * 0.95
+    x_ticks, y_ticks = ticks(0.0, max(xs)), ticks(y_low, max([*ys, 1e-9]) * 1.05)
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def px(x: float) -> float:
         return LEFT + x / x_ticks[-1] * plot_width
 
     def py(y: float) -> float:
-        return TOP + plot_height - y / y_ticks[-1] * plot_height
+        return TOP + plot_height - (y - y_ticks[0]) / (y_ticks[-1] - y_ticks[0]) * plot_height
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
@@ -104,7 +110,8 @@ def line_chart(
             'stroke-width="1.5" stroke-dasharray="6 4"/>'
         )
         out.append(
-            f'<text x="{LEFT + plot_width - 4}" y="{y - 5:.1f}" text-anchor="end" fill="{level.color}">'
+            f'<text x="{LEFT + plot_width - 4}" y="{y + 15 if level.label_below else y - 5:.1f}" text-anchor="end" '
+            f'fill="{level.color}">'
             f"{escape(level.label)}</text>"
         )
     for line in lines:
@@ -179,13 +186,14 @@ def latency_chart(raw: dict[str, Any], caption: str) -> str:
         lines=[
             Line("ours (the stream handler)", percentiles(raw["ours"]["callMilliseconds"]), OURS),
             Line(
-                f"floor: a bare pool of {raw['maxConcurrency']} threads",
+                f"floor (bare pool, {raw['maxConcurrency']} threads)",
                 percentiles(raw["floor"]["callMilliseconds"]),
                 FLOOR,
             ),
             Line("naive (one call at a time)", percentiles(raw["naive"]["callMilliseconds"]), NAIVE),
         ],
-        levels=[Level(f"emulator's added latency, {raw['latencyMs']:g} ms", raw["latencyMs"], LIMIT)],
+        levels=[Level(f"the emulator's added latency, {raw['latencyMs']:g} ms", raw["latencyMs"], LIMIT, True)],
+        y_from_zero=False,
     )
 
 
