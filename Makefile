@@ -8,7 +8,7 @@
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
 #   make bench  the benchmark suite: ours vs a naive baseline vs the ideal, one table (ARGS="--cases 1,2 --quick --json F")
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
-#   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; README runbook)
+#   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; docs/operations.md)
 #   make chaos-full   the chaos suite at its full size (5,000 changes to 300 resources per scenario)
 #   make lint   ruff (lint, format) and mypy over every package; make format rewrites what ruff can fix
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
@@ -75,7 +75,7 @@ bench: venv
 bench-emulator: venv
 	$(PY) bench/emulator_load.py $(ARGS)
 
-# Operations (README: Runbook). AWS credentials and endpoints from the environment, as for the AWS CLI.
+# Operations (docs/operations.md). AWS credentials and endpoints from the environment, as for the AWS CLI.
 backfill: venv
 	$(PY) -m operations backfill $(ARGS)
 

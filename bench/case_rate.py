@@ -121,7 +121,14 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
         "without an import and nothing visible in the queue (the rest wait out the 360 s visibility timeout). "
         "Timing: wall clock on a shared 2-core machine with the workers, moto server and the emulator on it.",
     ]
-    raw: dict[str, Any] = {"idealSeconds": ideal_seconds, "idealFraction": ideal_fraction, **outcomes}
+    raw: dict[str, Any] = {
+        "idealSeconds": ideal_seconds,
+        "idealFraction": ideal_fraction,
+        "limit": {"calls": sizes.calls, "seconds": sizes.seconds},
+        "changes": sizes.changes,
+        "workers": sizes.workers,
+        **outcomes,
+    }
     return CaseResult("rate", rows, notes, raw)
 
 
@@ -192,10 +199,12 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path) -> dict[str, 
     go.touch()
     started = time.monotonic()
     imported, last_progress, ending = 0, started, "horizon"
+    timeline: list[tuple[float, int, int]] = []  # seconds since the start, 200s and 429s so far
     while True:
         time.sleep(0.1)
         now = time.monotonic()
         counts = emulator.put_counts(installation_id)
+        timeline.append((round(now - started, 2), counts.by_status.get("200", 0), counts.by_status.get("429", 0)))
         if counts.resources_imported > imported:
             imported, last_progress = counts.resources_imported, now
         if imported >= sizes.changes:
@@ -218,6 +227,7 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path) -> dict[str, 
         "runSeconds": ended - started,
         "fractionOfLimit": (imported / drain / limit) if ending == "drained" and drain > 0 else None,
         "puts": counts.as_dict(),
+        "timeline": timeline,
     }
 
 

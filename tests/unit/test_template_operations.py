@@ -160,16 +160,16 @@ def test_rotation_metrics_are_the_ones_the_code_emits_and_are_documented() -> No
     source = (ROOT / "layers/sync_core/vercel_sync/rotation_runtime.py").read_text()
     emitted = set(re.findall(r'add_metric\(name="(\w+)"', source))
     assert emitted - {"TokenRereads"} == ROTATION_METRICS  # TokenRereads: shared with the sync functions
-    readme = (ROOT / "README.md").read_text()
-    observability = readme.split("### Observability", 1)[1].split("\n### ", 1)[0]
+    operations_page = (ROOT / "docs" / "operations.md").read_text()
+    observability = operations_page.split("### Observability", 1)[1].split("\n### ", 1)[0]
     for metric in emitted:
         assert f"`{metric}`" in observability, metric
 
 
 def test_each_alarm_has_its_runbook_entry() -> None:
-    readme = (ROOT / "README.md").read_text()
-    runbook = readme.split("\n## Runbook\n", 1)[1]
-    alarm_table = readme.split("\n### Alarms\n", 1)[1].split("\n## ", 1)[0]
+    operations_page = (ROOT / "docs" / "operations.md").read_text()
+    runbook = operations_page.split("\n## Runbook\n", 1)[1]
+    alarm_table = operations_page.split("\n### Alarms\n", 1)[1].split("\n## ", 1)[0]
     for name, alarm in alarms().items():
         description = alarm["Properties"]["AlarmDescription"]
         text = description if isinstance(description, str) else description["Fn::Sub"]
