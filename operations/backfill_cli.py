@@ -4,7 +4,7 @@
         [--installation ID] [--product ID] [--dry-run [--show-body]] [--rate 100/60|off]
         [--run-id ID | --resume ID] [--checkpoint-dir .backfill | --checkpoint-table TABLE]
 
-The engine is the core's (``vercel_sync.backfill``, which BackfillFunction runs too); this is
+The engine is the core's (``vercel_sync.backfill.engine``, which BackfillFunction runs too); this is
 its command line: a progress bar on a terminal (plain lines otherwise), Ctrl-C to stop at the
 next batch boundary (resume with ``--resume RUN_ID``), and a dry run that prints what would be
 sent and sends nothing.

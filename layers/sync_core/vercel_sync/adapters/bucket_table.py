@@ -11,8 +11,8 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.adapters.dynamodb import ConditionFailed, number, write
@@ -51,66 +51,58 @@ class _ItemState:
     paused_until: int
 
 
+@dataclass(eq=False)
 class DynamoDbBucketStore:
     """Each reservation one conditional UpdateItem: an atomic increment while a backlog keeps the
     bucket empty, else a write against the state last seen, retried from what a conflict returns."""
 
-    remote = True
+    remote: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        table_name: str,
-        params: BucketParameters,
-        client: Callable[[], Any],
-        count: Callable[..., None],
-        sleep: Callable[[float], None],
-        rng: random.Random,
-    ) -> None:
-        self._table = table_name
-        self._params = params
-        self._client = client
-        self._count = count
-        self._sleep = sleep
-        self._rng = rng
-        # The last state seen per installation: the next write is tried against it, without a read.
-        self._known: dict[str, _ItemState | None] = {}
-        self._round_trip_us = 0  # the last write's, measured
+    table_name: str
+    params: BucketParameters
+    client: Callable[[], Any]
+    count: Callable[..., None]
+    sleep: Callable[[float], None]
+    rng: random.Random
+    # The last state seen per installation: the next write is tried against it, without a read.
+    known: dict[str, _ItemState | None] = field(default_factory=dict)
+    round_trip_us: int = 0  # the last write's, measured
 
     def reserve(self, installation_id: str, now_us: Callable[[], int], deadlines: Sequence[int]) -> Reservation:
-        state = self._known.get(installation_id)
-        interval = self._params.interval_us
+        state = self.known.get(installation_id)
+        interval = self.params.interval_us
         for attempt in range(MAX_WRITE_ATTEMPTS):
             if attempt:
-                self._sleep(self._rng.uniform(0, CONFLICT_JITTER_SECONDS))
+                self.sleep(self.rng.uniform(0, CONFLICT_JITTER_SECONDS))
             sent = now_us()
-            now = sent + self._round_trip_us  # when the answer should be back
+            now = sent + self.round_trip_us  # when the answer should be back
             tat = None if state is None else state.tat
-            plan = plan_reservation(self._params, tat, now, deadlines)
+            plan = plan_reservation(self.params, tat, now, deadlines)
             if not plan.slots:
-                return Reservation((), next_free_slot(self._params, tat, now), _paused(state))
+                return Reservation((), next_free_slot(self.params, tat, now), _paused(state))
             try:
                 if plan.queued:
                     new_state = self._increment(installation_id, len(plan.slots), plan.lo, plan.hi, now)
-                    first = new_state.tat - len(plan.slots) * interval - self._params.tolerance_us
+                    first = new_state.tat - len(plan.slots) * interval - self.params.tolerance_us
                     slots = tuple(first + j * interval for j in range(len(plan.slots)))
                 else:
                     new_state = self._replace(installation_id, state, plan.new_tat, now)
                     slots = plan.slots
             except ConditionFailed as failure:
-                state = self._known[installation_id] = _item_state(failure.item)
+                state = self.known[installation_id] = _item_state(failure.item)
                 continue
             finally:
                 lead = min(now_us() - sent, int(MAX_ROUND_TRIP_LEAD_SECONDS * MICROSECONDS))
-                self._round_trip_us = max(0, lead)
-            self._known[installation_id] = new_state
-            return Reservation(slots, next_free_slot(self._params, new_state.tat, now), new_state.paused_until)
+                self.round_trip_us = max(0, lead)
+            self.known[installation_id] = new_state
+            return Reservation(slots, next_free_slot(self.params, new_state.tat, now), new_state.paused_until)
         raise ReservationFailedError("conflicting writes")
 
     def pause(self, installation_id: str, until: int, now: int) -> None:
-        floor = until + self._params.tolerance_us
+        floor = until + self.params.tolerance_us
         values = {":tat": number(floor), ":paused": number(until), ":exp": number(_expires_at(max(floor, now)))}
         try:
-            self._known[installation_id] = self._update(
+            self.known[installation_id] = self._update(
                 installation_id,
                 "SET #tat = :tat, #paused = :paused, #exp = :exp, #kind = :kind, #installation = :installation",
                 "attribute_not_exists(pk) OR #tat < :tat",
@@ -120,7 +112,7 @@ class DynamoDbBucketStore:
             # tat is already past the pause (a deeper queue): only record the pause, for the
             # instances holding slots inside it (no change if someone paused for longer).
             with contextlib.suppress(ConditionFailed):
-                self._known[installation_id] = self._update(
+                self.known[installation_id] = self._update(
                     installation_id,
                     "SET #paused = :paused",
                     "attribute_not_exists(#paused) OR #paused < :paused",
@@ -133,7 +125,7 @@ class DynamoDbBucketStore:
             "SET #tat = #tat + :step, #exp = :exp",
             "#tat BETWEEN :lo AND :hi",
             {
-                ":step": number(count * self._params.interval_us),
+                ":step": number(count * self.params.interval_us),
                 ":lo": number(lo),
                 ":hi": number(hi),
                 ":exp": number(_expires_at(now)),
@@ -164,13 +156,13 @@ class DynamoDbBucketStore:
 
     def _update(self, installation_id: str, update: str, condition: str, values: dict[str, Any]) -> _ItemState:
         used = update + " " + condition
-        self._count(dynamodb_calls=1)
+        self.count(dynamodb_calls=1)
         try:
             answer = write(
-                self._client(),
+                self.client(),
                 "update_item",
                 lambda code: ReservationFailedError(code or "ClientError"),
-                TableName=self._table,
+                TableName=self.table_name,
                 Key={"pk": {"S": PK_PREFIX + installation_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
@@ -180,7 +172,7 @@ class DynamoDbBucketStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed:
-            self._count(conflicts=1)
+            self.count(conflicts=1)
             raise
         state = _item_state(answer.get("Attributes") if isinstance(answer, dict) else None)
         if state is None:
@@ -223,12 +215,11 @@ class DynamoDbRateLimiter(SlotRateLimiter):
     ) -> None:
         self.table_name = table_name
         self._dynamodb = LazyClient("dynamodb", dynamodb_client, factory=client_factory)
-        jitter = rng or random.Random()  # noqa: S311 - jitter, not a secret  # nosec B311
 
-        def store(params: BucketParameters) -> DynamoDbBucketStore:
-            return DynamoDbBucketStore(table_name, params, self._dynamodb, self._count, sleep, jitter)
+        def store(params: BucketParameters) -> DynamoDbBucketStore:  # called once the limiter's sleep and rng are set
+            return DynamoDbBucketStore(table_name, params, self._dynamodb, self._count, self._sleep, self._rng)
 
-        super().__init__(limit, store, params=params, clock=clock, sleep=sleep, rng=jitter)
+        super().__init__(limit, store, params=params, clock=clock, sleep=sleep, rng=rng)
 
 
 def build_rate_limiter(
