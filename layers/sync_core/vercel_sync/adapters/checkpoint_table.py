@@ -17,7 +17,7 @@ from typing import Any
 
 from vercel_sync.adapters.aws_clients import PATIENT_AWS_TIMEOUTS, LazyClient
 from vercel_sync.adapters.dynamodb import ConditionFailed, number, write
-from vercel_sync.backfill.checkpoints import COUNT_FIELDS, BackfillError, RunState, SegmentState
+from vercel_sync.backfill.checkpoints import COUNT_FIELDS, BackfillError, BackfillPlan, RunState, SegmentState
 
 CHECKPOINT_PK_PREFIX = "backfill#"
 CHECKPOINT_KEEP_SECONDS = 14 * 24 * 3600
@@ -45,15 +45,11 @@ class StateTableCheckpoints:
         item = self._write("get_item", Key=self.key(run_id), ConsistentRead=True).get("Item")
         if not item:
             return None
-        stored = item.get("segments", {}).get("M", {})
-        return RunState.from_dict(
-            {
-                "runId": item["runId"]["S"],
-                "plan": json.loads(item["plan"]["S"]),
-                "createdAt": item.get("createdAt", {}).get("S", ""),
-                "segments": [_segment_from_attribute(int(n), value).to_dict() for n, value in stored.items()],
-            }
-        )
+        segments = [
+            _segment_from_attribute(int(n), value) for n, value in item.get("segments", {}).get("M", {}).items()
+        ]
+        plan = BackfillPlan.from_dict(json.loads(item["plan"]["S"]))
+        return RunState(item["runId"]["S"], plan, segments, item.get("createdAt", {}).get("S", ""))
 
     def create(self, state: RunState) -> None:
         times = self._times()
