@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vercel_sync.adapters.rate_limiter import DynamoDbRateLimiter, LimiterStats
+from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.ratelimit.limiter import LimiterStats
 from vercel_sync.runtime import aws_client_config
 from vercel_sync.settings import RateLimit
 

@@ -20,15 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from vercel_sync.adapters.rate_limiter import (
-    MICROSECONDS,
-    BucketParameters,
-    DynamoDbRateLimiter,
-    InProcessRateLimiter,
-    SlotRateLimiter,
-    build_rate_limiter,
-    plan_reservation,
-)
+from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter, build_rate_limiter
+from vercel_sync.ratelimit.bucket import MICROSECONDS, BucketParameters, plan_reservation
+from vercel_sync.ratelimit.limiter import InProcessRateLimiter, SlotRateLimiter
 from vercel_sync.settings import RateLimit, Settings
 
 TABLE = "sync-state"

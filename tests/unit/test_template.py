@@ -342,7 +342,7 @@ def test_rotation_writes_only_its_own_rate_limit_buckets() -> None:
     rotation_runtime's buckets take in the rate limiter, never a resource's state or an import bucket."""
     from fnmatch import fnmatchcase
 
-    from vercel_sync.adapters.rate_limiter import PK_PREFIX
+    from vercel_sync.adapters.bucket_table import PK_PREFIX
     from vercel_sync.rotation_runtime import SecretsUpdateBuckets
 
     class Recorder:

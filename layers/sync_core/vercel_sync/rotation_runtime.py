@@ -56,7 +56,7 @@ def build_rotation_service(settings: Settings, *, rate_limiter: Any = _DEFAULT) 
     # One boto3 session and one client per service for the container, as the sync functions'.
     aws = AwsClients()
     if rate_limiter is _DEFAULT:
-        from vercel_sync.adapters.rate_limiter import build_rate_limiter
+        from vercel_sync.adapters.bucket_table import build_rate_limiter
 
         shared = build_rate_limiter(
             settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT}),

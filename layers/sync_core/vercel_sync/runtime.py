@@ -69,7 +69,7 @@ def build_sync_service(
             else None
         )
     if rate_limiter is _DEFAULT:
-        from vercel_sync.adapters.rate_limiter import build_rate_limiter
+        from vercel_sync.adapters.bucket_table import build_rate_limiter
 
         # Shared through the state table when there is one, else per container.
         rate_limiter = build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
