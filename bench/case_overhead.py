@@ -294,12 +294,13 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     count = config["records"]
     vercel, secrets = FakeVercel(), FakeSecrets()
     if config["side"] == "ours":
-        from vercel_sync.runtime import build_sync_service, set_sync_service
+        from vercel_sync import wiring
         from vercel_sync.settings import Settings
+        from vercel_sync.wiring import build_sync_service
 
         # No network and no rate limit: only the per-record work is measured.
         service = build_sync_service(Settings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None)
-        set_sync_service(service)
+        wiring.sync_service.set(service)
     else:
         from bench import naive
 
@@ -354,7 +355,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
 
 def stage_times(records: list[dict[str, Any]], secrets: FakeSecrets) -> dict[str, float]:
     """µs per record of each step of the pipeline, run apart on the same records."""
-    from vercel_sync.batch import change_from_stream_record
+    from vercel_sync.sources import change_from_stream_record
     from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
 
     # One record at a time, as the pipeline goes, keeping nothing: lists of 10,000 results would

@@ -32,8 +32,8 @@ from typing import Any
 from vercel_sync.adapters.rate_limiter import DynamoDbRateLimiter, LimiterStats
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.runtime import aws_client_config
 from vercel_sync.settings import RateLimit
+from vercel_sync.wiring import aws_client_config
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import NullObserver, SyncService
-from vercel_sync.runtime import build_sync_service
+from vercel_sync.ports import NullObserver
 from vercel_sync.settings import Settings
+from vercel_sync.sync.service import SyncService
+from vercel_sync.wiring import build_sync_service
 
 
 def build_service(environ: Mapping[str, str], *, park_failures: bool) -> SyncService:
@@ -84,6 +85,6 @@ def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> Source
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
     from local_runner.events import stream_record
-    from vercel_sync.batch import change_from_stream_record as from_lambda_record
+    from vercel_sync.sources import change_from_stream_record as from_lambda_record
 
     return from_lambda_record(DynamoDBRecord(stream_record(raw, stream_arn)))

@@ -24,8 +24,8 @@ from tests.leak_scan import (
     pytest_terminal_summary,
     pytest_unconfigure,
 )
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
+from vercel_sync.sync.service import SyncService
 
 __all__ = [
     "pytest_configure",
@@ -83,9 +83,9 @@ def service(
         monotonic=clock,
         sleep=clock.sleep,
     )
-    set_sync_service(sync_service)
+    wiring.sync_service.set(sync_service)
     yield sync_service
-    set_sync_service(None)
+    wiring.sync_service.set(None)
 
 
 class LogCapture:

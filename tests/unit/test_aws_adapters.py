@@ -172,7 +172,7 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
     before it is needed, one DynamoDB client for the state table and the rate limiter."""
     import boto3.session
 
-    from vercel_sync.runtime import build_sync_service
+    from vercel_sync.wiring import build_sync_service
 
     sessions: list[Any] = []
 

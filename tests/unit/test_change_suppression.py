@@ -14,7 +14,7 @@ import pytest
 from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel
 from tests.leak_scan import register_secret
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import payload_digest
 
 INSTALLATION = "icfg_fields"

@@ -18,9 +18,9 @@ from tests.unit.test_hardening import change, record
 from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS, AwsClients
 from vercel_sync.deadline import Deadline, TimeBudget, seconds_left, within
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import time_budget
 from vercel_sync.settings import Settings
+from vercel_sync.sync.service import SyncService
+from vercel_sync.wiring import time_budget
 
 BUDGET = time_budget(Settings())  # an AWS call 2 s at its shortest (so parking), a Vercel call 1 s, margin 1 s
 TOLERANCE = 0.5  # seconds: the bound is read a little after the step starts, on a loaded machine
@@ -213,7 +213,7 @@ def test_a_timeout_that_fits_a_record_is_not_reported(
 
 def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
     from tests.unit.test_rotation import Rig, put_secret_value_event
-    from vercel_sync.rotation_runtime import PowertoolsRotationObserver
+    from vercel_sync.observability import PowertoolsRotationObserver
 
     service = Rig().service(time_budget=BUDGET, observer=PowertoolsRotationObserver())
     for _ in range(2):  # reported once; the event itself is left for a retry (no time to find its resources)

@@ -25,10 +25,10 @@ from tests.fakes import (
     vercel_rejects,
     vercel_unavailable,
 )
+from vercel_sync import wiring
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.payload import ImportResourcePayload
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import set_sync_service
+from vercel_sync.sync.service import SyncService
 
 stream_app = load_handler("stream_sync")
 queue_app = load_handler("queue_sync")
@@ -371,12 +371,12 @@ def test_a_failed_records_queue_that_refuses_sends_the_record_back_to_its_source
 def test_without_a_failed_records_queue_permanent_failures_go_back_to_the_source(
     fake_vercel: FakeVercel, fake_secrets: FakeSecrets
 ) -> None:
-    set_sync_service(SyncService(vercel=fake_vercel, secrets=fake_secrets, failed_records=None))
+    wiring.sync_service.set(SyncService(vercel=fake_vercel, secrets=fake_secrets, failed_records=None))
     try:
         event = load_event("sqs_mixed_valid_invalid.json")
         response = invoke(queue_app, event)
     finally:
-        set_sync_service(None)
+        wiring.sync_service.set(None)
 
     assert failures(response) == [ids(event)[i] for i in (1, 2, 3, 4)]
 

@@ -28,9 +28,9 @@ from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
-from vercel_sync.pipeline import SyncService
 from vercel_sync.redaction import REDACTED, scrub_text
 from vercel_sync.settings import Settings, secret_name
+from vercel_sync.sync.service import SyncService
 
 BASE = "https://api.vercel.test"
 

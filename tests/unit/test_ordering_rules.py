@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import partner_version, sequence_version
 
 INSTALLATION = "icfg_order"

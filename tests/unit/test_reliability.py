@@ -19,10 +19,11 @@ from tests.fakes import (
     FakeVercel,
     vercel_unavailable,
 )
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import partner_version, payload_digest, sequence_version
 
 INSTALLATION = "icfg_1"
@@ -539,7 +540,7 @@ def sqs_event(bodies: list[dict[str, Any]], *, fifo_groups: list[str] | None = N
 
 def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apart() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     service = make_service(
@@ -557,7 +558,7 @@ def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apa
 
 def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     service = make_service(
@@ -574,7 +575,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
     """Deferring decides nothing (skipped, a message returns after the visibility timeout): it is not
     started with less than one AWS call and the margin left, so it cannot overrun the timeout."""
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     class RunningOut(LambdaContext):
         def __init__(self) -> None:
@@ -600,7 +601,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
 
 def test_other_transient_failures_keep_the_queues_own_timeout() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     vercel = FakeVercel(failing={"r0": vercel_unavailable(503)})
@@ -636,7 +637,7 @@ def test_a_remove_is_newer_than_the_state_it_deletes() -> None:
 
 def test_a_fifo_group_stops_at_its_first_failure_and_sends_or_parks_nothing_behind_it() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     vercel = FakeVercel(failing={"a": vercel_unavailable(503)})
     failed = FakeFailedRecords()

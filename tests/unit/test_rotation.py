@@ -20,19 +20,19 @@ from tests.fakes import (
     FakeFailedRecords,
     vercel_rejects,
 )
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy
-from vercel_sync.rotation import (
+from vercel_sync.rotation.events import (
     FAILURE_KIND,
     InvalidEventError,
     RotationIncompleteError,
-    RotationService,
     RotationTarget,
     SecretChange,
     parse_secret_change,
     target_from_item,
 )
+from vercel_sync.rotation.service import RotationService
 from vercel_sync.settings import Settings, normalized_secret_name
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_demo01/db_primary-AbC123"
@@ -489,7 +489,7 @@ def test_the_rotation_rules_import_no_aws_or_http_library() -> None:
 
     root = Path(__file__).resolve().parents[2]
     code = (
-        "import sys, vercel_sync.rotation; "
+        "import sys, vercel_sync.rotation.events, vercel_sync.rotation.service; "
         "print(','.join(m for m in ('boto3', 'botocore', 'httpx', 'aws_lambda_powertools') if m in sys.modules))"
     )
     result = subprocess.run(  # noqa: S603 - our own interpreter

@@ -14,11 +14,13 @@ from moto import mock_aws
 
 from tests.fakes import EVENTS, TOKEN, FakeFailedRecords, LambdaContext, load_handler
 from tests.unit.test_rotation import NAME, SETTINGS, FakeIndex, FakeRotationSecrets, FakeSecretsApi
+from vercel_sync import wiring
 from vercel_sync.adapters.secret_index import INDEX_NAME, DynamoDbSecretIndex
 from vercel_sync.adapters.vercel import MAX_REQUEST_BODY_BYTES, VercelClient
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.rotation import RotationService, RotationTarget
-from vercel_sync.rotation_runtime import handle_rotation_event, set_rotation_service
+from vercel_sync.observability import handle_rotation_event
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationService
 
 BASE = "https://api.vercel.com"
 ROTATION_EVENTS = sorted((EVENTS / "rotation").glob("*.json"))
@@ -40,9 +42,9 @@ def fakes() -> Iterator[tuple[FakeSecretsApi, FakeFailedRecords]]:
         failed_records=failed,
         sleep=lambda _seconds: None,
     )
-    set_rotation_service(service)
+    wiring.rotation_service.set(service)
     yield vercel, failed
-    set_rotation_service(None)
+    wiring.rotation_service.set(None)
 
 
 @pytest.mark.parametrize("event_file", ROTATION_EVENTS, ids=lambda p: p.name)

@@ -26,9 +26,9 @@ from vercel_sync import redaction
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.pipeline import SyncService
 from vercel_sync.redaction import REDACTED, WITHHELD, scrub, scrub_error_body, scrub_text
-from vercel_sync.rotation import RotationTarget, SecretChange, build_rotation_failure_message
+from vercel_sync.rotation.events import RotationTarget, SecretChange, build_rotation_failure_message
+from vercel_sync.sync.service import SyncService
 
 BASE = "https://api.vercel.test"
 INSTALLATION = "icfg_echo"

@@ -15,10 +15,11 @@ import pytest
 
 from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, vercel_rejects
 from tests.leak_scan import register_secret
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService
 from vercel_sync.redaction import MAX_ENCODED_CHARACTER, REDACTED, scrub, scrub_text, truncate
+from vercel_sync.sync.service import SyncService
 
 INSTALLATION = "icfg_scrub"
 SECRET_NAME = f"partner/resources/{INSTALLATION}/db"

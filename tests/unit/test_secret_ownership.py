@@ -26,9 +26,10 @@ from tests.fakes import (
 from vercel_sync.adapters.secrets import OWNER_TAG, SecretsManagerReader
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import ConfigurationError, InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import SyncService
-from vercel_sync.rotation import RotationService, RotationTarget
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationService
 from vercel_sync.settings import Settings
+from vercel_sync.sync.service import SyncService
 
 PREFIX = "partner/resources/"
 ACCOUNT = "123456789012"

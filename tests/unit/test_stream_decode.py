@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vercel_sync.batch import change_from_stream_record
 from vercel_sync.errors import InvalidRecordError
+from vercel_sync.sources import change_from_stream_record
 from vercel_sync.transform import MAX_NESTING, json_safe
 
 

@@ -17,8 +17,8 @@ from tests.leak_scan import register_secret
 from vercel_sync.adapters.secrets import SecretsManagerReader
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.pipeline import SyncService
 from vercel_sync.settings import Settings
+from vercel_sync.sync.service import SyncService
 
 INSTALLATION = "icfg_1"
 RESOURCE_SECRET = f"partner/resources/{INSTALLATION}/db"

@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -23,6 +23,10 @@ from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.redaction import truncate
+from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
+
+if TYPE_CHECKING:
+    from vercel_sync.rotation.service import RotationService
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSync")
@@ -305,3 +309,90 @@ _SKIP_MESSAGES = {
     "stale": "a version at least as new is already applied; skipped",
     "coalesced": "superseded by a newer change to the same resource in this batch",
 }
+
+
+def handle_rotation_event(event: dict[str, Any], context: Any, service: RotationService) -> dict[str, Any]:
+    """The handler's body: a summary (counts, the secret's name) when done; raises when the event
+    must be retried (Lambda's asynchronous retries, then its on-failure destination)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    time_left_ms = remaining() if callable(remaining) else None
+    bug: type[Exception] | None = None
+    try:
+        result = service.handle(event, time_left_ms=time_left_ms)
+    except TransientSyncError as error:
+        metrics.add_metric(name="RotationEventsRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("rotation sync incomplete; the event will be retried", extra={"detail": error.message})
+        raise
+    except Exception as error:  # noqa: BLE001 - a bug: logged without its message, then retried
+        frames = traceback.extract_tb(error.__traceback__)
+        logger.error(
+            "unexpected error in rotation sync; the event will be retried",
+            extra={
+                "errorType": type(error).__name__,
+                "raisedAt": [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames],
+            },
+        )
+        bug = type(error)
+    if bug is not None:
+        # Raised outside the handler so the original (whose text may quote a secret) is not chained.
+        raise TransientSyncError(f"unexpected {bug.__name__} in rotation sync (a bug; see the error log)")
+    return result.summary()
+
+
+def _target_keys(target: RotationTarget) -> dict[str, Any]:
+    return {"integrationConfigurationId": target.installation_id[:300], "resourceId": target.resource_id[:300]}
+
+
+class PowertoolsRotationObserver:
+    """One structured log line (ids and the secret's name, never a value) and a metric per outcome."""
+
+    def ignored(self, why: str, change: SecretChange | None) -> None:
+        logger.info(
+            "secret event ignored",
+            extra={"why": why, "secretName": change.secret_name if change else None},
+        )
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
+        metrics.add_metric(name="ResourceSecretsUpdated", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "updated the resource's secrets in Vercel",
+            extra={**_target_keys(target), "secretName": change.secret_name, "calls": calls, "latencyMs": latency_ms},
+        )
+
+    def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        metrics.add_metric(name="VercelCallsFailedTransiently", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "secrets update failed transiently",
+            extra={
+                **_target_keys(target),
+                "detail": error.message,
+                "httpStatus": error.http_status,
+                "retryInSeconds": retry_in_seconds,
+            },
+        )
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
+        metrics.add_metric(name="RotationsFailedPermanently", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "resource secrets cannot be updated; sent to the failed-records queue",
+            extra={
+                **(_target_keys(target) if target else {}),
+                "secretName": change.secret_name if change else None,
+                "reason": error.reason,
+                "detail": error.message,
+                "httpStatus": error.http_status,
+            },
+        )
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        metrics.add_metric(name="TokenRereads", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "Vercel answered 401; re-read the installation token",
+            extra={"integrationConfigurationId": integration_configuration_id},
+        )
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None:
+        logger.info("rotation sync finished", extra={**result.summary(), "eventName": change.event_name})
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from vercel_sync.errors import InvalidRecordError
 
@@ -123,19 +123,3 @@ class ImportedState:
     secret_name: str | None
     secrets_prefix: str | None
     imported_at: datetime
-
-
-class StateStore(Protocol):
-    """The sync-state table (``adapters/state_table.py``); tests hand in an in-memory one."""
-
-    def claim(
-        self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
-    ) -> Claim: ...
-
-    def record(self, claim_id: str | None, state: ImportedState) -> None:
-        """Record an import and release the claim; never moves a version backwards."""
-        ...
-
-    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
-        """Give up a claim without recording anything (the call failed)."""
-        ...

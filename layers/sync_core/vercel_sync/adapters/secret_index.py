@@ -13,7 +13,7 @@ from typing import Any
 
 from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.rotation import RotationTarget, target_from_item
+from vercel_sync.rotation.events import RotationTarget, target_from_item
 
 INDEX_NAME = "bySecretName"
 # A secret shared by more resources than this is refused loudly rather than half-done.

@@ -12,7 +12,7 @@ A batch (:meth:`SyncService.sync_batch`) goes like this:
    stream, the earliest of them bounds the checkpoint).
 3. Resources run concurrently (at most ``max_concurrency`` at once, over one pooled HTTP
    client); one resource's calls never overlap. Worker threads are added while every worker
-   waits (:class:`_Crew`), so work with nothing to wait for is not split over threads.
+   waits (:class:`Crew`), so work with nothing to wait for is not split over threads.
 4. With a state store, a resource is *claimed* first: a change older than or equal to the
    version already applied is skipped as stale, one whose payload digest equals the last
    imported is skipped as unchanged (no call), and no other invocation calls for it meanwhile.
@@ -36,191 +36,49 @@ import copy
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any
 
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import Deadline, TimeBudget, too_short_function_timeout_ms
 from vercel_sync.errors import (
     INSTALLATION_HTTP_STATUSES,
     InstallationUnavailableError,
-    InvalidRecordError,
     PermanentSyncError,
     RetriesExhaustedError,
     TransientSyncError,
 )
 from vercel_sync.failed_record import build_failed_record_message
-from vercel_sync.partner_schema import PartnerRecord
-from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
-from vercel_sync.sync_state import (
-    ImportedState,
+from vercel_sync.ports import (
+    FailedRecordSink,
+    NullObserver,
+    RateLimiter,
+    SecretStore,
+    SourceQueue,
     StateStore,
-    VersionKey,
-    partner_version,
-    payload_digest,
-    sequence_version,
+    SyncObserver,
+    VercelApi,
 )
-from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
-
-Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
-
-
-class VercelApi(Protocol):
-    def import_resource(
-        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
-    ) -> dict[str, Any]: ...
-
-
-class SecretStore(Protocol):
-    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
-
-    def check_owner(self, secret_id: str, installation_id: str) -> None:
-        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation (or a
-        classified error when its tags cannot be read); reads no value, at most the tags, cached."""
-        ...
-
-    def resource_secrets(self, secret_id: str, *, installation_id: str) -> Any: ...
-
-
-class FailedRecordSink(Protocol):
-    def park(self, message: dict[str, Any]) -> None: ...
-
-
-class RateLimiter(Protocol):
-    """Calls per installation, shared by every invocation (``adapters/rate_limiter.py``)."""
-
-    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool: ...
-
-    def pause(self, installation_id: str, seconds: float) -> None: ...
-
-
-class SourceQueue(Protocol):
-    """The queue function's source (``adapters/source_queue.py``)."""
-
-    def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int: ...
-
-
-class SyncObserver(Protocol):
-    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
-
-    Called from the batch's worker threads: implementations must be thread-safe.
-    """
-
-    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None: ...
-
-    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None: ...
-
-    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
-        ...
-
-    def parked(self, change: SourceChange, error: PermanentSyncError) -> None: ...
-
-    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
-        """The record goes back to its source."""
-        ...
-
-    def token_refreshed(self, integration_configuration_id: str) -> None: ...
-
-    def unexpected(self, change: SourceChange, error: Exception) -> None: ...
-
-    def batch_finished(self, records: int) -> None:
-        """The batch is done: publish what was counted."""
-        ...
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        """Found at the first invocation: no record can sync in the function's timeout."""
-        ...
-
-
-class NullObserver:
-    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
-        pass
-
-    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
-        pass
-
-    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        pass
-
-    def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
-        pass
-
-    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
-        pass
-
-    def token_refreshed(self, integration_configuration_id: str) -> None:
-        pass
-
-    def unexpected(self, change: SourceChange, error: Exception) -> None:
-        pass
-
-    def batch_finished(self, records: int) -> None:
-        pass
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        pass
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """One change's fate in its batch: an outcome, or the transient error that sends it back."""
-
-    outcome: Outcome | None
-    error: TransientSyncError | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome is None
-
-
-# The results without an error, shared (they are immutable): one object per outcome, not per record.
-_DONE: dict[Outcome, RecordResult] = {
-    "imported": RecordResult("imported"),
-    "unchanged": RecordResult("unchanged"),
-    "stale": RecordResult("stale"),
-    "coalesced": RecordResult("coalesced"),
-    "parked": RecordResult("parked"),
-}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of one record's Vercel call inside an invocation (the remaining time bounds them too)."""
-
-    max_calls: int = 6
-    base_delay_seconds: float = 0.2
-    max_delay_seconds: float = 20.0
-
-    def backoff_seconds(self, failed_calls: int, uniform: Callable[[float, float], float]) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(n-1))] after the n-th failed call."""
-        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_calls - 1))
-        return uniform(0.0, ceiling)
-
-    def delay_seconds(
-        self, failed_calls: int, retry_after_seconds: float | None, uniform: Callable[[float, float], float]
-    ) -> float:
-        """The wait before the next call: the backoff, never sooner than Vercel's ``Retry-After``."""
-        delay = self.backoff_seconds(failed_calls, uniform)
-        return delay if retry_after_seconds is None else max(delay, retry_after_seconds)
-
-
-@dataclass(slots=True)
-class _Change:
-    """A parsed change of the batch, with its place in the batch."""
-
-    index: int
-    change: SourceChange
-    record: PartnerRecord
-    version: VersionKey | None
-
-
-def _failed(result: RecordResult | None) -> bool:
-    return result is None or result.failed
+from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
+from vercel_sync.sync.crew import Crew, Wait
+from vercel_sync.sync.plan import (
+    DONE,
+    FifoGroup,
+    Outcome,
+    Parking,
+    ParsedChange,
+    RecordResult,
+    ResourceWork,
+    Unit,
+    parse,
+    plan_tasks,
+    result_failed,
+)
+from vercel_sync.sync_state import ImportedState, payload_digest
+from vercel_sync.transform import build_import_body, needs_secrets
 
 
 @dataclass(slots=True)
@@ -228,189 +86,7 @@ class _Tries:
     calls: int = 0  # Vercel calls made for the record in this invocation
 
 
-@dataclass(slots=True)
-class _ResourceWork:
-    """A unit of work: one resource's changes in the batch (within one FIFO group), coalesced."""
-
-    group: str | None
-    installation: _Installation
-    changes: list[_Change] = field(default_factory=list)
-
-    def indexes(self) -> list[int]:
-        return [c.index for c in self.changes]
-
-    def newest(self) -> _Change:
-        """By ``version`` when every change has one (later in the batch wins a tie), else the
-        last in source order (a stream shard's order; a queue's arrival order)."""
-        versions = [c.version for c in self.changes]
-        if all(v is not None and v.kind == "partner" for v in versions):
-            return max(self.changes, key=lambda c: (c.version.value if c.version else 0, c.index))
-        return self.changes[-1]
-
-
-@dataclass(slots=True)
-class _Parking:
-    """A unit of work: a record that can never make a payload, to park."""
-
-    group: str | None
-    index: int
-    change: SourceChange
-    error: PermanentSyncError
-
-    def indexes(self) -> list[int]:
-        return [self.index]
-
-
-@dataclass(slots=True)
-class _FifoGroup:
-    """A FIFO message group's units, run one after another in batch order."""
-
-    members: list[_ResourceWork | _Parking]
-
-
-_Unit = _ResourceWork | _Parking
-
-
-class _Crew:
-    """The workers of one batch: the calling thread, and more threads (``limit`` in all at most)
-    started only when they can help, i.e. when every worker is waiting (on the network, a backoff).
-
-    Each worker takes the next task in batch order until none is left (``deque.popleft`` is
-    thread-safe): the order and the bound of one executor task per unit, without a future per unit.
-    A worker about to wait calls :meth:`begin_wait`; if every worker is then waiting, tasks are left
-    and the wait is expected to be long (the last wait of its kind took over ``SLOW_SECONDS``, or
-    it is a sleep that long), another worker starts. So a batch whose calls take 100 ms soon has
-    ``limit`` workers, each waiting on its own call, while a batch with nothing to wait for (a
-    zero-latency client) runs on the calling thread alone: threads that all want the GIL only
-    hand it to each other, which cost here about 40 µs per record (16 threads, no network). An
-    extra worker that finds the waits short stops at its next task.
-    """
-
-    SLOW_SECONDS = 0.001
-
-    def __init__(
-        self,
-        tasks: Sequence[Any],
-        run_task: Callable[[Any], None],
-        limit: int,
-        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None,
-        local: threading.local,
-    ) -> None:
-        self._pending: deque[Any] = deque(tasks)
-        self._run_task = run_task
-        self._limit = max(1, min(limit, len(tasks)))
-        self._wrap = wrap
-        self._local = local
-        self._lock = threading.Lock()
-        self._workers = 1  # the calling thread
-        self._waiting = 0
-        self._long_sleeps = 0  # workers now in a sleep of known, long length (a backoff, a pause)
-        self._closed = False
-        # Whether the last wait of each kind took long; unknown kinds count as long.
-        self._slow: dict[str, bool] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._helpers: list[Future[None]] = []
-
-    def work(self) -> None:
-        """Works in the calling thread until no task is left, then waits for the other workers."""
-        try:
-            # Not wrapped: the calling thread already has its context (X-Ray's wrapper would clear
-            # it when done, and the handler's own subsegment with it); only pool threads need it.
-            self._work_as_caller()
-        finally:
-            with self._lock:
-                self._closed = True  # no worker starts after this
-                helpers, pool = list(self._helpers), self._pool
-            try:
-                for helper in helpers:
-                    helper.result()  # tasks catch their own errors; this only waits
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=True)
-
-    def _wrapped(self, function: Callable[[], None]) -> Callable[[], Any]:
-        return self._wrap(function) if self._wrap is not None else function
-
-    def _work_as_caller(self) -> None:
-        previous = getattr(self._local, "crew", None)
-        self._local.crew = self
-        try:
-            self._take_tasks(helper=False)
-        finally:
-            self._local.crew = previous
-
-    def _work_as_helper(self) -> None:
-        self._local.crew = self
-        try:
-            self._take_tasks(helper=True)
-        finally:
-            self._local.crew = None
-            with self._lock:
-                self._workers -= 1
-
-    def _take_tasks(self, *, helper: bool) -> None:
-        while True:
-            if helper and not self._waits_are_slow():
-                return  # nothing to wait for: the other workers do without this one
-            try:
-                task = self._pending.popleft()
-            except IndexError:
-                return
-            self._run_task(task)
-
-    def _waits_are_slow(self) -> bool:
-        with self._lock:
-            # A worker sleeping out a backoff holds no task up only if another runs meanwhile.
-            return self._long_sleeps > 0 or not self._slow or any(self._slow.values())
-
-    def begin_wait(self, kind: str, seconds: float | None) -> None:
-        with self._lock:
-            self._waiting += 1
-            long = self._slow.get(kind, True) if seconds is None else seconds > self.SLOW_SECONDS
-            if seconds is not None and long:
-                self._long_sleeps += 1
-            if (
-                long
-                and self._waiting >= self._workers
-                and self._workers < self._limit
-                and self._pending
-                and not self._closed
-            ):
-                self._workers += 1
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
-                try:
-                    self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
-                except RuntimeError:  # no thread could start: the workers there are carry on
-                    self._workers -= 1
-
-    def end_wait(self, kind: str, seconds: float | None, elapsed: float) -> None:
-        with self._lock:
-            self._waiting -= 1
-            if seconds is not None and seconds > self.SLOW_SECONDS:
-                self._long_sleeps -= 1
-            if seconds is None:
-                self._slow[kind] = elapsed > self.SLOW_SECONDS
-
-
-class _Wait:
-    """A wait of a worker of a :class:`_Crew` (a context manager)."""
-
-    __slots__ = ("_crew", "_kind", "_seconds", "_started")
-
-    def __init__(self, crew: _Crew, kind: str, seconds: float | None) -> None:
-        self._crew, self._kind, self._seconds = crew, kind, seconds
-        self._started = 0.0
-
-    def __enter__(self) -> None:
-        self._crew.begin_wait(self._kind, self._seconds)
-        self._started = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        self._crew.end_wait(self._kind, self._seconds, time.monotonic() - self._started)
-
-
-class _Installation:
+class Installation:
     """One installation's state in this invocation: its token, a 429 pause, a stop."""
 
     def __init__(self, installation_id: str) -> None:
@@ -436,7 +112,7 @@ class SyncService:
         state_store: StateStore | None = None,
         rate_limiter: RateLimiter | None = None,
         max_concurrency: int = 16,
-        retry_policy: RetryPolicy = RetryPolicy(),
+        retry_policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         time_budget: TimeBudget | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -475,7 +151,7 @@ class SyncService:
         self.call_interval_seconds = call_interval_seconds
         # The queue function's source, to defer messages sent back under the rate limit.
         self.source_queue = source_queue
-        # Per worker thread: the crew of the batch it works for (see _Crew).
+        # Per worker thread: the crew of the batch it works for (see Crew).
         self._local = threading.local()
         self._timeout_checked = False  # at the first batch, whose time left is the function's timeout
 
@@ -499,15 +175,15 @@ class SyncService:
                 self.observer.function_timeout_too_short(function_timeout_ms=too_short_ms, budget=self.time_budget)
         results: list[RecordResult | None] = [None] * len(changes)
         # Units of work in batch order: a resource's changes, or a record to park.
-        units: list[_Unit] = []
-        works: dict[tuple[str | None, str, str], _ResourceWork] = {}
-        installations: dict[str, _Installation] = {}
+        units: list[Unit] = []
+        works: dict[tuple[str | None, str, str], ResourceWork] = {}
+        installations: dict[str, Installation] = {}
         for index, change in enumerate(changes):
             group = change.position.message_group_id
             try:
-                parsed = self._parse(index, change)
+                parsed = parse(index, change)
             except PermanentSyncError as error:
-                units.append(_Parking(group, index, change, error))
+                units.append(Parking(group, index, change, error))
                 continue
             except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
                 results[index] = self._bug(change, error, deadline)
@@ -518,43 +194,26 @@ class SyncService:
             if work is None:
                 installation = installations.get(key[1])
                 if installation is None:
-                    installation = installations[key[1]] = _Installation(key[1])
-                work = works[key] = _ResourceWork(group, installation)
+                    installation = installations[key[1]] = Installation(key[1])
+                work = works[key] = ResourceWork(group, installation)
                 units.append(work)  # its place in the batch: its first change's
             work.changes.append(parsed)
         del works, installations
         try:
-            self._run(self._tasks(units), lambda task: self._run_task(task, results, deadline))
+            self._run(plan_tasks(units), lambda task: self._run_task(task, results, deadline))
         finally:
             self.observer.batch_finished(len(changes))
         return [result or self._lost(changes[i]) for i, result in enumerate(results)]
 
-    def _tasks(self, units: list[_Unit]) -> list[_Unit | _FifoGroup]:
-        """One task per unit; a FIFO group's units make one task, run one after another, in batch
-        order, stopping at the group's first failure, as SQS FIFO would have it (the rest of the
-        group is reported and comes back after it: nothing behind the failure is sent or parked now)."""
-        tasks: list[_Unit | _FifoGroup] = []
-        groups: dict[str, _FifoGroup] = {}
-        for unit in units:
-            if unit.group is None:
-                tasks.append(unit)
-            else:
-                fifo = groups.get(unit.group)
-                if fifo is None:
-                    fifo = groups[unit.group] = _FifoGroup([])
-                    tasks.append(fifo)
-                fifo.members.append(unit)
-        return tasks
-
-    def _run_task(self, task: _Unit | _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
-        if isinstance(task, _ResourceWork):
+    def _run_task(self, task: Unit | FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+        if isinstance(task, ResourceWork):
             self._run_resource(task, results, deadline)
-        elif isinstance(task, _Parking):
+        elif isinstance(task, Parking):
             self._run_parking(task, results, deadline)
         else:
             self._run_group(task, results, deadline)
 
-    def _run_group(self, group: _FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
+    def _run_group(self, group: FifoGroup, results: list[RecordResult | None], deadline: Deadline) -> None:
         failed = False
         for unit in group.members:
             indexes = unit.indexes()
@@ -565,20 +224,20 @@ class SyncService:
                     )
                 continue
             self._run_task(unit, results, deadline)
-            failed = any(_failed(results[index]) for index in indexes)
+            failed = any(result_failed(results[index]) for index in indexes)
 
     def _run(self, tasks: Sequence[Any], run_task: Callable[[Any], None]) -> None:
-        """Runs every task, starting them in order, at most ``max_concurrency`` at once (see :class:`_Crew`)."""
-        crew = _Crew(tasks, run_task, self.max_concurrency, self._wrap_task, self._local)
+        """Runs every task, starting them in order, at most ``max_concurrency`` at once (see :class:`Crew`)."""
+        crew = Crew(tasks, run_task, self.max_concurrency, self._wrap_task, self._local)
         crew.work()
 
-    def _waiting(self, kind: str, seconds: float | None = None) -> _Wait | contextlib.nullcontext[None]:
+    def _waiting(self, kind: str, seconds: float | None = None) -> Wait | contextlib.nullcontext[None]:
         """Around a call that may wait (the network, a sleep): lets the batch's crew start another
         worker meanwhile. ``seconds``: a sleep's length, known beforehand."""
-        crew: _Crew | None = getattr(self._local, "crew", None)
+        crew: Crew | None = getattr(self._local, "crew", None)
         if crew is None:
             return contextlib.nullcontext()
-        return _Wait(crew, kind, seconds)
+        return Wait(crew, kind, seconds)
 
     def _sleep_waiting(self, seconds: float) -> None:
         with self._waiting("sleep", seconds):
@@ -587,29 +246,13 @@ class SyncService:
     def _lost(self, change: SourceChange) -> RecordResult:  # pragma: no cover - every path sets a result
         return RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
 
-    def _parse(self, index: int, change: SourceChange) -> _Change:
-        if change.decode_error is not None or change.item is None:
-            raise InvalidRecordError(change.decode_error or "the change carries no record")
-        record = parse_partner_record(change.item, json_ready=change.json_ready, removed=change.removed)
-        version: VersionKey | None = None
-        stream = change.position.kind == "dynamodb-stream"
-        if change.removed and stream:
-            # A REMOVE carries the old image: its ``version`` is the state the deletion ends, so
-            # the deletion is ordered by its sequence number (else it would be as old as that state).
-            version = sequence_version(change.position.item_identifier)
-        elif record.version is not None:
-            version = partner_version(record.version)
-        elif stream:
-            version = sequence_version(change.position.item_identifier)
-        return _Change(index, change, record, version)
-
-    def _run_parking(self, unit: _Parking, results: list[RecordResult | None], deadline: Deadline) -> None:
+    def _run_parking(self, unit: Parking, results: list[RecordResult | None], deadline: Deadline) -> None:
         try:
             results[unit.index] = self._park(unit.change, unit.error, [], deadline, calls=0)
         except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
             results[unit.index] = self._bug(unit.change, bug, deadline)
 
-    def _run_resource(self, work: _ResourceWork, results: list[RecordResult | None], deadline: Deadline) -> None:
+    def _run_resource(self, work: ResourceWork, results: list[RecordResult | None], deadline: Deadline) -> None:
         newest = work.newest()
         try:
             result = self._sync_resource(newest, work.installation, deadline)
@@ -620,13 +263,13 @@ class SyncService:
             if other is newest:
                 continue
             # Superseded by the newest: it shares that one's fate.
-            results[other.index] = result if result.failed else _DONE["coalesced"]
+            results[other.index] = result if result.failed else DONE["coalesced"]
             if not result.failed:
                 self.observer.skipped(other.change, "coalesced")
 
     # ------------------------------------------------------------------ one resource
 
-    def _sync_resource(self, item: _Change, installation: _Installation, deadline: Deadline) -> RecordResult:
+    def _sync_resource(self, item: ParsedChange, installation: Installation, deadline: Deadline) -> RecordResult:
         change, record = item.change, item.record
         secret_values: list[str] = []
         tries = _Tries()
@@ -664,12 +307,12 @@ class SyncService:
                 claim_id, unchanged = self._claim(item, digest, deadline)
                 if claim_id is None:
                     self.observer.skipped(change, "stale")
-                    return _DONE["stale"]
+                    return DONE["stale"]
                 if unchanged:
                     self._record_state(item, claim_id, digest, body, deadline)
                     claim_id = None
                     self.observer.skipped(change, "unchanged")
-                    return _DONE["unchanged"]
+                    return DONE["unchanged"]
 
             latency_ms = self._call_with_retries(item, installation, body, deadline, tries)
             if self.state_store is not None:
@@ -678,7 +321,7 @@ class SyncService:
                 self._record_state(item, claim_id, digest, body, deadline)
                 claim_id = None
             self.observer.imported(change, latency_ms=latency_ms, calls=tries.calls)
-            return _DONE["imported"]
+            return DONE["imported"]
         except PermanentSyncError as error:
             self._release(item, claim_id, deadline)
             if error.http_status in INSTALLATION_HTTP_STATUSES and not isinstance(error, InstallationUnavailableError):
@@ -690,7 +333,7 @@ class SyncService:
             secret_values.extend(installation.tokens_used)
             return self._after_transient(change, error, secret_values, deadline, calls=tries.calls)
 
-    def _token(self, installation: _Installation, deadline: Deadline) -> str:
+    def _token(self, installation: Installation, deadline: Deadline) -> str:
         """The installation's token, read once per batch (the secrets adapter caches it longer)."""
         token = installation.token  # once read (the usual case), no lock: one attribute read is atomic
         if token is not None:
@@ -711,7 +354,7 @@ class SyncService:
             installation.tokens_used.append(token)
             return token
 
-    def _refresh_token(self, installation: _Installation, used: str, deadline: Deadline) -> bool:
+    def _refresh_token(self, installation: Installation, used: str, deadline: Deadline) -> bool:
         """After a 401 with ``used``: True if a newer token is now at hand (re-read once per batch)."""
         with installation.lock:
             if installation.token != used:
@@ -726,7 +369,7 @@ class SyncService:
         self.observer.token_refreshed(installation.id)
         return True
 
-    def _stop_installation(self, installation: _Installation, error: PermanentSyncError) -> PermanentSyncError:
+    def _stop_installation(self, installation: Installation, error: PermanentSyncError) -> PermanentSyncError:
         with installation.lock:
             if installation.stopped is None:
                 # The reason the installation's other records get: the status alone (the rest is
@@ -741,7 +384,7 @@ class SyncService:
             vercel_error_complete=error.vercel_error_complete,
         )
 
-    def _claim(self, item: _Change, digest: str, deadline: Deadline) -> tuple[str | None, bool]:
+    def _claim(self, item: ParsedChange, digest: str, deadline: Deadline) -> tuple[str | None, bool]:
         """(claim id, whether the payload is unchanged); claim id None: the change is stale."""
         assert self.state_store is not None
         installation_id, resource_id = item.record.integration_configuration_id, item.record.resource_id
@@ -761,7 +404,7 @@ class SyncService:
             self._sleep_waiting(wait)
 
     def _record_state(
-        self, item: _Change, claim_id: str | None, digest: str, body: Mapping[str, Any], deadline: Deadline
+        self, item: ParsedChange, claim_id: str | None, digest: str, body: Mapping[str, Any], deadline: Deadline
     ) -> None:
         assert self.state_store is not None
         record = item.record
@@ -783,7 +426,7 @@ class SyncService:
                 ),
             )
 
-    def _release(self, item: _Change, claim_id: str | None, deadline: Deadline) -> None:
+    def _release(self, item: ParsedChange, claim_id: str | None, deadline: Deadline) -> None:
         if claim_id is None or self.state_store is None or not deadline.allows_best_effort_aws_call():
             return
         # Best effort: the lease lapses on its own, and the record's fate is already decided.
@@ -791,7 +434,7 @@ class SyncService:
             self.state_store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
     def _call_with_retries(
-        self, item: _Change, installation: _Installation, body: Mapping[str, Any], deadline: Deadline, tries: _Tries
+        self, item: ParsedChange, installation: Installation, body: Mapping[str, Any], deadline: Deadline, tries: _Tries
     ) -> float:
         """Call until accepted (counting calls in ``tries``); returns the last call's latency in ms."""
         failed_calls = 0
@@ -828,13 +471,13 @@ class SyncService:
                 self.observer.call_failed(item.change, error, retry_in_seconds=delay)
                 self._sleep_waiting(delay)
 
-    def _acquire_call(self, installation: _Installation, deadline: Deadline) -> bool:
+    def _acquire_call(self, installation: Installation, deadline: Deadline) -> bool:
         assert self.rate_limiter is not None
         with self._waiting("limiter"):
             return self.rate_limiter.acquire(installation.id, max_wait_seconds=deadline.spare_seconds("vercel_call"))
 
     def _pause(
-        self, installation: _Installation, error: TransientSyncError, failed_calls: int, deadline: Deadline
+        self, installation: Installation, error: TransientSyncError, failed_calls: int, deadline: Deadline
     ) -> None:
         seconds = error.retry_after_seconds
         if seconds is None:
@@ -846,7 +489,7 @@ class SyncService:
             with deadline.limit("aws_read"):
                 self.rate_limiter.pause(installation.id, seconds)
 
-    def _wait_while_paused(self, installation: _Installation, deadline: Deadline) -> None:
+    def _wait_while_paused(self, installation: Installation, deadline: Deadline) -> None:
         while True:
             # Read without the lock (one attribute: atomic), as every call does; only writers take it.
             wait = installation.paused_until - self._monotonic()
@@ -860,7 +503,7 @@ class SyncService:
                 )
             self._sleep_waiting(wait)
 
-    def _come_back_in(self, installation: _Installation, wait: float) -> float:
+    def _come_back_in(self, installation: Installation, wait: float) -> float:
         """When a record sent back for want of a call should return: after ``wait``, one call
         interval after the installation's previous one sent back."""
         with installation.lock:
@@ -954,7 +597,7 @@ class SyncService:
         if refused is not None:
             return self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
         self.observer.parked(change, error)
-        return _DONE["parked"]
+        return DONE["parked"]
 
     def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> RecordResult:
         transient = TransientSyncError(message, http_status=error.http_status)

@@ -50,7 +50,9 @@ from vercel_sync.event_fields import (
     stream_event_name,
     stream_sequence_number,
 )
-from vercel_sync.pipeline import RecordResult, SourceQueue, SyncService
+from vercel_sync.ports import SourceQueue
+from vercel_sync.sync.plan import RecordResult
+from vercel_sync.sync.service import SyncService
 from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
 
 

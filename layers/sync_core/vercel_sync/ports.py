@@ -1,0 +1,179 @@
+"""Every protocol the services are handed (their adapters and observers), and the null observers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from vercel_sync.changes import SourceChange
+    from vercel_sync.deadline import TimeBudget
+    from vercel_sync.errors import PermanentSyncError, TransientSyncError
+    from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
+    from vercel_sync.sync_state import Claim, ImportedState, VersionKey
+
+
+class VercelApi(Protocol):
+    def import_resource(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]: ...
+
+
+class SecretsApi(Protocol):
+    def update_resource_secrets(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]: ...
+
+
+class SecretStore(Protocol):
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
+
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation (or a
+        classified error when its tags cannot be read); reads no value, at most the tags, cached."""
+        ...
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any: ...
+
+
+class FailedRecordSink(Protocol):
+    def park(self, message: dict[str, Any]) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Calls per installation, shared by every invocation (``adapters/rate_limiter.py``)."""
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool: ...
+
+    def pause(self, installation_id: str, seconds: float) -> None: ...
+
+
+class SourceQueue(Protocol):
+    """The queue function's source (``adapters/source_queue.py``)."""
+
+    def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int: ...
+
+
+class StateStore(Protocol):
+    """The sync-state table (``adapters/state_table.py``); tests hand in an in-memory one."""
+
+    def claim(
+        self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
+    ) -> Claim: ...
+
+    def record(self, claim_id: str | None, state: ImportedState) -> None:
+        """Record an import and release the claim; never moves a version backwards."""
+        ...
+
+    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
+        """Give up a claim without recording anything (the call failed)."""
+        ...
+
+
+class SecretIndex(Protocol):
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        """Every resource whose last imported payload used the secret of that name."""
+        ...
+
+
+class SyncObserver(Protocol):
+    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
+
+    Called from the batch's worker threads: implementations must be thread-safe.
+    """
+
+    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None: ...
+
+    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None: ...
+
+    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
+        ...
+
+    def parked(self, change: SourceChange, error: PermanentSyncError) -> None: ...
+
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
+        """The record goes back to its source."""
+        ...
+
+    def token_refreshed(self, integration_configuration_id: str) -> None: ...
+
+    def unexpected(self, change: SourceChange, error: Exception) -> None: ...
+
+    def batch_finished(self, records: int) -> None:
+        """The batch is done: publish what was counted."""
+        ...
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        """Found at the first invocation: no record can sync in the function's timeout."""
+        ...
+
+
+class RotationObserver(Protocol):
+    def ignored(self, why: str, change: SecretChange | None) -> None: ...
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None: ...
+
+    def call_failed(
+        self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None
+    ) -> None: ...
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None: ...
+
+    def token_refreshed(self, integration_configuration_id: str) -> None: ...
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None: ...
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None: ...
+
+
+class NullObserver:
+    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
+        pass
+
+    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
+        pass
+
+    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        pass
+
+    def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
+        pass
+
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
+        pass
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        pass
+
+    def unexpected(self, change: SourceChange, error: Exception) -> None:
+        pass
+
+    def batch_finished(self, records: int) -> None:
+        pass
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        pass
+
+
+class NullRotationObserver:
+    def ignored(self, why: str, change: SecretChange | None) -> None:
+        pass
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
+        pass
+
+    def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        pass
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
+        pass
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        pass
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None:
+        pass
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        pass
