@@ -17,10 +17,11 @@ from tests.unit.test_rotation import NAME, SETTINGS, FakeIndex, FakeRotationSecr
 from vercel_sync import wiring
 from vercel_sync.adapters.secret_index import INDEX_NAME, DynamoDbSecretIndex
 from vercel_sync.adapters.vercel import MAX_REQUEST_BODY_BYTES, VercelClient
+from vercel_sync.calls import Clock
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.observability import handle_rotation_event
 from vercel_sync.rotation.events import RotationTarget
-from vercel_sync.rotation.service import RotationService
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 
 BASE = "https://api.vercel.com"
 ROTATION_EVENTS = sorted((EVENTS / "rotation").glob("*.json"))
@@ -34,14 +35,9 @@ def rotation_app() -> Any:
 @pytest.fixture
 def fakes() -> Iterator[tuple[FakeSecretsApi, FakeFailedRecords]]:
     vercel, failed = FakeSecretsApi(), FakeFailedRecords()
-    service = RotationService(
-        settings=SETTINGS,
-        index=FakeIndex({NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]}),
-        secrets=FakeRotationSecrets(),
-        vercel=vercel,
-        failed_records=failed,
-        sleep=lambda _seconds: None,
-    )
+    index = FakeIndex({NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]})
+    adapters = RotationAdapters(index=index, secrets=FakeRotationSecrets(), vercel=vercel, failed_records=failed)
+    service = RotationService(SETTINGS, adapters, clock=Clock(sleep=lambda _seconds: None))
     wiring.rotation_service.set(service)
     yield vercel, failed
     wiring.rotation_service.set(None)

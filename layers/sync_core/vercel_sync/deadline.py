@@ -97,6 +97,13 @@ def too_short_function_timeout_ms(time_left_ms: int | None, budget: TimeBudget |
     return timeout_ms if timeout_ms < budget.least_function_timeout_ms else None
 
 
+def check_function_timeout(time_left_ms: int | None, budget: TimeBudget | None, report: Callable[..., None]) -> None:
+    """At the first invocation: ``report(function_timeout_ms=..., budget=...)`` if no record fits the timeout."""
+    too_short_ms = too_short_function_timeout_ms(time_left_ms, budget)
+    if too_short_ms is not None and budget is not None:
+        report(function_timeout_ms=too_short_ms, budget=budget)
+
+
 Step = Literal["record", "aws_read", "vercel_call", "park"]
 
 

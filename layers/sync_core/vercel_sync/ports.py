@@ -76,6 +76,16 @@ class SecretIndex(Protocol):
         ...
 
 
+class CallObserver[S](Protocol):
+    """What :class:`~vercel_sync.calls.Calls` reports about a call for ``S`` (a change, a rotation target)."""
+
+    def call_failed(self, subject: S, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
+        ...
+
+    def token_refreshed(self, integration_configuration_id: str) -> None: ...
+
+
 class SyncObserver(Protocol):
     """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
 
@@ -128,52 +138,10 @@ class RotationObserver(Protocol):
 
 
 class NullObserver:
-    def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None:
+    """Observes nothing (tests, tools): stands in for the sync's observer and rotation's."""
+
+    def _nothing(self, *_args: Any, **_kwargs: Any) -> None:
         pass
 
-    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
-        pass
-
-    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        pass
-
-    def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
-        pass
-
-    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
-        pass
-
-    def token_refreshed(self, integration_configuration_id: str) -> None:
-        pass
-
-    def unexpected(self, change: SourceChange, error: Exception) -> None:
-        pass
-
-    def batch_finished(self, records: int) -> None:
-        pass
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        pass
-
-
-class NullRotationObserver:
-    def ignored(self, why: str, change: SecretChange | None) -> None:
-        pass
-
-    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
-        pass
-
-    def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        pass
-
-    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
-        pass
-
-    def token_refreshed(self, integration_configuration_id: str) -> None:
-        pass
-
-    def finished(self, change: SecretChange, result: RotationResult) -> None:
-        pass
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        pass
+    imported = skipped = call_failed = parked = retrying = token_refreshed = unexpected = _nothing
+    batch_finished = function_timeout_too_short = ignored = pushed = finished = _nothing

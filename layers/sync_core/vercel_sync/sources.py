@@ -355,10 +355,10 @@ def _handle_queue_records(
     )
     # Deferring decides nothing: without time for one more AWS call before the margin it is not
     # started, and a message comes back after the queue's visibility timeout instead.
-    deadline = Deadline(time_left_ms(context), service.time_budget, time.monotonic)
-    if service.source_queue is not None and deadline.allows_best_effort_aws_call():
+    deadline = Deadline(time_left_ms(context), service.tuning.time_budget, time.monotonic)
+    if service.adapters.source_queue is not None and deadline.allows_best_effort_aws_call():
         with deadline.limit("aws_read"):
-            _defer_messages_sent_back(service.source_queue, queue_records, results, response)
+            _defer_messages_sent_back(service.adapters.source_queue, queue_records, results, response)
     return dict(response)
 
 

@@ -1,7 +1,7 @@
-"""Per function, its service built once per container from the environment; tests and tools hand in their own.
+"""Each function's service, built once per container from its settings; tests and tools hand in their own.
 
-Built lazily so an import costs nothing beyond the modules, and reused so the HTTP connection pool
-and the secrets cache survive across invocations of a warm container.
+Built on first use, so an import costs nothing beyond the modules; kept, so the HTTP connection pool
+and the secrets cache serve every invocation of a warm container.
 """
 
 from __future__ import annotations
@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.ports import RateLimiter
-from vercel_sync.rotation.service import RotationService
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import RateLimit, Settings
-from vercel_sync.sync.service import SyncService
+from vercel_sync.sync.service import Adapters, SyncService, Tuning
+
+if TYPE_CHECKING:
+    from vercel_sync.adapters.aws_clients import AwsClients
 
 
 class Provider[T]:
@@ -41,76 +44,75 @@ class Provider[T]:
             self._value = value
 
 
-_DEFAULT: Any = object()
-
-
-def build_sync_service(
-    settings: Settings,
-    *,
-    vercel: Any = _DEFAULT,
-    secrets: Any = _DEFAULT,
-    failed_records: Any = _DEFAULT,
-    state_store: Any = _DEFAULT,
-    rate_limiter: Any = _DEFAULT,
-    observer: Any = _DEFAULT,
-) -> SyncService:
-    """The service the settings describe; any adapter given replaces the one built from them
-    (``None`` switches an optional one off: ``failed_records``, ``state_store``, ``rate_limiter``)."""
+def build_sync_service(settings: Settings, **given: Any) -> SyncService:
+    """The sync functions' service; an adapter given by name (:class:`Adapters`) replaces the one the
+    settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...)."""
     from vercel_sync.adapters.aws_clients import AwsClients
-    from vercel_sync.adapters.source_queue import SqsSourceQueue
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
-    # One boto3 session for every AWS client of the container, each client built when first
-    # used (a stream batch never needs SQS unless a record is parked), one DynamoDB client (per
-    # timeout tier) for the state table and the rate limiter.
+    # One boto3 session for every AWS client of the container, each client built when first used,
+    # one DynamoDB client (per timeout tier) for the state table and the rate limiter.
     aws = AwsClients()
-    if vercel is _DEFAULT:
-        from vercel_sync.adapters.vercel import VercelClient
-
-        vercel = VercelClient(
-            settings.vercel_api_url,
-            timeout_seconds=settings.http_timeout_seconds,
-            max_connections=settings.max_concurrency,
-        )
-    if secrets is _DEFAULT:
-        from vercel_sync.adapters.secrets import SecretsManagerReader
-
-        secrets = SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))
-    if failed_records is _DEFAULT:
-        from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
-
-        failed_records = (
-            SqsFailedRecordsQueue(settings.failed_records_queue_url, client_factory=aws.factory("sqs"))
-            if settings.failed_records_queue_url
-            else None
-        )
-    if state_store is _DEFAULT:
-        from vercel_sync.adapters.state_table import DynamoDbStateStore
-
-        state_store = (
-            DynamoDbStateStore(settings.sync_state_table, client_factory=aws.factory("dynamodb"))
-            if settings.sync_state_table
-            else None
-        )
-    if rate_limiter is _DEFAULT:
-        from vercel_sync.adapters.rate_limiter import build_rate_limiter
-
-        # Shared through the state table when there is one, else per container.
-        rate_limiter = build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
-    return SyncService(
-        vercel=vercel,
-        secrets=secrets,
-        failed_records=failed_records,
-        observer=PowertoolsObserver() if observer is _DEFAULT else observer,
-        state_store=state_store,
-        rate_limiter=rate_limiter,
+    builders: dict[str, Callable[[], Any]] = {
+        "vercel": lambda: _vercel_client(settings),
+        "secrets": lambda: _secrets_reader(settings, aws),
+        "failed_records": lambda: _failed_records_queue(settings, aws),
+        "state_store": lambda: _state_store(settings, aws),
+        "rate_limiter": lambda: _rate_limiter(settings, aws),
+        "observer": PowertoolsObserver,
+        "source_queue": lambda: _source_queue(aws),
+        "wrap_task": trace_context_propagator,
+    }
+    if unknown := set(given) - set(builders):
+        raise TypeError(f"not an adapter of the sync: {', '.join(sorted(unknown))}")
+    adapters = Adapters(**{name: given[name] if name in given else build() for name, build in builders.items()})
+    tuning = Tuning(
         max_concurrency=settings.max_concurrency,
         time_budget=time_budget(settings),
         park_stream_records_after_seconds=settings.stream_park_after_seconds,
-        wrap_task=trace_context_propagator(),
         call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
-        source_queue=SqsSourceQueue(client_factory=aws.factory("sqs")),
     )
+    return SyncService(adapters, tuning)
+
+
+# Vercel limits secrets updates apart from imports: 240 per 60 s per installation.
+SECRETS_UPDATE_RATE_LIMIT = RateLimit(calls=240, seconds=60)
+
+
+def build_rotation_service(settings: Settings, **given: Any) -> RotationService:
+    """Rotation sync's service; ``rate_limiter=None``: no limit."""
+    from vercel_sync.adapters.aws_clients import AwsClients
+    from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
+    from vercel_sync.observability import PowertoolsRotationObserver
+
+    aws = AwsClients()  # one boto3 session and one client per service for the container, as the sync's
+    table = settings.sync_state_table
+    if "rate_limiter" not in given:
+        limits = settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT})
+        given["rate_limiter"] = SecretsUpdateBuckets(_rate_limiter(limits, aws))
+    adapters = RotationAdapters(
+        index=DynamoDbSecretIndex(table, client_factory=aws.factory("dynamodb")) if table else None,
+        secrets=_secrets_reader(settings, aws),
+        vercel=_vercel_client(settings),
+        failed_records=_failed_records_queue(settings, aws),
+        rate_limiter=given["rate_limiter"],
+        observer=PowertoolsRotationObserver(),
+    )
+    return RotationService(settings, adapters, time_budget=time_budget(settings))
+
+
+class SecretsUpdateBuckets:
+    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
+    so rotation neither spends the imports' calls nor exceeds its own limit."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        return self._limiter.acquire("secrets-update/" + installation_id, max_wait_seconds=max_wait_seconds)
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        self._limiter.pause("secrets-update/" + installation_id, seconds)
 
 
 SAFETY_MARGIN_MS = 1_000  # returning the batch response and flushing logs and metrics
@@ -136,66 +138,45 @@ def aws_client_config() -> object:
     return AWS_TIMEOUT_TIERS[0].config()
 
 
-# Vercel limits secrets updates apart from imports: 240 per 60 s per installation.
-SECRETS_UPDATE_RATE_LIMIT = RateLimit(calls=240, seconds=60)
-
-
-class SecretsUpdateBuckets:
-    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
-    so rotation neither spends the imports' calls nor exceeds its own limit."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-
-    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
-        return self._limiter.acquire("secrets-update/" + installation_id, max_wait_seconds=max_wait_seconds)
-
-    def pause(self, installation_id: str, seconds: float) -> None:
-        self._limiter.pause("secrets-update/" + installation_id, seconds)
-
-
-def build_rotation_service(settings: Settings, *, rate_limiter: Any = _DEFAULT) -> RotationService:
-    """The rotation service the settings describe (``rate_limiter=None``: no limit)."""
-    from vercel_sync.adapters.aws_clients import AwsClients
-    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
-    from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
-    from vercel_sync.adapters.secrets import SecretsManagerReader
+def _vercel_client(settings: Settings) -> Any:
     from vercel_sync.adapters.vercel import VercelClient
-    from vercel_sync.observability import PowertoolsRotationObserver
 
-    # One boto3 session and one client per service for the container, as the sync functions'.
-    aws = AwsClients()
-    if rate_limiter is _DEFAULT:
-        from vercel_sync.adapters.rate_limiter import build_rate_limiter
-
-        shared = build_rate_limiter(
-            settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT}),
-            client_factory=aws.factory("dynamodb"),
-        )
-        rate_limiter = SecretsUpdateBuckets(shared)
-
-    return RotationService(
-        settings=settings,
-        index=(
-            DynamoDbSecretIndex(settings.sync_state_table, client_factory=aws.factory("dynamodb"))
-            if settings.sync_state_table
-            else None
-        ),
-        secrets=SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager")),
-        vercel=VercelClient(
-            settings.vercel_api_url,
-            timeout_seconds=settings.http_timeout_seconds,
-            max_connections=settings.max_concurrency,
-        ),
-        failed_records=(
-            SqsFailedRecordsQueue(settings.failed_records_queue_url, client_factory=aws.factory("sqs"))
-            if settings.failed_records_queue_url
-            else None
-        ),
-        rate_limiter=rate_limiter,
-        observer=PowertoolsRotationObserver(),
-        time_budget=time_budget(settings),
+    return VercelClient(
+        settings.vercel_api_url, timeout_seconds=settings.http_timeout_seconds, max_connections=settings.max_concurrency
     )
+
+
+def _secrets_reader(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.secrets import SecretsManagerReader
+
+    return SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))
+
+
+def _failed_records_queue(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+
+    url = settings.failed_records_queue_url
+    return SqsFailedRecordsQueue(url, client_factory=aws.factory("sqs")) if url else None
+
+
+def _state_store(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.state_table import DynamoDbStateStore
+
+    table = settings.sync_state_table
+    return DynamoDbStateStore(table, client_factory=aws.factory("dynamodb")) if table else None
+
+
+def _rate_limiter(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.rate_limiter import build_rate_limiter
+
+    # Shared through the state table when there is one, else per container.
+    return build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
+
+
+def _source_queue(aws: AwsClients) -> Any:
+    from vercel_sync.adapters.source_queue import SqsSourceQueue
+
+    return SqsSourceQueue(client_factory=aws.factory("sqs"))
 
 
 sync_service = Provider(lambda: build_sync_service(Settings.from_env(os.environ)))

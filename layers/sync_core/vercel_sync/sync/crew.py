@@ -1,7 +1,8 @@
-"""The workers of one batch: bounded concurrency, started only when they can help."""
+"""Bounded concurrency for a batch: workers start only when every worker waits (docs/architecture.md, "Crew")."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -9,37 +10,34 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+Wrap = Callable[[Callable[[], Any]], Callable[[], Any]]
+
+_local = threading.local()  # per thread: the crew it works for
+_NOT_IN_A_CREW = contextlib.nullcontext()
+
+
+def run(tasks: Sequence[Any], run_task: Callable[[Any], None], limit: int, wrap: Wrap | None) -> None:
+    """Runs every task, starting them in order, at most ``limit`` at once; ``wrap`` each helper thread's work."""
+    Crew(tasks, run_task, limit, wrap).work()
+
+
+def waiting(kind: str, seconds: float | None = None) -> contextlib.AbstractContextManager[None]:
+    """Around a call that may wait (the network, a sleep of ``seconds``): the thread's crew may start
+    another worker meanwhile."""
+    crew: Crew | None = getattr(_local, "crew", None)
+    return _NOT_IN_A_CREW if crew is None else Wait(crew, kind, seconds)
+
 
 class Crew:
-    """The workers of one batch: the calling thread, and more threads (``limit`` in all at most)
-    started only when they can help, i.e. when every worker is waiting (on the network, a backoff).
-
-    Each worker takes the next task in batch order until none is left (``deque.popleft`` is
-    thread-safe): the order and the bound of one executor task per unit, without a future per unit.
-    A worker about to wait calls :meth:`begin_wait`; if every worker is then waiting, tasks are left
-    and the wait is expected to be long (the last wait of its kind took over ``SLOW_SECONDS``, or
-    it is a sleep that long), another worker starts. So a batch whose calls take 100 ms soon has
-    ``limit`` workers, each waiting on its own call, while a batch with nothing to wait for (a
-    zero-latency client) runs on the calling thread alone: threads that all want the GIL only
-    hand it to each other, which cost here about 40 µs per record (16 threads, no network). An
-    extra worker that finds the waits short stops at its next task.
-    """
+    """The calling thread, and up to ``limit - 1`` helpers, each taking the next task in batch order."""
 
     SLOW_SECONDS = 0.001
 
-    def __init__(
-        self,
-        tasks: Sequence[Any],
-        run_task: Callable[[Any], None],
-        limit: int,
-        wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None,
-        local: threading.local,
-    ) -> None:
-        self._pending: deque[Any] = deque(tasks)
+    def __init__(self, tasks: Sequence[Any], run_task: Callable[[Any], None], limit: int, wrap: Wrap | None) -> None:
+        self._pending: deque[Any] = deque(tasks)  # popleft is thread-safe
         self._run_task = run_task
         self._limit = max(1, min(limit, len(tasks)))
         self._wrap = wrap
-        self._local = local
         self._lock = threading.Lock()
         self._workers = 1  # the calling thread
         self._waiting = 0
@@ -55,7 +53,12 @@ class Crew:
         try:
             # Not wrapped: the calling thread already has its context (X-Ray's wrapper would clear
             # it when done, and the handler's own subsegment with it); only pool threads need it.
-            self._work_as_caller()
+            previous = getattr(_local, "crew", None)
+            _local.crew = self
+            try:
+                self._take_tasks(helper=False)
+            finally:
+                _local.crew = previous
         finally:
             with self._lock:
                 self._closed = True  # no worker starts after this
@@ -67,23 +70,12 @@ class Crew:
                 if pool is not None:
                     pool.shutdown(wait=True)
 
-    def _wrapped(self, function: Callable[[], None]) -> Callable[[], Any]:
-        return self._wrap(function) if self._wrap is not None else function
-
-    def _work_as_caller(self) -> None:
-        previous = getattr(self._local, "crew", None)
-        self._local.crew = self
-        try:
-            self._take_tasks(helper=False)
-        finally:
-            self._local.crew = previous
-
     def _work_as_helper(self) -> None:
-        self._local.crew = self
+        _local.crew = self
         try:
             self._take_tasks(helper=True)
         finally:
-            self._local.crew = None
+            _local.crew = None
             with self._lock:
                 self._workers -= 1
 
@@ -108,20 +100,17 @@ class Crew:
             long = self._slow.get(kind, True) if seconds is None else seconds > self.SLOW_SECONDS
             if seconds is not None and long:
                 self._long_sleeps += 1
-            if (
-                long
-                and self._waiting >= self._workers
-                and self._workers < self._limit
-                and self._pending
-                and not self._closed
-            ):
-                self._workers += 1
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
-                try:
-                    self._helpers.append(self._pool.submit(self._wrapped(self._work_as_helper)))
-                except RuntimeError:  # no thread could start: the workers there are carry on
-                    self._workers -= 1
+            everyone_waits = self._waiting >= self._workers
+            if not (long and everyone_waits and self._workers < self._limit and self._pending and not self._closed):
+                return
+            self._workers += 1
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._limit - 1, thread_name_prefix="sync")
+            work = self._work_as_helper if self._wrap is None else self._wrap(self._work_as_helper)
+            try:
+                self._helpers.append(self._pool.submit(work))
+            except RuntimeError:  # no thread could start: the workers there are carry on
+                self._workers -= 1
 
     def end_wait(self, kind: str, seconds: float | None, elapsed: float) -> None:
         with self._lock:

@@ -1,18 +1,16 @@
-"""A batch's plan: its changes parsed, grouped per resource and FIFO group, and each change's result."""
+"""A batch's plan: its changes parsed, coalesced per resource, grouped per FIFO group. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, get_args
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.sync_state import VersionKey, partner_version, sequence_version
 from vercel_sync.transform import parse_partner_record
-
-if TYPE_CHECKING:
-    from vercel_sync.sync.service import Installation
 
 Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
 
@@ -30,13 +28,7 @@ class RecordResult:
 
 
 # The results without an error, shared (they are immutable): one object per outcome, not per record.
-DONE: dict[Outcome, RecordResult] = {
-    "imported": RecordResult("imported"),
-    "unchanged": RecordResult("unchanged"),
-    "stale": RecordResult("stale"),
-    "coalesced": RecordResult("coalesced"),
-    "parked": RecordResult("parked"),
-}
+DONE: dict[Outcome, RecordResult] = {outcome: RecordResult(outcome) for outcome in get_args(Outcome)}
 
 
 @dataclass(slots=True)
@@ -49,16 +41,11 @@ class ParsedChange:
     version: VersionKey | None
 
 
-def result_failed(result: RecordResult | None) -> bool:
-    return result is None or result.failed
-
-
 @dataclass(slots=True)
 class ResourceWork:
     """A unit of work: one resource's changes in the batch (within one FIFO group), coalesced."""
 
     group: str | None
-    installation: Installation
     changes: list[ParsedChange] = field(default_factory=list)
 
     def indexes(self) -> list[int]:
@@ -94,6 +81,34 @@ class FifoGroup:
 
 
 Unit = ResourceWork | Parking
+Task = ResourceWork | Parking | FifoGroup
+
+
+def plan(changes: Sequence[SourceChange]) -> tuple[list[Task], list[tuple[int, Exception]]]:
+    """The batch's tasks in batch order, and the changes whose parsing hit a bug (by index).
+
+    A resource's changes make one unit, placed at its first change; a FIFO group keeps its own
+    order, so a resource is coalesced within its group only, and the group's units make one task."""
+    units: list[Unit] = []
+    works: dict[tuple[str | None, str, str], ResourceWork] = {}
+    broken: list[tuple[int, Exception]] = []
+    for index, change in enumerate(changes):
+        group = change.position.message_group_id
+        try:
+            parsed = parse(index, change)
+        except PermanentSyncError as error:
+            units.append(Parking(group, index, change, error))
+            continue
+        except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
+            broken.append((index, error))
+            continue
+        key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
+        work = works.get(key)
+        if work is None:
+            work = works[key] = ResourceWork(group)
+            units.append(work)
+        work.changes.append(parsed)
+    return _tasks(units), broken
 
 
 def parse(index: int, change: SourceChange) -> ParsedChange:
@@ -113,19 +128,18 @@ def parse(index: int, change: SourceChange) -> ParsedChange:
     return ParsedChange(index, change, record, version)
 
 
-def plan_tasks(units: list[Unit]) -> list[Unit | FifoGroup]:
-    """One task per unit; a FIFO group's units make one task, run one after another, in batch
-    order, stopping at the group's first failure, as SQS FIFO would have it (the rest of the
-    group is reported and comes back after it: nothing behind the failure is sent or parked now)."""
-    tasks: list[Unit | FifoGroup] = []
+def _tasks(units: list[Unit]) -> list[Task]:
+    """One task per unit; a FIFO group's units make one task, run in batch order and stopping at the
+    group's first failure, as SQS FIFO would have it (nothing behind it is sent or parked now)."""
+    tasks: list[Task] = []
     groups: dict[str, FifoGroup] = {}
     for unit in units:
         if unit.group is None:
             tasks.append(unit)
-        else:
-            fifo = groups.get(unit.group)
-            if fifo is None:
-                fifo = groups[unit.group] = FifoGroup([])
-                tasks.append(fifo)
-            fifo.members.append(unit)
+            continue
+        fifo = groups.get(unit.group)
+        if fifo is None:
+            fifo = groups[unit.group] = FifoGroup([])
+            tasks.append(fifo)
+        fifo.members.append(unit)
     return tasks
