@@ -2,12 +2,8 @@
 
 from typing import Any
 
-# First: Powertools' batch utility loads all its parser models (about 0.1 s of cold start) when
-# pydantic is already imported, and vercel_sync.sources imports it before anything imports pydantic.
-from vercel_sync.sources import handle_stream_event
-
-# isort: split
 from vercel_sync.observability import logger, metrics, tracer
+from vercel_sync.sources import handle_stream_event
 from vercel_sync.wiring import sync_service
 
 
