@@ -295,11 +295,13 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     vercel, secrets = FakeVercel(), FakeSecrets()
     if config["side"] == "ours":
         from vercel_sync import wiring
-        from vercel_sync.settings import Settings
+        from vercel_sync.settings import SyncSettings
         from vercel_sync.wiring import build_sync_service
 
         # No network and no rate limit: only the per-record work is measured.
-        service = build_sync_service(Settings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None)
+        service = build_sync_service(
+            SyncSettings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None
+        )
         wiring.sync_service.set(service)
     else:
         from bench import naive

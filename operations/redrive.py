@@ -20,7 +20,7 @@ from typing import Any
 
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.ports import NullObserver
-from vercel_sync.settings import Settings
+from vercel_sync.settings import SyncSettings
 from vercel_sync.sync.service import SyncService
 from vercel_sync.wiring import build_sync_service
 
@@ -36,7 +36,7 @@ def build_service(environ: Mapping[str, str], *, park_failures: bool) -> SyncSer
     if not park_failures:
         variables.pop("FAILED_RECORDS_QUEUE_URL", None)
     # The functions' observer writes JSON log lines and EMF metrics to stdout: not for a terminal.
-    return build_sync_service(Settings.from_env(variables), observer=NullObserver())
+    return build_sync_service(SyncSettings.from_env(variables), observer=NullObserver())
 
 
 def change_from_failed_record(message: Mapping[str, Any]) -> SourceChange | None:

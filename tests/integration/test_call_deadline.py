@@ -215,12 +215,12 @@ def test_a_30_s_invocation_against_a_trickling_server_returns_in_time_with_the_r
     trickling: TricklingServer,
 ) -> None:
     from vercel_sync import wiring
-    from vercel_sync.settings import Settings
+    from vercel_sync.settings import SyncSettings
     from vercel_sync.wiring import build_sync_service
 
     failed = FakeFailedRecords()
     service = build_sync_service(
-        Settings(vercel_api_url=trickling.url),
+        SyncSettings(vercel_api_url=trickling.url),
         secrets=FakeSecrets(),
         failed_records=failed,
         state_store=None,

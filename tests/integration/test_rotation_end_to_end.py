@@ -26,7 +26,7 @@ from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
 from vercel_sync import wiring
 from vercel_sync.calls import RetryPolicy
-from vercel_sync.settings import Settings
+from vercel_sync.settings import RotationSettings
 from vercel_sync.wiring import build_rotation_service
 
 pytestmark = pytest.mark.integration
@@ -214,7 +214,7 @@ def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(
 
     stack = imported
     stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # the fixture clears it for the next test
-    service = build_rotation_service(Settings.from_env(os.environ))
+    service = build_rotation_service(RotationSettings.from_env(os.environ))
     service.retry = RetryPolicy(max_calls=2, base_delay_seconds=0.01)  # the in-invocation retries, made quick
     wiring.rotation_service.set(service)
     queue = stack.queue_url("RotationFailureQueue")

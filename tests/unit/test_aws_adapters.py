@@ -15,7 +15,7 @@ from moto import mock_aws
 from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
 from vercel_sync.adapters.secrets import SecretsManagerReader
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, SyncSettings
 
 TOKEN = "vrcl_tok_adapter_test_value"
 
@@ -188,7 +188,7 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
 
     monkeypatch.setattr(boto3.session, "Session", Session)
     service = build_sync_service(
-        Settings(sync_state_table="sync-state", failed_records_queue_url="https://sqs.example/q")
+        SyncSettings(sync_state_table="sync-state", failed_records_queue_url="https://sqs.example/q")
     )
     assert sessions == []
     state_client = service.adapters.state_store._dynamodb()  # type: ignore[union-attr]

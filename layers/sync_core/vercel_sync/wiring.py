@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.ports import RateLimiter
 from vercel_sync.rotation.service import RotationAdapters, RotationService
-from vercel_sync.settings import RateLimit, Settings
+from vercel_sync.settings import RotationSettings, Settings, SyncSettings
 from vercel_sync.sync.service import Adapters, SyncService, Tuning
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Provider[T]:
             self._value = value
 
 
-def build_sync_service(settings: Settings, **given: Any) -> SyncService:
+def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
     """The sync functions' service; an adapter given by name (:class:`Adapters`) replaces the one the
     settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...)."""
     from vercel_sync.adapters.aws_clients import AwsClients
@@ -75,11 +75,7 @@ def build_sync_service(settings: Settings, **given: Any) -> SyncService:
     return SyncService(adapters, tuning)
 
 
-# Vercel limits secrets updates apart from imports: 240 per 60 s per installation.
-SECRETS_UPDATE_RATE_LIMIT = RateLimit(calls=240, seconds=60)
-
-
-def build_rotation_service(settings: Settings, **given: Any) -> RotationService:
+def build_rotation_service(settings: RotationSettings, **given: Any) -> RotationService:
     """Rotation sync's service; ``rate_limiter=None``: no limit."""
     from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
@@ -88,8 +84,7 @@ def build_rotation_service(settings: Settings, **given: Any) -> RotationService:
     aws = AwsClients()  # one boto3 session and one client per service for the container, as the sync's
     table = settings.sync_state_table
     if "rate_limiter" not in given:
-        limits = settings.model_copy(update={"rate_limit": SECRETS_UPDATE_RATE_LIMIT})
-        given["rate_limiter"] = SecretsUpdateBuckets(_rate_limiter(limits, aws))
+        given["rate_limiter"] = SecretsUpdateBuckets(_rate_limiter(settings, aws))
     adapters = RotationAdapters(
         index=DynamoDbSecretIndex(table, client_factory=aws.factory("dynamodb")) if table else None,
         secrets=_secrets_reader(settings, aws),
@@ -179,5 +174,5 @@ def _source_queue(aws: AwsClients) -> Any:
     return SqsSourceQueue(client_factory=aws.factory("sqs"))
 
 
-sync_service = Provider(lambda: build_sync_service(Settings.from_env(os.environ)))
-rotation_service = Provider(lambda: build_rotation_service(Settings.from_env(os.environ)))
+sync_service = Provider(lambda: build_sync_service(SyncSettings.from_env(os.environ)))
+rotation_service = Provider(lambda: build_rotation_service(RotationSettings.from_env(os.environ)))
