@@ -11,10 +11,10 @@ JSON text (the text's size is shown; Lambda takes at most 6 MB).
 - µs per record: the invocation's wall time / records, after a warm-up invocation (the
   service built, the code paths run once).
 - parse / validate / transform: the same records through the pipeline's own steps, timed
-  apart: the stream record to a partner mapping (``batch.change_from_stream_record``, which
+  apart: the stream record to a partner mapping (``sources.change_from_stream_record``, which
   decodes the DynamoDB image), the mapping to a ``PartnerRecord`` (``parse_partner_record``),
-  and the record plus its secret to the validated import body (``build_import_body``, i.e.
-  ``build_import_payload(...).to_body()`` dumped once). Their sum is the floor a handler cannot
+  and the record plus its secret to the validated import body (``build_import_body``: the
+  validated payload and its JSON body, dumped once). Their sum is the floor a handler cannot
   go below with these models; the rest of the handler's time is batch processing, logging, metrics and the fake call.
 - peak RSS: the process's high-water mark (``VmHWM``), which is what Lambda's "Max Memory
   Used" reports: interpreter, libraries and event included. Beside it, the RSS before the

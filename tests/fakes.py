@@ -12,7 +12,10 @@ from tools.lambda_local import ROOT, LambdaContext, load_handler
 from vercel_sync.calls import Clock
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.payload import ImportResourcePayload
 from vercel_sync.sync.service import Adapters, SyncService, Tuning
+from vercel_sync.transform import build_import_body
 
 EVENTS = ROOT / "events"
 __all__ = ["EVENTS", "LambdaContext", "load_handler"]
@@ -262,3 +265,8 @@ def sync_one(service: SyncService, change: SourceChange, *, time_left_ms: int | 
     if result.error is not None:
         raise result.error
     return str(result.outcome)
+
+
+def build_import_payload(record: PartnerRecord, **options: Any) -> ImportResourcePayload:
+    """The import's payload model for ``record``, as ``build_import_body`` makes it (tests read its fields)."""
+    return build_import_body(record, **options)[0]

@@ -1,4 +1,4 @@
-"""The stream image decoder (``batch.change_from_stream_record``) against the library's reading.
+"""The stream image decoder (``sources.change_from_stream_record``) against the library's reading.
 
 The fast decoder must give exactly what Powertools' ``DynamoDBRecord`` image deserializer followed
 by ``transform.json_safe`` gives (values and their types), and the same error for an image it cannot
