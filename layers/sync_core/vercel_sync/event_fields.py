@@ -1,8 +1,6 @@
-"""The fields of a Lambda event record that are Lambda's, not the partner's: a stream record's
-``eventName``, ``SequenceNumber`` and ``ApproximateCreationDateTime``, an SQS record's ``attributes``
-and ``eventSourceARN``. Read so that a malformed one makes its record invalid (parked with the reason
-returned here), or is taken as unknown, never makes its batch fail.
-"""
+"""Lambda's own fields of an event record (a stream's ``eventName``, ``SequenceNumber``,
+``ApproximateCreationDateTime``; SQS ``attributes``, ``eventSourceARN``): a malformed one makes its
+record invalid, or is taken as unknown, and never fails the batch."""
 
 from __future__ import annotations
 

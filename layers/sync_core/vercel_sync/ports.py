@@ -1,4 +1,4 @@
-"""Every protocol the services are handed (their adapters and observers), and the null observers."""
+"""Every protocol the services are handed (adapters and observers), and the observer of nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from vercel_sync.errors import PermanentSyncError, TransientSyncError
     from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
     from vercel_sync.sync_state import Claim, ImportedState, VersionKey
+
+Skip = Literal["unchanged", "stale", "coalesced"]
 
 
 class VercelApi(Protocol):
@@ -26,13 +28,10 @@ class SecretsApi(Protocol):
 
 
 class SecretStore(Protocol):
+    """``check_owner`` raises unless the secret belongs to the installation; it reads no value."""
+
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
-
-    def check_owner(self, secret_id: str, installation_id: str) -> None:
-        """Raises :class:`InvalidRecordError` unless the secret belongs to the installation (or a
-        classified error when its tags cannot be read); reads no value, at most the tags, cached."""
-        ...
-
+    def check_owner(self, secret_id: str, installation_id: str) -> None: ...
     def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any: ...
 
 
@@ -44,96 +43,56 @@ class RateLimiter(Protocol):
     """Calls per installation, shared by every invocation (``adapters/rate_limiter.py``)."""
 
     def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool: ...
-
     def pause(self, installation_id: str, seconds: float) -> None: ...
 
 
 class SourceQueue(Protocol):
-    """The queue function's source (``adapters/source_queue.py``)."""
+    """The queue function's source: makes messages visible again after their seconds."""
 
     def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int: ...
 
 
 class StateStore(Protocol):
-    """The sync-state table (``adapters/state_table.py``); tests hand in an in-memory one."""
+    """The sync-state table: ``record`` never moves a version backwards; ``release`` records nothing."""
 
     def claim(
         self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
     ) -> Claim: ...
-
-    def record(self, claim_id: str | None, state: ImportedState) -> None:
-        """Record an import and release the claim; never moves a version backwards."""
-        ...
-
-    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
-        """Give up a claim without recording anything (the call failed)."""
-        ...
+    def record(self, claim_id: str | None, state: ImportedState) -> None: ...
+    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None: ...
 
 
 class SecretIndex(Protocol):
-    def resources_using(self, secret_name: str) -> list[RotationTarget]:
-        """Every resource whose last imported payload used the secret of that name."""
-        ...
+    """Every resource whose last imported payload used the secret of that name."""
+
+    def resources_using(self, secret_name: str) -> list[RotationTarget]: ...
 
 
 class CallObserver[S](Protocol):
-    """What :class:`~vercel_sync.calls.Calls` reports about a call for ``S`` (a change, a rotation target)."""
+    """What a Vercel call reports about its subject (a change, a rotation target). ``retry_in_seconds``
+    is None when no retry follows."""
 
-    def call_failed(self, subject: S, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
-        ...
-
+    def call_failed(self, subject: S, error: TransientSyncError, *, retry_in_seconds: float | None) -> None: ...
     def token_refreshed(self, integration_configuration_id: str) -> None: ...
 
 
-class SyncObserver(Protocol):
-    """Where the pipeline reports what happened (logs and metrics in Lambda; nothing in tests).
-
-    Called from the batch's worker threads: implementations must be thread-safe.
-    """
+class SyncObserver(CallObserver["SourceChange"], Protocol):
+    """Where the sync reports what happened; called from the batch's worker threads (thread-safe)."""
 
     def imported(self, change: SourceChange, *, latency_ms: float, calls: int) -> None: ...
-
-    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None: ...
-
-    def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        """One Vercel call failed transiently; ``retry_in_seconds`` is None when no retry follows."""
-        ...
-
+    def skipped(self, change: SourceChange, why: Skip) -> None: ...
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None: ...
-
-    def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
-        """The record goes back to its source."""
-        ...
-
-    def token_refreshed(self, integration_configuration_id: str) -> None: ...
-
+    def retrying(self, change: SourceChange, error: TransientSyncError) -> None: ...  # back to its source
     def unexpected(self, change: SourceChange, error: Exception) -> None: ...
-
-    def batch_finished(self, records: int) -> None:
-        """The batch is done: publish what was counted."""
-        ...
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        """Found at the first invocation: no record can sync in the function's timeout."""
-        ...
+    def batch_finished(self, records: int) -> None: ...
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None: ...
 
 
-class RotationObserver(Protocol):
+class RotationObserver(CallObserver["RotationTarget"], Protocol):
     def ignored(self, why: str, change: SecretChange | None) -> None: ...
-
     def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None: ...
-
-    def call_failed(
-        self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None
-    ) -> None: ...
-
     def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None: ...
-
-    def token_refreshed(self, integration_configuration_id: str) -> None: ...
-
     def finished(self, change: SecretChange, result: RotationResult) -> None: ...
-
     def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None: ...
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
 
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.deadline import Deadline
+from vercel_sync.deadline import Deadline, time_left_ms
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.event_fields import (
     event_source_arn,
@@ -175,12 +175,6 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
     except InvalidRecordError as error:
         return SourceChange(position, None, decode_error=problem or error.message)
     return SourceChange(position, item, decode_error=problem)
-
-
-def time_left_ms(context: Any) -> int | None:
-    """Milliseconds left in this invocation, if the context can tell."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    return int(remaining()) if callable(remaining) else None
 
 
 @contextlib.contextmanager

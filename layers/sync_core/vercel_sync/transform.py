@@ -1,15 +1,5 @@
-"""Partner record -> Import Resource payload. Pure: no AWS, no HTTP, no clock.
-
-The steps a record goes through, each raising :class:`InvalidRecordError` with a readable
-reason (field names and rules only, never values, which may be secret):
-1. ``unwrap_message_body``: an SQS body, raw JSON or wrapped by SNS or EventBridge -> a mapping;
-2. ``json_safe``: DynamoDB native types (Decimal, sets, bytes) -> plain JSON values;
-3. ``parse_partner_record``: the mapping -> :class:`PartnerRecord`;
-4. ``build_import_body``: the record (+ its secret document) -> :class:`ImportResourcePayload` and its JSON.
-
-Rotation sync (``rotation.py``) turns a resource secret into the Update Resource Secrets body with
-``build_secrets_update``, by the same rules (``secrets_from_document``) as an import's ``secrets``.
-"""
+"""Partner record -> Import Resource body, each step raising :class:`InvalidRecordError` with a reason
+that names fields and rules, never values (they may be secret). Pure: no AWS, no HTTP, no clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bounded concurrency for a batch: workers start only when every worker waits (docs/architecture.md, "Crew")."""
+"""Bounded concurrency for a batch: workers start only when every worker waits (docs/architecture.md)."""
 
 from __future__ import annotations
 
