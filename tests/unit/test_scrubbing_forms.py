@@ -167,10 +167,8 @@ def test_a_proxy_page_echoing_the_request_in_base64_or_hex_leaves_no_secret_in_t
         failed = FakeFailedRecords()
         vercel = FakeVercel(script={"db": [vercel_rejects(400, page)]})
 
-        assert (
-            sync_one(make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed), change(record()))
-            == "parked"
-        )
+        service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
+        assert sync_one(service, change(record())) == "parked"
 
         (message,) = failed.messages
         kept = json.dumps(message)
