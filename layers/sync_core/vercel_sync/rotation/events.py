@@ -42,13 +42,8 @@ class SecretChange:
         return normalized_secret_name(self.secret_id)
 
     def source(self) -> dict[str, Any]:
-        return {
-            "kind": "eventbridge",
-            "eventId": self.event_id,
-            "eventName": self.event_name,
-            "eventTime": self.event_time,
-            "secretName": self.secret_name,
-        }
+        event = {"eventId": self.event_id, "eventName": self.event_name, "eventTime": self.event_time}
+        return {"kind": "eventbridge", **event, "secretName": self.secret_name}
 
 
 def parse_secret_change(event: Any) -> SecretChange | None:
@@ -150,13 +145,8 @@ def build_rotation_failure_message(
     calls: int = 0,
     secret_values: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The failed-records message (schemaVersion 1) of a resource rotation sync could not update.
-
-    The partner-record message's fields, plus ``kind: "secret_rotation"`` (absent on partner
-    records) and ``rotation: {secretName, secretsPrefix}``; ``record`` is null and ``source`` is
-    the EventBridge event (``kind: "eventbridge"``, ``eventId``, ``eventName``, ``eventTime``,
-    ``secretName``). To replay: put the secret's current value again (or re-import the resource).
-    """
+    """The failed-records message of a resource rotation sync could not update (docs/architecture.md).
+    To replay: put the secret's current value again (or re-import the resource)."""
     values = list(secret_values)
     vercel_error = None
     if error.vercel_error is not None:
