@@ -59,10 +59,10 @@ class SyncService:
     def sync_batch(self, changes: Sequence[SourceChange], *, time_left_ms: int | None = None) -> list[RecordResult]:
         """Each change's result, in the order given."""
         adapters, tuning, clock = self.adapters, self.tuning, self.clock
+        deadline = Deadline(time_left_ms, tuning.time_budget, clock.monotonic)
         if not self._timeout_checked:
             self._timeout_checked = True
             check_function_timeout(time_left_ms, tuning.time_budget, adapters.observer.function_timeout_too_short)
-        deadline = Deadline(time_left_ms, tuning.time_budget, clock.monotonic)
         failures = Failures(
             adapters.failed_records, adapters.observer, clock, deadline, tuning.park_stream_records_after_seconds
         )
