@@ -219,7 +219,7 @@ def floor_child(config: dict[str, Any]) -> dict[str, Any]:
 
     from bench.fixtures import PutCounts
     from bench.workload import partner_item
-    from vercel_sync.transform import build_import_payload, parse_partner_record
+    from vercel_sync.transform import build_import_body, parse_partner_record
 
     installation_id, count, threads = config["installationId"], config["resources"], config["maxConcurrency"]
     secret_id = os.environ["VERCEL_TOKEN_SECRET_ID"].replace("{integrationConfigurationId}", installation_id)
@@ -229,7 +229,7 @@ def floor_child(config: dict[str, Any]) -> dict[str, Any]:
     requests = []
     for number in [90_000, *range(count)]:
         item = partner_item(installation_id, number)
-        body = build_import_payload(parse_partner_record(item)).to_body()
+        body = build_import_body(parse_partner_record(item))[1]
         requests.append((base + item["resourceId"], json.dumps(body, separators=(",", ":")).encode()))
     # The same httpx layer the handler calls (its pooled transport), so the floor is what any
     # client of this library can do here, ours included.

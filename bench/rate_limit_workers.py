@@ -33,8 +33,8 @@ from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.ratelimit.limiter import LimiterStats
-from vercel_sync.runtime import aws_client_config
 from vercel_sync.settings import RateLimit
+from vercel_sync.wiring import aws_client_config
 
 
 @dataclass(frozen=True)

@@ -226,9 +226,9 @@ class Demo:
     def _sync(self) -> int:
         from local_runner import Poller, QueuePoller, Runner, RunnerTimeout, StreamPoller, send_to_queue
         from tools.lambda_local import load_handler
-        from vercel_sync.runtime import set_sync_service
+        from vercel_sync import wiring
 
-        set_sync_service(None)  # built from the environment above at the first invocation
+        wiring.sync_service.set(None)  # built from the environment above at the first invocation
         stream_source = self.template.event_source("StreamSyncFunction", "PartnerTableStream")
         stream_arn = self.resources.tables["PartnerTable"].stream_arn
         if stream_arn is None:
@@ -281,7 +281,7 @@ class Demo:
                 self.out(f"     {line}")
         else:
             self.out(f"   ({len(lines)} structured log and metric lines from the handlers; --verbose shows them)")
-        set_sync_service(None)
+        wiring.sync_service.set(None)
         return problems
 
     def _report(self) -> int:

@@ -214,18 +214,19 @@ def queue_event(body: dict[str, Any]) -> dict[str, Any]:
 def test_a_30_s_invocation_against_a_trickling_server_returns_in_time_with_the_record_sent_back(
     trickling: TricklingServer,
 ) -> None:
-    from vercel_sync.runtime import build_sync_service, set_sync_service
-    from vercel_sync.settings import Settings
+    from vercel_sync import wiring
+    from vercel_sync.settings import SyncSettings
+    from vercel_sync.wiring import build_sync_service
 
     failed = FakeFailedRecords()
     service = build_sync_service(
-        Settings(vercel_api_url=trickling.url),
+        SyncSettings(vercel_api_url=trickling.url),
         secrets=FakeSecrets(),
         failed_records=failed,
         state_store=None,
         rate_limiter=None,
     )
-    set_sync_service(service)
+    wiring.sync_service.set(service)
     try:
         record = {
             "integrationConfigurationId": "icfg_1",
@@ -240,7 +241,7 @@ def test_a_30_s_invocation_against_a_trickling_server_returns_in_time_with_the_r
         )
         elapsed = time.monotonic() - started
     finally:
-        set_sync_service(None)
+        wiring.sync_service.set(None)
 
     print(f"30 s invocation against a trickling server returned after {elapsed:.2f} s, {trickling.requests} calls")
     assert invocation.error is None  # returned before Lambda would have stopped it

@@ -24,9 +24,10 @@ from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.integration.test_sync_end_to_end import put_item, record, sync_stream
 from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
-from vercel_sync.pipeline import RetryPolicy
-from vercel_sync.rotation_runtime import build_rotation_service, set_rotation_service
-from vercel_sync.settings import Settings
+from vercel_sync import wiring
+from vercel_sync.calls import RetryPolicy
+from vercel_sync.settings import RotationSettings
+from vercel_sync.wiring import build_rotation_service
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +39,9 @@ def rotation_handler() -> ModuleType:
 
 @pytest.fixture(autouse=True)
 def fresh_rotation_service() -> Iterator[None]:
-    set_rotation_service(None)  # built from each test's environment
+    wiring.rotation_service.set(None)  # built from each test's environment
     yield
-    set_rotation_service(None)
+    wiring.rotation_service.set(None)
 
 
 def state_key(installation_id: str, resource_id: str) -> str:
@@ -213,9 +214,9 @@ def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(
 
     stack = imported
     stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # the fixture clears it for the next test
-    service = build_rotation_service(Settings.from_env(os.environ))
+    service = build_rotation_service(RotationSettings.from_env(os.environ))
     service.retry = RetryPolicy(max_calls=2, base_delay_seconds=0.01)  # the in-invocation retries, made quick
-    set_rotation_service(service)
+    wiring.rotation_service.set(service)
     queue = stack.queue_url("RotationFailureQueue")
     poller = rotation_poller(stack, rotation_handler, on_failure=send_failure_to_queue(stack.aws["sqs"], queue))
     rotate_resource_secret(stack)

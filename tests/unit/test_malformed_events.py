@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeFailedRecords, FakeVercel, LambdaContext, load_event, load_handler
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 
 stream_app = load_handler("stream_sync")
 queue_app = load_handler("queue_sync")

@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, vercel_rejects
+from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, make_sync_service, sync_one, vercel_rejects
 from tests.leak_scan import register_secret
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService
 from vercel_sync.redaction import MAX_ENCODED_CHARACTER, REDACTED, scrub, scrub_text, truncate
 
 INSTALLATION = "icfg_scrub"
@@ -85,9 +85,9 @@ def test_a_vercel_error_echoing_a_secret_in_non_ascii_json_leaves_it_out_of_the_
     vercel = FakeVercel(script={"db": [vercel_rejects(400, body)]})
     failed = FakeFailedRecords()
     secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
-    service = SyncService(vercel=vercel, secrets=secrets, failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
 
-    assert service.sync(change(record())) == "parked"
+    assert sync_one(service, change(record())) == "parked"
 
     (message,) = failed.messages
     for text in (json.dumps(message), json.dumps(message, ensure_ascii=False), message["vercelError"] or ""):
@@ -102,7 +102,7 @@ def test_a_transient_error_echoing_secrets_goes_back_to_its_source_scrubbed() ->
     echo = json.dumps({"headers": {"authorization": f"Bearer {TOKEN}"}, "body": secret}, ensure_ascii=False)
     vercel = FakeVercel(failing={"db": TransientSyncError(f"Vercel answered 502: {echo}", http_status=502)})
     secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), retry_policy=RetryPolicy(max_calls=1)
     )
 
@@ -167,7 +167,8 @@ def test_a_proxy_page_echoing_the_request_in_base64_or_hex_leaves_no_secret_in_t
         failed = FakeFailedRecords()
         vercel = FakeVercel(script={"db": [vercel_rejects(400, page)]})
 
-        assert SyncService(vercel=vercel, secrets=secrets, failed_records=failed).sync(change(record())) == "parked"
+        service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
+        assert sync_one(service, change(record())) == "parked"
 
         (message,) = failed.messages
         kept = json.dumps(message)

@@ -22,12 +22,14 @@ from tests.fakes import (
     FakeSecretsManagerClient,
     FakeVercel,
     StoredSecret,
+    make_sync_service,
+    sync_one,
 )
 from vercel_sync.adapters.secrets import OWNER_TAG, SecretsManagerReader
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import ConfigurationError, InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import SyncService
-from vercel_sync.rotation import RotationService, RotationTarget
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import Settings
 
 PREFIX = "partner/resources/"
@@ -233,9 +235,9 @@ def change(item: dict[str, Any]) -> SourceChange:
 def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_sent(secret_id: str) -> None:
     client = client_with({secret_id: stored(**{OWNER_TAG: THEIRS})})
     vercel, failed = FakeVercel(), FakeFailedRecords()
-    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=reader_over(client), failed_records=failed)
 
-    assert service.sync(change(record(secret_id))) == "parked"
+    assert sync_one(service, change(record(secret_id))) == "parked"
 
     assert vercel.calls == []
     assert secret_id not in client.reads  # the secret's value was never read
@@ -248,9 +250,9 @@ def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_s
 def test_a_record_naming_its_own_secrets_imports_them() -> None:
     client = client_with({OWN_FOLDER: stored(), FLAT: stored(**{OWNER_TAG: MINE})})
     vercel = FakeVercel()
-    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=FakeFailedRecords())
-    assert service.sync(change(record(OWN_FOLDER))) == "imported"
-    assert service.sync(change(record(FLAT))) == "imported"
+    service = make_sync_service(vercel=vercel, secrets=reader_over(client), failed_records=FakeFailedRecords())
+    assert sync_one(service, change(record(OWN_FOLDER))) == "imported"
+    assert sync_one(service, change(record(FLAT))) == "imported"
     assert [len(call.body["secrets"]) for call in vercel.calls] == [2, 2]
     assert client.describes == [FLAT]
 
@@ -288,13 +290,8 @@ def rotation_rig(secret_id: str, targets: list[RotationTarget], **tags: str) -> 
     client = client_with({secret_id: stored(**tags)})
     client.secrets[f"vercel/installations/{THEIRS}"] = StoredSecret(string=TOKEN)
     vercel, failed = RecordingVercel(), FakeFailedRecords()
-    service = RotationService(
-        settings=SETTINGS,
-        index=Index(targets),
-        secrets=reader_over(client),
-        vercel=vercel,
-        failed_records=failed,
-    )
+    adapters = RotationAdapters(index=Index(targets), secrets=reader_over(client), vercel=vercel, failed_records=failed)
+    service = RotationService(SETTINGS, adapters)
     return service, client, vercel, failed
 
 

@@ -68,7 +68,7 @@ def test_invalid_configuration_names_the_variable(environ: dict[str, str], messa
 
 
 def test_each_slow_step_has_a_least_time_worth_starting_with() -> None:
-    from vercel_sync.runtime import time_budget
+    from vercel_sync.wiring import time_budget
 
     budget = time_budget(Settings(http_timeout_seconds=10))
     # An AWS call at its shortest timeouts (parking a record is one): 0.5 s connect + 1.5 s read, once.

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import build_import_payload
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import STATUS_TABLE
-from vercel_sync.transform import build_import_payload, parse_partner_record
+from vercel_sync.transform import parse_partner_record
 
 WORDS: dict[str, str] = {
     "ready": "ready",

@@ -1,8 +1,6 @@
-"""The fields of a Lambda event record that are Lambda's, not the partner's: a stream record's
-``eventName``, ``SequenceNumber`` and ``ApproximateCreationDateTime``, an SQS record's ``attributes``
-and ``eventSourceARN``. Read so that a malformed one makes its record invalid (parked with the reason
-returned here), or is taken as unknown, never makes its batch fail.
-"""
+"""Lambda's own fields of an event record (a stream's ``eventName``, ``SequenceNumber``,
+``ApproximateCreationDateTime``; SQS ``attributes``, ``eventSourceARN``): a malformed one makes its
+record invalid, or is taken as unknown, and never fails the batch."""
 
 from __future__ import annotations
 
@@ -69,17 +67,3 @@ def event_source_arn(record: Any) -> str | None:
 def sqs_message_group(record: Mapping[str, Any]) -> str | None:
     group = sqs_attributes(record).get("MessageGroupId")
     return group if isinstance(group, str) else None
-
-
-def fifo_readable(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as Powertools' FIFO processor can read it: it takes each record's ``attributes`` for
-    an object (for its message group), so a record whose attributes are something else (parked as
-    an invalid record) is handed over with none."""
-    records = event["Records"]
-    if all(isinstance(record.get("attributes", {}), Mapping) for record in records):
-        return event
-    readable = [
-        record if isinstance(record.get("attributes", {}), Mapping) else {**record, "attributes": {}}
-        for record in records
-    ]
-    return {**event, "Records": readable}

@@ -1,18 +1,6 @@
-"""Keeping token and secret values out of everything we emit.
-
-The pipeline knows which values are secret (the token it read, the resource secret values
-it read) and scrubs them from any text or document that leaves the process: error bodies
-from Vercel, failed-records messages, log fields.
-
-A body that echoes the request may carry a value in another encoding than the one we sent, so
-text is scrubbed in every *decoded view* of it too: JSON escapes (``\\/``, ``\\u00E9`` in either
-case, a document sent as a JSON string), percent-encoding (``+`` as a space or not) and HTML
-character references, in any order, up to ``DECODING_DEPTH`` layers (and deeper, the same ones
-over and over); and the value's bytes in hex or base64 (a proxy's page showing the request's bytes),
-found as they stand. Where a value shows in a view, that view replaces the text and is scrubbed in turn;
-text that still holds a value after ``MAX_ROUNDS`` such turns is withheld whole. An error body
-that is JSON keeps only ``error.code`` and ``error.message`` (:func:`scrub_error_body`).
-"""
+"""Keeping token and secret values out of everything we emit: text is scrubbed in each decoded view
+of it (JSON escapes, percent-encoding, HTML references, hex and base64 bytes); docs/architecture.md,
+"Scrubbing", has the rules."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The functions' configuration, parsed from the environment into one validated model.
+"""The functions' configuration from the environment: a shared model and one per function.
 
-A wrong value fails the first invocation with a message naming the variable (so the batch
-goes back to its source and nothing is lost) rather than misbehaving later.
+A wrong value fails the first invocation with a message naming the variable (so the batch goes
+back to its source and nothing is lost) rather than misbehaving later.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,15 +23,15 @@ DEFAULT_TOKEN_SECRET_ID = "vercel/installations/" + INSTALLATION_PLACEHOLDER
 # Environment variable -> settings field.
 ENVIRONMENT_VARIABLES = {
     "VERCEL_API_URL": "vercel_api_url",
-    "VERCEL_TOKEN_SECRET_ID": "token_secret_id",  # a settings field\'s name  # nosec B105
-    "RESOURCE_SECRET_PREFIX": "resource_secret_prefix",  # a settings field\'s name  # nosec B105
+    "VERCEL_TOKEN_SECRET_ID": "token_secret_id",  # a settings field's name  # nosec B105
+    "RESOURCE_SECRET_PREFIX": "resource_secret_prefix",  # a settings field's name  # nosec B105
     "FAILED_RECORDS_QUEUE_URL": "failed_records_queue_url",
     "SYNC_STATE_TABLE": "sync_state_table",
     "MAX_CONCURRENCY": "max_concurrency",
     "VERCEL_RATE_LIMIT": "rate_limit",
     "HTTP_TIMEOUT_SECONDS": "http_timeout_seconds",
-    "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field\'s name  # nosec B105
-    "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field\'s name  # nosec B105
+    "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field's name  # nosec B105
+    "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
     # The function's own account and region: a secretsArn naming another is refused unread. Not
     # AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
@@ -105,7 +105,11 @@ def secret_names_of(secret_id: str) -> tuple[str, ...]:
 
 
 class Settings(BaseModel):
+    """What every function reads."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # Variables of ENVIRONMENT_VARIABLES this model leaves unread although it has their field.
+    UNREAD: ClassVar[frozenset[str]] = frozenset()
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
@@ -125,9 +129,6 @@ class Settings(BaseModel):
     token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     # Short, so a rotated resource secret reaches Vercel soon after it changes.
     resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
-    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
-    # in the failed-records queue with its whole record, before the stream lets it expire.
-    stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
 
     @field_validator("vercel_api_url")
     @classmethod
@@ -210,8 +211,13 @@ class Settings(BaseModel):
         return rest.endswith(after) or bool(re.fullmatch(rf".*{re.escape(after)}-[A-Za-z0-9]{{6}}", rest))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        values = {field: environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if name in environ}
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        fields = cls.model_fields
+        values = {
+            field: environ[name]
+            for name, field in ENVIRONMENT_VARIABLES.items()
+            if name in environ and field in fields and name not in cls.UNREAD
+        }
         if not values.get("aws_region") and environ.get("AWS_DEFAULT_REGION"):
             values["aws_region"] = environ["AWS_DEFAULT_REGION"]  # what boto3 uses without AWS_REGION
         try:
@@ -223,3 +229,18 @@ class Settings(BaseModel):
                 field = str(error["loc"][0]) if error["loc"] else "?"
                 problems.append(f"{field_to_env.get(field, field)}: {error['msg']}")
             raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+class SyncSettings(Settings):
+    """The stream and queue functions'."""
+
+    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
+    # in the failed-records queue with its whole record, before the stream lets it expire.
+    stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
+
+
+class RotationSettings(Settings):
+    """Rotation sync's: secrets updates have a limit of their own at Vercel (VERCEL_RATE_LIMIT is the imports')."""
+
+    UNREAD = frozenset({"VERCEL_RATE_LIMIT"})
+    rate_limit: RateLimit = RateLimit(calls=240, seconds=60)
