@@ -1,18 +1,22 @@
-# Vercel Resource Sync: the README's commands.
+# Vercel Resource Sync: the README's commands. Every Python package of the repository (the core in
+# layers/sync_core and the tools) is installed into .venv (`pip install -e .`): no PYTHONPATH needed.
+#   make venv   .venv (Python 3.13): the hashed lock, then the repository itself, editable
 #   make demo   the product end to end: moto server, the Vercel emulator, the local runner, the real handlers
 #   make test   unit and integration tests
 #   make run    the handlers on every events/ file, over real HTTP (moto server + the Vercel emulator)
 #   make emulator   the Vercel API emulator alone, on 127.0.0.1:8787 (ARGS="--token icfg_x=TOKEN ...")
 #   make local-aws  moto server on 127.0.0.1:5000 with template.yaml's resources, for the local runner
-#   make bench  the benchmark suite (issue 5): ours vs a naive baseline vs the ideal, one table (ARGS="--cases 1,2 --quick --json F")
+#   make bench  the benchmark suite: ours vs a naive baseline vs the ideal, one table (ARGS="--cases 1,2 --quick --json F")
 #   make bench-emulator   the emulator's own throughput (a load run of 10,000 requests)
-#   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; README runbook)
+#   make backfill / make replay / make replay-stream-failures   the operations tools (ARGS="..."; docs/operations.md)
 #   make chaos-full   the chaos suite at its full size (5,000 changes to 300 resources per scenario)
-#   make lint   ruff (lint, format) and mypy on the core
+#   make lint   ruff (lint, format) and mypy over every package; make format rewrites what ruff can fix
 #   make security   the static security scan: bandit (code), cfn-lint with security rules (template)
 #   make validate / make build   sam validate --lint and cfn-lint / sam build, then bytecode (tools/compile_build.py)
+#   make sam-venv   .venv-sam: the SAM CLI in a virtual environment of its own (validate, build)
 #   make lock   the hashed locks (layers/sync_core/requirements.txt, requirements-dev.txt) from their .in files
 #   make audit  pip-audit over both locks; fails, saying so, where the vulnerability service cannot be reached
+#   make ci     what CI runs (.ci/run); make clean removes the virtual environments, the build and the caches
 
 # The Lambda runtime is Python 3.13. With pyenv, select it by name; elsewhere put python3.13 on PATH.
 export PYENV_VERSION ?= 3.13.0
@@ -54,32 +58,32 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	touch $@
 
 demo: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m demo $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 run: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m tools.run_events $(ARGS)
+	$(PY) -m tools.run_events $(ARGS)
 
 emulator: venv
 	$(VENV)/bin/vercel-emulator $(ARGS)
 
 local-aws: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m local_aws $(ARGS)
+	$(PY) -m local_aws $(ARGS)
 
 bench: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 bench-emulator: venv
 	$(PY) bench/emulator_load.py $(ARGS)
 
-# Operations (README: Runbook). AWS credentials and endpoints from the environment, as for the AWS CLI.
+# Operations (docs/operations.md). AWS credentials and endpoints from the environment, as for the AWS CLI.
 backfill: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m operations backfill $(ARGS)
+	$(PY) -m operations backfill $(ARGS)
 
 replay: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m operations replay $(ARGS)
+	$(PY) -m operations replay $(ARGS)
 
 replay-stream-failures: venv
-	PYTHONPATH=layers/sync_core:. $(PY) -m operations replay-stream-failures $(ARGS)
+	$(PY) -m operations replay-stream-failures $(ARGS)
 
 test: venv
 	$(PY) -m pytest $(ARGS)
@@ -117,4 +121,4 @@ ci:
 	bash .ci/run
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,4 +1,4 @@
-"""The benchmark suite (issue 5): ``make bench`` or ``python -m bench``; see ``bench/suite.py``.
+"""The benchmark suite: ``make bench`` or ``python -m bench``; see ``bench/suite.py``.
 
 Five cases, each run side by side in one go: our handlers (``functions/*/app.py``), a naive
 baseline (``bench/naive.py``: one PUT per record in a plain loop) and the ideal bound:

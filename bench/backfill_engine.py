@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from operations.checkpoints import FileCheckpoints
-from vercel_sync.backfill import Backfill, BackfillPlan, Key, OutboundMessage, Page, ScannedItem, start_or_resume
+from vercel_sync.backfill.checkpoints import BackfillPlan, Key, start_or_resume
+from vercel_sync.backfill.engine import Backfill, OutboundMessage, Page, ScannedItem
 
 
 class MemoryTable:

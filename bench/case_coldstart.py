@@ -180,6 +180,6 @@ def _one_run(servers: Servers, stack: Stack, variant: str, number: int, folder: 
 
 def _import_body(item: dict[str, Any]) -> dict[str, Any]:
     """The body our handler sends for ``item`` (built once, outside the timed process)."""
-    from vercel_sync.transform import build_import_payload, parse_partner_record
+    from vercel_sync.transform import build_import_body, parse_partner_record
 
-    return build_import_payload(parse_partner_record(item)).to_body()
+    return build_import_body(parse_partner_record(item))[1]

@@ -11,10 +11,10 @@ JSON text (the text's size is shown; Lambda takes at most 6 MB).
 - µs per record: the invocation's wall time / records, after a warm-up invocation (the
   service built, the code paths run once).
 - parse / validate / transform: the same records through the pipeline's own steps, timed
-  apart: the stream record to a partner mapping (``batch.change_from_stream_record``, which
+  apart: the stream record to a partner mapping (``sources.change_from_stream_record``, which
   decodes the DynamoDB image), the mapping to a ``PartnerRecord`` (``parse_partner_record``),
-  and the record plus its secret to the validated import body (``build_import_body``, i.e.
-  ``build_import_payload(...).to_body()`` dumped once). Their sum is the floor a handler cannot
+  and the record plus its secret to the validated import body (``build_import_body``: the
+  validated payload and its JSON body, dumped once). Their sum is the floor a handler cannot
   go below with these models; the rest of the handler's time is batch processing, logging, metrics and the fake call.
 - peak RSS: the process's high-water mark (``VmHWM``), which is what Lambda's "Max Memory
   Used" reports: interpreter, libraries and event included. Beside it, the RSS before the
@@ -294,12 +294,15 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     count = config["records"]
     vercel, secrets = FakeVercel(), FakeSecrets()
     if config["side"] == "ours":
-        from vercel_sync.runtime import build_sync_service, set_sync_service
-        from vercel_sync.settings import Settings
+        from vercel_sync import wiring
+        from vercel_sync.settings import SyncSettings
+        from vercel_sync.wiring import build_sync_service
 
         # No network and no rate limit: only the per-record work is measured.
-        service = build_sync_service(Settings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None)
-        set_sync_service(service)
+        service = build_sync_service(
+            SyncSettings.from_env(os.environ), vercel=vercel, secrets=secrets, rate_limiter=None
+        )
+        wiring.sync_service.set(service)
     else:
         from bench import naive
 
@@ -354,7 +357,7 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
 
 def stage_times(records: list[dict[str, Any]], secrets: FakeSecrets) -> dict[str, float]:
     """µs per record of each step of the pipeline, run apart on the same records."""
-    from vercel_sync.batch import change_from_stream_record
+    from vercel_sync.sources import change_from_stream_record
     from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
 
     # One record at a time, as the pipeline goes, keeping nothing: lists of 10,000 results would

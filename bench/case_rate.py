@@ -31,11 +31,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import sides
 from bench.fixtures import ROOT, Servers, Stack, child_command, child_environment
 from bench.report import CaseResult, Row, seconds
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import QueueAttributeNameType
+    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,14 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
         "without an import and nothing visible in the queue (the rest wait out the 360 s visibility timeout). "
         "Timing: wall clock on a shared 2-core machine with the workers, moto server and the emulator on it.",
     ]
-    raw: dict[str, Any] = {"idealSeconds": ideal_seconds, "idealFraction": ideal_fraction, **outcomes}
+    raw: dict[str, Any] = {
+        "idealSeconds": ideal_seconds,
+        "idealFraction": ideal_fraction,
+        "limit": {"calls": sizes.calls, "seconds": sizes.seconds},
+        "changes": sizes.changes,
+        "workers": sizes.workers,
+        **outcomes,
+    }
     return CaseResult("rate", rows, notes, raw)
 
 
@@ -174,7 +185,7 @@ def send_backlog(stack: Stack, queue_url: str, count: int) -> None:
 
     sqs = stack.aws["sqs"]
     for start in range(0, count, 10):
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(n), "MessageBody": json.dumps(partner_item(stack.installation_id, n))}
             for n in range(start, min(start + 10, count))
         ]
@@ -188,10 +199,12 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path) -> dict[str, 
     go.touch()
     started = time.monotonic()
     imported, last_progress, ending = 0, started, "horizon"
+    timeline: list[tuple[float, int, int]] = []  # seconds since the start, 200s and 429s so far
     while True:
         time.sleep(0.1)
         now = time.monotonic()
         counts = emulator.put_counts(installation_id)
+        timeline.append((round(now - started, 2), counts.by_status.get("200", 0), counts.by_status.get("429", 0)))
         if counts.resources_imported > imported:
             imported, last_progress = counts.resources_imported, now
         if imported >= sizes.changes:
@@ -214,6 +227,7 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path) -> dict[str, 
         "runSeconds": ended - started,
         "fractionOfLimit": (imported / drain / limit) if ending == "drained" and drain > 0 else None,
         "puts": counts.as_dict(),
+        "timeline": timeline,
     }
 
 
@@ -226,7 +240,7 @@ def _queue_visible(stack: Stack) -> int:
 
 
 def _queue_depth(stack: Stack, queue_url: str) -> int:
-    names = [
+    names: list[QueueAttributeNameType] = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",

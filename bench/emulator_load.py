@@ -28,7 +28,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 INSTALLATION_ID = "icfg_load"
 TOKEN = "load-test-token"  # noqa: S105 - the emulator's test token, given on its command line  # nosec B105
 
@@ -61,8 +60,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
         "--rate-limit",
         "1000000000/60",
     ]
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    emulator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)  # noqa: S603  # nosec B603
+    emulator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603  # nosec B603
     assert emulator.stdout is not None
     line = emulator.stdout.readline().strip()
     if not line.startswith("vercel-emulator listening on "):

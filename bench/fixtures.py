@@ -29,12 +29,11 @@ from typing import Any
 
 import httpx
 
-from local_aws.moto_server import aws_clients, moto_server
+from local_aws.moto_server import AwsClients, aws_clients, moto_server
 from local_aws.provision import LocalResources, provision, store_installation_token
 from local_aws.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHONPATH = os.pathsep.join([str(ROOT / "layers" / "sync_core"), str(ROOT)])
 VERY_HIGH_RATE_LIMIT = (1_000_000_000, 60.0)  # calls, seconds: "no rate limit"
 
 
@@ -64,7 +63,7 @@ class EmulatorProcess:
             "icfg_bench_unused=" + secrets.token_urlsafe(16),
         ]
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            command, stdout=subprocess.PIPE, text=True
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -144,7 +143,7 @@ class Stack:
     """One case's AWS side in moto server: the template's resources and an installation's token."""
 
     resources: LocalResources
-    aws: dict[str, Any]
+    aws: AwsClients
     installation_id: str
     token: str  # never printed
     environment: dict[str, str]  # the functions' environment, pointed at moto server and the emulator
@@ -199,7 +198,7 @@ def child_command(target: str, config: Mapping[str, Any], result_path: Path) -> 
 
 
 def child_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    return {**os.environ, **environment, "PYTHONPATH": PYTHONPATH}
+    return {**os.environ, **environment}
 
 
 def run_child(

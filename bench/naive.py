@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vercel_sync.transform import build_import_payload, needs_secrets, parse_partner_record, unwrap_message_body
+from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record, unwrap_message_body
 
 PutImport = Callable[..., Any]  # (installation_id, resource_id, body, *, token) -> Any
 
@@ -97,7 +97,7 @@ def use(
 def _import(item: Mapping[str, Any], *, removed: bool) -> None:
     record = parse_partner_record(item)
     document = _deps.secret_document(record.secrets_arn or "") if needs_secrets(record, removed=removed) else None
-    body = build_import_payload(record, removed=removed, secret_document=document).to_body()
+    body = build_import_body(record, removed=removed, secret_document=document)[0].to_body()
     installation = record.integration_configuration_id
     _deps.import_resource(installation, record.resource_id, body, token=_deps.installation_token(installation))
 

@@ -29,11 +29,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vercel_sync.adapters.rate_limiter import DynamoDbRateLimiter, LimiterStats
+from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.runtime import aws_client_config
+from vercel_sync.ratelimit.limiter import LimiterStats
 from vercel_sync.settings import RateLimit
+from vercel_sync.wiring import aws_client_config
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,12 @@ def drive_workers(
 ) -> WorkersResult:
     """Drain ``calls`` imports (distinct resources) of one installation with ``workers`` workers."""
     import boto3
+    from botocore.config import Config
 
     from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT
 
+    boto_config = aws_client_config()
+    assert isinstance(boto_config, Config)  # the core declares it as object
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
@@ -175,7 +179,7 @@ def drive_workers(
     threads: list[threading.Thread] = []
     for number in range(workers):
         offset = clock_offsets[number % len(clock_offsets)] if clock_offsets else 0.0
-        client = session.client("dynamodb", endpoint_url=aws_endpoint, config=aws_client_config())
+        client = session.client("dynamodb", endpoint_url=aws_endpoint, config=boto_config)
         limiter = DynamoDbRateLimiter(table_name, limit, dynamodb_client=client, clock=_offset_clock(offset))
         vercel = VercelClient(vercel_api_url, max_connections=threads_per_worker)
         limiters.append(limiter)

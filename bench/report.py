@@ -54,7 +54,7 @@ def table(results: Sequence[CaseResult]) -> str:
 
 
 def markdown(results: Sequence[CaseResult]) -> str:
-    """The same table as Markdown, for the README."""
+    """The same table as Markdown, for docs/performance.md."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + " --- |" * len(HEADERS)]
     for result in results:
         for row in result.rows:

@@ -15,8 +15,10 @@ def handler(side: Side, source: Source) -> Callable[[dict[str, Any], Any], Any]:
     if side == "ours":
         from tools.lambda_local import load_handler
 
-        module = load_handler("stream_sync" if source == "stream" else "queue_sync")
-        return module.lambda_handler  # type: ignore[no-any-return]
+        lambda_handler: Callable[[dict[str, Any], Any], Any] = load_handler(
+            "stream_sync" if source == "stream" else "queue_sync"
+        ).lambda_handler
+        return lambda_handler
     from bench import naive
 
     return naive.lambda_stream_handler if source == "stream" else naive.lambda_queue_handler

@@ -1,10 +1,12 @@
 """``python -m bench`` (``make bench``): the five cases, each side by side, then one table.
 
-    python -m bench [--cases 1,2,3,4,5] [--quick] [--json PATH] [--markdown]
+    python -m bench [--cases 1,2,3,4,5] [--quick] [--json PATH] [--markdown] [--charts DIR]
 
 Prints progress to stderr and the table (then a note per case) to stdout. ``--quick`` runs
 every case at a tiny size (a check that the harness works, not a measurement); ``--json`` also
-writes every raw figure; ``--markdown`` prints the table as Markdown too, for the README.
+writes every raw figure; ``--markdown`` prints the table as Markdown too. Cases 1 and 3 also
+draw the pictures of ``docs/performance.md`` into ``--charts`` (default ``docs/images``; a
+``--quick`` run draws only when given ``--charts``).
 It measures; it asserts nothing (the exit status is 0 whether or not targets are met, and 1
 only if a case could not run).
 """
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import case_calls, case_coldstart, case_latency, case_overhead, case_rate
+from bench import case_calls, case_coldstart, case_latency, case_overhead, case_rate, charts
 from bench.fixtures import ROOT, Servers, servers
 from bench.report import CaseResult, markdown, table
 
@@ -88,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, measures nothing")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--charts", type=Path, help="draw cases 1 and 3 here (default: docs/images, none for --quick)")
     args = parser.parse_args(argv)
     selected = [key.strip() for key in args.cases.split(",") if key.strip()]
     unknown = [key for key in selected if key not in CASES]
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    first_line = header()
+    first_line, load_at_start = header(), os.getloadavg()[0]
     progress(first_line)
     results = run_cases(selected, quick=args.quick, progress=progress)
     print(first_line + (" (--quick: tiny sizes, not a measurement)" if args.quick else ""))
@@ -112,4 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps({"header": first_line, "cases": [r.as_dict() for r in results]}, indent=2))
+    chart_directory = args.charts or (None if args.quick else ROOT / "docs" / "images")
+    if chart_directory is not None:
+        for path in charts.draw(results, chart_directory, chart_caption(quick=args.quick, load=load_at_start)):
+            progress(f"drew {path}")
     return 0
+
+
+def chart_caption(*, quick: bool, load: float) -> str:
+    """What a picture says about its run: the machine, not the commit (the page has no dates or hashes)."""
+    size = "make bench --quick (tiny sizes)" if quick else "make bench"
+    return f"{size}, {os.cpu_count()} CPUs, load average {load:.1f} at the start"

@@ -31,8 +31,8 @@ def resource_secret_name(installation_id: str) -> str:
     return f"partner/resources/{installation_id}/bench_db"
 
 
-# The fields of a partner record that reach Vercel's import body (DESIGN.md, "The partner
-# record"): any change elsewhere in the item (internalNote, updatedBy, version) is invisible
+# The fields of a partner record that reach Vercel's import body (docs/configuration.md, the
+# partner record): any change elsewhere in the item (internalNote, updatedBy, version) is invisible
 # to Vercel. Written out here rather than derived from the transform, so the minimum number of
 # calls is computed independently of the code under test.
 VERCEL_VISIBLE_FIELDS = (

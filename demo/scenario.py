@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
 INSTALLATION_ID = "icfg_demo01"
 PRODUCT_ID = "postgres"
 # How long the demo waits for the runner to go idle before calling the sync failed.
@@ -225,12 +224,15 @@ class Demo:
             self.out(f"   {change.where:5} {change.action:6} {change.resource_id:16} {shown}{note}")
 
     def _sync(self) -> int:
-        from local_runner import QueuePoller, Runner, RunnerTimeout, StreamPoller, send_to_queue
+        from local_runner import Poller, QueuePoller, Runner, RunnerTimeout, StreamPoller, send_to_queue
         from tools.lambda_local import load_handler
-        from vercel_sync.runtime import set_sync_service
+        from vercel_sync import wiring
 
-        set_sync_service(None)  # built from the environment above at the first invocation
+        wiring.sync_service.set(None)  # built from the environment above at the first invocation
         stream_source = self.template.event_source("StreamSyncFunction", "PartnerTableStream")
+        stream_arn = self.resources.tables["PartnerTable"].stream_arn
+        if stream_arn is None:
+            raise RuntimeError("template.yaml's PartnerTable has no stream: the demo has nothing to read")
         queue_source = self.template.event_source("QueueSyncFunction", "PartnerEvents")
         timeout = self.template.function_timeout_seconds()
         self.out("== local runner: the stream and the queue, delivered to the handlers as Lambda would")
@@ -239,10 +241,10 @@ class Demo:
         # inside, as their logger takes the stdout of the moment it is made.
         handler_output = io.StringIO()
         with contextlib.redirect_stdout(handler_output):
-            pollers = [
+            pollers: list[Poller] = [
                 StreamPoller(
                     self.aws["dynamodbstreams"],
-                    self.resources.tables["PartnerTable"].stream_arn,
+                    stream_arn,
                     load_handler("stream_sync").lambda_handler,
                     batch_size=int(stream_source["BatchSize"]),
                     on_failure=send_to_queue(self.aws["sqs"], self.resources.queues["StreamFailureQueue"].url),
@@ -279,7 +281,7 @@ class Demo:
                 self.out(f"     {line}")
         else:
             self.out(f"   ({len(lines)} structured log and metric lines from the handlers; --verbose shows them)")
-        set_sync_service(None)
+        wiring.sync_service.set(None)
         return problems
 
     def _report(self) -> int:
@@ -374,9 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description="Vercel Resource Sync, end to end, locally.")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
     args = parser.parse_args(argv)
-    for path in (ROOT, ROOT / "layers" / "sync_core"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
     # SIGTERM stops the demo as Ctrl-C does, so what it started is stopped too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

@@ -8,9 +8,13 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
+
+if TYPE_CHECKING:  # the stubs are a development dependency
+    from types_boto3_secretsmanager.client import SecretsManagerClient
+    from types_boto3_sqs.client import SQSClient
 
 # Credentials moto accepts; never real ones. A local run must not reach an AWS account.
 LOCAL_AWS_ENVIRONMENT = {
@@ -89,22 +93,30 @@ def moto_server(port: int = 0) -> Iterator[str]:
     secrets_requests = SecretsManagerRequests(DomainDispatcherApplication(create_backend_app))
     app = _AtomicDynamoDb(secrets_requests)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://{server.host}:{server.port}"  # werkzeug's port is the bound one when given 0
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     try:
-        host, bound_port = server.server_address[:2]
-        endpoint = f"http://{host}:{bound_port}"
         # moto keeps its state per process: start from an empty account.
         httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
         SECRETS_MANAGER_REQUESTS[endpoint] = secrets_requests
         yield endpoint
     finally:
-        SECRETS_MANAGER_REQUESTS.pop(f"http://{server.server_address[0]}:{server.server_address[1]}", None)
+        SECRETS_MANAGER_REQUESTS.pop(endpoint, None)
         server.shutdown()
         thread.join()
 
 
-def aws_clients(endpoint: str) -> dict[str, object]:
+class AwsClients(TypedDict):
+    """boto3 clients for the services a local run touches (no stubs are installed for DynamoDB's)."""
+
+    sqs: SQSClient
+    secretsmanager: SecretsManagerClient
+    dynamodb: Any
+    dynamodbstreams: Any
+
+
+def aws_clients(endpoint: str) -> AwsClients:
     """boto3 clients for the services a local run touches, all pointed at ``endpoint``."""
     import boto3
 
@@ -113,7 +125,9 @@ def aws_clients(endpoint: str) -> dict[str, object]:
         aws_secret_access_key=LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
         region_name=LOCAL_AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
     )
-    return {
-        name: session.client(name, endpoint_url=endpoint)  # type: ignore[call-overload]
-        for name in ("sqs", "dynamodb", "dynamodbstreams", "secretsmanager")
-    }
+    return AwsClients(
+        sqs=session.client("sqs", endpoint_url=endpoint),
+        secretsmanager=session.client("secretsmanager", endpoint_url=endpoint),
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint),
+        dynamodbstreams=session.client("dynamodbstreams", endpoint_url=endpoint),
+    )

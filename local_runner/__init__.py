@@ -30,7 +30,7 @@ handler with the event EventBridge would deliver.
 
 from local_runner.invocation import CountdownContext, Handler, Invocation, PollResult, invoke
 from local_runner.queue import QueuePoller
-from local_runner.runner import Runner, RunnerTimeout, RunSummary
+from local_runner.runner import Poller, Runner, RunnerTimeout, RunSummary
 from local_runner.secrets import SecretRotationPoller, put_secret_value_event, send_failure_to_queue
 from local_runner.stream import StreamPoller, send_to_queue
 
@@ -39,6 +39,7 @@ __all__ = [
     "Handler",
     "Invocation",
     "PollResult",
+    "Poller",
     "QueuePoller",
     "RunSummary",
     "Runner",

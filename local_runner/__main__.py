@@ -35,7 +35,7 @@ from local_runner.queue import QueuePoller
 from local_runner.runner import Poller, Runner, RunnerTimeout
 from local_runner.secrets import SecretRotationPoller, send_failure_to_queue
 from local_runner.stream import StreamPoller, send_to_queue
-from tools.lambda_local import ROOT, load_handler
+from tools.lambda_local import load_handler
 
 
 class InvocationAbandoned(BaseException):
@@ -43,10 +43,7 @@ class InvocationAbandoned(BaseException):
 
 
 def load_lambda_handler(name: str) -> Handler:
-    """``functions/<name>/app.py``'s lambda_handler, with the layer importable as in Lambda (/opt/python)."""
-    layer = str(ROOT / "layers" / "sync_core")
-    if layer not in sys.path:
-        sys.path.insert(0, layer)
+    """``functions/<name>/app.py``'s lambda_handler; the core is installed in .venv (in Lambda: /opt/python)."""
     # Locally, no X-Ray daemon and no CloudWatch: keep traces off and metrics out of the output.
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

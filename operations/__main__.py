@@ -1,4 +1,4 @@
-"""python -m operations <command> ...: see ``operations/__init__.py`` and the README's runbook."""
+"""python -m operations <command> ...: see ``operations/__init__.py`` and docs/operations.md."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
         [--installation ID] [--product ID] [--dry-run [--show-body]] [--rate 100/60|off]
         [--run-id ID | --resume ID] [--checkpoint-dir .backfill | --checkpoint-table TABLE]
 
-The engine is the core's (``vercel_sync.backfill``, which BackfillFunction runs too); this is
+The engine is the core's (``vercel_sync.backfill.engine``, which BackfillFunction runs too); this is
 its command line: a progress bar on a terminal (plain lines otherwise), Ctrl-C to stop at the
 next batch boundary (resume with ``--resume RUN_ID``), and a dry run that prints what would be
 sent and sends nothing.
@@ -25,21 +25,18 @@ from typing import Any, TextIO
 from operations.checkpoints import DEFAULT_DIRECTORY, FileCheckpoints
 from operations.progress import ProgressDisplay, duration, summary
 from operations.text import safe
-from vercel_sync.backfill import (
-    DEFAULT_PAGE_SIZE,
+from vercel_sync.backfill.checkpoints import (
     DEFAULT_SEGMENTS,
-    Backfill,
     BackfillError,
     BackfillPlan,
-    BackfillResult,
     CheckpointStore,
-    InstallationPacer,
-    OutboundMessage,
     RunState,
     new_run_id,
-    parse_rate,
     start_or_resume,
 )
+from vercel_sync.backfill.engine import DEFAULT_PAGE_SIZE, Backfill, BackfillResult, OutboundMessage
+from vercel_sync.backfill.settings import parse_rate
+from vercel_sync.ratelimit.limiter import InstallationPacer
 
 EXIT_INTERRUPTED = 130
 PLAN_OPTIONS = ("table", "queue_url", "segments", "installation", "product")
@@ -116,7 +113,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plan = _plan_from(args, os.environ)
         run_id = args.run_id or new_run_id()
 
-    from vercel_sync.adapters.backfill_aws import DynamoDBScanner, SqsSender, StateTableCheckpoints
+    from vercel_sync.adapters.checkpoint_table import StateTableCheckpoints
+    from vercel_sync.adapters.partner_table import DynamoDBScanner
+    from vercel_sync.adapters.queue_sender import SqsSender
 
     table_store: StateTableCheckpoints | None = None
     store: CheckpointStore

@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from vercel_sync.backfill import BackfillError, RunState, SegmentState, validate_run_id
+from vercel_sync.backfill.checkpoints import BackfillError, RunState, SegmentState, validate_run_id
 
 DEFAULT_DIRECTORY = Path(".backfill")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import TextIO
 
-from vercel_sync.backfill import ProgressSnapshot
+from vercel_sync.backfill.engine import ProgressSnapshot
 
 
 def duration(seconds: float | None) -> str:

@@ -1,6 +1,6 @@
 """Re-driving a record through the sync path: the one place the operations tools call the pipeline.
 
-The replay commands call the core's ``SyncService.sync(change)`` directly (not the partner
+The replay commands call the core's ``SyncService.sync_batch([change])`` directly (not the partner
 events queue), so each replayed record's outcome is known before its message is deleted:
 
 - failed-records replay: the service is built with the failed-records queue *off*, so a record
@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import NullObserver, SyncService
-from vercel_sync.runtime import build_sync_service
-from vercel_sync.settings import Settings
+from vercel_sync.ports import NullObserver
+from vercel_sync.settings import SyncSettings
+from vercel_sync.sync.service import SyncService
+from vercel_sync.wiring import build_sync_service
 
 
 def build_service(environ: Mapping[str, str], *, park_failures: bool) -> SyncService:
@@ -34,10 +35,8 @@ def build_service(environ: Mapping[str, str], *, park_failures: bool) -> SyncSer
     variables = dict(environ)
     if not park_failures:
         variables.pop("FAILED_RECORDS_QUEUE_URL", None)
-    service = build_sync_service(Settings.from_env(variables))
     # The functions' observer writes JSON log lines and EMF metrics to stdout: not for a terminal.
-    service.observer = NullObserver()
-    return service
+    return build_sync_service(SyncSettings.from_env(variables), observer=NullObserver())
 
 
 def change_from_failed_record(message: Mapping[str, Any]) -> SourceChange | None:
@@ -76,7 +75,10 @@ def failure_detail(message: str) -> str:
 def sync_change(service: SyncService, change: SourceChange) -> str:
     """One change through the pipeline: returns its outcome (``imported``, ``parked``, a skip),
     raises ``TransientSyncError`` when it is not done (it stays where it is)."""
-    return str(service.sync(change, time_left_ms=None))
+    (result,) = service.sync_batch([change], time_left_ms=None)
+    if result.error is not None:
+        raise result.error
+    return str(result.outcome)
 
 
 def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> SourceChange:
@@ -84,6 +86,6 @@ def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> Source
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
     from local_runner.events import stream_record
-    from vercel_sync.batch import change_from_stream_record as from_lambda_record
+    from vercel_sync.sources import change_from_stream_record as from_lambda_record
 
     return from_lambda_record(DynamoDBRecord(stream_record(raw, stream_arn)))

@@ -12,7 +12,7 @@ the chosen ones without re-driving them (when the partner has since sent a corre
 
 It runs the functions' sync code in this process, so it needs their environment variables
 (``VERCEL_API_URL``, ``VERCEL_TOKEN_SECRET_ID``, ``RESOURCE_SECRET_PREFIX``, ``SYNC_STATE_TABLE``,
-``VERCEL_RATE_LIMIT``) and read access to the tokens: see the README's runbook.
+``VERCEL_RATE_LIMIT``) and read access to the tokens: see docs/operations.md.
 """
 
 from __future__ import annotations

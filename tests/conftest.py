@@ -13,7 +13,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSyncTests")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
-from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel, make_sync_service
 
 # The leak scan (tests/leak_scan.py): its hooks, registered with pytest as this conftest's own.
 from tests.leak_scan import (
@@ -24,8 +24,8 @@ from tests.leak_scan import (
     pytest_terminal_summary,
     pytest_unconfigure,
 )
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
+from vercel_sync.sync.service import SyncService
 
 __all__ = [
     "pytest_configure",
@@ -74,7 +74,7 @@ def service(
 
     # One resource at a time, so calls happen in a known order; waits pass on a fake clock.
     clock = FakeMonotonic()
-    sync_service = SyncService(
+    sync_service = make_sync_service(
         vercel=fake_vercel,
         secrets=fake_secrets,
         failed_records=failed_records,
@@ -83,9 +83,9 @@ def service(
         monotonic=clock,
         sleep=clock.sleep,
     )
-    set_sync_service(sync_service)
+    wiring.sync_service.set(sync_service)
     yield sync_service
-    set_sync_service(None)
+    wiring.sync_service.set(None)
 
 
 class LogCapture:

@@ -9,7 +9,13 @@ from typing import Any
 
 from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import ROOT, LambdaContext, load_handler
+from vercel_sync.calls import Clock
+from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.payload import ImportResourcePayload
+from vercel_sync.sync.service import Adapters, SyncService, Tuning
+from vercel_sync.transform import build_import_body
 
 EVENTS = ROOT / "events"
 __all__ = ["EVENTS", "LambdaContext", "load_handler"]
@@ -231,3 +237,36 @@ class FakeSecretsManagerClient:
         if code is not None:
             raise ClientError({"Error": {"Code": code, "Message": "(fake)"}}, action)
         return self.secrets[secret_id]
+
+
+# The flat options tests give, sorted into the SyncService's groups (as each group names them).
+_ADAPTERS = {name: name for name in ("vercel", "secrets", "failed_records", "observer", "state_store")}
+_ADAPTERS |= {name: name for name in ("rate_limiter", "source_queue", "wrap_task")}
+_TUNING = {"max_concurrency": "max_concurrency", "retry_policy": "retry", "time_budget": "time_budget"}
+_TUNING |= {name: name for name in ("park_stream_records_after_seconds", "call_interval_seconds")}
+_CLOCK = {"clock": "now", "monotonic": "monotonic", "sleep": "sleep", "uniform": "uniform"}
+
+
+def make_sync_service(**options: Any) -> SyncService:
+    """The real SyncService with what a test gives (fakes, tuning, a fake clock), each in its group."""
+
+    def take(names: dict[str, str]) -> dict[str, Any]:
+        return {field: options.pop(name) for name, field in names.items() if name in options}
+
+    adapters, tuning, clock = take(_ADAPTERS), take(_TUNING), take(_CLOCK)
+    if options:
+        raise TypeError(f"unknown options: {sorted(options)}")
+    return SyncService(Adapters(**adapters), Tuning(**tuning), Clock(**clock))
+
+
+def sync_one(service: SyncService, change: SourceChange, *, time_left_ms: int | None = None) -> str:
+    """One change through ``sync_batch``, as the handlers call it: its outcome, or its error raised."""
+    (result,) = service.sync_batch([change], time_left_ms=time_left_ms)
+    if result.error is not None:
+        raise result.error
+    return str(result.outcome)
+
+
+def build_import_payload(record: PartnerRecord, **options: Any) -> ImportResourcePayload:
+    """The import's payload model for ``record``, as ``build_import_body`` makes it (tests read its fields)."""
+    return build_import_body(record, **options)[0]

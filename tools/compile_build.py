@@ -4,9 +4,8 @@
 
 SAM's ``python3.13`` builder unpacks wheels without compiling them, and Lambda mounts a layer
 read-only at ``/opt``, so a cold start compiles every module it imports (boto3, botocore,
-pydantic, Powertools, httpx and ours) and cannot keep the result. Measured here on the layer's
-own packages: importing the stream handler and building one boto3 client took 1.35-1.74 s from
-source and 0.57-0.64 s from bytecode (README, Performance). ``make build`` runs this after
+pydantic, Powertools, httpx and ours) and cannot keep the result: most of a cold start's import
+time (the bench's cold-start case, docs/performance.md). ``make build`` runs this after
 ``sam build``; ``sam deploy`` then packages the ``__pycache__`` folders with the code.
 
 The bytecode is checked by hash, never by time (``unchecked-hash``): a zip does not keep the

@@ -49,7 +49,7 @@ def handler_name_for(event: dict[str, Any]) -> str:
 
 def masked(body: dict[str, Any]) -> dict[str, Any]:
     """The payload with every secret value replaced, safe to print."""
-    shown = json.loads(json.dumps(body))
+    shown: dict[str, Any] = json.loads(json.dumps(body))
     for secret in shown.get("secrets", []):
         secret["value"] = "***"
         for env in secret.get("environmentOverrides", {}):
@@ -142,15 +142,15 @@ def run(
     saved_environ = dict(os.environ)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    from vercel_sync import wiring
     from vercel_sync.observability import logger
-    from vercel_sync.runtime import set_sync_service
 
     previous_level = logger.log_level
     logger.setLevel("INFO" if verbose else "ERROR")
     stack = (stack or LocalStack()).start()
     problems = 0
     try:
-        set_sync_service(None)  # built from this environment at the first invocation
+        wiring.sync_service.set(None)  # built from this environment at the first invocation
         handlers = {name: load_handler(name) for name in ("stream_sync", "queue_sync")}
         for path in event_files:
             problems += run_event_file(path, handlers, stack, out)
@@ -160,7 +160,7 @@ def run(
         out(f"\n{stack.successful_imports()} imports sent; {problems} problem(s).")
     finally:
         logger.setLevel(previous_level)
-        set_sync_service(None)
+        wiring.sync_service.set(None)
         stack.stop()
         os.environ.clear()
         os.environ.update(saved_environ)

@@ -29,7 +29,7 @@ def transform(text: str) -> str:
     from samcli.lib.translate.sam_template_validator import SamTemplateValidator
     from samcli.yamlhelper import yaml_parse
 
-    validator = SamTemplateValidator(yaml_parse(text), _NoManagedPolicies(), region="us-east-1")  # type: ignore[arg-type]
+    validator = SamTemplateValidator(yaml_parse(text), _NoManagedPolicies(), region="us-east-1")
     translated: str = validator.get_translated_template_if_valid()
     return translated
 

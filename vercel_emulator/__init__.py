@@ -4,8 +4,8 @@ Run it as ``vercel-emulator --port 0 --token icfg_1=secret-token`` (or ``python 
 or in-process with :class:`EmulatorServer`. It is independent of the sync core (it never imports
 ``vercel_sync``), so it checks the core rather than agreeing with it.
 
-The Vercel API (``shared/reference/import-resource.md``)
---------------------------------------------------------
+The Vercel API (Marketplace API reference: Import Resource)
+-----------------------------------------------------------
 ``PUT /v1/installations/{integrationConfigurationId}/resources/{resourceId}``
     Import Resource, an upsert. 200 ``{"name": <name>}``; the body is checked by
     :mod:`vercel_emulator.schema` (400 ``bad_request`` naming each field path, never a value).

@@ -1,8 +1,10 @@
 """The Import Resource and Update Resource Secrets request bodies, checked as Vercel publishes them.
 
-Written on its own, from ``shared/reference/import-resource.md`` and ``vercel-api-facts.md``,
-without importing the sync core: the emulator is the oracle the core is tested against, so the
-two must not share a model (a mistake in one would hide in both).
+Written on its own, from Vercel's Marketplace API reference (Import Resource:
+https://vercel.com/docs/integrations/create-integration/marketplace-api/reference/vercel/import-resource)
+and its SDK's model (``@vercel/sdk``, ``src/models/importresourceop.ts``), without importing the
+sync core: the emulator is the oracle the core is tested against, so the two must not share a
+model (a mistake in one would hide in both).
 
 What is enforced, exactly as the reference states it:
 

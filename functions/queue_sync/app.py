@@ -2,15 +2,13 @@
 
 from typing import Any
 
-# First: Powertools' batch utility loads all its parser models (about 0.1 s of cold start) when
-# pydantic is already imported, and vercel_sync.batch imports it before anything imports pydantic.
-from vercel_sync.batch import handle_queue_event
 from vercel_sync.observability import logger, metrics, tracer
-from vercel_sync.runtime import get_sync_service
+from vercel_sync.sources import handle_queue_event
+from vercel_sync.wiring import sync_service
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_queue_event(event, context, get_sync_service())
+    return handle_queue_event(event, context, sync_service.get())

@@ -41,7 +41,7 @@ from local_aws.template import Template
 from local_runner import PollResult, QueuePoller, StreamPoller, send_to_queue
 from local_runner.events import reported_failures
 from vercel_emulator import EmulatorServer
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
 
 SERIALIZER = TypeSerializer()
 
@@ -330,7 +330,7 @@ class ChaosWorld:
         assert environment.get("SYNC_STATE_TABLE") == self.resources.tables["SyncStateTable"].name
         for variable, value in environment.items():
             monkeypatch.setenv(variable, value)
-        set_sync_service(None)  # the next invocation builds its service from this environment
+        wiring.sync_service.set(None)  # the next invocation builds its service from this environment
 
     # -- tokens -------------------------------------------------------------------------------------
 
@@ -421,7 +421,7 @@ class ChaosWorld:
 
     def stop(self) -> None:
         self.emulator.stop()
-        set_sync_service(None)
+        wiring.sync_service.set(None)
 
 
 # ----------------------------------------------------------------------------------------- driver

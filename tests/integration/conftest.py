@@ -30,7 +30,7 @@ from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import load_handler
 from vercel_emulator import EmulatorServer
 from vercel_emulator.state import FaultSettings
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
 
 INSTALLATION_ID = "icfg_it_01"
 RESOURCE_SECRET_NAME = f"{INSTALLATION_ID}/db_primary"  # in the installation's folder
@@ -175,9 +175,9 @@ def local_stack(
     )
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    set_sync_service(None)  # the next invocation builds its service from this environment
+    wiring.sync_service.set(None)  # the next invocation builds its service from this environment
     yield stack
-    set_sync_service(None)
+    wiring.sync_service.set(None)
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,12 @@ from tests.integration.operations_support import (
     queue_consumer,
 )
 from tools.lambda_local import LambdaContext, load_handler
-from vercel_sync.adapters.backfill_aws import DynamoDBScanner, SqsSender, StateTableCheckpoints
-from vercel_sync.backfill import Backfill, BackfillError, BackfillPlan, OutboundMessage, SegmentState, start_or_resume
+from vercel_sync import wiring
+from vercel_sync.adapters.checkpoint_table import StateTableCheckpoints
+from vercel_sync.adapters.partner_table import DynamoDBScanner
+from vercel_sync.adapters.queue_sender import SqsSender
+from vercel_sync.backfill.checkpoints import BackfillError, BackfillPlan, SegmentState, start_or_resume
+from vercel_sync.backfill.engine import Backfill, OutboundMessage
 
 pytestmark = pytest.mark.integration
 
@@ -225,6 +229,7 @@ def test_backfill_function_runs_a_whole_run_and_a_repeat_finds_it_done(
     put_items(local_stack, [partner_item(n, INSTALLATION_ID) for n in range(30)])
     monkeypatch.setenv("PARTNER_TABLE_NAME", local_stack.resources.tables["PartnerTable"].name)
     monkeypatch.setenv("PARTNER_EVENTS_QUEUE_ARN", local_stack.resources.queues["PartnerEventsQueue"].arn)
+    wiring.backfill_runner.set(None)  # built from this test's environment
     handler = load_handler("backfill")
     context = LambdaContext(function_name="backfill", remaining_ms=900_000)
 

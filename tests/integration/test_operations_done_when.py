@@ -35,7 +35,7 @@ from tests.integration.operations_support import (
     queue_consumer,
 )
 from tools.lambda_local import ROOT
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_backfill_on_a_terminal_interrupted_and_resumed_imports_each_resource_on
     # Vercel's limit is not what this test is about: high enough on both sides that nothing is throttled.
     local_stack.emulator.set_rate_limit("100000/60")
     monkeypatch.setenv("VERCEL_RATE_LIMIT", "100000/60")
-    set_sync_service(None)
+    wiring.sync_service.set(None)
 
     environment = {
         **os.environ,

@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 
-from local_aws.provision import drain_json_messages, store_installation_token
+from local_aws.provision import drain_json_messages, store_installation_token, store_resource_secret
 from local_runner import Runner, SecretRotationPoller, send_failure_to_queue
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.integration.test_sync_end_to_end import put_item, record, sync_stream
 from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
-from vercel_sync.pipeline import RetryPolicy
-from vercel_sync.rotation_runtime import build_rotation_service, set_rotation_service
-from vercel_sync.settings import Settings
+from vercel_sync import wiring
+from vercel_sync.calls import RetryPolicy
+from vercel_sync.settings import RotationSettings
+from vercel_sync.wiring import build_rotation_service
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +39,9 @@ def rotation_handler() -> ModuleType:
 
 @pytest.fixture(autouse=True)
 def fresh_rotation_service() -> Iterator[None]:
-    set_rotation_service(None)  # built from each test's environment
+    wiring.rotation_service.set(None)  # built from each test's environment
     yield
-    set_rotation_service(None)
+    wiring.rotation_service.set(None)
 
 
 def state_key(installation_id: str, resource_id: str) -> str:
@@ -213,9 +214,9 @@ def test_an_event_that_keeps_failing_ends_in_the_rotation_failure_queue(
 
     stack = imported
     stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # the fixture clears it for the next test
-    service = build_rotation_service(Settings.from_env(os.environ))
+    service = build_rotation_service(RotationSettings.from_env(os.environ))
     service.retry = RetryPolicy(max_calls=2, base_delay_seconds=0.01)  # the in-invocation retries, made quick
-    set_rotation_service(service)
+    wiring.rotation_service.set(service)
     queue = stack.queue_url("RotationFailureQueue")
     poller = rotation_poller(stack, rotation_handler, on_failure=send_failure_to_queue(stack.aws["sqs"], queue))
     rotate_resource_secret(stack)
@@ -260,3 +261,30 @@ def test_the_runner_command_line_watches_the_resource_secrets(local_stack: Local
     assert any(f"{local_stack.resource_secret_name} (PutSecretValue)" in line for line in lines)
     assert lines[-1].startswith("done: 1 invocations, 1 records")
     assert not any(password in line for line in lines)
+
+
+def test_a_secret_named_by_a_partial_arn_is_rotated_into_its_resources_only(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], rotation_handler: ModuleType
+) -> None:
+    stack = local_stack
+    client = stack.aws["secretsmanager"]
+    orders = store_resource_secret(client, stack.resources, f"{INSTALLATION_ID}/orders", {"PGPASSWORD": "x" * 20})
+    backup = store_resource_secret(
+        client, stack.resources, f"{INSTALLATION_ID}/orders-backup", {"PGPASSWORD": "y" * 20}
+    )
+    account = client.describe_secret(SecretId=backup)["ARN"].split(":")[4]
+    put_item(stack, record("db_backup", secretsArn=f"arn:aws:secretsmanager:us-east-1:{account}:secret:{backup}"))
+    assert [r for result in sync_stream(stack, handlers) for r in result.reported] == []
+    poller = rotation_poller(stack, rotation_handler)
+
+    new_values = {}
+    for name in (orders, backup):
+        new_values[name] = secrets.token_urlsafe(18)
+        register_secret(new_values[name])
+        client.put_secret_value(SecretId=name, SecretString=json.dumps({"PGPASSWORD": new_values[name]}))
+        Runner([poller], idle_sleep_seconds=0.05).run_until_idle(idle_seconds=0.3, timeout_seconds=30)
+        held = stack.emulator.imported_body(INSTALLATION_ID, "db_backup") or {}
+        got = [s["value"] for s in held.get("secrets", [])]
+        if name == orders:
+            assert new_values[orders] not in got, "another secret's rotation reached the resource"
+    assert got == [new_values[backup]], "the resource's own secret's rotation did not reach it"

@@ -18,7 +18,7 @@ from local_aws.provision import drain_json_messages, store_resource_secret
 from local_runner import QueuePoller, Runner
 from tests.encodings import BODIES, ECHOED_PASSWORD, ENCODINGS, forms, strings
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from vercel_sync.runtime import set_sync_service
+from vercel_sync import wiring
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +49,13 @@ def echoing_vercel(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> 
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("VERCEL_API_URL", url)
-    set_sync_service(None)  # built again, for this Vercel
+    wiring.sync_service.set(None)  # built again, for this Vercel
     try:
         yield url
     finally:
         server.shutdown()
         server.server_close()
-        set_sync_service(None)
+        wiring.sync_service.set(None)
 
 
 @pytest.mark.parametrize("template_parameters", [{"CreatedPartnerQueueType": "standard"}])

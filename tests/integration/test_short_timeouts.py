@@ -19,6 +19,7 @@ from local_aws.provision import drain_json_messages, store_resource_secret
 from local_runner import QueuePoller, StreamPoller
 from local_runner.invocation import Handler
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
+from tests.integration.test_call_deadline import SlowForwarder
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +108,40 @@ def test_a_short_function_timeout_syncs_every_healthy_record(
     parked = drain_json_messages(local_stack.aws["sqs"], local_stack.queue_url("FailedRecordsQueue"))
     assert sorted(m["resourceId"] for m in parked) == ["queue_invalid", "stream_invalid"]
     assert all(m["reason"] == "invalid_record" for m in parked)
+
+
+@pytest.mark.parametrize("template_parameters", [{"FunctionTimeoutSeconds": "10"}], ids=["10s"])
+def test_a_slow_aws_still_syncs_every_healthy_record(
+    template_parameters: dict[str, str],
+    local_stack: LocalStack,
+    handlers: dict[str, ModuleType],
+    aws_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every AWS request of the functions 0.15 s late (moto server behind a slow forwarder): each
+    record's steps take longer, and the shared rate limiter's round trip outlasts its late grace
+    (0.1 s), which used to lapse every slot it reserved, so that no record synced at all."""
+    queue_url = local_stack.queue_url("PartnerEventsQueue")
+    resource_ids = [f"slow_aws_{i}" for i in range(HEALTHY)]
+    for resource_id in resource_ids:
+        local_stack.aws["sqs"].send_message(
+            QueueUrl=queue_url, MessageBody=json.dumps(record(resource_id)), MessageGroupId=resource_id
+        )
+    host, port = aws_endpoint.removeprefix("http://").split(":")
+    forwarder = SlowForwarder((host, int(port)), latency=0.15)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", forwarder.url)  # the functions' AWS, not the test's clients
+    queue = QueuePoller(
+        local_stack.aws["sqs"],
+        queue_url,
+        handlers["queue_sync"].lambda_handler,
+        batch_size=10,
+        timeout_seconds=local_stack.resources.template.function_timeout_seconds(),
+    )
+    try:
+        result = queue.poll_once()
+    finally:
+        forwarder.close()
+
+    assert (result.records, result.outcome, result.error, result.reported) == (HEALTHY, "ok", None, ())
+    for resource_id in resource_ids:
+        assert (local_stack.emulator.held_resource(INSTALLATION_ID, resource_id) or {}).get("status") == "ready"

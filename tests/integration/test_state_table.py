@@ -63,7 +63,9 @@ def test_claim_record_and_the_version_guard(local_stack: LocalStack) -> None:
     stored = item(local_stack, "r1")
     assert stored["partnerVersion"] == {"N": "5"}
     assert stored["payloadDigest"] == {"S": "d1"}
-    assert stored["secretName"] == {"S": "partner/db"}  # the name rotation events can find
+    # The id's name part as given: rotation looks it up with and without the suffix (a partial ARN
+    # of a name ending like a suffix must not be kept as another secret's name).
+    assert stored["secretName"] == {"S": "partner/db-AbCdEf"}
     assert stored["secretsPrefix"] == {"S": "P"}
     assert "claimId" not in stored
     assert "claimUntil" not in stored

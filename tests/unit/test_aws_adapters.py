@@ -15,7 +15,7 @@ from moto import mock_aws
 from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
 from vercel_sync.adapters.secrets import SecretsManagerReader
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, SyncSettings
 
 TOKEN = "vrcl_tok_adapter_test_value"
 
@@ -172,7 +172,7 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
     before it is needed, one DynamoDB client for the state table and the rate limiter."""
     import boto3.session
 
-    from vercel_sync.runtime import build_sync_service
+    from vercel_sync.wiring import build_sync_service
 
     sessions: list[Any] = []
 
@@ -188,15 +188,15 @@ def test_the_service_builds_each_aws_client_once_from_one_session_when_first_use
 
     monkeypatch.setattr(boto3.session, "Session", Session)
     service = build_sync_service(
-        Settings(sync_state_table="sync-state", failed_records_queue_url="https://sqs.example/q")
+        SyncSettings(sync_state_table="sync-state", failed_records_queue_url="https://sqs.example/q")
     )
     assert sessions == []
-    state_client = service.state_store._dynamodb()  # type: ignore[union-attr]
-    limiter_client = service.rate_limiter._dynamodb()  # type: ignore[union-attr]
+    state_client = service.adapters.state_store._dynamodb()  # type: ignore[union-attr]
+    limiter_client = service.adapters.rate_limiter._dynamodb()  # type: ignore[union-attr]
     assert state_client is limiter_client
-    provider = service.secrets._secrets_provider()  # type: ignore[attr-defined]
-    queue_client = service.failed_records._sqs()  # type: ignore[union-attr]
-    assert queue_client is service.source_queue._sqs()  # type: ignore[union-attr]
+    provider = service.adapters.secrets._secrets_provider()  # type: ignore[attr-defined]
+    queue_client = service.adapters.failed_records._sqs()  # type: ignore[union-attr]
+    assert queue_client is service.adapters.source_queue._sqs()  # type: ignore[union-attr]
     # Each is built when an operation is first looked up on it (one per service at this tier).
     assert [c.service for c in (state_client, limiter_client, provider.client, queue_client)] == [
         "dynamodb",

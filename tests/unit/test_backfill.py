@@ -17,28 +17,29 @@ from typing import Any
 import pytest
 
 from operations.progress import ProgressDisplay, bar_line, duration, summary
-from vercel_sync.backfill import (
-    MAX_BATCH_ENTRIES,
-    Backfill,
+from vercel_sync.backfill.checkpoints import (
     BackfillError,
     BackfillPlan,
-    BackfillRequest,
     Counts,
-    InstallationPacer,
     Key,
+    RunState,
+    SegmentState,
+    start_or_resume,
+)
+from vercel_sync.backfill.engine import (
+    MAX_BATCH_ENTRIES,
+    Backfill,
     OutboundMessage,
     Page,
     ProgressSnapshot,
-    RunState,
     ScannedItem,
-    SegmentState,
     classify,
-    handle_backfill_event,
     message_group_id,
-    parse_rate,
     record_body,
-    start_or_resume,
 )
+from vercel_sync.backfill.function import BackfillRequest, BackfillRunner
+from vercel_sync.backfill.settings import BackfillSettings, parse_rate
+from vercel_sync.ratelimit.limiter import InstallationPacer
 from vercel_sync.settings import RateLimit
 
 
@@ -359,16 +360,16 @@ class Invocations:
 def invoke(
     event: dict[str, Any], table: FakeTable, queue: FakeQueue, store: MemoryStore, invoker: Invocations, seconds: float
 ) -> dict[str, Any]:
-    from vercel_sync.backfill import BackfillFunctionConfig
-
-    config = BackfillFunctionConfig("partner", "https://sqs.example/1/q", "state", None, stop_margin_seconds=60)
-    return handle_backfill_event(
+    settings = BackfillSettings(
+        table_name="partner",
+        queue_url="https://sqs.example/1/q",
+        state_table="state",
+        rate=None,
+        stop_margin_seconds=60,
+    )
+    runner = BackfillRunner(settings, source=table, sink_for=lambda run_id: queue, store=store, invoker=invoker)
+    return runner.handle(
         event,
-        config=config,
-        source=table,
-        sink_for=lambda run_id: queue,
-        store=store,
-        invoker=invoker,
         function_arn="arn:aws:lambda:us-east-1:1:function:bf",
         time_left_ms=lambda: int((60 + seconds) * 1000),
     )
@@ -408,3 +409,25 @@ def test_the_function_event_is_validated() -> None:
     assert replace(plan(), total_segments=2).total_segments == 2
     with pytest.raises(BackfillError):
         plan(segments=0)
+
+
+def test_the_function_settings_come_from_the_environment() -> None:
+    environ = {
+        "PARTNER_TABLE_NAME": "partner",
+        "PARTNER_EVENTS_QUEUE_URL": "",  # the template's value when the queue is the partner's own
+        "PARTNER_EVENTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:events.fifo",
+        "SYNC_STATE_TABLE": "state",
+        "VERCEL_RATE_LIMIT": "50/5",
+    }
+    settings = BackfillSettings.from_env(environ)
+    assert (settings.queue_url, settings.queue_arn) == (None, environ["PARTNER_EVENTS_QUEUE_ARN"])
+    assert settings.rate == RateLimit(calls=50, seconds=5)
+    assert (settings.max_invocations, settings.stop_margin_seconds) == (200, 60.0)
+    assert BackfillSettings.from_env({**environ, "BACKFILL_RATE": "off"}).rate is None
+    assert BackfillSettings.from_env({**environ, "VERCEL_RATE_LIMIT": ""}).rate == RateLimit(calls=100, seconds=60)
+    with pytest.raises(BackfillError, match="SYNC_STATE_TABLE"):
+        BackfillSettings.from_env({**environ, "SYNC_STATE_TABLE": ""})
+    with pytest.raises(BackfillError, match="BACKFILL_MAX_INVOCATIONS"):
+        BackfillSettings.from_env({**environ, "BACKFILL_MAX_INVOCATIONS": "many"})
+    with pytest.raises(BackfillError, match="rate must be"):
+        BackfillSettings.from_env({**environ, "BACKFILL_RATE": "fast"})

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel
+from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service, sync_one
 from tests.leak_scan import register_secret
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import payload_digest
 
 INSTALLATION = "icfg_fields"
@@ -82,18 +82,20 @@ def change(item: dict[str, Any], message_id: str) -> SourceChange:
 
 
 def make_service(vercel: FakeVercel, secrets: FakeSecrets) -> SyncService:
-    return SyncService(vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), state_store=FakeStateStore())
+    return make_sync_service(
+        vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), state_store=FakeStateStore()
+    )
 
 
 def sync_before_and_after(record_after: dict[str, Any], document_after: dict[str, Any]) -> tuple[list[str], FakeVercel]:
     vercel = FakeVercel()
     secrets = FakeSecrets(documents={SECRET_NAME: copy.deepcopy(SECRET_DOCUMENT)})
     service = make_service(vercel, secrets)
-    outcomes = [service.sync(change(copy.deepcopy(RECORD), "m1"))]
+    outcomes = [sync_one(service, change(copy.deepcopy(RECORD), "m1"))]
     # The same record again costs no call: suppression is on, so what follows tests it.
-    outcomes.append(service.sync(change(copy.deepcopy(RECORD), "m2")))
+    outcomes.append(sync_one(service, change(copy.deepcopy(RECORD), "m2")))
     secrets.documents[SECRET_NAME] = document_after
-    outcomes.append(service.sync(change(record_after, "m3")))
+    outcomes.append(sync_one(service, change(record_after, "m3")))
     return outcomes, vercel
 
 

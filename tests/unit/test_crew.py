@@ -1,4 +1,4 @@
-"""How a batch's workers start (``pipeline._Crew``): only when every worker is waiting.
+"""How a batch's workers start (``sync.crew.Crew``): only when every worker is waiting.
 
 A batch with nothing to wait for runs on the calling thread (plus at most one helper that stops
 once waits are seen to be short); a batch whose calls wait reaches ``max_concurrency`` as before.
@@ -95,7 +95,7 @@ def test_a_backoff_does_not_hold_up_the_other_resources() -> None:
     """r0 fails fast and sleeps out its backoffs (real time); the other resources, whose calls are
     also fast, run meanwhile on a helper instead of waiting for r0's last try."""
     from tests.fakes import vercel_unavailable
-    from vercel_sync.pipeline import RetryPolicy
+    from vercel_sync.calls import RetryPolicy
 
     class RealTime(Sleeps):
         def __call__(self, seconds: float) -> None:

@@ -7,20 +7,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tests.conftest import LogCapture
-from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel, LambdaContext, load_event, load_handler
+from tests.fakes import (
+    FakeFailedRecords,
+    FakeSecrets,
+    FakeVercel,
+    LambdaContext,
+    load_event,
+    load_handler,
+    make_sync_service,
+    sync_one,
+)
 from tests.unit.test_hardening import change, record
 from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS, AwsClients
 from vercel_sync.deadline import Deadline, TimeBudget, seconds_left, within
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import time_budget
 from vercel_sync.settings import Settings
+from vercel_sync.sync.service import SyncService
+from vercel_sync.wiring import time_budget
 
 BUDGET = time_budget(Settings())  # an AWS call 2 s at its shortest (so parking), a Vercel call 1 s, margin 1 s
 TOLERANCE = 0.5  # seconds: the bound is read a little after the step starts, on a loaded machine
@@ -73,7 +83,7 @@ class BoundQueue(FakeFailedRecords):
 
 
 def bounded_service(bounds: BoundsSeen, **vercel: Any) -> SyncService:
-    return SyncService(
+    return make_sync_service(
         vercel=BoundVercel(bounds, **vercel),
         secrets=BoundSecrets(bounds),
         failed_records=BoundQueue(bounds),
@@ -87,7 +97,7 @@ def test_each_step_gets_the_time_left_minus_parking_and_the_margin() -> None:
     bounds = BoundsSeen()
     service = bounded_service(bounds, script={"db_primary": [vercel_rejects(400)]})
 
-    assert service.sync(change(record()), time_left_ms=10_000) == "parked"
+    assert sync_one(service, change(record()), time_left_ms=10_000) == "parked"
 
     # The secret, the token and the call: 10 s - 2 s (parking) - 1 s (margin); parking: 10 s - 1 s.
     for what in ("secret", "token", "vercel"):
@@ -102,7 +112,7 @@ def test_each_step_gets_the_time_left_minus_parking_and_the_margin() -> None:
 
 def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
     from tests.fakes import FakeStateStore
-    from vercel_sync.pipeline import RetryPolicy
+    from vercel_sync.calls import RetryPolicy
 
     bounds = BoundsSeen()
 
@@ -123,7 +133,7 @@ def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
             bounds.note("pause")
 
     def service(**vercel: Any) -> SyncService:
-        return SyncService(
+        return make_sync_service(
             vercel=FakeVercel(**vercel),
             secrets=FakeSecrets(),
             failed_records=FakeFailedRecords(),
@@ -134,10 +144,10 @@ def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
             monotonic=lambda: 0.0,  # the time left stays what it was given
         )
 
-    assert service().sync(change(record()), time_left_ms=10_000) == "imported"
+    assert sync_one(service(), change(record()), time_left_ms=10_000) == "imported"
     throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
     with pytest.raises(TransientSyncError, match="429"):
-        service(failing={"db_primary": throttled}).sync(change(record()), time_left_ms=10_000)
+        sync_one(service(failing={"db_primary": throttled}), change(record()), time_left_ms=10_000)
 
     # The claim and the 429's shared pause: an AWS read's bound (10 s - 2 s parking - 1 s margin);
     # recording the import: parking's share, kept free by every step before it (10 s - 1 s).
@@ -151,7 +161,7 @@ def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
 @pytest.mark.parametrize("time_left_ms", [BUDGET.least_function_timeout_ms, 10_000, 15_000])
 def test_a_healthy_record_syncs_with_any_time_left_that_fits_parking(time_left_ms: int) -> None:
     bounds = BoundsSeen()
-    assert bounded_service(bounds).sync(change(record()), time_left_ms=time_left_ms) == "imported"
+    assert sync_one(bounded_service(bounds), change(record()), time_left_ms=time_left_ms) == "imported"
     (left,) = bounds.seen["vercel"]
     assert left is not None
     assert left <= time_left_ms / 1000 - 3
@@ -160,7 +170,7 @@ def test_a_healthy_record_syncs_with_any_time_left_that_fits_parking(time_left_m
 def test_a_record_without_the_time_for_a_step_and_parking_goes_back() -> None:
     bounds = BoundsSeen()
     with pytest.raises(TransientSyncError, match="needs 5000 ms"):
-        bounded_service(bounds).sync(change(record()), time_left_ms=4_900)
+        sync_one(bounded_service(bounds), change(record()), time_left_ms=4_900)
     assert bounds.seen == {}
 
 
@@ -225,7 +235,7 @@ def invoke_stream(remaining_ms: int) -> dict[str, Any]:
 
 @pytest.fixture
 def budgeted(service: SyncService) -> SyncService:
-    service.time_budget = BUDGET
+    service.tuning = replace(service.tuning, time_budget=BUDGET)
     return service
 
 
@@ -261,7 +271,7 @@ def test_a_timeout_that_fits_a_record_is_not_reported(
 
 def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
     from tests.unit.test_rotation import Rig, put_secret_value_event
-    from vercel_sync.rotation_runtime import PowertoolsRotationObserver
+    from vercel_sync.observability import PowertoolsRotationObserver
 
     service = Rig().service(time_budget=BUDGET, observer=PowertoolsRotationObserver())
     for _ in range(2):  # reported once; the event itself is left for a retry (no time to find its resources)
@@ -342,14 +352,14 @@ def test_a_step_starts_with_exactly_what_it_needs_and_not_a_millisecond_less(
 
 
 def test_a_healthy_record_syncs_with_exactly_the_time_it_needs() -> None:
-    service = SyncService(
+    service = make_sync_service(
         vercel=FakeVercel(),
         secrets=FakeSecrets(),
         failed_records=FakeFailedRecords(),
         time_budget=BUDGET,
         monotonic=frozen,
     )
-    assert service.sync(change(record()), time_left_ms=BUDGET.record_ms) == "imported"
+    assert sync_one(service, change(record()), time_left_ms=BUDGET.record_ms) == "imported"
 
 
 def test_a_best_effort_aws_call_needs_what_an_aws_read_needs() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,13 +23,14 @@ from tests.fakes import (
     LambdaContext,
     load_event,
     load_handler,
+    make_sync_service,
     vercel_rejects,
     vercel_unavailable,
 )
+from vercel_sync import wiring
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.payload import ImportResourcePayload
-from vercel_sync.pipeline import SyncService
-from vercel_sync.runtime import set_sync_service
+from vercel_sync.sync.service import SyncService
 
 stream_app = load_handler("stream_sync")
 queue_app = load_handler("queue_sync")
@@ -158,7 +160,7 @@ def test_stream_batch_reports_the_earliest_record_of_a_resource_that_keeps_faili
     # INSERT and MODIFY were coalesced into one call (the MODIFY's payload), retried within the
     # invocation and still failing: both are failed, and the earlier one bounds the checkpoint.
     assert failures(response) == [ids(event)[0]]
-    assert fake_vercel.resources_called().count("db_primary") == service.retry_policy.max_calls
+    assert fake_vercel.resources_called().count("db_primary") == service.tuning.retry.max_calls
     assert {c.body["status"] for c in fake_vercel.calls if c.resource_id == "db_primary"} == {"ready"}
     assert failed_records.messages == []
 
@@ -185,7 +187,7 @@ def test_stream_batch_reports_the_first_record_when_everything_fails(
     response = invoke(stream_app, event)
 
     assert failures(response) == [ids(event)[0]]
-    assert len(fake_vercel.calls) == 2 * service.retry_policy.max_calls
+    assert len(fake_vercel.calls) == 2 * service.tuning.retry.max_calls
 
 
 def test_stream_permanent_failure_is_parked_and_the_batch_goes_on(
@@ -371,12 +373,12 @@ def test_a_failed_records_queue_that_refuses_sends_the_record_back_to_its_source
 def test_without_a_failed_records_queue_permanent_failures_go_back_to_the_source(
     fake_vercel: FakeVercel, fake_secrets: FakeSecrets
 ) -> None:
-    set_sync_service(SyncService(vercel=fake_vercel, secrets=fake_secrets, failed_records=None))
+    wiring.sync_service.set(make_sync_service(vercel=fake_vercel, secrets=fake_secrets, failed_records=None))
     try:
         event = load_event("sqs_mixed_valid_invalid.json")
         response = invoke(queue_app, event)
     finally:
-        set_sync_service(None)
+        wiring.sync_service.set(None)
 
     assert failures(response) == [ids(event)[i] for i in (1, 2, 3, 4)]
 
@@ -484,7 +486,9 @@ def test_records_that_cannot_finish_in_time_go_back_to_the_source(
 ) -> None:
     # A record starts with time for its slowest kind of step at its shortest (an AWS call, 15 s),
     # parking it after (15 s) and the 1 s margin: 31 s.
-    service.time_budget = TimeBudget(aws_call_ms=15_000, vercel_call_ms=9_000, margin_ms=1_000)
+    service.tuning = replace(
+        service.tuning, time_budget=TimeBudget(aws_call_ms=15_000, vercel_call_ms=9_000, margin_ms=1_000)
+    )
     stream_event = load_event("stream_insert_modify_remove.json")
     queue_event = load_event("sqs_standard_raw_sns_eventbridge.json")
 

@@ -16,6 +16,8 @@ from tests.fakes import (
     FakeFailedRecords,
     FakeSecrets,
     FakeVercel,
+    make_sync_service,
+    sync_one,
     vercel_rejects,
 )
 from vercel_sync.adapters.secrets import SecretsManagerReader
@@ -28,7 +30,6 @@ from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
-from vercel_sync.pipeline import SyncService
 from vercel_sync.redaction import REDACTED, scrub_text
 from vercel_sync.settings import Settings, secret_name
 
@@ -67,7 +68,7 @@ def test_a_step_that_could_outlast_the_invocation_is_not_started() -> None:
     clock = SteppingClock()
     vercel = FakeVercel()
     secrets = FakeSecrets(on_resource_read=lambda _: setattr(clock, "now", clock.now + 20))
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel,
         secrets=secrets,
         failed_records=FakeFailedRecords(),
@@ -77,16 +78,16 @@ def test_a_step_that_could_outlast_the_invocation_is_not_started() -> None:
     # 30 s is enough to start (21 s), but the slow secret read leaves 10 s: too little for the
     # token read and the call. The record goes back; Vercel is never called.
     with pytest.raises(TransientSyncError, match="ms left in this invocation"):
-        service.sync(change(record()), time_left_ms=30_000)
+        sync_one(service, change(record()), time_left_ms=30_000)
     assert vercel.calls == []
 
 
 def test_a_bug_goes_back_to_the_source_without_its_message() -> None:
     vercel = FakeVercel(script={"db_primary": [KeyError(f"quoting {DB_PASSWORD}")]})
-    service = SyncService(vercel=vercel, secrets=FakeSecrets(), failed_records=FakeFailedRecords())
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=FakeFailedRecords())
 
     with pytest.raises(TransientSyncError) as caught:
-        service.sync(change(record()))
+        sync_one(service, change(record()))
 
     assert "KeyError" in str(caught.value)
     assert DB_PASSWORD not in str(caught.value)
@@ -99,9 +100,9 @@ def test_a_bug_goes_back_to_the_source_without_its_message() -> None:
 def test_dot_segment_ids_are_invalid_records(resource_id: str) -> None:
     failed = FakeFailedRecords()
     vercel = FakeVercel()
-    service = SyncService(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
 
-    assert service.sync(change(record(resourceId=resource_id))) == "parked"
+    assert sync_one(service, change(record(resourceId=resource_id))) == "parked"
     assert failed.reasons() == ["invalid_record"]
     assert vercel.calls == []
 
@@ -122,9 +123,9 @@ def test_client_refuses_dot_segment_ids() -> None:
 )
 def test_text_json_cannot_carry_is_an_invalid_record(where: str, item: dict[str, Any]) -> None:
     failed = FakeFailedRecords()
-    service = SyncService(vercel=FakeVercel(), secrets=FakeSecrets(), failed_records=failed)
+    service = make_sync_service(vercel=FakeVercel(), secrets=FakeSecrets(), failed_records=failed)
 
-    assert service.sync(change(item)) == "parked"
+    assert sync_one(service, change(item)) == "parked"
     (message,) = failed.messages
     assert message["reason"] == "invalid_record"
     assert where in message["detail"]
@@ -134,9 +135,9 @@ def test_text_json_cannot_carry_is_an_invalid_record(where: str, item: dict[str,
 def test_a_secret_value_with_a_lone_surrogate_is_an_invalid_record() -> None:
     secrets = FakeSecrets(documents={"partner/resources/icfg_1/db_primary": {"PGPASSWORD": "pw-\ud800-x"}})
     failed = FakeFailedRecords()
-    service = SyncService(vercel=FakeVercel(), secrets=secrets, failed_records=failed)
+    service = make_sync_service(vercel=FakeVercel(), secrets=secrets, failed_records=failed)
 
-    assert service.sync(change(record())) == "parked"
+    assert sync_one(service, change(record())) == "parked"
     assert failed.reasons() == ["invalid_record"]
 
 
@@ -157,9 +158,9 @@ def test_a_secret_straddling_the_cut_of_a_long_error_body_is_not_left_in_part() 
     body = "x" * (2048 - 10) + DB_PASSWORD + "y" * 5000
     vercel = FakeVercel(script={"db_primary": [vercel_rejects(400, body)]})
     failed = FakeFailedRecords()
-    service = SyncService(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
 
-    assert service.sync(change(record())) == "parked"
+    assert sync_one(service, change(record())) == "parked"
     (message,) = failed.messages
     text = json.dumps(message)
     for size in range(6, len(DB_PASSWORD) + 1):
@@ -293,13 +294,13 @@ def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind()
     respx.put(url__startswith=BASE).mock(return_value=httpx.Response(400, content=body.encode()))
     document = {"BIG": {"value": secret, "preview": secret, "production": secret}}
     failed = FakeFailedRecords()
-    service = SyncService(
+    service = make_sync_service(
         vercel=VercelClient(BASE),
         secrets=FakeSecrets(documents={"partner/resources/icfg_1/db_primary": document}),
         failed_records=failed,
     )
 
-    assert service.sync(change(record())) == "parked"
+    assert sync_one(service, change(record())) == "parked"
     text = json.dumps(failed.messages)
     assert not any(secret[i : i + 12] in text for i in range(len(secret) - 12))
 
@@ -315,7 +316,7 @@ def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_w
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     failed = FakeFailedRecords()
     vercel = FakeVercel(failing={"db_primary": TransientSyncError("Vercel answered 503", http_status=503)})
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel,
         secrets=FakeSecrets(),
         failed_records=failed,
@@ -327,8 +328,8 @@ def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_w
     old = stream_change(record(), now - timedelta(hours=20))
 
     with pytest.raises(TransientSyncError):
-        service.sync(young)
-    assert service.sync(old) == "parked"
+        sync_one(service, young)
+    assert sync_one(service, old) == "parked"
 
     (message,) = failed.messages
     assert message["reason"] == "retries_exhausted"
@@ -338,7 +339,7 @@ def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_w
 
 
 def test_an_old_record_whose_parking_hits_a_bug_too_goes_back_to_its_source() -> None:
-    from vercel_sync.pipeline import NullObserver
+    from vercel_sync.ports import NullObserver
 
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -350,7 +351,7 @@ def test_an_old_record_whose_parking_hits_a_bug_too_goes_back_to_its_source() ->
         def parked(self, *_: Any, **__: Any) -> None:
             raise KeyError("a bug in reporting the parking")
 
-    service = SyncService(
+    service = make_sync_service(
         vercel=BrokenVercel(),
         secrets=FakeSecrets(),
         failed_records=FakeFailedRecords(),
@@ -375,7 +376,7 @@ def test_parking_needs_time_too() -> None:
             raise vercel_rejects(400)
 
     failed = FakeFailedRecords()
-    service = SyncService(
+    service = make_sync_service(
         vercel=SlowRejectingVercel(),
         secrets=FakeSecrets(),
         failed_records=failed,
@@ -385,7 +386,7 @@ def test_parking_needs_time_too() -> None:
 
     # 40 s: enough to start (31 s); after the call 5 s are left, too little to park (11 s).
     with pytest.raises(TransientSyncError, match="failed-records queue"):
-        service.sync(change(record()), time_left_ms=40_000)
+        sync_one(service, change(record()), time_left_ms=40_000)
     assert failed.messages == []
 
 

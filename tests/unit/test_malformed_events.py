@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes import FakeFailedRecords, FakeVercel, LambdaContext, load_event, load_handler
 from vercel_sync.event_fields import LATEST_EPOCH_SECONDS, stream_created_at
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 
 stream_app = load_handler("stream_sync")
 queue_app = load_handler("queue_sync")
@@ -42,6 +42,7 @@ def set_created(value: Any) -> Callable[[dict[str, Any]], None]:
     [
         pytest.param(set_created(1e12), TIME_PROBLEM, id="created-1e12"),
         pytest.param(set_created(1e20), TIME_PROBLEM, id="created-1e20"),
+        pytest.param(set_created(10**400), TIME_PROBLEM, id="created-integer-past-any-float"),
         pytest.param(set_created(-1), TIME_PROBLEM, id="created-negative"),
         pytest.param(set_created("yesterday"), TIME_PROBLEM, id="created-text"),
         pytest.param(set_created(True), TIME_PROBLEM, id="created-boolean"),
@@ -167,6 +168,8 @@ def test_a_stream_record_without_an_approximate_creation_time_syncs(
 def test_a_message_sent_back_without_its_queue_arn_is_not_deferred(
     service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
 ) -> None:
+    from dataclasses import replace
+
     from vercel_sync.errors import TransientSyncError
 
     deferred: list[tuple[str, list[tuple[str, float]]]] = []
@@ -176,7 +179,7 @@ def test_a_message_sent_back_without_its_queue_arn_is_not_deferred(
             deferred.append((queue_arn, list(messages)))
             return len(messages)
 
-    service.source_queue = SourceQueue()
+    service.adapters = replace(service.adapters, source_queue=SourceQueue())
     throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
     fake_vercel.failing.update({"auth_tenant_42": throttled, "db_replica": throttled})
     event = load_event("sqs_standard_raw_sns_eventbridge.json")
@@ -190,12 +193,6 @@ def test_a_message_sent_back_without_its_queue_arn_is_not_deferred(
     assert [len(messages) for _, messages in deferred] == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="an SQS record whose MessageGroupId is not text (unhashable) fails the whole FIFO batch in "
-    "Powertools' SqsFifoPartialProcessor (TypeError) instead of being parked on its own",
-)
 @pytest.mark.parametrize("group", [{"id": "g"}, ["g"]], ids=["object", "list"])
 def test_a_fifo_record_whose_message_group_is_not_text_is_parked_and_the_batch_goes_on(
     group: Any, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
@@ -210,4 +207,65 @@ def test_a_fifo_record_whose_message_group_is_not_text_is_parked_and_the_batch_g
 
     assert response == {"batchItemFailures": []}
     assert sorted(fake_vercel.resources_called()) == ["auth_tenant_42", "db_replica"]
-    assert [m["source"]["messageId"] for m in failed_records.messages] == ["malformed-message"]
+    (message,) = failed_records.messages
+    assert message["source"]["messageId"] == "malformed-message"
+    assert message["detail"] == "the SQS record's MessageGroupId is not a string"
+
+
+@pytest.mark.parametrize("sequence_number", [{"S": "1"}, ["1"], 7, None], ids=["object", "list", "number", "null"])
+def test_a_stream_record_whose_sequence_number_is_not_text_is_parked_and_the_shard_goes_on(
+    sequence_number: Any, service: SyncService, fake_vercel: FakeVercel, failed_records: FakeFailedRecords
+) -> None:
+    event = load_event("stream_insert_modify_remove.json")
+    event["Records"].insert(
+        0, malformed_stream_record(lambda r: r["dynamodb"].__setitem__("SequenceNumber", sequence_number))
+    )
+
+    response = stream_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert fake_vercel.resources_called() == ["db_primary", "cache/eu west#1"]
+    (message,) = failed_records.messages
+    assert message["reason"] == "invalid_record"
+    assert message["detail"] == "the stream record's SequenceNumber is not a string"
+    assert message["record"]["resourceId"] == "malformed"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda record: record.__setitem__("eventSourceARN", None), id="source-arn-null"),
+        pytest.param(lambda record: record.__setitem__("eventSourceARN", 5), id="source-arn-number"),
+        pytest.param(
+            lambda record: record["attributes"].__setitem__("ApproximateReceiveCount", float("inf")),
+            id="receive-count-infinite",
+        ),
+        pytest.param(
+            lambda record: record["attributes"].__setitem__("ApproximateReceiveCount", [1]), id="receive-count-list"
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("event_file", "resources"),
+    [
+        ("sqs_standard_raw_sns_eventbridge.json", ["auth_tenant_42", "db_replica", "cache/eu west#1"]),
+        ("sqs_fifo.json", ["auth_tenant_42", "db_replica"]),
+    ],
+)
+def test_an_odd_field_lambda_reads_for_itself_does_not_fail_the_batch(
+    event_file: str,
+    resources: list[str],
+    change: Callable[[dict[str, Any]], None],
+    service: SyncService,
+    fake_vercel: FakeVercel,
+    failed_records: FakeFailedRecords,
+) -> None:
+    """The queue's ARN and the receive count decide nothing about the partner record: it syncs."""
+    event = load_event(event_file)
+    change(event["Records"][0])
+
+    response = queue_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(fake_vercel.resources_called()) == sorted(resources)
+    assert failed_records.messages == []

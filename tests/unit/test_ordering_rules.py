@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service, sync_one
 from vercel_sync.changes import SourceChange, SourcePosition
-from vercel_sync.pipeline import SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import partner_version, sequence_version
 
 INSTALLATION = "icfg_order"
@@ -39,7 +39,7 @@ def stream(item: dict[str, Any], sequence_number: str) -> SourceChange:
 
 
 def make_service(vercel: FakeVercel, state: FakeStateStore | None = None) -> SyncService:
-    return SyncService(
+    return make_sync_service(
         vercel=vercel, secrets=FakeSecrets(), failed_records=FakeFailedRecords(), state_store=state, max_concurrency=1
     )
 
@@ -121,12 +121,12 @@ def test_a_stream_guarded_by_sequence_numbers_then_by_versions_keeps_each_guard(
     vercel = FakeVercel()
     service = make_service(vercel, FakeStateStore())
 
-    assert service.sync(stream(record("seq 900"), "900")) == "imported"
+    assert sync_one(service, stream(record("seq 900"), "900")) == "imported"
     # The partner starts setting version: 1 is not weighed against sequence number 900.
-    assert service.sync(stream(record("v1", version=1), "901")) == "imported"
-    assert service.sync(stream(record("v1 again", version=1), "902")) == "stale"
+    assert sync_one(service, stream(record("v1", version=1), "901")) == "imported"
+    assert sync_one(service, stream(record("v1 again", version=1), "902")) == "stale"
     # A redelivered change without a version is still guarded by its sequence number.
-    assert service.sync(stream(record("seq 800"), "800")) == "stale"
+    assert sync_one(service, stream(record("seq 800"), "800")) == "stale"
     assert [c.body["name"] for c in vercel.calls] == ["seq 900", "v1"]
 
 
@@ -153,7 +153,7 @@ def test_a_stream_record_with_a_longer_sequence_number_is_not_taken_as_stale() -
     vercel = FakeVercel()
     service = make_service(vercel, FakeStateStore())
 
-    assert service.sync(stream(record("at 99"), "99")) == "imported"
-    assert service.sync(stream(record("at 100"), "100")) == "imported"
-    assert service.sync(stream(record("at 99 redelivered"), "99")) == "stale"
+    assert sync_one(service, stream(record("at 99"), "99")) == "imported"
+    assert sync_one(service, stream(record("at 100"), "100")) == "imported"
+    assert sync_one(service, stream(record("at 99 redelivered"), "99")) == "stale"
     assert [c.body["name"] for c in vercel.calls] == ["at 99", "at 100"]

@@ -20,15 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from vercel_sync.adapters.rate_limiter import (
-    MICROSECONDS,
-    BucketParameters,
-    DynamoDbRateLimiter,
-    InProcessRateLimiter,
-    SlotRateLimiter,
-    build_rate_limiter,
-    plan_reservation,
-)
+from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter, build_rate_limiter
+from vercel_sync.ratelimit.bucket import MICROSECONDS, BucketParameters, plan_reservation
+from vercel_sync.ratelimit.limiter import InProcessRateLimiter, SlotRateLimiter
 from vercel_sync.settings import RateLimit, Settings
 
 TABLE = "sync-state"
@@ -432,6 +426,36 @@ def test_a_first_write_against_a_bucket_in_use_learns_it_and_keeps_the_limit(
     fresh = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=dynamodb, clock=clock, sleep=clock.sleep)
     times += grant_times(fresh, clock, 2 * limit.calls)
     assert fresh.stats().conflicts == 1  # its first write, against a bucket that is not full
+    assert_within_limit(times, limit)
+
+
+class SlowClient(AtomicClient):
+    """DynamoDB answering each write ``seconds`` after it was sent (on the fake clock)."""
+
+    def __init__(self, client: Any, clock: FakeClock, seconds: float) -> None:
+        super().__init__(client)
+        self._clock, self._seconds = clock, seconds
+
+    def update_item(self, **request: Any) -> Any:
+        answer = super().update_item(**request)
+        self._clock.sleep(self._seconds)
+        return answer
+
+
+@pytest.mark.parametrize("round_trip", [0.15, 0.5, 1.5])
+def test_a_slow_dynamodb_still_grants_slots_and_keeps_the_limit(
+    dynamodb: AtomicClient, clock: FakeClock, round_trip: float
+) -> None:
+    """A round trip longer than the late grace: slots reserved for the moment the write left would
+    all have lapsed by the time the answer came back (no call ever granted, the bucket drained by
+    reservation after reservation). They are reserved for when the answer is expected instead."""
+    slow = SlowClient(dynamodb._client, clock, round_trip)
+    limit = RateLimit(calls=10, seconds=2)
+    limiter = DynamoDbRateLimiter(TABLE, limit, dynamodb_client=slow, clock=clock, sleep=clock.sleep)
+    times = grant_times(limiter, clock, 25, max_wait=10.0)
+    stats = limiter.stats()
+    assert stats.granted == 25, stats
+    assert stats.lapsed <= 1, stats  # the first, before a round trip was measured
     assert_within_limit(times, limit)
 
 

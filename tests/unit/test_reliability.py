@@ -17,12 +17,15 @@ from tests.fakes import (
     FakeSecrets,
     FakeStateStore,
     FakeVercel,
+    make_sync_service,
+    sync_one,
     vercel_unavailable,
 )
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService
+from vercel_sync.sync.service import SyncService
 from vercel_sync.sync_state import partner_version, payload_digest, sequence_version
 
 INSTALLATION = "icfg_1"
@@ -81,7 +84,7 @@ def make_service(
 ) -> SyncService:
     sleeps = sleeps if sleeps is not None else Sleeps()
     kwargs.setdefault("monotonic", sleeps.now)
-    return SyncService(
+    return make_sync_service(
         vercel=vercel or FakeVercel(),
         secrets=FakeSecrets(),
         failed_records=failed if failed is not None else FakeFailedRecords(),
@@ -154,10 +157,10 @@ def test_a_change_not_newer_than_the_applied_version_is_skipped_as_stale() -> No
     state = FakeStateStore()
     service = make_service(vercel, state=state)
 
-    assert service.sync(sqs(record(name="v5", version=5))) == "imported"
-    assert service.sync(sqs(record(name="v4", version=4))) == "stale"
-    assert service.sync(sqs(record(name="v5 again", version=5))) == "stale"  # equal counts as stale
-    assert service.sync(sqs(record(name="v6", version=6))) == "imported"
+    assert sync_one(service, sqs(record(name="v5", version=5))) == "imported"
+    assert sync_one(service, sqs(record(name="v4", version=4))) == "stale"
+    assert sync_one(service, sqs(record(name="v5 again", version=5))) == "stale"  # equal counts as stale
+    assert sync_one(service, sqs(record(name="v6", version=6))) == "imported"
 
     assert [c.body["name"] for c in vercel.calls] == ["v5", "v6"]
 
@@ -166,18 +169,18 @@ def test_iso_times_are_versions_too() -> None:
     vercel = FakeVercel()
     service = make_service(vercel, state=FakeStateStore())
 
-    assert service.sync(sqs(record(version="2026-11-26T10:05:00Z"))) == "imported"
-    assert service.sync(sqs(record(version="2026-11-26T10:00:00+00:00"))) == "stale"
-    assert service.sync(sqs(record(version="2026-11-26T10:05:00.000001Z", name="later"))) == "imported"
+    assert sync_one(service, sqs(record(version="2026-11-26T10:05:00Z"))) == "imported"
+    assert sync_one(service, sqs(record(version="2026-11-26T10:00:00+00:00"))) == "stale"
+    assert sync_one(service, sqs(record(version="2026-11-26T10:05:00.000001Z", name="later"))) == "imported"
 
 
 def test_stream_sequence_numbers_order_changes_without_a_version() -> None:
     vercel = FakeVercel()
     service = make_service(vercel, state=FakeStateStore())
 
-    assert service.sync(stream(record(name="new"), "200")) == "imported"
+    assert sync_one(service, stream(record(name="new"), "200")) == "imported"
     # A redelivered older record (e.g. after a bisected batch) does not go back.
-    assert service.sync(stream(record(name="old"), "100")) == "stale"
+    assert sync_one(service, stream(record(name="old"), "100")) == "stale"
     assert [c.body["name"] for c in vercel.calls] == ["new"]
 
 
@@ -186,11 +189,11 @@ def test_an_unchanged_payload_costs_no_call_but_moves_the_version_on() -> None:
     state = FakeStateStore()
     service = make_service(vercel, state=state)
 
-    assert service.sync(sqs(record(version=1))) == "imported"
+    assert sync_one(service, sqs(record(version=1))) == "imported"
     # A change to a field the payload does not carry: same payload, no call.
-    assert service.sync(sqs(record(version=2, internalNote="x"))) == "unchanged"
+    assert sync_one(service, sqs(record(version=2, internalNote="x"))) == "unchanged"
     # Version 2 was recorded, so a late version 1.5 with another payload is stale, not applied.
-    assert service.sync(sqs(record(version=Decimal("1.5"), name="late"))) == "stale"
+    assert sync_one(service, sqs(record(version=Decimal("1.5"), name="late"))) == "stale"
     assert len(vercel.calls) == 1
 
 
@@ -223,7 +226,7 @@ def test_a_busy_resource_is_waited_for_then_synced() -> None:
     sleeps = Sleeps()
     service = make_service(vercel, state=state, sleeps=sleeps)
 
-    assert service.sync(sqs(record())) == "imported"
+    assert sync_one(service, sqs(record())) == "imported"
     assert len(sleeps.seconds) == 2
 
 
@@ -233,7 +236,7 @@ def test_a_failed_call_releases_its_claim() -> None:
     service = make_service(vercel, state=state, retry_policy=RetryPolicy(max_calls=1))
 
     with pytest.raises(TransientSyncError):
-        service.sync(sqs(record(version=1)))
+        sync_one(service, sqs(record(version=1)))
 
     assert "claim" not in state.items[(INSTALLATION, "r1")]
     assert "partner" not in state.items[(INSTALLATION, "r1")]  # nothing recorded: it was not applied
@@ -248,7 +251,7 @@ def test_backoff_is_exponential_with_full_jitter_and_never_sooner_than_retry_aft
     sleeps = Sleeps()
     service = make_service(vercel, sleeps=sleeps, retry_policy=RetryPolicy(base_delay_seconds=0.5))
 
-    assert service.sync(sqs(record())) == "imported"
+    assert sync_one(service, sqs(record())) == "imported"
 
     # The jitter is drawn at its ceiling here: 0.5, 1.0, then Retry-After's 3 s beats 2.0.
     assert sleeps.seconds == [0.5, 1.0, 3.0]
@@ -279,7 +282,7 @@ def test_retries_stop_when_the_invocation_could_not_wait_and_still_finish() -> N
 
     # 30 s left: enough to start (7 s), not to wait 20 s and then call (20 + 7 s > 30 - the start).
     with pytest.raises(TransientSyncError, match="429"):
-        service.sync(sqs(record()), time_left_ms=25_000)
+        sync_one(service, sqs(record()), time_left_ms=25_000)
 
     assert len(vercel.calls) == 1
     assert sleeps.seconds == []
@@ -295,7 +298,7 @@ def test_a_429_pauses_every_call_of_that_installation() -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel,
         secrets=FakeSecrets(),
         failed_records=FakeFailedRecords(),
@@ -331,7 +334,7 @@ def test_a_429_reaches_the_shared_rate_limiter() -> None:
     throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=1.5)
     service = make_service(FakeVercel(script={"r1": [throttled]}), rate_limiter=limiter)
 
-    assert service.sync(sqs(record())) == "imported"
+    assert sync_one(service, sqs(record())) == "imported"
     assert limiter.paused == [(INSTALLATION, 1.5)]
     assert len(limiter.acquired) == 2  # a token for each call
 
@@ -369,7 +372,7 @@ def test_calls_that_decide_nothing_are_skipped_when_the_invocation_is_nearly_ove
     )
 
     with pytest.raises(TransientSyncError, match="429"):
-        service.sync(sqs(record(version=1)), time_left_ms=20_000)
+        sync_one(service, sqs(record(version=1)), time_left_ms=20_000)
 
     claimed = "claim" in state.items[(INSTALLATION, "r1")]
     assert limiter.paused == ([] if call_seconds else [(INSTALLATION, 30.0)])
@@ -388,7 +391,7 @@ def test_no_token_from_the_rate_limiter_in_time_sends_the_record_back() -> None:
     service = make_service(vercel, rate_limiter=Empty())
 
     with pytest.raises(TransientSyncError, match="rate limit"):
-        service.sync(sqs(record()))
+        sync_one(service, sqs(record()))
     assert vercel.calls == []
 
 
@@ -399,7 +402,7 @@ def test_the_failed_record_counts_attempts_across_deliveries_and_calls() -> None
     vercel = FakeVercel(script={"r1": [vercel_unavailable(503), vercel_rejects(422)]})
     service = make_service(vercel, failed=failed)
 
-    assert service.sync(sqs(record(), receive_count=3)) == "parked"
+    assert sync_one(service, sqs(record(), receive_count=3)) == "parked"
 
     (message,) = failed.messages
     assert (message["attempts"], message["vercelCalls"]) == (4, 2)
@@ -415,7 +418,7 @@ def test_a_401_rereads_the_token_once_for_the_whole_installation() -> None:
         return ROTATED_TOKEN if force_fetch else TOKEN
 
     secrets.installation_token = token  # type: ignore[method-assign]
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), max_concurrency=1, sleep=lambda _s: None
     )
 
@@ -539,7 +542,7 @@ def sqs_event(bodies: list[dict[str, Any]], *, fifo_groups: list[str] | None = N
 
 def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apart() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     service = make_service(
@@ -557,7 +560,7 @@ def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apa
 
 def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     service = make_service(
@@ -574,7 +577,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
     """Deferring decides nothing (skipped, a message returns after the visibility timeout): it is not
     started with less than one AWS call and the margin left, so it cannot overrun the timeout."""
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     class RunningOut(LambdaContext):
         def __init__(self) -> None:
@@ -600,7 +603,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
 
 def test_other_transient_failures_keep_the_queues_own_timeout() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     source = RecordingSourceQueue()
     vercel = FakeVercel(failing={"r0": vercel_unavailable(503)})
@@ -625,18 +628,18 @@ def test_a_remove_is_newer_than_the_state_it_deletes() -> None:
     vercel = FakeVercel()
     service = make_service(vercel, state=FakeStateStore())
 
-    assert service.sync(stream(record(version=7), "100")) == "imported"
+    assert sync_one(service, stream(record(version=7), "100")) == "imported"
     # The REMOVE's old image still says version 7: the deletion must not be taken as stale.
-    assert service.sync(stream(record(version=7), "200", removed=True)) == "imported"
+    assert sync_one(service, stream(record(version=7), "200", removed=True)) == "imported"
     assert vercel.calls[-1].body["status"] == "uninstalled"
     # A redelivered older change stays stale; the partner's next version applies.
-    assert service.sync(stream(record(version=7), "100")) == "stale"
-    assert service.sync(stream(record(version=8), "300")) == "imported"
+    assert sync_one(service, stream(record(version=7), "100")) == "stale"
+    assert sync_one(service, stream(record(version=8), "300")) == "imported"
 
 
 def test_a_fifo_group_stops_at_its_first_failure_and_sends_or_parks_nothing_behind_it() -> None:
     from tests.fakes import LambdaContext
-    from vercel_sync.batch import handle_queue_event
+    from vercel_sync.sources import handle_queue_event
 
     vercel = FakeVercel(failing={"a": vercel_unavailable(503)})
     failed = FakeFailedRecords()

@@ -20,19 +20,19 @@ from tests.fakes import (
     FakeFailedRecords,
     vercel_rejects,
 )
+from vercel_sync.calls import Clock, RetryPolicy
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import RetryPolicy
-from vercel_sync.rotation import (
+from vercel_sync.rotation.events import (
     FAILURE_KIND,
     InvalidEventError,
     RotationIncompleteError,
-    RotationService,
     RotationTarget,
     SecretChange,
     parse_secret_change,
     target_from_item,
 )
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import Settings, normalized_secret_name
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_demo01/db_primary-AbC123"
@@ -264,18 +264,23 @@ class Rig:
     sleeps: list[float] = field(default_factory=list)
 
     def service(self, **overrides: Any) -> RotationService:
-        arguments: dict[str, Any] = {
-            "settings": SETTINGS,
+        options = {name: overrides.pop(name) for name in ("retry", "time_budget") if name in overrides}
+        timer = {name: overrides.pop(name) for name in ("monotonic",) if name in overrides}
+        adapters: dict[str, Any] = {
             "index": self.index,
             "secrets": self.secrets,
             "vercel": self.vercel,
             "failed_records": self.failed,
-            "clock": lambda: datetime(2026, 11, 27, tzinfo=UTC),
-            "sleep": self.sleeps.append,
-            "draw": lambda: 1.0,
         }
-        arguments.update(overrides)
-        return RotationService(**arguments)
+        adapters.update(overrides)
+        # The jitter drawn at its ceiling.
+        clock = Clock(
+            now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
+            sleep=self.sleeps.append,
+            uniform=lambda _, high: high,
+            **timer,
+        )
+        return RotationService(SETTINGS, RotationAdapters(**adapters), clock=clock, **options)
 
 
 # A secret belongs to one installation (test_secret_ownership.py): its resources are the targets.
@@ -294,7 +299,8 @@ def rig() -> Rig:
 def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> None:
     result = rig.service().handle(put_secret_value_event())
 
-    assert rig.index.queries == [NAME]
+    # Under the name part an import given the whole ARN keeps, and without the suffix (a name or a partial ARN).
+    assert rig.index.queries == [NAME + "-AbC123", NAME]
     assert rig.secrets.reads == [(ARN, True)]  # once, past the cache
     assert rig.vercel.per_resource() == {"db_primary": 1, "db_replica": 1, "db_other": 1}
     assert rig.secrets.token_reads == [("icfg_demo01", False)]  # once per installation
@@ -512,7 +518,7 @@ def test_the_rotation_rules_import_no_aws_or_http_library() -> None:
 
     root = Path(__file__).resolve().parents[2]
     code = (
-        "import sys, vercel_sync.rotation; "
+        "import sys, vercel_sync.rotation.events, vercel_sync.rotation.service; "
         "print(','.join(m for m in ('boto3', 'botocore', 'httpx', 'aws_lambda_powertools') if m in sys.modules))"
     )
     result = subprocess.run(  # noqa: S603 - our own interpreter

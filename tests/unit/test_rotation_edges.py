@@ -14,11 +14,14 @@ from moto import mock_aws
 
 from tests.fakes import EVENTS, TOKEN, FakeFailedRecords, LambdaContext, load_handler
 from tests.unit.test_rotation import NAME, SETTINGS, FakeIndex, FakeRotationSecrets, FakeSecretsApi
+from vercel_sync import wiring
 from vercel_sync.adapters.secret_index import INDEX_NAME, DynamoDbSecretIndex
 from vercel_sync.adapters.vercel import MAX_REQUEST_BODY_BYTES, VercelClient
+from vercel_sync.calls import Clock
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
-from vercel_sync.rotation import RotationService, RotationTarget
-from vercel_sync.rotation_runtime import handle_rotation_event, set_rotation_service
+from vercel_sync.observability import handle_rotation_event
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 
 BASE = "https://api.vercel.com"
 ROTATION_EVENTS = sorted((EVENTS / "rotation").glob("*.json"))
@@ -32,17 +35,12 @@ def rotation_app() -> Any:
 @pytest.fixture
 def fakes() -> Iterator[tuple[FakeSecretsApi, FakeFailedRecords]]:
     vercel, failed = FakeSecretsApi(), FakeFailedRecords()
-    service = RotationService(
-        settings=SETTINGS,
-        index=FakeIndex({NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]}),
-        secrets=FakeRotationSecrets(),
-        vercel=vercel,
-        failed_records=failed,
-        sleep=lambda _seconds: None,
-    )
-    set_rotation_service(service)
+    index = FakeIndex({NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]})
+    adapters = RotationAdapters(index=index, secrets=FakeRotationSecrets(), vercel=vercel, failed_records=failed)
+    service = RotationService(SETTINGS, adapters, clock=Clock(sleep=lambda _seconds: None))
+    wiring.rotation_service.set(service)
     yield vercel, failed
-    set_rotation_service(None)
+    wiring.rotation_service.set(None)
 
 
 @pytest.mark.parametrize("event_file", ROTATION_EVENTS, ids=lambda p: p.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
@@ -21,15 +22,15 @@ from tests.encodings import (
     strings,
     upper_hex,
 )
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets
+from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, make_sync_service, sync_one
 from tests.leak_scan import register_secret
 from vercel_sync import redaction
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.pipeline import SyncService
 from vercel_sync.redaction import REDACTED, WITHHELD, scrub, scrub_error_body, scrub_text
-from vercel_sync.rotation import RotationTarget, SecretChange, build_rotation_failure_message
+from vercel_sync.rotation.events import RotationTarget, SecretChange, build_rotation_failure_message
+from vercel_sync.sync.service import SyncService
 
 BASE = "https://api.vercel.test"
 INSTALLATION = "icfg_echo"
@@ -65,7 +66,7 @@ def change(item: dict[str, Any], identifier: str = "m-1") -> SourceChange:
 
 def service(transport: httpx.BaseTransport, failed: FakeFailedRecords) -> SyncService:
     secrets = FakeSecrets(documents={SECRET_NAME: {"PGPASSWORD": ECHOED_PASSWORD}})
-    return SyncService(vercel=VercelClient(BASE, transport=transport), secrets=secrets, failed_records=failed)
+    return make_sync_service(vercel=VercelClient(BASE, transport=transport), secrets=secrets, failed_records=failed)
 
 
 @pytest.mark.parametrize("body", sorted(BODIES))
@@ -73,7 +74,7 @@ def service(transport: httpx.BaseTransport, failed: FakeFailedRecords) -> SyncSe
 def test_a_rejection_echoing_the_request_keeps_no_secret_in_the_failed_record(encoding: str, body: str) -> None:
     failed = FakeFailedRecords()
 
-    assert service(echoing_vercel(encoding, body), failed).sync(change(record())) == "parked"
+    assert sync_one(service(echoing_vercel(encoding, body), failed), change(record())) == "parked"
 
     (message,) = failed.messages
     assert message["reason"] == "vercel_rejected"
@@ -102,7 +103,7 @@ def test_a_403_stops_the_installation_with_the_status_alone() -> None:
 
     failed = FakeFailedRecords()
     sync = service(httpx.MockTransport(answer), failed)
-    sync.max_concurrency = 1  # the first resource is refused before the second starts
+    sync.tuning = replace(sync.tuning, max_concurrency=1)  # the first resource is refused before the second starts
 
     results = sync.sync_batch([change(record("db_echo"), "m-1"), change(record("db_plain", secret=False), "m-2")])
 
@@ -231,7 +232,7 @@ def test_an_old_stream_record_hit_by_a_bug_is_parked_whole_without_the_error_tex
             raise RuntimeError(f"a library quoting the secret {ECHOED_PASSWORD}")
 
     failed = FakeFailedRecords()
-    sync = SyncService(
+    sync = make_sync_service(
         vercel=BrokenVercel(),
         secrets=FakeSecrets(documents={SECRET_NAME: {"PGPASSWORD": ECHOED_PASSWORD}}),
         failed_records=failed,

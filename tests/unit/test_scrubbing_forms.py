@@ -6,16 +6,18 @@ error a record goes back with), not how scrubbing finds the forms.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, vercel_rejects
+from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, FakeVercel, make_sync_service, sync_one, vercel_rejects
 from tests.leak_scan import register_secret
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.pipeline import RetryPolicy, SyncService
 from vercel_sync.redaction import MAX_ENCODED_CHARACTER, REDACTED, scrub, scrub_text, truncate
 
 INSTALLATION = "icfg_scrub"
@@ -95,9 +97,9 @@ def test_a_vercel_error_echoing_a_secret_in_non_ascii_json_leaves_it_out_of_the_
     vercel = FakeVercel(script={"db": [vercel_rejects(400, body)]})
     failed = FakeFailedRecords()
     secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
-    service = SyncService(vercel=vercel, secrets=secrets, failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
 
-    assert service.sync(change(record())) == "parked"
+    assert sync_one(service, change(record())) == "parked"
 
     (message,) = failed.messages
     for text in (json.dumps(message), json.dumps(message, ensure_ascii=False), message["vercelError"] or ""):
@@ -112,7 +114,7 @@ def test_a_transient_error_echoing_secrets_goes_back_to_its_source_scrubbed() ->
     echo = json.dumps({"headers": {"authorization": f"Bearer {TOKEN}"}, "body": secret}, ensure_ascii=False)
     vercel = FakeVercel(failing={"db": TransientSyncError(f"Vercel answered 502: {echo}", http_status=502)})
     secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
-    service = SyncService(
+    service = make_sync_service(
         vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), retry_policy=RetryPolicy(max_calls=1)
     )
 
@@ -143,3 +145,44 @@ def test_a_cut_body_keeps_no_start_of_a_secret_at_its_end() -> None:
 def test_truncate_keeps_text_of_exactly_the_limit_whole() -> None:
     assert truncate("x" * 20, limit=20) == "x" * 20
     assert truncate("x" * 21, limit=20) == "x" * 20 + "... [1 more characters]"
+
+
+def binary_forms(value: str) -> set[str]:
+    """The value's UTF-8 bytes in hex (either case), and in base64 (both alphabets) wherever in a
+    3-byte group they start: the characters of the encoding that hold the value's bits alone."""
+    data = value.encode("utf-8")
+    found = {data.hex(), data.hex().upper()}
+    for offset in range(3):
+        core = base64.b64encode(bytes(offset) + data)[(offset * 8 + 5) // 6 : (offset + len(data)) * 8 // 6]
+        found |= {core.decode(), core.decode().replace("+", "-").replace("/", "_")}
+    return found
+
+
+@pytest.mark.parametrize("encode", ["base64", "urlsafe_base64", "hex", "hex_upper", "base64_url_encoded"])
+@pytest.mark.parametrize("secret", [*NON_ASCII_SECRETS, TOKEN])
+def test_a_proxy_page_echoing_the_request_in_base64_or_hex_leaves_no_secret_in_the_failed_record(
+    encode: str, secret: str
+) -> None:
+    """A proxy's error page showing the request's bytes base64- or hex-encoded (its body, with the
+    secret at any place in a 3-byte group, or the Authorization header): no form of it is kept."""
+    secrets = FakeSecrets(documents={SECRET_NAME: {"PASSWORD": secret}})
+    for padding in range(3):
+        request = ("x" * padding + json.dumps({"secrets": [{"value": secret}], "auth": f"Bearer {TOKEN}"})).encode()
+        echo = {
+            "base64": base64.b64encode(request).decode(),
+            "urlsafe_base64": base64.urlsafe_b64encode(request).decode(),
+            "hex": request.hex(),
+            "hex_upper": request.hex().upper(),
+            "base64_url_encoded": quote(base64.b64encode(request).decode(), safe=""),
+        }[encode]
+        page = f"<html><body><h1>400 Bad Request</h1><pre>request: {echo}</pre></body></html>"
+        failed = FakeFailedRecords()
+        vercel = FakeVercel(script={"db": [vercel_rejects(400, page)]})
+
+        service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
+        assert sync_one(service, change(record())) == "parked"
+
+        (message,) = failed.messages
+        kept = json.dumps(message)
+        assert [form for form in binary_forms(secret) | binary_forms(TOKEN) if form in kept] == [], padding
+        assert "400 Bad Request" in message["vercelError"]

@@ -22,12 +22,14 @@ from tests.fakes import (
     FakeSecretsManagerClient,
     FakeVercel,
     StoredSecret,
+    make_sync_service,
+    sync_one,
 )
 from vercel_sync.adapters.secrets import OWNER_TAG, SecretsManagerReader
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import ConfigurationError, InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.pipeline import SyncService
-from vercel_sync.rotation import RotationService, RotationTarget
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import Settings
 
 PREFIX = "partner/resources/"
@@ -156,6 +158,27 @@ def test_an_arn_of_another_account_or_region_is_refused_without_a_call(secret_id
     assert client.describes == []
 
 
+@pytest.mark.parametrize(
+    "secret_id",
+    [
+        # Secrets Manager (moto server too) reads a partial ARN's name after its last colon: this
+        # one's name part lies in the record's folder, the secret it reaches in another's.
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{OWN_FOLDER}:{THEIR_FOLDER}",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{OWN_FOLDER}:{arn(THEIR_FOLDER)}",
+        f"{OWN_FOLDER} ",  # characters no secret's name holds
+        f"{PREFIX}{MINE}\u2215{THEIRS}/db",
+        f"{OWN_FOLDER}\n",
+    ],
+)
+def test_a_secret_id_that_is_no_secrets_name_or_arn_is_refused_without_a_call(secret_id: str) -> None:
+    client = client_with({secret_id: stored(), THEIR_FOLDER: stored()})
+    with pytest.raises(InvalidRecordError, match="not a Secrets Manager secret's name or ARN") as caught:
+        reader_over(client).resource_secrets(secret_id, installation_id=MINE)
+    assert THEIRS not in caught.value.message
+    assert client.reads == []
+    assert client.describes == []
+
+
 def test_without_the_functions_account_an_arn_is_not_read() -> None:
     # A configuration gap, not the record's fault: back to the source (as for an unset prefix).
     client = client_with({arn(OWN_FOLDER): stored()})
@@ -277,9 +300,9 @@ def change(item: dict[str, Any]) -> SourceChange:
 def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_sent(secret_id: str) -> None:
     client = client_with({secret_id: stored(**{OWNER_TAG: THEIRS})})
     vercel, failed = FakeVercel(), FakeFailedRecords()
-    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=reader_over(client), failed_records=failed)
 
-    assert service.sync(change(record(secret_id))) == "parked"
+    assert sync_one(service, change(record(secret_id))) == "parked"
 
     assert vercel.calls == []
     assert secret_id not in client.reads  # the secret's value was never read
@@ -297,9 +320,9 @@ def test_the_pipeline_asks_whose_the_secret_is_before_it_reads_it() -> None:
     secrets = FakeSecrets(on_resource_read=reads.append)
     secrets.documents[THEIR_FOLDER] = {"PGPASSWORD": DB_PASSWORD}
     vercel, failed = FakeVercel(), FakeFailedRecords()
-    service = SyncService(vercel=vercel, secrets=secrets, failed_records=failed)
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
 
-    assert service.sync(change(record(THEIR_FOLDER))) == "parked"
+    assert sync_one(service, change(record(THEIR_FOLDER))) == "parked"
 
     assert reads == []
     assert vercel.calls == []
@@ -309,9 +332,9 @@ def test_the_pipeline_asks_whose_the_secret_is_before_it_reads_it() -> None:
 def test_a_record_naming_its_own_secrets_imports_them() -> None:
     client = client_with({OWN_FOLDER: stored(), FLAT: stored(**{OWNER_TAG: MINE})})
     vercel = FakeVercel()
-    service = SyncService(vercel=vercel, secrets=reader_over(client), failed_records=FakeFailedRecords())
-    assert service.sync(change(record(OWN_FOLDER))) == "imported"
-    assert service.sync(change(record(FLAT))) == "imported"
+    service = make_sync_service(vercel=vercel, secrets=reader_over(client), failed_records=FakeFailedRecords())
+    assert sync_one(service, change(record(OWN_FOLDER))) == "imported"
+    assert sync_one(service, change(record(FLAT))) == "imported"
     assert [len(call.body["secrets"]) for call in vercel.calls] == [2, 2]
     assert client.describes == [FLAT]
 
@@ -349,13 +372,8 @@ def rotation_rig(secret_id: str, targets: list[RotationTarget], **tags: str) -> 
     client = client_with({secret_id: stored(**tags)})
     client.secrets[f"vercel/installations/{THEIRS}"] = StoredSecret(string=TOKEN)
     vercel, failed = RecordingVercel(), FakeFailedRecords()
-    service = RotationService(
-        settings=SETTINGS,
-        index=Index(targets),
-        secrets=reader_over(client),
-        vercel=vercel,
-        failed_records=failed,
-    )
+    adapters = RotationAdapters(index=Index(targets), secrets=reader_over(client), vercel=vercel, failed_records=failed)
+    service = RotationService(SETTINGS, adapters)
     return service, client, vercel, failed
 
 

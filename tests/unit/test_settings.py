@@ -68,7 +68,7 @@ def test_invalid_configuration_names_the_variable(environ: dict[str, str], messa
 
 
 def test_each_slow_step_has_a_least_time_worth_starting_with() -> None:
-    from vercel_sync.runtime import time_budget
+    from vercel_sync.wiring import time_budget
 
     budget = time_budget(Settings(http_timeout_seconds=10))
     # An AWS call at its shortest timeouts (parking a record is one): 0.5 s connect + 1.5 s read, once.
@@ -80,3 +80,16 @@ def test_each_slow_step_has_a_least_time_worth_starting_with() -> None:
     assert budget.record_ms == 5_000
     assert budget.least_function_timeout_ms == 6_000
     assert time_budget(Settings(http_timeout_seconds=15)) == budget
+
+
+def test_a_secret_is_looked_up_under_each_name_an_import_may_have_kept() -> None:
+    from vercel_sync.settings import secret_names_of
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_a/orders"
+    assert secret_names_of(arn + "-AbC123") == (
+        "partner/resources/icfg_a/orders-AbC123",
+        "partner/resources/icfg_a/orders",
+    )
+    # A partial ARN of a name that ends like a suffix: kept as given, never read as another secret's.
+    assert secret_names_of(arn + "-backup")[0] == "partner/resources/icfg_a/orders-backup"
+    assert secret_names_of("partner/resources/icfg_a/orders-backup") == ("partner/resources/icfg_a/orders-backup",)

@@ -1,6 +1,6 @@
 """Every partner status word and the Vercel status it becomes (issue 13, point 12).
 
-The table is written out here, as the README documents it, not read from the code's own table:
+The table is written out here, as docs/configuration.md documents it, not read from the code's own table:
 a word mapped to the wrong status (``degraded`` -> ``ready``) fails here, not only in a chaos run.
 """
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import build_import_payload
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import STATUS_TABLE
-from vercel_sync.transform import build_import_payload, parse_partner_record
+from vercel_sync.transform import parse_partner_record
 
 WORDS: dict[str, str] = {
     "ready": "ready",
@@ -41,7 +42,7 @@ WORDS: dict[str, str] = {
     "degraded": "error",
 }
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def imported_status(word: str) -> str:
@@ -67,7 +68,7 @@ def test_other_words_are_invalid_records(word: str) -> None:
         imported_status(word)
 
 
-def test_the_readme_documents_the_same_table() -> None:
-    rows = re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|$", README.read_text(), flags=re.MULTILINE)
+def test_the_configuration_page_documents_the_same_table() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|$", CONFIGURATION_PAGE.read_text(), flags=re.MULTILINE)
     documented = {word.strip(): status for status, words in rows for word in words.split(",")}
     assert documented == WORDS

@@ -1,4 +1,4 @@
-"""The stream image decoder (``batch.change_from_stream_record``) against the library's reading.
+"""The stream image decoder (``sources.change_from_stream_record``) against the library's reading.
 
 The fast decoder must give exactly what Powertools' ``DynamoDBRecord`` image deserializer followed
 by ``transform.json_safe`` gives (values and their types), and the same error for an image it cannot
@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vercel_sync.batch import change_from_stream_record
 from vercel_sync.errors import InvalidRecordError
+from vercel_sync.sources import change_from_stream_record
 from vercel_sync.transform import MAX_NESTING, json_safe
 
 

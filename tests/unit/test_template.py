@@ -285,8 +285,8 @@ def test_the_rule_leaves_out_secrets_outside_the_resource_prefix(secret_id: str)
 
 
 def test_a_function_timeout_too_short_for_one_record_is_refused_at_deploy_time() -> None:
-    from vercel_sync.runtime import time_budget
     from vercel_sync.settings import Settings
+    from vercel_sync.wiring import time_budget
 
     parameter = TEMPLATE["Parameters"]["FunctionTimeoutSeconds"]
     least_ms = time_budget(Settings()).least_function_timeout_ms
@@ -339,11 +339,11 @@ def test_every_kms_statement_names_the_services_it_goes_through() -> None:
 
 def test_rotation_writes_only_its_own_rate_limit_buckets() -> None:
     """The rotation role may update only the secrets-update buckets (dynamodb:LeadingKeys): the keys
-    rotation_runtime's buckets take in the rate limiter, never a resource's state or an import bucket."""
+    wiring's secrets-update buckets take in the rate limiter, never a resource's state or an import bucket."""
     from fnmatch import fnmatchcase
 
-    from vercel_sync.adapters.rate_limiter import PK_PREFIX
-    from vercel_sync.rotation_runtime import SecretsUpdateBuckets
+    from vercel_sync.adapters.bucket_table import PK_PREFIX
+    from vercel_sync.wiring import SecretsUpdateBuckets
 
     class Recorder:
         def __init__(self) -> None:

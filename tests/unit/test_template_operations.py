@@ -3,6 +3,7 @@ its IAM, and the samconfig environments."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import tomllib
@@ -30,9 +31,10 @@ CUSTOM_METRICS = {
     "RecordsFailedUnexpectedly",
     "TokenRereads",
     "VercelCallLatency",
+    "FunctionTimeoutTooShort",
 }
 FUNCTIONS = ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction", "RotationSyncFunction")
-# Rotation sync's own metrics, as rotation_runtime emits them (test_rotation_metrics_... reads the code).
+# Rotation sync's own metrics, as its observer and handler emit them (test_rotation_metrics_... reads the code).
 ROTATION_METRICS = {
     "ResourceSecretsUpdated",
     "VercelCallsFailedTransiently",
@@ -143,6 +145,7 @@ def test_each_alarm_says_what_it_means_and_what_to_do_and_notifies_the_optional_
         ("VercelResourceSync", "VercelThrottled", "vercel-resource-sync", {"Ref": "VercelThrottledAlarmThreshold"}),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["RotationFailureQueue", "QueueName"]}, 0),
         ("AWS/Lambda", "Errors", {"Ref": "RotationSyncFunction"}, 0),
+        ("VercelResourceSync", "FunctionTimeoutTooShort", "vercel-resource-sync", 0),
     ],
 )
 def test_alarm_exists(namespace: str, metric: str, subject: Any, threshold: Any) -> None:
@@ -155,19 +158,21 @@ def test_alarm_exists(namespace: str, metric: str, subject: Any, threshold: Any)
 
 
 def test_rotation_metrics_are_the_ones_the_code_emits_and_are_documented() -> None:
-    source = (ROOT / "layers/sync_core/vercel_sync/rotation_runtime.py").read_text()
+    from vercel_sync.observability import PowertoolsRotationObserver, handle_rotation_event
+
+    source = inspect.getsource(PowertoolsRotationObserver) + inspect.getsource(handle_rotation_event)
     emitted = set(re.findall(r'add_metric\(name="(\w+)"', source))
     assert emitted - {"TokenRereads"} == ROTATION_METRICS  # TokenRereads: shared with the sync functions
-    readme = (ROOT / "README.md").read_text()
-    observability = readme.split("### Observability", 1)[1].split("\n### ", 1)[0]
+    operations_page = (ROOT / "docs" / "operations.md").read_text()
+    observability = operations_page.split("### Observability", 1)[1].split("\n### ", 1)[0]
     for metric in emitted:
         assert f"`{metric}`" in observability, metric
 
 
 def test_each_alarm_has_its_runbook_entry() -> None:
-    readme = (ROOT / "README.md").read_text()
-    runbook = readme.split("\n## Runbook\n", 1)[1]
-    alarm_table = readme.split("\n### Alarms\n", 1)[1].split("\n## ", 1)[0]
+    operations_page = (ROOT / "docs" / "operations.md").read_text()
+    runbook = operations_page.split("\n## Runbook\n", 1)[1]
+    alarm_table = operations_page.split("\n### Alarms\n", 1)[1].split("\n## ", 1)[0]
     for name, alarm in alarms().items():
         description = alarm["Properties"]["AlarmDescription"]
         text = description if isinstance(description, str) else description["Fn::Sub"]

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fakes import build_import_payload
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import STATUS_TABLE, PartnerRecord
 from vercel_sync.payload import RESOURCE_STATUSES, ImportResourcePayload
 from vercel_sync.transform import (
-    build_import_payload,
     json_safe,
     parse_partner_record,
     secrets_from_document,

@@ -12,12 +12,19 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecretsManagerClient, FakeVercel, StoredSecret
+from tests.fakes import (
+    TOKEN,
+    FakeFailedRecords,
+    FakeSecretsManagerClient,
+    FakeVercel,
+    StoredSecret,
+    make_sync_service,
+    sync_one,
+)
 from tests.leak_scan import register_secret
 from vercel_sync.adapters.secrets import SecretsManagerReader
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.pipeline import SyncService
 from vercel_sync.settings import Settings
 
 INSTALLATION = "icfg_1"
@@ -95,7 +102,7 @@ def change(item: dict[str, Any]) -> SourceChange:
 )
 def test_the_record_is_parked_with_the_secrets_name(secrets: dict[str, StoredSecret], reason: str) -> None:
     failed = FakeFailedRecords()
-    service = SyncService(vercel=FakeVercel(), secrets=reader(secrets), failed_records=failed)
+    service = make_sync_service(vercel=FakeVercel(), secrets=reader(secrets), failed_records=failed)
     item = {
         "integrationConfigurationId": INSTALLATION,
         "resourceId": "db_1",
@@ -105,7 +112,7 @@ def test_the_record_is_parked_with_the_secrets_name(secrets: dict[str, StoredSec
         "secretsArn": RESOURCE_SECRET,
     }
 
-    assert service.sync(change(item)) == "parked"
+    assert sync_one(service, change(item)) == "parked"
 
     (message,) = failed.messages
     assert message["reason"] == {"resource": "resource_secret_unavailable", "token": "token_unavailable"}[reason]

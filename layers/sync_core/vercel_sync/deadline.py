@@ -1,16 +1,7 @@
-"""The invocation's deadline, and each slow step's share of it.
+"""The invocation's deadline and each slow step's share of it (docs/architecture.md, "Deadline"). Pure.
 
-Lambda ends an invocation at its timeout and then fails its whole batch, so no step may outlast
-it. Rather than reserve each step's worst case before starting it, every step (an AWS call, a
-Vercel call) runs *bounded*: :meth:`Deadline.bound` sets the time it may take, which is the time
-left minus what parking the record after it needs and the margin for returning the response.
-The adapters read that bound (:func:`seconds_left`) and cut their own timeouts to it, so a
-healthy record (milliseconds) runs in any function timeout that fits parking; a step that cannot
-get even its shortest useful timeout does not start, and the record goes back to its source.
-The README ("Timeouts") has the figures.
-
-The bound is a context variable: each worker thread sees its own step's. Pure: no AWS or HTTP
-library here.
+A step runs bounded to the time left minus what parking the record after it needs; the adapters
+cut their timeouts to that bound (:func:`seconds_left`), a context variable: per worker thread.
 """
 
 from __future__ import annotations
@@ -21,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from vercel_sync.errors import TransientSyncError
 
@@ -63,9 +54,7 @@ class _Within:
 
 @dataclass(frozen=True)
 class TimeBudget:
-    """The least time each kind of slow step is worth starting with (its shortest timeouts), and the
-    margin kept for returning the batch response. A step never waits longer than it is bounded
-    to, so these are floors, not reservations: a healthy step takes milliseconds of them."""
+    """The least time each kind of slow step is worth starting with (floors, not reservations)."""
 
     aws_call_ms: int  # one AWS call at its shortest timeouts (parking a record is one SQS send)
     vercel_call_ms: int  # the shortest Vercel call worth making
@@ -73,8 +62,7 @@ class TimeBudget:
 
     @property
     def park_ms(self) -> int:
-        """Sending a record to the failed-records queue (or recording an import): kept free after
-        every other step."""
+        """Parking a record (or recording an import): kept free after every other step."""
         return self.aws_call_ms
 
     @property
@@ -88,21 +76,27 @@ class TimeBudget:
         return self.record_ms + START_ALLOWANCE_MS
 
 
-def too_short_function_timeout_ms(time_left_ms: int | None, budget: TimeBudget | None) -> int | None:
-    """The function's timeout (whole seconds, from the time left at the start of its first
-    invocation), when it is shorter than a record needs; else None."""
+def time_left_ms(context: Any) -> int | None:
+    """Milliseconds left in this invocation, if the Lambda context can tell."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else None
+
+
+def check_function_timeout(time_left_ms: int | None, budget: TimeBudget | None, report: Callable[..., None]) -> None:
+    """At the first invocation (its time left is the function's timeout, in whole seconds): calls
+    ``report(function_timeout_ms=..., budget=...)`` when no record fits in it."""
     if time_left_ms is None or budget is None:
-        return None
-    timeout_ms = math.ceil(time_left_ms / 1000) * 1000  # Lambda's timeouts are whole seconds
-    return timeout_ms if timeout_ms < budget.least_function_timeout_ms else None
+        return
+    timeout_ms = math.ceil(time_left_ms / 1000) * 1000
+    if timeout_ms < budget.least_function_timeout_ms:
+        report(function_timeout_ms=timeout_ms, budget=budget)
 
 
 Step = Literal["record", "aws_read", "vercel_call", "park"]
 
 
 class Deadline:
-    """The invocation's remaining time, shared by its worker threads (read-only after creation).
-    Used by every service that must return before the invocation ends (sync, rotation)."""
+    """The invocation's remaining time, shared by its worker threads (read-only after creation)."""
 
     def __init__(self, time_left_ms: int | None, budget: TimeBudget | None, monotonic: Callable[[], float]) -> None:
         self._budget = budget if time_left_ms is not None else None
@@ -130,8 +124,7 @@ class Deadline:
     def require(self, step: Step, what: str) -> None:
         if self._budget is None:
             return
-        needed_ms = self._needs_ms[step]
-        left_ms = self._left_ms()
+        needed_ms, left_ms = self._needs_ms[step], self._left_ms()
         if left_ms < needed_ms:
             raise TransientSyncError(
                 f"only {left_ms} ms left in this invocation; {what} needs {needed_ms} ms: back to the source"
@@ -139,15 +132,13 @@ class Deadline:
 
     @contextlib.contextmanager
     def bound(self, step: Step, what: str) -> Iterator[None]:
-        """Runs a step (raising, as :meth:`require`, if it cannot start) bounded to the time left
-        minus what must stay free after it: the adapters cut their timeouts to that."""
+        """Runs a step (raising, as :meth:`require`, if it cannot start) bounded by :meth:`limit`."""
         self.require(step, what)
         with self.limit(step):
             yield
 
     def limit(self, step: Step) -> contextlib.AbstractContextManager[None]:
-        """Bounds what runs inside to the time ``step`` may take, without checking that it can
-        start (for a step :meth:`require` has passed, whose failures the caller tells apart)."""
+        """Bounds what runs inside to the time left minus what must stay free after ``step``."""
         if self._budget is None:
             return contextlib.nullcontext()
         return within((self._left_ms() - self._after_ms[step]) / 1000)
@@ -161,12 +152,8 @@ class Deadline:
     def allows_best_effort_aws_call(self) -> bool:
         """Whether one more AWS call that decides nothing (releasing a claim, sharing a 429's pause,
         deferring messages) still fits: else it is skipped, as its failure would be."""
-        if self._budget is None:
-            return True
-        return self._left_ms() >= self._needs_ms["aws_read"]
+        return self._budget is None or self._left_ms() >= self._needs_ms["aws_read"]
 
     def lease_seconds(self) -> float:
-        """How long a claim must hold: at most the rest of this invocation."""
-        if self._budget is None:
-            return 900.0  # Lambda's longest invocation
-        return max(1.0, self._left_ms() / 1000 + 5)
+        """How long a claim must hold: at most the rest of this invocation (Lambda's longest without one)."""
+        return 900.0 if self._budget is None else max(1.0, self._left_ms() / 1000 + 5)

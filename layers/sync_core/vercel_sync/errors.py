@@ -1,10 +1,5 @@
-"""The failure vocabulary of a sync, shared by the core and the adapters.
-
-Every failure is either permanent (the record can never succeed as it is: it goes to the
-failed-records queue and the source moves on) or transient (the record goes back to its
-source for another try). Messages never hold a token or secret value: they are built from
-ids, status codes and field names only.
-"""
+"""The failure vocabulary: permanent (the record goes to the failed-records queue) or transient (back to
+its source). Messages hold ids, statuses and field names only, never a token or secret value."""
 
 from __future__ import annotations
 

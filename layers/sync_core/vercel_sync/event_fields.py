@@ -1,7 +1,6 @@
-"""The fields of a Lambda event record that are Lambda's, not the partner's: a stream record's
-``eventName`` and ``ApproximateCreationDateTime``, an SQS record's ``attributes``. Read so that a
-malformed one makes its record invalid (parked with the reason returned here), never its batch fail.
-"""
+"""Lambda's own fields of an event record (a stream's ``eventName``, ``SequenceNumber``,
+``ApproximateCreationDateTime``; SQS ``attributes``, ``eventSourceARN``): a malformed one makes its
+record invalid, or is taken as unknown, and never fails the batch."""
 
 from __future__ import annotations
 
@@ -22,6 +21,14 @@ def stream_event_name(value: Any) -> tuple[str | None, str | None]:
     return None, "the stream record's eventName is not INSERT, MODIFY or REMOVE"
 
 
+def stream_sequence_number(value: Any) -> tuple[str, str | None]:
+    """(the sequence number, or "" and why it is not one). Only text can be reported back to the
+    stream as the record's identifier (an object cannot even be looked up by it)."""
+    if isinstance(value, str):
+        return value, None
+    return "", "the stream record's SequenceNumber is not a string"
+
+
 def stream_created_at(value: Any) -> tuple[datetime | None, str | None]:
     """(when the change was made, or why ``ApproximateCreationDateTime`` is not a time). An absent
     one is unknown (the record is then never parked for its age); one that is not a time cannot
@@ -30,7 +37,7 @@ def stream_created_at(value: Any) -> tuple[datetime | None, str | None]:
         return None, None
     try:
         seconds = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):  # an integer too large for a float: 10**400
         seconds = math.nan
     if not 0 <= seconds <= LATEST_EPOCH_SECONDS:  # NaN too
         return None, "the stream record's ApproximateCreationDateTime is not a time in epoch seconds"
@@ -43,20 +50,20 @@ def sqs_attributes(record: Mapping[str, Any]) -> Mapping[str, Any]:
     return attributes if isinstance(attributes, Mapping) else {}
 
 
+def sqs_receive_count(record: Mapping[str, Any]) -> int:
+    """``ApproximateReceiveCount`` (1 when it is missing or not a count)."""
+    try:
+        return int(sqs_attributes(record).get("ApproximateReceiveCount") or 1)
+    except (TypeError, ValueError, OverflowError):
+        return 1
+
+
+def event_source_arn(record: Any) -> str | None:
+    """The record's ``eventSourceARN``, if it is text."""
+    arn = record.get("eventSourceARN") if isinstance(record, Mapping) else None
+    return arn if isinstance(arn, str) else None
+
+
 def sqs_message_group(record: Mapping[str, Any]) -> str | None:
     group = sqs_attributes(record).get("MessageGroupId")
     return group if isinstance(group, str) else None
-
-
-def fifo_readable(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as Powertools' FIFO processor can read it: it takes each record's ``attributes`` for
-    an object (for its message group), so a record whose attributes are something else (parked as
-    an invalid record) is handed over with none."""
-    records = event["Records"]
-    if all(isinstance(record.get("attributes", {}), Mapping) for record in records):
-        return event
-    readable = [
-        record if isinstance(record.get("attributes", {}), Mapping) else {**record, "attributes": {}}
-        for record in records
-    ]
-    return {**event, "Records": readable}

@@ -1,22 +1,5 @@
-"""The failed-records queue message: everything needed to understand and replay a record.
-
-Schema (``schemaVersion`` 1)::
-
-    {"schemaVersion": 1, "failedAt": ISO-8601, "reason": "invalid_record" | "vercel_rejected" | ...,
-     "detail": str, "httpStatus": int | null, "vercelError": str | null,
-     "attempts": int, "vercelCalls": int,
-     "integrationConfigurationId": str | null, "resourceId": str | null,
-     "source": {"kind", "eventSourceARN", "sequenceNumber" | "messageId", ...},
-     "removed": bool, "record": {... the partner record's fields, secret values removed ...}}
-
-``attempts``: how many times the record was tried: the Vercel calls of its last delivery (at
-least one try) plus its earlier deliveries, where the source counts them (an SQS receive count;
-a stream does not say). ``vercelCalls``: the calls of the last delivery alone (0: none was made,
-e.g. an invalid record).
-
-``record`` holds only the fields of the partner record (``PartnerRecord``'s names): other
-attributes of the partner's item are not ours to copy into another queue.
-"""
+"""The failed-records message (``schemaVersion`` 1): everything needed to understand and replay a
+record; docs/architecture.md, "The failed-records message", has its fields."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Powertools Logger, Metrics and Tracer for the functions, and the pipeline's observer.
+"""Powertools Logger, Metrics and Tracer for the functions, and the sync's and rotation's observers.
 
-Log lines carry the installation and resource ids of the record they are about, never a
-payload, an event, a token or a secret value. Metrics are low-cardinality (no ids as
-dimensions).
+Log lines carry ids, never a payload, an event, a token or a secret value; metrics have no ids as dimensions.
 """
 
 from __future__ import annotations
@@ -13,16 +11,21 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from vercel_sync.changes import SourceChange
-from vercel_sync.deadline import TimeBudget
+from vercel_sync.deadline import TimeBudget, time_left_ms
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.ports import Skip
 from vercel_sync.redaction import truncate
+from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
+
+if TYPE_CHECKING:
+    from vercel_sync.rotation.service import RotationService
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VercelResourceSync")
@@ -34,26 +37,20 @@ SDK_LOG_LEVEL = logging.WARNING
 
 
 def pin_sdk_loggers() -> None:
-    """Gives each SDK logger a level of its own, ``SDK_LOG_LEVEL`` (or a quieter one already set),
-    and takes any more verbose level off the loggers below them (``botocore.parsers``, ...), which
-    then inherit it. Their records still propagate to the root's handlers; what the root's level
-    is (``logging.basicConfig``, Lambda's log level, ``AWS_LAMBDA_LOG_LEVEL``) no longer matters,
-    and neither do Powertools' levels, which set only the service's own logger."""
+    """Each SDK logger gets ``SDK_LOG_LEVEL`` (or a quieter level already set) and the loggers below
+    them lose any more verbose one: whatever the root's level, they pass warnings and up only."""
     for name in SDK_LOGGERS:
         sdk_logger = logging.getLogger(name)
         if sdk_logger.level < SDK_LOG_LEVEL:  # NOTSET (0) too: that would defer to the root
             sdk_logger.setLevel(SDK_LOG_LEVEL)
     for name, existing in list(logging.root.manager.loggerDict.items()):
-        if (
-            isinstance(existing, logging.Logger)
-            and name.split(".", 1)[0] in SDK_LOGGERS
-            and "." in name
-            and logging.NOTSET < existing.level < SDK_LOG_LEVEL
-        ):
+        if not isinstance(existing, logging.Logger) or "." not in name or name.split(".", 1)[0] not in SDK_LOGGERS:
+            continue
+        if logging.NOTSET < existing.level < SDK_LOG_LEVEL:
             existing.setLevel(logging.NOTSET)
 
 
-pin_sdk_loggers()  # on import: every handler and runtime imports this module before any SDK call
+pin_sdk_loggers()  # on import: every handler imports this module before any SDK call
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -67,11 +64,7 @@ def tracing_enabled() -> bool:
 
 
 class DisabledTracer:
-    """Stands in for Powertools' Tracer when tracing is off.
-
-    Powertools' Tracer imports the X-Ray SDK (and through it botocore) even when disabled:
-    about 0.3 s of cold start measured here. With tracing off we skip that import entirely.
-    """
+    """Powertools' Tracer with tracing off, without importing the X-Ray SDK (and botocore) at cold start."""
 
     def capture_lambda_handler(self, **_: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return lambda handler: handler
@@ -89,31 +82,6 @@ def _build_tracer() -> Any:
 
 
 tracer = _build_tracer()
-
-
-# CloudWatch takes at most 100 values of one metric in one EMF document (Powertools flushes then).
-EMF_MAX_VALUES = 100
-
-# An invalid record's id can be anything; a log line keeps enough of it to find the record.
-MAX_LOGGED_ID = 300
-
-
-def _loggable(text: str | None) -> str | None:
-    """An id as it can be logged: an invalid record's may hold lone surrogates (escaped here) or
-    be huge (cut)."""
-    if text is None:
-        return None
-    return truncate(text.encode("utf-8", "backslashreplace").decode("utf-8"), MAX_LOGGED_ID)
-
-
-def _record_keys(change: SourceChange) -> dict[str, object]:
-    installation_id, resource_id = change.ids()
-    return {
-        "integrationConfigurationId": _loggable(installation_id),
-        "resourceId": _loggable(resource_id),
-        "source": change.position.kind,
-        "itemIdentifier": change.position.item_identifier,
-    }
 
 
 def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any]] | None:
@@ -138,9 +106,44 @@ def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any
     return wrap
 
 
+# CloudWatch takes at most 100 values of one metric in one EMF document (Powertools flushes then).
+EMF_MAX_VALUES = 100
+# An invalid record's id can be anything; a log line keeps enough of it to find the record.
+MAX_LOGGED_ID = 300
+
+
+def _loggable(text: str | None) -> str | None:
+    """An id as it can be logged: lone surrogates escaped, cut if huge."""
+    if text is None:
+        return None
+    return truncate(text.encode("utf-8", "backslashreplace").decode("utf-8"), MAX_LOGGED_ID)
+
+
+def _record_keys(change: SourceChange) -> dict[str, object]:
+    installation_id, resource_id = change.ids()
+    return {
+        "integrationConfigurationId": _loggable(installation_id),
+        "resourceId": _loggable(resource_id),
+        "source": change.position.kind,
+        "itemIdentifier": change.position.item_identifier,
+    }
+
+
+def _target_keys(target: RotationTarget | None) -> dict[str, Any]:
+    if target is None:
+        return {}
+    return {"integrationConfigurationId": target.installation_id[:300], "resourceId": target.resource_id[:300]}
+
+
+def _bug(error: Exception) -> dict[str, Any]:
+    """The exception's type and where it was raised, not its message: it may quote a secret."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames]
+    return {"errorType": type(error).__name__, "raisedAt": where}
+
+
 def report_function_timeout_too_short(*, function_timeout_ms: int, budget: TimeBudget) -> None:
-    """An error log and a metric (``FunctionTimeoutTooShort``) naming the function's timeout and
-    what one record needs, parking included: no record can sync until the timeout is raised."""
+    """An error log and a metric (``FunctionTimeoutTooShort``): no record can sync until the timeout is raised."""
     timeout_s, least_s = function_timeout_ms / 1000, budget.least_function_timeout_ms / 1000
     metrics.add_metric(name="FunctionTimeoutTooShort", unit=MetricUnit.Count, value=1)
     logger.error(
@@ -156,14 +159,9 @@ def report_function_timeout_too_short(*, function_timeout_ms: int, budget: TimeB
 
 
 class PowertoolsObserver:
-    """Reports each record's outcome as structured log lines and metrics.
-
-    Counts are kept per batch and added to Powertools' metrics once, when the batch ends
-    (:meth:`batch_finished`): one ``add_metric`` per record would cost more than the record's
-    own work. A successful import is logged at DEBUG (set ``POWERTOOLS_LOG_LEVEL=DEBUG`` to see
-    one line per import); every batch ends with one INFO line of counts, and every failure,
-    retry or parking is a WARNING line of its own. Called from the batch's worker threads.
-    """
+    """The sync's log lines and metrics. Counts are added to Powertools' metrics once per batch
+    (:meth:`batch_finished`): one ``add_metric`` per record would cost more than the record's work.
+    Imports and skips are logged at DEBUG only; every failure, retry or parking is a WARNING."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -179,10 +177,8 @@ class PowertoolsObserver:
             self._counts["ResourcesImported"] += 1
             self._latencies_ms.append(round(latency_ms, 1))
         if logger.log_level <= logging.DEBUG:
-            logger.debug(
-                "imported resource into Vercel",
-                extra={**_record_keys(change), "latencyMs": round(latency_ms, 1), "calls": calls},
-            )
+            extra = {**_record_keys(change), "latencyMs": round(latency_ms, 1), "calls": calls}
+            logger.debug("imported resource into Vercel", extra=extra)
 
     def batch_finished(self, records: int) -> None:
         with self._lock:
@@ -190,24 +186,16 @@ class PowertoolsObserver:
             latencies, self._latencies_ms = self._latencies_ms, []
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        # Whole documents of EMF_MAX_VALUES latencies are printed here, as Powertools' own flush
-        # prints them (serialize_metric_set, one JSON line): add_metric formats the metric's value
-        # list into a debug message on every call, about 20 µs a value at 100 values. The rest
-        # joins the counts above, flushed when the handler returns.
+        # Whole documents of EMF_MAX_VALUES latencies are printed here, as Powertools' own flush prints
+        # them: add_metric formats the metric's whole value list into a debug message on every call.
         whole = len(latencies) - len(latencies) % EMF_MAX_VALUES
         if whole and not is_metrics_disabled():
             import json  # here, to leave the module's imports to the cold-start work
 
             for start in range(0, whole, EMF_MAX_VALUES):
-                document = metrics.serialize_metric_set(
-                    metrics={
-                        "VercelCallLatency": {
-                            "Unit": MetricUnit.Milliseconds.value,
-                            "StorageResolution": 60,
-                            "Value": latencies[start : start + EMF_MAX_VALUES],
-                        }
-                    }
-                )
+                values = latencies[start : start + EMF_MAX_VALUES]
+                metric = {"Unit": MetricUnit.Milliseconds.value, "StorageResolution": 60, "Value": values}
+                document = metrics.serialize_metric_set(metrics={"VercelCallLatency": metric})
                 print(json.dumps(document, separators=(",", ":")))  # the EMF line, as Powertools prints it
         for latency_ms in latencies[whole:]:
             metrics.add_metric(name="VercelCallLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
@@ -217,7 +205,7 @@ class PowertoolsObserver:
     def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
         report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)
 
-    def skipped(self, change: SourceChange, why: Literal["unchanged", "stale", "coalesced"]) -> None:
+    def skipped(self, change: SourceChange, why: Skip) -> None:
         self._count(_SKIP_METRICS[why])
         if logger.log_level <= logging.DEBUG:
             logger.debug(_SKIP_MESSAGES[why], extra=_record_keys(change))
@@ -228,67 +216,41 @@ class PowertoolsObserver:
         if retry_in_seconds is None:
             return  # the record's fate is logged by retrying() or parked()
         self._count("VercelCallRetries")
-        logger.info(
-            "Vercel call failed; retrying",
-            extra={
-                **_record_keys(change),
-                "detail": error.message,
-                "httpStatus": error.http_status,
-                "retryInSeconds": round(retry_in_seconds, 3),
-            },
-        )
+        extra = {**_record_keys(change), "detail": error.message, "httpStatus": error.http_status}
+        logger.info("Vercel call failed; retrying", extra={**extra, "retryInSeconds": round(retry_in_seconds, 3)})
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
         self._count("RecordsFailedPermanently")
-        # One low-cardinality dimension (the reason), in a metric of its own so the invocation's
-        # other metrics keep only the service dimension. single_metric prints even with metrics
-        # disabled (tests, local runs): not called there.
+        # The reason, a low-cardinality dimension, in a metric of its own so the other metrics keep
+        # only the service's. single_metric prints even with metrics disabled (tests, local runs).
         if not is_metrics_disabled():
-            with (
-                self._lock,
-                single_metric(
-                    name="RecordsFailedByReason", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
-                ) as metric,
-            ):
-                metric.add_dimension(name="service", value=SERVICE_NAME)
-                metric.add_dimension(name="reason", value=error.reason)
-        logger.warning(
-            "record cannot succeed; sent to the failed-records queue",
-            extra={
-                **_record_keys(change),
-                "reason": error.reason,
-                "detail": error.message,
-                "httpStatus": error.http_status,
-            },
-        )
+            metric = single_metric(
+                name="RecordsFailedByReason", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+            )
+            with self._lock, metric as one:
+                one.add_dimension(name="service", value=SERVICE_NAME)
+                one.add_dimension(name="reason", value=error.reason)
+        extra = {
+            **_record_keys(change),
+            "reason": error.reason,
+            "detail": error.message,
+            "httpStatus": error.http_status,
+        }
+        logger.warning("record cannot succeed; sent to the failed-records queue", extra=extra)
 
     def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
         self._count("RecordsReturnedForRetry")
-        logger.warning(
-            "transient failure; record goes back to its source",
-            extra={**_record_keys(change), "detail": error.message, "httpStatus": error.http_status},
-        )
+        extra = {**_record_keys(change), "detail": error.message, "httpStatus": error.http_status}
+        logger.warning("transient failure; record goes back to its source", extra=extra)
 
     def token_refreshed(self, integration_configuration_id: str) -> None:
         self._count("TokenRereads")
-        logger.info(
-            "Vercel answered 401; re-read the installation token",
-            extra={"integrationConfigurationId": _loggable(integration_configuration_id)},
-        )
+        extra = {"integrationConfigurationId": _loggable(integration_configuration_id)}
+        logger.info("Vercel answered 401; re-read the installation token", extra=extra)
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
         self._count("RecordsFailedUnexpectedly")
-        # The exception's type and where it was raised, not its message: a message from a
-        # library may quote the data it failed on, and that data may hold a secret.
-        frames = traceback.extract_tb(error.__traceback__)
-        logger.error(
-            "unexpected error; record goes back to its source",
-            extra={
-                **_record_keys(change),
-                "errorType": type(error).__name__,
-                "raisedAt": [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames],
-            },
-        )
+        logger.error("unexpected error; record goes back to its source", extra={**_record_keys(change), **_bug(error)})
 
 
 def _camel(metric_name: str) -> str:
@@ -305,3 +267,56 @@ _SKIP_MESSAGES = {
     "stale": "a version at least as new is already applied; skipped",
     "coalesced": "superseded by a newer change to the same resource in this batch",
 }
+
+
+def handle_rotation_event(event: dict[str, Any], context: Any, service: RotationService) -> dict[str, Any]:
+    """The rotation handler's body: a summary (counts, the secret's name) when done; raises when the
+    event must be retried (Lambda's asynchronous retries, then its on-failure destination)."""
+    bug: type[Exception] | None = None
+    try:
+        result = service.handle(event, time_left_ms=time_left_ms(context))
+    except TransientSyncError as error:
+        metrics.add_metric(name="RotationEventsRetried", unit=MetricUnit.Count, value=1)
+        logger.warning("rotation sync incomplete; the event will be retried", extra={"detail": error.message})
+        raise
+    except Exception as error:  # noqa: BLE001 - a bug: logged without its message, then retried
+        logger.error("unexpected error in rotation sync; the event will be retried", extra=_bug(error))
+        bug = type(error)
+    if bug is not None:
+        # Raised outside the handler so the original (whose text may quote a secret) is not chained.
+        raise TransientSyncError(f"unexpected {bug.__name__} in rotation sync (a bug; see the error log)")
+    return result.summary()
+
+
+class PowertoolsRotationObserver:
+    """One structured log line (ids and the secret's name, never a value) and a metric per outcome."""
+
+    def ignored(self, why: str, change: SecretChange | None) -> None:
+        logger.info("secret event ignored", extra={"why": why, "secretName": change.secret_name if change else None})
+
+    def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
+        metrics.add_metric(name="ResourceSecretsUpdated", unit=MetricUnit.Count, value=1)
+        extra = {**_target_keys(target), "secretName": change.secret_name, "calls": calls, "latencyMs": latency_ms}
+        logger.info("updated the resource's secrets in Vercel", extra=extra)
+
+    def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+        metrics.add_metric(name="VercelCallsFailedTransiently", unit=MetricUnit.Count, value=1)
+        extra = {**_target_keys(target), "detail": error.message, "httpStatus": error.http_status}
+        logger.warning("secrets update failed transiently", extra={**extra, "retryInSeconds": retry_in_seconds})
+
+    def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
+        metrics.add_metric(name="RotationsFailedPermanently", unit=MetricUnit.Count, value=1)
+        extra = {**_target_keys(target), "secretName": change.secret_name if change else None, "reason": error.reason}
+        extra |= {"detail": error.message, "httpStatus": error.http_status}
+        logger.warning("resource secrets cannot be updated; sent to the failed-records queue", extra=extra)
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        metrics.add_metric(name="TokenRereads", unit=MetricUnit.Count, value=1)
+        extra = {"integrationConfigurationId": integration_configuration_id}
+        logger.info("Vercel answered 401; re-read the installation token", extra=extra)
+
+    def finished(self, change: SecretChange, result: RotationResult) -> None:
+        logger.info("rotation sync finished", extra={**result.summary(), "eventName": change.event_name})
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)

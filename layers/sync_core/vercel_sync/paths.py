@@ -1,10 +1,5 @@
-"""Percent-encoding of ids placed in URL paths.
-
-An id is one path segment whatever it holds: ``/``, ``?``, ``#``, ``%``, spaces and non-ASCII
-are encoded, so no id can change which resource a call addresses. The dot segments ``.`` and
-``..`` are refused (the partner record model rejects them first): URL normalisation in a proxy
-would resolve them away even when encoded.
-"""
+"""Ids as single, opaque URL path segments: ``/ ? # %``, spaces and non-ASCII encoded; ``.`` and ``..``
+refused (a proxy would resolve them away even encoded)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The Import Resource and Update Resource Secrets request bodies, modelled exactly as Vercel publishes them.
-
-``PUT /v1/installations/{integrationConfigurationId}/resources/{resourceId}`` and
-``PUT .../resources/{resourceId}/secrets``; see ``shared/reference/import-resource.md`` and
-``vercel-api-facts.md``. Validation is strict
-(no type coercion, no unknown top-level or secret keys) so an invalid payload is caught
-here, with the field named, before any call is made.
-"""
+"""The Import Resource and Update Resource Secrets bodies, as Vercel publishes them, validated strictly
+(no coercion, no unknown keys) so an invalid payload is named, field and all, before any call."""
 
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
-"""Keeping token and secret values out of everything we emit.
-
-The pipeline knows which values are secret (the token it read, the resource secret values
-it read) and scrubs them from any text or document that leaves the process: error bodies
-from Vercel, failed-records messages, log fields.
-
-A body that echoes the request may carry a value in another encoding than the one we sent, so
-text is scrubbed in every *decoded view* of it too: JSON escapes (``\\/``, ``\\u00E9`` in either
-case, a document sent as a JSON string), percent-encoding (``+`` as a space or not) and HTML
-character references, in any order, up to ``DECODING_DEPTH`` layers (and deeper, the same ones
-over and over). Where a value shows in a view, that view replaces the text and is scrubbed in turn;
-text that still holds a value after ``MAX_ROUNDS`` such turns is withheld whole. An error body
-that is JSON keeps only ``error.code`` and ``error.message`` (:func:`scrub_error_body`).
-"""
+"""Keeping token and secret values out of everything we emit: text is scrubbed in each decoded view
+of it (JSON escapes, percent-encoding, HTML references, hex and base64 bytes); docs/architecture.md,
+"Scrubbing", has the rules."""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -91,7 +81,7 @@ def _views(text: str) -> Iterator[str]:
 
 
 def _values(secret_values: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(the values, longest first; those plus their JSON-escaped forms, longest first)."""
+    """(the values, longest first; those plus their JSON-escaped and byte forms, longest first)."""
     values = sorted({value for value in secret_values if len(value) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     forms: set[str] = set(values)
     for value in values:
@@ -99,14 +89,30 @@ def _values(secret_values: Iterable[str]) -> tuple[list[str], list[str]]:
         # around them. Any other encoding is found by decoding.
         forms.add(json.dumps(value)[1:-1])
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.update(_byte_forms(value))
     return values, sorted(forms, key=len, reverse=True)
 
 
-def _scrub_one(text: str, values: list[str], forms: list[str]) -> str:
+_URL_SAFE = str.maketrans("+/", "-_")
+
+
+def _byte_forms(value: str) -> set[str]:
+    """The value's UTF-8 bytes in hex (either case) and in base64 (both alphabets), as they show
+    inside a longer encoded text: for base64, wherever in a 3-byte group the value starts, the
+    characters that hold its bits alone (the ones at its edges mix in its neighbours')."""
+    data = value.encode("utf-8", "surrogatepass")
+    forms = {data.hex(), data.hex().upper()}
+    for offset in range(3):
+        core = base64.b64encode(bytes(offset) + data)[(offset * 8 + 5) // 6 : (offset + len(data)) * 8 // 6].decode()
+        forms.update((core, core.translate(_URL_SAFE)))
+    return forms
+
+
+def _scrub_one(text: str, forms: list[str]) -> str:
     for _ in range(MAX_ROUNDS + 1):
         for form in forms:
             text = text.replace(form, REDACTED)
-        leaking = next((view for view in _views(text) if any(value in view for value in values)), None)
+        leaking = next((view for view in _views(text) if any(form in view for form in forms)), None)
         if leaking is None:
             return text
         text = leaking  # the decoded text the value shows in: scrubbed on the next round
@@ -123,7 +129,7 @@ def scrub_text(text: str, secret_values: Iterable[str], *, cut_at_end: bool = Fa
     values, forms = _values(secret_values)
     if not values:
         return text
-    text = _scrub_one(text, values, forms)
+    text = _scrub_one(text, forms)
     if cut_at_end and text != WITHHELD:
         # Decoding only shortens text: a part at the end of the text read is within as many
         # characters of the end of any view of it.
@@ -136,16 +142,16 @@ def scrub(document: Any, secret_values: Iterable[str]) -> Any:
     values, forms = _values(secret_values)
     if not values:
         return document
-    return _scrub(document, values, forms)
+    return _scrub(document, forms)
 
 
-def _scrub(document: Any, values: list[str], forms: list[str]) -> Any:
+def _scrub(document: Any, forms: list[str]) -> Any:
     if isinstance(document, str):
-        return _scrub_one(document, values, forms)
+        return _scrub_one(document, forms)
     if isinstance(document, Mapping):
-        return {_scrub(k, values, forms): _scrub(v, values, forms) for k, v in document.items()}
+        return {_scrub(k, forms): _scrub(v, forms) for k, v in document.items()}
     if isinstance(document, list | tuple):
-        return [_scrub(v, values, forms) for v in document]
+        return [_scrub(v, forms) for v in document]
     return document
 
 

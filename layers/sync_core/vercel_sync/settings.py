@@ -1,7 +1,7 @@
-"""The functions' configuration, parsed from the environment into one validated model.
+"""The functions' configuration from the environment: a shared model and one per function.
 
-A wrong value fails the first invocation with a message naming the variable (so the batch
-goes back to its source and nothing is lost) rather than misbehaving later.
+A wrong value fails the first invocation with a message naming the variable (so the batch goes
+back to its source and nothing is lost) rather than misbehaving later.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,15 +23,15 @@ DEFAULT_TOKEN_SECRET_ID = "vercel/installations/" + INSTALLATION_PLACEHOLDER
 # Environment variable -> settings field.
 ENVIRONMENT_VARIABLES = {
     "VERCEL_API_URL": "vercel_api_url",
-    "VERCEL_TOKEN_SECRET_ID": "token_secret_id",  # a settings field\'s name  # nosec B105
-    "RESOURCE_SECRET_PREFIX": "resource_secret_prefix",  # a settings field\'s name  # nosec B105
+    "VERCEL_TOKEN_SECRET_ID": "token_secret_id",  # a settings field's name  # nosec B105
+    "RESOURCE_SECRET_PREFIX": "resource_secret_prefix",  # a settings field's name  # nosec B105
     "FAILED_RECORDS_QUEUE_URL": "failed_records_queue_url",
     "SYNC_STATE_TABLE": "sync_state_table",
     "MAX_CONCURRENCY": "max_concurrency",
     "VERCEL_RATE_LIMIT": "rate_limit",
     "HTTP_TIMEOUT_SECONDS": "http_timeout_seconds",
-    "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field\'s name  # nosec B105
-    "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field\'s name  # nosec B105
+    "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field's name  # nosec B105
+    "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
     # The function's own account and region: a secretsArn naming another is refused unread. Not
     # AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
@@ -68,6 +68,17 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# What a Secrets Manager secret's name may hold (an ARN's name part too: the name, "-", 6 more).
+# Anything else names no secret as written: Secrets Manager reads a partial ARN's name after its
+# last ":", so "...:secret:{prefix}A/x:{prefix}B/db" would pass A's folder rule and reach B's secret.
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+def is_secret_name_or_arn(secret_id: str) -> bool:
+    """Whether ``secret_id`` is a secret's name, or an ARN whose name part is one."""
+    return _SECRET_NAME.fullmatch(secret_name(secret_id)) is not None
+
+
 def secret_name(secret_id: str) -> str:
     """The name in a Secrets Manager id: ``arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`` or the name."""
     if secret_id.startswith("arn:"):
@@ -77,16 +88,28 @@ def secret_name(secret_id: str) -> str:
 
 
 def normalized_secret_name(secret_id: str) -> str:
-    """A secret's name as the state table keeps it (``secretName``) and rotation events find it:
-    an ARN's name part without the ``-AbCdEf`` suffix Secrets Manager adds; a name as it is."""
+    """A secret's name as a rotation event's id gives it: an ARN's name part without the
+    ``-AbCdEf`` suffix Secrets Manager adds; a name as it is."""
     name = secret_name(secret_id)
     if secret_id.startswith("arn:") and len(name) > 7 and name[-7] == "-":
         return name[:-7]
     return name
 
 
+def secret_names_of(secret_id: str) -> tuple[str, ...]:
+    """Every ``secretName`` an import of this secret may have kept (the state table keeps the name
+    part of the id the record gave, as given): the name part, and without its suffix for an ARN.
+    Not stripped at import: a partial ARN of ``db-backup`` would read as ``db`` with a suffix."""
+    names = (secret_name(secret_id), normalized_secret_name(secret_id))
+    return names if names[0] != names[1] else names[:1]
+
+
 class Settings(BaseModel):
+    """What every function reads."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # Variables of ENVIRONMENT_VARIABLES this model leaves unread although it has their field.
+    UNREAD: ClassVar[frozenset[str]] = frozenset()
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
@@ -106,9 +129,6 @@ class Settings(BaseModel):
     token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     # Short, so a rotated resource secret reaches Vercel soon after it changes.
     resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
-    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
-    # in the failed-records queue with its whole record, before the stream lets it expire.
-    stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
 
     @field_validator("vercel_api_url")
     @classmethod
@@ -164,7 +184,7 @@ class Settings(BaseModel):
         """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret:
         a secret under the resource-secret prefix that is not an installation token. Without a
         prefix configured, none: a record must not pick any secret the function can read."""
-        if self.resource_secret_prefix is None:
+        if self.resource_secret_prefix is None or not is_secret_name_or_arn(secret_id):
             return False
         name = secret_name(secret_id)
         return name.startswith(self.resource_secret_prefix) and not self._is_token_secret(name)
@@ -191,8 +211,13 @@ class Settings(BaseModel):
         return rest.endswith(after) or bool(re.fullmatch(rf".*{re.escape(after)}-[A-Za-z0-9]{{6}}", rest))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        values = {field: environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if name in environ}
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        fields = cls.model_fields
+        values = {
+            field: environ[name]
+            for name, field in ENVIRONMENT_VARIABLES.items()
+            if name in environ and field in fields and name not in cls.UNREAD
+        }
         if not values.get("aws_region") and environ.get("AWS_DEFAULT_REGION"):
             values["aws_region"] = environ["AWS_DEFAULT_REGION"]  # what boto3 uses without AWS_REGION
         try:
@@ -204,3 +229,18 @@ class Settings(BaseModel):
                 field = str(error["loc"][0]) if error["loc"] else "?"
                 problems.append(f"{field_to_env.get(field, field)}: {error['msg']}")
             raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+class SyncSettings(Settings):
+    """The stream and queue functions'."""
+
+    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
+    # in the failed-records queue with its whole record, before the stream lets it expire.
+    stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
+
+
+class RotationSettings(Settings):
+    """Rotation sync's: secrets updates have a limit of their own at Vercel (VERCEL_RATE_LIMIT is the imports')."""
+
+    UNREAD = frozenset({"VERCEL_RATE_LIMIT"})
+    rate_limit: RateLimit = RateLimit(calls=240, seconds=60)

@@ -1,19 +1,5 @@
-"""What the sync-state table remembers per resource, and the rules that use it. Pure.
-
-- **Version guard.** A change carries a version: the record's own ``version`` (a number, or an
-  ISO-8601 time taken as epoch seconds), or, for a stream record without one, its sequence
-  number (DynamoDB orders an item's changes by it). The table keeps the newest applied of each
-  kind; a change whose version is older than or equal to it is skipped as stale. The two kinds
-  are never compared with each other (a partner that sets ``version`` on some changes only is
-  guarded on those).
-- **Change suppression.** The table keeps a digest of the last payload imported (never the
-  payload): an import whose digest matches costs no call. The digest is an HMAC keyed by the
-  installation token, so a reader of the table cannot test guesses of a secret value against
-  it; a rotated token makes every digest differ once (one re-import per resource).
-- **Claims.** While a call for a resource is in flight its item holds a short lease, so two
-  concurrent invocations (a standard queue) never call Vercel for one resource at once and the
-  newer version is the one that lands last.
-"""
+"""What the sync-state table remembers per resource: the version guard, change suppression and
+claims (docs/architecture.md, "Sync state"). Pure."""
 
 from __future__ import annotations
 
@@ -24,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from vercel_sync.errors import InvalidRecordError
 
@@ -97,12 +83,8 @@ class ResourceState:
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming a resource for one call.
-
-    ``status``: ``"claimed"`` (ours until ``lease_until``; ``state`` is what the table held),
-    ``"stale"`` (a version at least as new is already applied: skip), ``"busy"`` (another
-    invocation's call is in flight until ``busy_until``, epoch seconds).
-    """
+    """Claiming a resource for one call: ``claimed`` (``state``: what the table held), ``stale`` (a
+    version at least as new is applied), ``busy`` (another call is in flight until ``busy_until``, epoch s)."""
 
     status: Literal["claimed", "stale", "busy"]
     claim_id: str | None = None
@@ -123,19 +105,3 @@ class ImportedState:
     secret_name: str | None
     secrets_prefix: str | None
     imported_at: datetime
-
-
-class StateStore(Protocol):
-    """The sync-state table (``adapters/state_table.py``); tests hand in an in-memory one."""
-
-    def claim(
-        self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
-    ) -> Claim: ...
-
-    def record(self, claim_id: str | None, state: ImportedState) -> None:
-        """Record an import and release the claim; never moves a version backwards."""
-        ...
-
-    def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
-        """Give up a claim without recording anything (the call failed)."""
-        ...

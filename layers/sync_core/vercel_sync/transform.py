@@ -1,15 +1,5 @@
-"""Partner record -> Import Resource payload. Pure: no AWS, no HTTP, no clock.
-
-The steps a record goes through, each raising :class:`InvalidRecordError` with a readable
-reason (field names and rules only, never values, which may be secret):
-1. ``unwrap_message_body``: an SQS body, raw JSON or wrapped by SNS or EventBridge -> a mapping;
-2. ``json_safe``: DynamoDB native types (Decimal, sets, bytes) -> plain JSON values;
-3. ``parse_partner_record``: the mapping -> :class:`PartnerRecord`;
-4. ``build_import_payload``: the record (+ its secret document) -> :class:`ImportResourcePayload`.
-
-Rotation sync (``rotation.py``) turns a resource secret into the Update Resource Secrets body with
-``build_secrets_update``, by the same rules (``secrets_from_document``) as an import's ``secrets``.
-"""
+"""Partner record -> Import Resource body, each step raising :class:`InvalidRecordError` with a reason
+that names fields and rules, never values (they may be secret). Pure: no AWS, no HTTP, no clock."""
 
 from __future__ import annotations
 
@@ -181,27 +171,16 @@ def secrets_from_document(document: Any, prefix: str | None) -> list[dict[str, A
     return secrets
 
 
-def build_import_payload(
-    record: PartnerRecord,
-    *,
-    removed: bool = False,
-    secret_document: Any = None,
-) -> ImportResourcePayload:
-    """The validated Import Resource body for ``record``.
-
-    ``removed`` is a DynamoDB REMOVE (the record is then the old image); it and
-    ``deleted: true`` both import the resource with status ``uninstalled``.
-    """
-    return build_import_body(record, removed=removed, secret_document=secret_document)[0]
-
-
 def build_import_body(
     record: PartnerRecord,
     *,
     removed: bool = False,
     secret_document: Any = None,
 ) -> tuple[ImportResourcePayload, dict[str, Any]]:
-    """:func:`build_import_payload` and its JSON body (``payload.to_body()``), dumped once."""
+    """The validated Import Resource body for ``record``, and its JSON (``payload.to_body()``, dumped once).
+
+    ``removed`` is a DynamoDB REMOVE (the record is then the old image); it and ``deleted: true``
+    both import the resource with status ``uninstalled``."""
     status = "uninstalled" if removed else record.vercel_status
     body: dict[str, Any] = {
         "productId": record.product_id,

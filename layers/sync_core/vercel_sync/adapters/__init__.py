@@ -1,4 +1,1 @@
-"""Small adapters at the edges: Vercel over httpx, Secrets Manager, the failed-records queue.
-
-The pipeline is handed instances (see ``vercel_sync.runtime``), so tests swap them for fakes.
-"""
+"""The adapters at the edges (Vercel over httpx, AWS over boto3), handed to the services."""

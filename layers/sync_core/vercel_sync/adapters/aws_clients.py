@@ -1,19 +1,12 @@
 """The boto3 clients of one container: one session, each client built on first use, then shared,
 each call bounded by the time its step has left.
 
-The first client of a boto3 session lists botocore's data folder and loads the endpoints and
-partitions (``endpoints.json`` alone is 1.2 MB) before the service's own model; the session's
-loader keeps them, so a second client costs only its service model. Measured on a cold start
-(``bench`` case 5's scripts): the DynamoDB client took 80-130 ms on a session of its own
-(``boto3.client``, beside the one Powertools built for Secrets Manager), 35-60 ms on the shared
-one. Clients are thread-safe; building one is not, so it happens under a lock (the rate limiter
-builds its client in a thread of its own).
-
-botocore fixes a client's timeouts and retries in its ``Config``, not per call. So a service has
-one client per *timeout tier* (:data:`AWS_TIMEOUT_TIERS`), each built when a call first needs it,
-and the adapters hold a :class:`DeadlineBoundClient`: each of its calls goes to the longest tier
-whose worst case fits what the current step has left (``deadline.seconds_left``); outside any
-bounded step, to the longest.
+One session: a session's first client loads botocore's endpoints and partitions, which its later
+clients reuse. Clients are thread-safe; building one is not, so it happens under a lock.
+botocore fixes a client's timeouts and retries in its ``Config``, not per call: a service has one
+client per *timeout tier* (:data:`AWS_TIMEOUT_TIERS`), and each call of a
+:class:`DeadlineBoundClient` goes to the longest tier whose worst case fits what the current step
+has left (``deadline.seconds_left``); outside any bounded step, to the longest.
 """
 
 from __future__ import annotations
@@ -62,6 +55,11 @@ AWS_TIMEOUT_TIERS: tuple[AwsTimeouts, ...] = (
     AwsTimeouts(connect_seconds=0.5, read_seconds=1.5, max_attempts=1),
 )
 SHORTEST_AWS_TIMEOUTS = AWS_TIMEOUT_TIERS[-1]
+# The backfill has no invocation to protect, only a job to finish: patient retries.
+PATIENT_AWS_TIMEOUTS = AwsTimeouts(connect_seconds=3.0, read_seconds=20.0, max_attempts=8)
+# boto3's default session, from which a LazyClient without a factory builds, is not safe to
+# build clients from in several threads at once.
+_DEFAULT_SESSION_LOCK = threading.Lock()
 
 
 class AwsClients:
@@ -146,12 +144,12 @@ class LazyClient:
     def __call__(self) -> Any:
         if self._client is None:
             with self._lock:
-                if self._client is None:
-                    if self._factory is not None:
-                        self._client = self._factory()
-                    else:
-                        import boto3
+                if self._client is None and self._factory is not None:
+                    self._client = self._factory()
+                elif self._client is None:
+                    import boto3
 
-                        build: Any = boto3.client  # the service is a plain str, not its typed literal
+                    build: Any = boto3.client  # the service is a plain str, not its typed literal
+                    with _DEFAULT_SESSION_LOCK:
                         self._client = build(self._service, config=self._boto_config)
         return self._client

@@ -1,18 +1,6 @@
-"""A hard deadline for each HTTP call, headers and body, in httpx's pooled transport.
-
-httpx applies its timeouts to each network operation, not to a call: a server that sends its
-headers or its body a byte at a time, each byte within the read timeout, keeps a call going for
-as long as it likes. httpcore's network backend is where every connect, TLS handshake, read and
-write of the pool happens (on new and pooled connections alike, direct or through a proxy), so
-:class:`DeadlineBackend` wraps the pool's backend and gives each operation at most the time left
-to the call's deadline (``deadline.seconds_left``), raising httpcore's own timeout past it. No
-thread, no timer: one clock read per operation. (A watchdog closing the socket would need a
-thread or a timer per call, and the socket, which httpx hands out only once the headers are in.)
-
-httpx has no public way to hand its transport a backend yet (encode/httpx pull request 3749):
-:func:`install_call_deadline` sets it on the transport's pool, and refuses a transport whose pool
-it does not recognise rather than leave calls unbounded.
-"""
+"""A hard deadline for each HTTP call, headers and body, in httpx's pooled transport: every network
+operation of the pool gets at most the time left to the call's deadline (``deadline.seconds_left``).
+httpx has no public hook for the backend yet (encode/httpx pull request 3749): docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The sync-state table's sparse index ``bySecretName``: which resources' last imports used a secret.
-
-Resource items (``CONTRACT.md``) carry ``secretName`` (a normalized secret name) only while their
-last imported payload named a secret, so the index (HASH ``secretName``, projection ALL) holds
-exactly those. One ``Query`` per page; an index read is eventually consistent (an import a moment
-old may be missed, and is then up to date anyway: it read the secret itself).
-"""
+"""The sync-state table's sparse index ``bySecretName``: the resources whose last import used a secret
+(one ``Query`` per page, eventually consistent: an import a moment old read the secret itself)."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from typing import Any
 
 from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.rotation import RotationTarget, target_from_item
+from vercel_sync.rotation.events import RotationTarget, target_from_item
 
 INDEX_NAME = "bySecretName"
 # A secret shared by more resources than this is refused loudly rather than half-done.

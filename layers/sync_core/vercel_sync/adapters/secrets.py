@@ -1,16 +1,6 @@
-"""Reading the installation token and resource secrets: Powertools Parameters over Secrets Manager.
-
-Powertools caches each value for its ``max_age``; a 401 from Vercel re-reads the token past
-the cache (``force_fetch``). Errors are classified: a missing secret, a denied read or a
-secret that cannot be decrypted or decoded is permanent for the record (the failed-records
-queue holds it until an operator fixes the cause and replays it); throttling and network
-trouble are transient. Neither the value nor the error's text from AWS beyond its code is kept.
-
-A resource secret is read only for an installation it belongs to (:meth:`check_owner`): one in
-the installation's folder (``{RESOURCE_SECRET_PREFIX}X/``) at no cost; any other only if it
-carries the tag :data:`OWNER_TAG` with the installation's id, read with DescribeSecret (no
-value) and cached as long as a resource secret's value is.
-"""
+"""The installation token and resource secrets: Powertools Parameters over Secrets Manager, errors
+classified (permanent: missing, denied, undecodable; transient: throttling, network). A resource
+secret is read only for the installation it belongs to (:meth:`SecretsManagerReader.check_owner`)."""
 
 from __future__ import annotations
 
@@ -21,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
-from vercel_sync.settings import Settings, secret_name
+from vercel_sync.settings import Settings, is_secret_name_or_arn, secret_name
 
 OWNER_TAG = "vercel:integrationConfigurationId"
 NOT_OWNED = (
@@ -34,15 +24,8 @@ MAX_CACHED_OWNERS = 4096
 
 # Secrets Manager error codes that another try will not fix.
 PERMANENT_SECRET_ERRORS = frozenset(
-    {
-        "ResourceNotFoundException",
-        "AccessDeniedException",
-        "DecryptionFailure",
-        "InvalidRequestException",
-        "InvalidParameterException",
-        "ValidationException",
-        "UnrecognizedClientException",
-    }
+    {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure", "InvalidRequestException"}
+    | {"InvalidParameterException", "ValidationException", "UnrecognizedClientException"}
 )
 
 
@@ -57,8 +40,7 @@ class SecretsManagerReader:
         self._settings = settings
         self._provider = provider  # built on first use: no client before it is needed
         self._boto_config = boto_config
-        # Gives the container's shared Secrets Manager client (``AwsClients``): Powertools would
-        # otherwise build a boto3 session of its own, which costs a cold start its set-up again.
+        # The container's shared client (``AwsClients``): else Powertools builds a boto3 session of its own.
         self._client_factory = client_factory
         # secret id -> (its owner tag or None, monotonic expiry)
         self._owner_tags: dict[str, tuple[str | None, float]] = {}
@@ -77,12 +59,8 @@ class SecretsManagerReader:
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
         """The installation's access token: the JSON Vercel sends (``access_token``) or a bare token."""
         secret_id = self._settings.token_secret_id_for(integration_configuration_id)
-        raw = self._read(
-            secret_id,
-            max_age=self._settings.token_cache_seconds,
-            force_fetch=force_fetch,
-            reason="token_unavailable",
-        )
+        max_age = self._settings.token_cache_seconds
+        raw = self._read(secret_id, max_age=max_age, force_fetch=force_fetch, reason="token_unavailable")
         try:
             token = _token_from_secret(raw)
         except RecursionError:
@@ -107,12 +85,8 @@ class SecretsManagerReader:
         to ``installation_id`` (:meth:`check_owner`; else nothing is read). ``force_fetch`` reads
         past the cache (rotation sync: the value has just changed)."""
         self.check_owner(secret_id, installation_id)
-        raw = self._read(
-            secret_id,
-            max_age=self._settings.resource_secret_cache_seconds,
-            force_fetch=force_fetch,
-            reason="resource_secret_unavailable",
-        )
+        max_age, reason = self._settings.resource_secret_cache_seconds, "resource_secret_unavailable"
+        raw = self._read(secret_id, max_age=max_age, force_fetch=force_fetch, reason=reason)
         try:
             return json.loads(raw)
         except ValueError:
@@ -134,6 +108,10 @@ class SecretsManagerReader:
         name neither the secret nor another installation: the secret's name may hold one's id.
         """
         settings = self._settings
+        if not is_secret_name_or_arn(secret_id):
+            raise InvalidRecordError(
+                "secretsArn is not a Secrets Manager secret's name or ARN (a name holds letters, digits, /_+=.@- only)"
+            )
         if not settings.is_resource_secret(secret_id):
             if settings.resource_secret_prefix is None:
                 # A configuration gap, not the record's fault: back to the source until it is set.

@@ -1,12 +1,6 @@
-"""The partner events queue (SQS), as the queue function's source: deferring messages sent back.
-
-A message reported failed stays invisible for the queue's visibility timeout (360 s in the
-template) and then comes back. When it was sent back because the installation's rate limit
-had no call left (or Vercel asked to wait with a 429), waiting the whole timeout wastes time,
-and coming back before a call is free wastes a receive (each one counts towards the
-dead-letter queue's ``maxReceiveCount``). So such messages are made visible again when the
-rate limit is expected to have a call for them.
-"""
+"""The partner events queue, as the queue function's source: a message sent back under the rate limit
+(or a 429) is made visible again when a call is expected to be free, not after the whole visibility
+timeout, and without spending a receive (each counts towards the dead-letter queue's)."""
 
 from __future__ import annotations
 

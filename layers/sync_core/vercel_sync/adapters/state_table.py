@@ -5,9 +5,8 @@ Every write is one conditional ``UpdateItem``, so concurrent invocations can nei
 version nor call Vercel for one resource at once:
 
 - ``claim``: take the lease if none is live and the change is newer than what is applied;
-  ``ReturnValues=ALL_OLD`` brings back the stored digest in the same call. When the condition
-  fails, the item it failed against comes back with the failure
-  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and tells stale from busy, without a read.
+  ``ReturnValues=ALL_OLD`` brings back the stored digest in the same call, and a failed
+  condition the item it failed against, which tells stale from busy without a read.
 - ``record``: set version, digest and what rotation sync needs (the secret's name and prefix),
   and drop the lease, if the lease is still ours; otherwise (it expired and another call
   claimed) only move the version forward.
@@ -23,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vercel_sync.adapters.aws_clients import LazyClient
+from vercel_sync.adapters.dynamodb import ConditionFailed, number, write
 from vercel_sync.errors import TransientSyncError
-from vercel_sync.settings import normalized_secret_name
+from vercel_sync.settings import secret_name
 from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
 
 _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"}
@@ -44,12 +44,11 @@ class DynamoDbStateStore:
         self,
         table_name: str,
         dynamodb_client: Any = None,
-        boto_config: Any = None,
         clock: Callable[[], float] = time.time,
         client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
-        self._dynamodb = LazyClient("dynamodb", dynamodb_client, boto_config, client_factory)  # built on first use
+        self._dynamodb = LazyClient("dynamodb", dynamodb_client, factory=client_factory)
         self._clock = clock
 
     def claim(
@@ -58,34 +57,29 @@ class DynamoDbStateStore:
         now = self._clock()
         claim_id = uuid.uuid4().hex
         values: dict[str, Any] = {
-            ":now": {"N": _number(now)},
-            ":until": {"N": _number(now + lease_seconds)},
-            ":claim": {"S": claim_id},
-            ":kind": {"S": "resource"},
-            ":installation": {"S": installation_id},
-            ":resource": {"S": resource_id},
+            "claimId": {"S": claim_id},
+            "claimUntil": number(now + lease_seconds),
+            "kind": {"S": "resource"},
+            "installationId": {"S": installation_id},
+            "resourceId": {"S": resource_id},
         }
+        request = _set(values)
+        request["ExpressionAttributeValues"][":now"] = number(now)
         condition = "(attribute_not_exists(claimUntil) OR claimUntil < :now)"
         if version is not None:
             attribute = _VERSION_ATTRIBUTE[version.kind]
             condition += f" AND (attribute_not_exists({attribute}) OR {attribute} < :version)"
-            values[":version"] = _version_value(version)
+            request["ExpressionAttributeValues"][":version"] = _version_value(version)
         try:
-            response = self._call(
+            response = self._write(
                 "update_item",
-                TableName=self.table_name,
-                Key={"pk": {"S": resource_key(installation_id, resource_id)}},
-                UpdateExpression=(
-                    "SET claimId = :claim, claimUntil = :until, #kind = :kind, "
-                    "installationId = :installation, resourceId = :resource"
-                ),
+                Key=self._key(installation_id, resource_id),
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#kind": "kind"},
-                ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **request,
             )
-        except _ConditionFailed as failure:
+        except ConditionFailed as failure:
             return self._why_not(installation_id, resource_id, version, now, claim_id, failure.item)
         return Claim("claimed", claim_id=claim_id, state=_state(response.get("Attributes") or {}))
 
@@ -101,13 +95,8 @@ class DynamoDbStateStore:
         """Why the claim's condition failed, from the item it failed against (one consistent read
         when the failure did not bring it back: the condition fails only on an existing item)."""
         if not item:
-            response = self._call(
-                "get_item",
-                TableName=self.table_name,
-                Key={"pk": {"S": resource_key(installation_id, resource_id)}},
-                ConsistentRead=True,
-            )
-            item = response.get("Item") or {}
+            key = self._key(installation_id, resource_id)
+            item = self._write("get_item", Key=key, ConsistentRead=True).get("Item") or {}
         state = _state(item)
         if item.get("claimId", {}).get("S") == claim_id:
             # Ours: the write went through but its answer was lost, and botocore's retry then
@@ -120,102 +109,70 @@ class DynamoDbStateStore:
         return Claim("busy", state=state, busy_until=max(busy_until, now))
 
     def record(self, claim_id: str | None, state: ImportedState) -> None:
-        names = {"#kind": "kind", "#status": "status"}
         values: dict[str, Any] = {
-            ":kind": {"S": "resource"},
-            ":installation": {"S": state.installation_id},
-            ":resource": {"S": state.resource_id},
-            ":digest": {"S": state.payload_digest},
-            ":product": {"S": state.product_id},
-            ":status": {"S": state.status},
-            ":at": {"S": state.imported_at.isoformat()},
+            "kind": {"S": "resource"},
+            "installationId": {"S": state.installation_id},
+            "resourceId": {"S": state.resource_id},
+            "payloadDigest": {"S": state.payload_digest},
+            "productId": {"S": state.product_id},
+            "status": {"S": state.status},
+            "importedAt": {"S": state.imported_at.isoformat()},
         }
-        sets = [
-            "#kind = :kind",
-            "installationId = :installation",
-            "resourceId = :resource",
-            "payloadDigest = :digest",
-            "productId = :product",
-            "#status = :status",
-            "importedAt = :at",
-        ]
-        removes = []
-        for attribute, value in (("secretName", state.secret_name), ("secretsPrefix", state.secrets_prefix)):
-            if value is None:
-                removes.append(attribute)
-            else:
-                placeholder = f":{attribute}"
-                values[placeholder] = {"S": normalized_secret_name(value) if attribute == "secretName" else value}
-                sets.append(f"{attribute} = {placeholder}")
-        version_condition = None
+        name = None if state.secret_name is None else secret_name(state.secret_name)
+        optional = {"secretName": name, "secretsPrefix": state.secrets_prefix}
+        values.update({attribute: {"S": value} for attribute, value in optional.items() if value is not None})
+        removes = [attribute for attribute, value in optional.items() if value is None]
+        version_condition: dict[str, str] = {}
         if state.version is not None:
             attribute = _VERSION_ATTRIBUTE[state.version.kind]
-            values[":version"] = _version_value(state.version)
-            sets.append(f"{attribute} = :version")
-            version_condition = f"(attribute_not_exists({attribute}) OR {attribute} < :version)"
-        key = {"pk": {"S": resource_key(state.installation_id, state.resource_id)}}
+            values[attribute] = _version_value(state.version)
+            version_condition["ConditionExpression"] = (
+                f"(attribute_not_exists({attribute}) OR {attribute} < :{attribute})"
+            )
+        key = self._key(state.installation_id, state.resource_id)
         if claim_id is not None:
-            try:
-                self._call(
-                    "update_item",
-                    TableName=self.table_name,
-                    Key=key,
-                    UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join([*removes, 'claimId', 'claimUntil'])}",
-                    ConditionExpression="claimId = :claim",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={**values, ":claim": {"S": claim_id}},
-                )
+            request = _set(values, [*removes, "claimId", "claimUntil"])
+            request["ExpressionAttributeValues"][":claim"] = {"S": claim_id}
+            # When the lease lapsed and another call holds it now: move the version on only.
+            with contextlib.suppress(ConditionFailed):
+                self._write("update_item", Key=key, ConditionExpression="claimId = :claim", **request)
                 return
-            except _ConditionFailed:
-                pass  # the lease lapsed and another call holds it now: move the version on only
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": key,
-            "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if version_condition is not None:
-            request["ConditionExpression"] = version_condition
-        with contextlib.suppress(_ConditionFailed):  # a newer version is already recorded
-            self._call("update_item", **request)
+        with contextlib.suppress(ConditionFailed):  # a newer version is already recorded
+            self._write("update_item", Key=key, **version_condition, **_set(values, removes))
 
     def release(self, installation_id: str, resource_id: str, claim_id: str) -> None:
-        with contextlib.suppress(_ConditionFailed):  # already lapsed and taken: nothing of ours to release
-            self._call(
+        with contextlib.suppress(ConditionFailed):  # already lapsed and taken: nothing of ours to release
+            self._write(
                 "update_item",
-                TableName=self.table_name,
-                Key={"pk": {"S": resource_key(installation_id, resource_id)}},
+                Key=self._key(installation_id, resource_id),
                 UpdateExpression="REMOVE claimId, claimUntil",
                 ConditionExpression="claimId = :claim",
                 ExpressionAttributeValues={":claim": {"S": claim_id}},
             )
 
-    def _call(self, operation: str, **request: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+    @staticmethod
+    def _key(installation_id: str, resource_id: str) -> dict[str, Any]:
+        return {"pk": {"S": resource_key(installation_id, resource_id)}}
 
-        try:
-            return getattr(self._dynamodb(), operation)(**request)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                item = exc.response.get("Item")
-                raise _ConditionFailed(item if isinstance(item, dict) else None) from None
-            # Throttling, a missing table or denied access: the record goes back to its source
-            # (nothing is imported without its state recorded, or the guard could be bypassed).
-            raise TransientSyncError(f"the sync-state table did not answer ({code or 'error'})") from None
-        except BotoCoreError as exc:
-            raise TransientSyncError(f"the sync-state table did not answer ({type(exc).__name__})") from None
+    def _write(self, operation: str, **request: Any) -> Any:
+        # Throttling, a missing table or denied access: the record goes back to its source
+        # (nothing is imported without its state recorded, or the guard could be bypassed).
+        def failure(code: str) -> Exception:
+            return TransientSyncError(f"the sync-state table did not answer ({code or 'error'})")
+
+        return write(self._dynamodb(), operation, failure, TableName=self.table_name, **request)
 
 
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any] | None = None) -> None:
-        super().__init__("conditional check failed")
-        self.item = item  # the item the condition failed against, when DynamoDB returned it
-
-
-def _number(value: float) -> str:
-    return f"{value:.6f}"
+def _set(values: dict[str, Any], removes: Sequence[str] = ()) -> dict[str, Any]:
+    """An UpdateItem setting each attribute to its value and removing ``removes``."""
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+    if removes:
+        expression += " REMOVE " + ", ".join(f"#{name}" for name in removes)
+    return {
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": {f"#{name}": name for name in [*values, *removes]},
+        "ExpressionAttributeValues": {f":{name}": value for name, value in values.items()},
+    }
 
 
 def _version_value(version: VersionKey) -> dict[str, str]:

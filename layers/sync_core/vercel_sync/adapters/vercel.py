@@ -1,13 +1,6 @@
-"""The Vercel Marketplace API client, on httpx.
-
-One pooled httpx transport per container (built with the sync service and reused by every
-invocation; a proxy the environment names is used, as httpx.Client would), a hard deadline per
-call (headers and body: the configured timeout, cut to what the invocation's step has left; see
-``http_deadline.py``), TLS always verified, no cookie jar, ids percent-encoded as single path
-segments, request and answer bodies size-capped, the headers the official SDK sends, and a
-``User-Agent`` naming the product. The client does not retry: it classifies each outcome into the errors the pipeline
-routes (``errors.py``).
-"""
+"""The Vercel Marketplace API client, on httpx's pooled transport: a hard deadline per call, TLS always
+verified, no cookie jar, ids as single path segments, bodies size-capped. It does not retry: it
+classifies each outcome into the errors the sync routes (``errors.py``)."""
 
 from __future__ import annotations
 
@@ -28,16 +21,11 @@ from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transi
 from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 
 USER_AGENT = f"{PRODUCT_NAME}/{__version__} httpx/{httpx.__version__}"
-# Vercel's error bodies are small; anything larger is cut before we keep it (the pipeline
-# scrubs secret values from what is kept, then shortens it further). Every answer is read up to
-# this size, successes too (they are a few bytes: ``{"name": ...}``).
+# Every answer is read up to this size (Vercel's are small); the sync scrubs and shortens what is kept.
 MAX_ERROR_BODY_BYTES = 16 * 1024
-# The largest request body sent. No legitimate body comes near it (a DynamoDB item is at most
-# 400 KB, an SQS message 256 KiB, a secret 64 KiB); a larger one is refused before any call as
-# an invalid record (permanent: the same record would be refused again).
+# No legitimate body comes near it (a DynamoDB item is at most 400 KB): a larger one is an invalid record.
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
-# A call as a whole is bounded by its timeout (or less: what its step has left); within it,
-# connecting, waiting for a pooled connection and sending a small body get at most this each.
+# Within a call's timeout, connecting, waiting for a pooled connection and sending get at most this each.
 SHORT_PHASE_TIMEOUT_SECONDS = 2.0
 # A call with less time than this is not started: the record goes back to its source instead.
 SHORTEST_CALL_SECONDS = 1.0
@@ -51,7 +39,7 @@ def http_timeout(timeout_seconds: float) -> httpx.Timeout:
 
 
 class VercelUnauthorizedError(TransientSyncError):
-    """401: the token was refused. The pipeline re-reads it once; after that the record is retried."""
+    """401: the token was refused. The sync re-reads it once; after that the record is retried."""
 
 
 class VercelClient:
@@ -65,10 +53,8 @@ class VercelClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout_seconds = timeout_seconds
-        # httpx's pooled transport, called directly: httpx.Client's own layer (URL merging, a
-        # cookie jar shared by every installation, auth and redirect flows: nothing an API call
-        # with a bearer token needs) cost about a fifth of the wall time of a concurrent batch
-        # here, where CPU per call bounds it (bench case 1: 2.3 s instead of 2.7-2.9 s).
+        # httpx's pooled transport, called directly: httpx.Client's layer (URL merging, a shared cookie
+        # jar, auth and redirect flows) is nothing a bearer-token call needs, and costs CPU per call.
         self._http = transport or _transport(max_connections, self._base_url)
         if isinstance(self._http, httpx.HTTPTransport):
             install_call_deadline(self._http)
@@ -95,24 +81,14 @@ class VercelClient:
         return self.resource_url(integration_configuration_id, resource_id) + "/secrets"
 
     def import_resource(
-        self,
-        integration_configuration_id: str,
-        resource_id: str,
-        body: Mapping[str, Any],
-        *,
-        token: str,
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]:
         """PUT the import; returns Vercel's JSON answer or raises a classified error."""
         url = self.resource_url(integration_configuration_id, resource_id)
         return self._put(url, body, token=token, what="import")
 
     def update_resource_secrets(
-        self,
-        integration_configuration_id: str,
-        resource_id: str,
-        body: Mapping[str, Any],
-        *,
-        token: str,
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]:
         """PUT ``{secrets, partial?}`` to the resource's secrets (Vercel answers 201); the same
         classification of outcomes as an import."""
@@ -133,13 +109,8 @@ class VercelClient:
                 raise TransientSyncError(f"no time left for a call to Vercel ({max(0.0, left):.1f} s)")
             seconds, timeout = left, http_timeout(left).as_dict()
         try:
-            request = httpx.Request(
-                "PUT",
-                url,
-                content=content,
-                headers=[*self._headers, ("Authorization", f"Bearer {token}")],
-                extensions={"timeout": timeout},
-            )
+            headers = [*self._headers, ("Authorization", f"Bearer {token}")]
+            request = httpx.Request("PUT", url, content=content, headers=headers, extensions={"timeout": timeout})
             with within(seconds):  # the whole call, headers and body (http_deadline.py)
                 response = self._http.handle_request(request)
                 try:

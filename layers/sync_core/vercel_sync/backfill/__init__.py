@@ -1,0 +1,1 @@
+"""The backfill: every partner table item through the partner events queue, resumable."""

@@ -1,0 +1,1 @@
+"""Rotation sync: a resource secret changed, so the Vercel resources using it get its new values."""

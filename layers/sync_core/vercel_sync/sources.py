@@ -1,0 +1,254 @@
+"""Lambda events -> the changes the sync takes; each change's result -> the partial batch response.
+
+A stream reports its earliest failed record (Lambda resumes the shard at the lowest sequence number
+reported); in a FIFO queue a group stops at its first failure (the rest of the group is reported);
+a standard queue reports each failure. Only transient failures are reported: a permanent one is parked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
+
+from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.deadline import Deadline, time_left_ms
+from vercel_sync.errors import InvalidRecordError
+from vercel_sync.event_fields import (
+    event_source_arn,
+    sqs_message_group,
+    sqs_receive_count,
+    stream_created_at,
+    stream_event_name,
+    stream_sequence_number,
+)
+from vercel_sync.ports import SourceQueue
+from vercel_sync.sync.plan import RecordResult
+from vercel_sync.transform import MAX_NESTING, json_safe, unwrap_message_body
+
+if TYPE_CHECKING:
+    from vercel_sync.sync.service import SyncService
+
+
+def handle_stream_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    records = event.get("Records")
+    if not records:
+        return {"batchItemFailures": []}
+    with _collector_skips_what_exists():
+        changes = [change_from_stream_record(record) for record in records]
+        results = service.sync_batch(changes, time_left_ms=time_left_ms(context))
+    for record, result in zip(records, results, strict=True):
+        if result.failed:  # records are in shard order: the first failure is the earliest
+            stream = record.get("dynamodb")
+            sequence_number = stream.get("SequenceNumber") if isinstance(stream, Mapping) else None
+            return {"batchItemFailures": [{"itemIdentifier": sequence_number}]}
+    return {"batchItemFailures": []}
+
+
+def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService) -> dict[str, Any]:
+    records = event.get("Records")
+    if not records:
+        return {"batchItemFailures": []}
+    with _collector_skips_what_exists():
+        results = service.sync_batch(
+            [change_from_sqs_record(record) for record in records], time_left_ms=time_left_ms(context)
+        )
+    reported = _reported(records, results, fifo=(event_source_arn(records[0]) or "").endswith(".fifo"))
+    # Deferring decides nothing: without time for one more AWS call before the margin it is not
+    # started, and a message comes back after the queue's visibility timeout instead.
+    source_queue = service.adapters.source_queue
+    deadline = Deadline(time_left_ms(context), service.tuning.time_budget, time.monotonic)
+    if source_queue is not None and deadline.allows_best_effort_aws_call():
+        with deadline.limit("aws_read"):
+            _defer_messages_sent_back(source_queue, records, results, reported)
+    return {"batchItemFailures": [{"itemIdentifier": records[index].get("messageId")} for index in reported]}
+
+
+def _reported(records: Sequence[Mapping[str, Any]], results: list[RecordResult], *, fifo: bool) -> list[int]:
+    """The records to report: each failure, and in a FIFO queue every later record of its group."""
+    failed_groups: set[str] = set()
+    reported: list[int] = []
+    for index, (record, result) in enumerate(zip(records, results, strict=True)):
+        group = sqs_message_group(record) if fifo else None
+        if result.failed or (group and group in failed_groups):
+            reported.append(index)
+            if group:
+                failed_groups.add(group)
+    return reported
+
+
+def _defer_messages_sent_back(
+    source_queue: SourceQueue, records: Sequence[Mapping[str, Any]], results: list[RecordResult], reported: list[int]
+) -> None:
+    """Reported messages that were told when to come back (the rate limit, a Retry-After) are made
+    visible then rather than after the queue's whole visibility timeout. A FIFO group's reported
+    messages all come back with its first, so the group is not held up by the ones behind it."""
+    by_group: dict[str, float | None] = {}
+    for record, result in zip(records, results, strict=True):
+        group = sqs_message_group(record)
+        if group is not None and result.error is not None:
+            by_group.setdefault(group, result.error.retry_after_seconds)  # the group's first failure decides
+    by_queue: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for index in reported:
+        record, error = records[index], results[index].error
+        group = sqs_message_group(record)
+        when = by_group.get(group) if group is not None else (error.retry_after_seconds if error else None)
+        receipt_handle, queue_arn = record.get("receiptHandle"), event_source_arn(record)
+        if when is not None and isinstance(receipt_handle, str) and queue_arn:
+            by_queue[queue_arn].append((receipt_handle, when))
+    for queue_arn, messages in by_queue.items():
+        source_queue.defer(queue_arn, messages)
+
+
+def change_from_stream_record(record: Mapping[str, Any]) -> SourceChange:
+    """A Lambda DynamoDB stream record -> the change.
+
+    A malformed event field (``eventName``, ``ApproximateCreationDateTime``) makes the change an
+    invalid record of its own, with its image kept where it can be read: the rest of the batch goes on.
+    """
+    stream = record.get("dynamodb")
+    if not isinstance(stream, Mapping):
+        stream = None
+    event_name, name_problem = stream_event_name(record.get("eventName"))
+    created_at, time_problem = stream_created_at(stream.get("ApproximateCreationDateTime") if stream else None)
+    sequence_number, sequence_problem = stream_sequence_number(stream.get("SequenceNumber") if stream else "")
+    position = SourcePosition(
+        kind="dynamodb-stream",
+        event_source_arn=event_source_arn(record),
+        item_identifier=sequence_number,
+        event_name=event_name,
+        created_at=created_at,
+    )
+    change = _stream_change(position, stream, removed=event_name == "REMOVE")
+    problem = name_problem or time_problem or sequence_problem
+    return change if problem is None else dataclasses.replace(change, decode_error=problem)
+
+
+def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *, removed: bool) -> SourceChange:
+    """The change a stream record's image makes (or why it makes none)."""
+    which = "OldImage" if removed else "NewImage"
+    image = (stream.get(which) or {}) if stream else None
+    if image:
+        try:
+            return SourceChange(position, decode_stream_image(image), removed, json_ready=True)
+        except Exception:  # noqa: BLE001, S110 - not the usual image: read below, the library's way  # nosec B110
+            pass
+    try:
+        decoded = {name: _DESERIALIZER.deserialize(value) for name, value in image.items()} if image else None
+    except Exception as exc:  # noqa: BLE001 - a malformed image is an invalid record, not a crash
+        return SourceChange(position, None, removed, decode_error=f"unreadable stream image ({type(exc).__name__})")
+    if not decoded:
+        return SourceChange(
+            position,
+            None,
+            removed,
+            decode_error=f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES",
+        )
+    try:
+        item = json_safe(decoded)
+    except InvalidRecordError as error:  # kept with the image its ids are read from
+        return SourceChange(position, decoded, removed, decode_error=error.message)
+    return SourceChange(position, item, removed, json_ready=True)
+
+
+def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
+    """A Lambda SQS record -> the change. One without ``attributes`` (its message group and receive
+    count unknown) or without a ``body`` is an invalid record of its own."""
+    position = SourcePosition(
+        kind="sqs",
+        event_source_arn=event_source_arn(raw),
+        item_identifier=str(raw.get("messageId") or ""),
+        message_group_id=sqs_message_group(raw),
+        receive_count=sqs_receive_count(raw),
+    )
+    attributes = raw.get("attributes")
+    problem = None if isinstance(attributes, Mapping) else "the SQS record has no attributes"
+    if isinstance(attributes, Mapping) and not isinstance(attributes.get("MessageGroupId", ""), str):
+        problem = "the SQS record's MessageGroupId is not a string"  # its group, and so its order, unknown
+    if raw.get("body") is None:
+        return SourceChange(position, None, decode_error=problem or "the SQS record has no body")
+    try:
+        item = unwrap_message_body(raw["body"])
+    except InvalidRecordError as error:
+        return SourceChange(position, None, decode_error=problem or error.message)
+    return SourceChange(position, item, decode_error=problem)
+
+
+@contextlib.contextmanager
+def _collector_skips_what_exists() -> Iterator[None]:
+    """The objects alive when a batch starts (the event's parsed JSON, modules, caches) are left out
+    of the cyclic garbage collector's passes while the batch runs (``gc.freeze``): a large event is
+    over a million objects, each full pass walked them all again. Reference counting frees them as
+    ever; they are collected again after it."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+# The DynamoDB image decoder: in one pass to what ``json_safe`` makes of the library deserializer's
+# output for the usual types (that deserializer, then ``json_safe``, cost several times as much);
+# anything else goes through the deserializer itself, and an image that fails here is read again
+# the library's way, so errors stay as they were.
+_DESERIALIZER = TypeDeserializer()
+_SIMPLE_INT_DIGITS = 18  # an integer this short is exact as an int, Decimal or not
+
+
+def decode_stream_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream image's attributes as JSON values (``json_safe`` of the deserialized image).
+
+    Raises on anything the fast path does not take; :func:`change_from_stream_record` then reads the
+    image the library's way for the exact outcome."""
+    return _map(image, 1)
+
+
+def _map(attributes: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if type(value) is dict and len(value) == 1:  # a string, the usual attribute, inline
+            text = value.get("S")
+            if type(text) is str:
+                item[name] = text
+                continue
+        item[name] = _attribute(value, depth)
+    return item
+
+
+def _attribute(value: Any, depth: int) -> Any:
+    if type(value) is not dict or len(value) != 1:
+        raise _NotSimpleError
+    ((tag, raw),) = value.items()
+    if tag == "S" or tag == "BOOL" or tag == "B":  # returned as they are, as the deserializer does
+        if type(raw) is str or type(raw) is bool:
+            return raw
+        raise _NotSimpleError
+    if tag == "NULL":
+        return None
+    if depth > MAX_NESTING:
+        raise _NotSimpleError  # json_safe's depth rule: the slow path gives its error
+    if tag == "N":
+        # A short plain integer: int(Decimal(text)) == int(text). Anything else as the library does.
+        if type(raw) is str and len(raw) <= _SIMPLE_INT_DIGITS and raw.isdigit() and raw.isascii():
+            return int(raw)
+        return json_safe(_DESERIALIZER.deserialize(value), depth)
+    if tag == "M":
+        if type(raw) is not dict:
+            raise _NotSimpleError
+        return _map(raw, depth + 1)
+    if tag == "L":
+        if type(raw) is not list:
+            raise _NotSimpleError
+        depth += 1
+        return [_attribute(item, depth) for item in raw]
+    return json_safe(_DESERIALIZER.deserialize(value), depth)  # sets; an unknown tag raises there
+
+
+class _NotSimpleError(Exception):
+    pass

@@ -1,0 +1,108 @@
+"""Where a change that is not imported goes: parked, scrubbed, in the failed-records queue, or back
+to its source; a stream record near the end of the stream's 24 h is parked rather than sent back."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from vercel_sync.calls import Clock
+from vercel_sync.changes import SourceChange
+from vercel_sync.deadline import Deadline
+from vercel_sync.errors import PermanentSyncError, RetriesExhaustedError, TransientSyncError
+from vercel_sync.failed_record import build_failed_record_message
+from vercel_sync.ports import FailedRecordSink, SyncObserver
+from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
+from vercel_sync.sync.crew import waiting
+from vercel_sync.sync.plan import DONE, RecordResult
+
+
+def send_to_failed_records(sink: FailedRecordSink, message: dict[str, Any], deadline: Deadline) -> str | None:
+    """Parks one message (rotation's too); None once the queue has it, else why not."""
+    try:
+        with deadline.bound("park", "sending it to the failed-records queue"), waiting("park"):
+            sink.park(message)
+    except TransientSyncError as exc:
+        return exc.message
+    except Exception as exc:  # noqa: BLE001 - any failure to park means the source must keep the record
+        return f"the failed-records queue did not take it ({type(exc).__name__})"
+    return None
+
+
+class Failures:
+    """One batch's failure routing. ``failed_records`` None: permanent failures go back to the
+    source too, whose own dead-letter path then holds them (never dropped)."""
+
+    def __init__(
+        self,
+        failed_records: FailedRecordSink | None,
+        observer: SyncObserver,
+        clock: Clock,
+        deadline: Deadline,
+        park_stream_records_after_seconds: float | None,
+    ) -> None:
+        self.failed_records, self.observer, self.clock, self.deadline = failed_records, observer, clock, deadline
+        self.park_stream_records_after_seconds = park_stream_records_after_seconds
+
+    def park(
+        self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
+    ) -> RecordResult:
+        secret_values = list(secret_values)
+        # A copy: one error may be shared by several records (a token read's, a coalesced call's).
+        error = copy.copy(error)
+        if error.vercel_error is not None:
+            error.vercel_error = scrub_error_body(
+                error.vercel_error, secret_values, complete=error.vercel_error_complete
+            )
+        error.message = truncate(scrub_text(error.message, secret_values))
+        if self.failed_records is None:
+            why = f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)"
+            return self._back_to_source(change, why, error)
+        message = build_failed_record_message(
+            change, error, failed_at=self.clock.now(), secret_values=secret_values, calls=calls
+        )
+        refused = send_to_failed_records(self.failed_records, message, self.deadline)
+        if refused is not None:
+            return self._back_to_source(change, f"{error.reason}: {error.message}; {refused}", error)
+        self.observer.parked(change, error)
+        return DONE["parked"]
+
+    def transient(
+        self, change: SourceChange, error: TransientSyncError, secret_values: list[str], *, calls: int
+    ) -> RecordResult:
+        parked = self._park_if_old(change, error, secret_values, calls=calls)
+        if parked is not None:
+            return parked
+        error = copy.copy(error)  # may be shared by several records
+        error.message = truncate(scrub_text(error.message, secret_values))
+        self.observer.retrying(change, error)
+        return RecordResult(None, error)
+
+    def bug(self, change: SourceChange, error: Exception, tokens: Iterable[str] = ()) -> RecordResult:
+        # A bug, not a verdict on the record: back to the source (after its retries, its dead-letter
+        # path holds it until a fix is deployed), or parked if too old for that. Nothing quotes or
+        # chains the original error: its text may quote a secret.
+        self.observer.unexpected(change, error)
+        transient = TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)")
+        try:
+            parked = self._park_if_old(change, transient, tokens, calls=0)
+        except Exception:  # noqa: BLE001 - parking hit a bug too: the source keeps the record
+            parked = None
+        return parked or RecordResult(None, transient)
+
+    def _park_if_old(
+        self, change: SourceChange, error: TransientSyncError, secret_values: Iterable[str], *, calls: int
+    ) -> RecordResult | None:
+        """A stream record still failing this close to the end of the stream's 24 h is parked whole
+        (replayable) rather than sent back to hold its shard until it expires."""
+        age = change.position.stream_age_seconds(self.clock.now())
+        limit = self.park_stream_records_after_seconds
+        if age is None or limit is None or age < limit:
+            return None
+        return self.park(change, RetriesExhaustedError.in_stream(error, age), secret_values, calls=calls)
+
+    def _back_to_source(self, change: SourceChange, message: str, error: PermanentSyncError) -> RecordResult:
+        transient = TransientSyncError(message, http_status=error.http_status)
+        self.observer.retrying(change, transient)
+        return RecordResult(None, transient)

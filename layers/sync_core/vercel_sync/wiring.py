@@ -1,0 +1,206 @@
+"""Each function's service, built once per container from its settings; tests and tools hand in their own.
+
+Built on first use, so an import costs nothing beyond the modules; kept, so the HTTP connection pool
+and the secrets cache serve every invocation of a warm container.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vercel_sync.backfill.settings import BackfillSettings
+from vercel_sync.deadline import TimeBudget
+from vercel_sync.ports import RateLimiter
+from vercel_sync.rotation.service import RotationAdapters, RotationService
+from vercel_sync.settings import RotationSettings, Settings, SyncSettings
+from vercel_sync.sync.service import Adapters, SyncService, Tuning
+
+if TYPE_CHECKING:
+    from vercel_sync.adapters.aws_clients import AwsClients
+    from vercel_sync.backfill.function import BackfillRunner
+
+
+class Provider[T]:
+    """A container's one <thing>, built on first use from the environment; tests hand in their own."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+    def set(self, value: T | None) -> None:
+        """Use ``value`` for the following invocations (``None``: build from the environment again)."""
+        with self._lock:
+            self._value = value
+
+
+def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
+    """The sync functions' service; an adapter given by name (:class:`Adapters`) replaces the one the
+    settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...)."""
+    from vercel_sync.adapters.aws_clients import AwsClients
+    from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
+
+    # One boto3 session for every AWS client of the container, each client built when first used,
+    # one DynamoDB client (per timeout tier) for the state table and the rate limiter.
+    aws = AwsClients()
+    builders: dict[str, Callable[[], Any]] = {
+        "vercel": lambda: _vercel_client(settings),
+        "secrets": lambda: _secrets_reader(settings, aws),
+        "failed_records": lambda: _failed_records_queue(settings, aws),
+        "state_store": lambda: _state_store(settings, aws),
+        "rate_limiter": lambda: _rate_limiter(settings, aws),
+        "observer": PowertoolsObserver,
+        "source_queue": lambda: _source_queue(aws),
+        "wrap_task": trace_context_propagator,
+    }
+    if unknown := set(given) - set(builders):
+        raise TypeError(f"not an adapter of the sync: {', '.join(sorted(unknown))}")
+    adapters = Adapters(**{name: given[name] if name in given else build() for name, build in builders.items()})
+    tuning = Tuning(
+        max_concurrency=settings.max_concurrency,
+        time_budget=time_budget(settings),
+        park_stream_records_after_seconds=settings.stream_park_after_seconds,
+        call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
+    )
+    return SyncService(adapters, tuning)
+
+
+def build_rotation_service(settings: RotationSettings, **given: Any) -> RotationService:
+    """Rotation sync's service; ``rate_limiter=None``: no limit."""
+    from vercel_sync.adapters.aws_clients import AwsClients
+    from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
+    from vercel_sync.observability import PowertoolsRotationObserver
+
+    aws = AwsClients()  # one boto3 session and one client per service for the container, as the sync's
+    table = settings.sync_state_table
+    if "rate_limiter" not in given:
+        given["rate_limiter"] = SecretsUpdateBuckets(_rate_limiter(settings, aws))
+    adapters = RotationAdapters(
+        index=DynamoDbSecretIndex(table, client_factory=aws.factory("dynamodb")) if table else None,
+        secrets=_secrets_reader(settings, aws),
+        vercel=_vercel_client(settings),
+        failed_records=_failed_records_queue(settings, aws),
+        rate_limiter=given["rate_limiter"],
+        observer=PowertoolsRotationObserver(),
+    )
+    return RotationService(settings, adapters, time_budget=time_budget(settings))
+
+
+def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
+    """BackfillFunction's runner on AWS: one boto3 session, patient clients, built on first use."""
+    from vercel_sync.adapters.aws_clients import PATIENT_AWS_TIMEOUTS, AwsClients
+    from vercel_sync.adapters.checkpoint_table import StateTableCheckpoints
+    from vercel_sync.adapters.lambda_invoker import LambdaInvoker
+    from vercel_sync.adapters.partner_table import DynamoDBScanner
+    from vercel_sync.adapters.queue_sender import SqsSender, queue_url_from_arn
+    from vercel_sync.backfill.function import BackfillRunner
+    from vercel_sync.observability import logger
+
+    aws = AwsClients(tiers=(PATIENT_AWS_TIMEOUTS,))
+    if not settings.queue_url and settings.queue_arn:
+        url = queue_url_from_arn(settings.queue_arn, client=aws.client("sqs"))
+        settings = settings.model_copy(update={"queue_url": url})
+    queue_url = settings.queue_url or ""
+    return BackfillRunner(
+        settings,
+        source=DynamoDBScanner(settings.table_name, client_factory=aws.factory("dynamodb")),
+        sink_for=lambda run_id: SqsSender(queue_url, run_id=run_id, client_factory=aws.factory("sqs")),
+        store=StateTableCheckpoints(settings.state_table, client_factory=aws.factory("dynamodb")),
+        invoker=LambdaInvoker(client_factory=aws.factory("lambda")),
+        log=lambda message, extra: logger.info(message, extra=extra),
+    )
+
+
+class SecretsUpdateBuckets:
+    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
+    so rotation neither spends the imports' calls nor exceeds its own limit."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        return self._limiter.acquire("secrets-update/" + installation_id, max_wait_seconds=max_wait_seconds)
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        self._limiter.pause("secrets-update/" + installation_id, seconds)
+
+
+SAFETY_MARGIN_MS = 1_000  # returning the batch response and flushing logs and metrics
+
+
+def time_budget(settings: Settings) -> TimeBudget:
+    """The least time each slow step is worth starting with: an AWS call at its shortest timeouts
+    (parking a record is one), the shortest Vercel call worth making."""
+    from vercel_sync.adapters.aws_clients import SHORTEST_AWS_TIMEOUTS
+    from vercel_sync.adapters.vercel import SHORTEST_CALL_SECONDS
+
+    return TimeBudget(
+        aws_call_ms=int(SHORTEST_AWS_TIMEOUTS.worst_case_seconds * 1000),
+        vercel_call_ms=int(min(SHORTEST_CALL_SECONDS, settings.http_timeout_seconds) * 1000),
+        margin_ms=SAFETY_MARGIN_MS,
+    )
+
+
+def aws_client_config() -> object:
+    """The longest of the clients' timeout tiers, for a client of its own (the rate limiter's bench)."""
+    from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS
+
+    return AWS_TIMEOUT_TIERS[0].config()
+
+
+def _vercel_client(settings: Settings) -> Any:
+    from vercel_sync.adapters.vercel import VercelClient
+
+    return VercelClient(
+        settings.vercel_api_url, timeout_seconds=settings.http_timeout_seconds, max_connections=settings.max_concurrency
+    )
+
+
+def _secrets_reader(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.secrets import SecretsManagerReader
+
+    return SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))
+
+
+def _failed_records_queue(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+
+    url = settings.failed_records_queue_url
+    return SqsFailedRecordsQueue(url, client_factory=aws.factory("sqs")) if url else None
+
+
+def _state_store(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.state_table import DynamoDbStateStore
+
+    table = settings.sync_state_table
+    return DynamoDbStateStore(table, client_factory=aws.factory("dynamodb")) if table else None
+
+
+def _rate_limiter(settings: Settings, aws: AwsClients) -> Any:
+    from vercel_sync.adapters.bucket_table import build_rate_limiter
+
+    # Shared through the state table when there is one, else per container.
+    return build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
+
+
+def _source_queue(aws: AwsClients) -> Any:
+    from vercel_sync.adapters.source_queue import SqsSourceQueue
+
+    return SqsSourceQueue(client_factory=aws.factory("sqs"))
+
+
+sync_service = Provider(lambda: build_sync_service(SyncSettings.from_env(os.environ)))
+rotation_service = Provider(lambda: build_rotation_service(RotationSettings.from_env(os.environ)))
+backfill_runner = Provider(lambda: build_backfill_runner(BackfillSettings.from_env(os.environ)))
