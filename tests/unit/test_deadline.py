@@ -110,6 +110,54 @@ def test_each_step_gets_the_time_left_minus_parking_and_the_margin() -> None:
     assert seconds_left() is None  # outside a step, nothing is bounded
 
 
+def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
+    from tests.fakes import FakeStateStore
+    from vercel_sync.calls import RetryPolicy
+
+    bounds = BoundsSeen()
+
+    class BoundStateStore(FakeStateStore):
+        def claim(self, *args: Any, **kwargs: Any) -> Any:
+            bounds.note("claim")
+            return super().claim(*args, **kwargs)
+
+        def record(self, claim_id: str | None, state: Any) -> None:
+            bounds.note("record")
+            super().record(claim_id, state)
+
+    class BoundLimiter:
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            return True
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            bounds.note("pause")
+
+    def service(**vercel: Any) -> SyncService:
+        return make_sync_service(
+            vercel=FakeVercel(**vercel),
+            secrets=FakeSecrets(),
+            failed_records=FakeFailedRecords(),
+            state_store=BoundStateStore(),
+            rate_limiter=BoundLimiter(),
+            retry_policy=RetryPolicy(max_calls=1),
+            time_budget=BUDGET,
+            monotonic=lambda: 0.0,  # the time left stays what it was given
+        )
+
+    assert sync_one(service(), change(record()), time_left_ms=10_000) == "imported"
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
+    with pytest.raises(TransientSyncError, match="429"):
+        sync_one(service(failing={"db_primary": throttled}), change(record()), time_left_ms=10_000)
+
+    # The claim and the 429's shared pause: an AWS read's bound (10 s - 2 s parking - 1 s margin);
+    # recording the import: parking's share, kept free by every step before it (10 s - 1 s).
+    for what, bound in (("claim", 7.0), ("pause", 7.0), ("record", 9.0)):
+        assert bounds.seen[what], what
+        for left in bounds.seen[what]:
+            assert left is not None, what
+            assert bound - TOLERANCE < left <= bound, what
+
+
 @pytest.mark.parametrize("time_left_ms", [BUDGET.least_function_timeout_ms, 10_000, 15_000])
 def test_a_healthy_record_syncs_with_any_time_left_that_fits_parking(time_left_ms: int) -> None:
     bounds = BoundsSeen()
@@ -234,7 +282,111 @@ def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
     assert [(e["functionTimeoutSeconds"], e["leastFunctionTimeoutSeconds"]) for e in errors] == [(3, 6)]
 
 
+def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> None:
+    from tests.fakes import vercel_rejects
+    from tests.unit.test_rotation import NAME, TARGETS, FakeIndex, FakeSecretsApi, Rig, put_secret_value_event
+
+    bounds = BoundsSeen()
+
+    class BoundSecretsApi(FakeSecretsApi):
+        def update_resource_secrets(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            bounds.note("vercel")
+            return super().update_resource_secrets(*args, **kwargs)
+
+    rig = Rig(
+        index=FakeIndex({NAME: list(TARGETS)}),
+        vercel=BoundSecretsApi(script={"db_primary": [vercel_rejects(400)]}),
+        failed=BoundQueue(bounds),
+    )
+    result = rig.service(time_budget=BUDGET, monotonic=lambda: 0.0).handle(
+        put_secret_value_event(), time_left_ms=10_000
+    )
+
+    assert len(result.parked) == 1
+    assert len(bounds.seen["vercel"]) == len(TARGETS)
+    for what, bound in (("vercel", 7.0), ("park", 9.0)):  # as for an import: see the first test
+        for left in bounds.seen[what]:
+            assert left is not None, what
+            assert bound - TOLERANCE < left <= bound, what
+
+
 def test_the_least_function_timeout_is_a_record_and_a_cold_start() -> None:
     budget = TimeBudget(aws_call_ms=2_000, vercel_call_ms=1_000, margin_ms=1_000)
     assert budget.record_ms == 2_000 + 2_000 + 1_000
     assert budget.least_function_timeout_ms == 6_000
+
+
+# ------------------------------------------------------------------------- each step's least time
+
+FROZEN = 0.0  # a monotonic clock that does not move: the time left is exactly what is given
+
+
+def frozen() -> float:
+    return FROZEN
+
+
+# Each step needs its least time, then parking's (none after parking itself), then the margin.
+OTHER_BUDGET = TimeBudget(aws_call_ms=1_000, vercel_call_ms=3_000, margin_ms=500)  # the Vercel call the slowest
+STEP_NEEDS = [
+    (BUDGET, "record", 2_000 + 2_000 + 1_000),
+    (BUDGET, "aws_read", 2_000 + 2_000 + 1_000),
+    (BUDGET, "vercel_call", 1_000 + 2_000 + 1_000),
+    (BUDGET, "park", 2_000 + 1_000),
+    (OTHER_BUDGET, "record", 3_000 + 1_000 + 500),
+    (OTHER_BUDGET, "aws_read", 1_000 + 1_000 + 500),
+    (OTHER_BUDGET, "vercel_call", 3_000 + 1_000 + 500),
+    (OTHER_BUDGET, "park", 1_000 + 500),
+]
+
+
+@pytest.mark.parametrize(("budget", "step", "needed_ms"), STEP_NEEDS)
+def test_a_step_starts_with_exactly_what_it_needs_and_not_a_millisecond_less(
+    budget: TimeBudget, step: Any, needed_ms: int
+) -> None:
+    Deadline(needed_ms, budget, frozen).require(step, "the step")  # exactly enough
+    refused = f"only {needed_ms - 1} ms left in this invocation; the step needs {needed_ms} ms"
+    with pytest.raises(TransientSyncError, match=refused):
+        Deadline(needed_ms - 1, budget, frozen).require(step, "the step")
+    if step == "record":
+        assert needed_ms == budget.record_ms
+
+
+def test_a_healthy_record_syncs_with_exactly_the_time_it_needs() -> None:
+    service = make_sync_service(
+        vercel=FakeVercel(),
+        secrets=FakeSecrets(),
+        failed_records=FakeFailedRecords(),
+        time_budget=BUDGET,
+        monotonic=frozen,
+    )
+    assert sync_one(service, change(record()), time_left_ms=BUDGET.record_ms) == "imported"
+
+
+def test_a_best_effort_aws_call_needs_what_an_aws_read_needs() -> None:
+    # Releasing a claim, sharing a 429's pause, deferring messages: one more AWS call at its
+    # shortest timeouts, with parking's time and the margin still free after it.
+    needed_ms = BUDGET.aws_call_ms + BUDGET.park_ms + BUDGET.margin_ms
+    assert Deadline(needed_ms, BUDGET, frozen).allows_best_effort_aws_call()
+    assert not Deadline(needed_ms - 1, BUDGET, frozen).allows_best_effort_aws_call()
+    assert Deadline(None, BUDGET, frozen).allows_best_effort_aws_call()  # no time known: no limit
+
+
+def test_the_time_to_spare_before_a_step_is_never_negative() -> None:
+    assert Deadline(10_000, BUDGET, frozen).spare_seconds("vercel_call") == 6.0  # 10 s - 1 s - 2 s - 1 s
+    assert Deadline(3_000, BUDGET, frozen).spare_seconds("vercel_call") == 0.0
+    assert Deadline(None, BUDGET, frozen).spare_seconds("vercel_call") == float("inf")
+
+
+def test_a_claim_holds_a_little_past_the_rest_of_the_invocation() -> None:
+    assert Deadline(10_000, BUDGET, frozen).lease_seconds() == 15.0
+    assert Deadline(-10_000, BUDGET, frozen).lease_seconds() == 1.0
+    assert Deadline(None, BUDGET, frozen).lease_seconds() == 900.0  # Lambda's longest invocation
+
+
+def test_an_aws_call_takes_a_tier_whose_worst_case_just_fits() -> None:
+    clients = AwsClients(session=SimpleNamespace())
+    longest, one_attempt, shortest = (tier.worst_case_seconds for tier in AWS_TIMEOUT_TIERS)
+    assert [clients.tier_for(seconds) for seconds in (longest, longest - 0.001)] == [0, 1]
+    assert [clients.tier_for(seconds) for seconds in (one_attempt, one_attempt - 0.001)] == [1, 2]
+    assert [clients.tier_for(seconds) for seconds in (shortest, 0.1, -1.0)] == [2, 2, 2]
+    assert clients.tier_for(None) == 0

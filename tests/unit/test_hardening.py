@@ -338,6 +338,35 @@ def test_a_stream_record_still_failing_near_the_end_of_its_retention_is_parked_w
     assert message["source"]["approximateCreationDateTime"] == "2026-11-26T16:00:00+00:00"
 
 
+def test_an_old_record_whose_parking_hits_a_bug_too_goes_back_to_its_source() -> None:
+    from vercel_sync.ports import NullObserver
+
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+    class BrokenVercel:
+        def import_resource(self, *_: Any, **__: Any) -> dict[str, Any]:
+            raise RuntimeError("a bug in the call")
+
+    class BrokenObserver(NullObserver):
+        def parked(self, *_: Any, **__: Any) -> None:
+            raise KeyError("a bug in reporting the parking")
+
+    service = make_sync_service(
+        vercel=BrokenVercel(),
+        secrets=FakeSecrets(),
+        failed_records=FakeFailedRecords(),
+        observer=BrokenObserver(),
+        clock=lambda: now,
+        park_stream_records_after_seconds=20 * 3600,
+    )
+
+    (result,) = service.sync_batch([stream_change(record(), now - timedelta(hours=21))])
+
+    assert result.failed
+    assert result.error is not None
+    assert "unexpected RuntimeError" in result.error.message
+
+
 def test_parking_needs_time_too() -> None:
     clock = SteppingClock()
 

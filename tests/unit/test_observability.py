@@ -65,6 +65,7 @@ PIN_CHECK = """
 import json, logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # before the import, as Lambda's DEBUG would
 logging.getLogger("botocore.parsers").setLevel(logging.DEBUG)  # a module's own level, set earlier
+logging.getLogger("boto3").setLevel(logging.DEBUG)  # an SDK's own level, set earlier (boto3.set_stream_logger)
 import app
 import boto3, botocore.parsers, httpx, httpcore, urllib3  # the SDKs' own set-up runs after the pin
 logging.basicConfig(level=logging.DEBUG, force=True)  # and after it

@@ -265,6 +265,7 @@ class Rig:
 
     def service(self, **overrides: Any) -> RotationService:
         options = {name: overrides.pop(name) for name in ("retry", "time_budget") if name in overrides}
+        timer = {name: overrides.pop(name) for name in ("monotonic",) if name in overrides}
         adapters: dict[str, Any] = {
             "index": self.index,
             "secrets": self.secrets,
@@ -274,7 +275,10 @@ class Rig:
         adapters.update(overrides)
         # The jitter drawn at its ceiling.
         clock = Clock(
-            now=lambda: datetime(2026, 11, 27, tzinfo=UTC), sleep=self.sleeps.append, uniform=lambda _, high: high
+            now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
+            sleep=self.sleeps.append,
+            uniform=lambda _, high: high,
+            **timer,
         )
         return RotationService(SETTINGS, RotationAdapters(**adapters), clock=clock, **options)
 
@@ -466,6 +470,30 @@ def test_no_call_starts_without_the_time_for_it(rig: Rig) -> None:
     with pytest.raises(RotationIncompleteError, match="3 of 3"):
         rig.service(time_budget=budget).handle(put_secret_value_event(), time_left_ms=20_000)
     assert rig.vercel.calls == []
+
+
+def test_a_429_is_shared_with_the_rate_limiter_only_while_there_is_time_for_it(rig: Rig) -> None:
+    budget = TimeBudget(aws_call_ms=2_000, vercel_call_ms=1_000, margin_ms=1_000)  # an AWS call needs 5 s
+    clock = {"now": 0.0}
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=3.0)
+
+    class SlowSecretsApi(FakeSecretsApi):
+        def update_resource_secrets(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            clock["now"] += 5.5  # each call takes 5.5 s, then Vercel answers 429
+            raise throttled
+
+    for time_left_ms, shared in ((16_000, True), (10_000, False)):
+        limiter = FakeLimiter()
+        rig.vercel = SlowSecretsApi()
+        clock["now"] = 0.0
+        service = rig.service(
+            time_budget=budget, rate_limiter=limiter, monotonic=lambda: clock["now"], retry=RetryPolicy(max_calls=1)
+        )
+        with pytest.raises(RotationIncompleteError):
+            service.handle(put_secret_value_event(), time_left_ms=time_left_ms)
+        # After the first call 10.5 s or 4.5 s are left: the write sharing the pause fits only in the first.
+        assert bool(limiter.paused) is shared, time_left_ms
+        assert limiter.paused[:1] == ([("icfg_demo01", 3.0)] if shared else [])
 
 
 def test_no_rate_limit_token_in_time_leaves_the_event_for_a_retry(rig: Rig) -> None:

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -23,6 +23,7 @@ from tests.encodings import (
     upper_hex,
 )
 from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, make_sync_service, sync_one
+from tests.leak_scan import register_secret
 from vercel_sync import redaction
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.changes import SourceChange, SourcePosition
@@ -259,3 +260,108 @@ def test_an_old_stream_record_hit_by_a_bug_is_parked_whole_without_the_error_tex
         "still failing after 20.0 h in the stream, which keeps records 24 h: "
         "unexpected RuntimeError (a bug; see the error log)"
     )
+
+
+# ------------------------------------------------------------------------- error bodies' edges
+
+ASTRAL_SECRET = "🔑🗝🔐🔏-UNIT-astral"  # characters outside the BMP: a JSON escape pair each
+ALL_ASTRAL_SECRET = "🔑🗝🔐🔏🔒🔓🔑🗝"  # twelve characters each, URL-encoded
+register_secret(ASTRAL_SECRET, ALL_ASTRAL_SECRET, label="test_scrubbing's astral secrets")
+# A value whose JSON form (its backslash written as an escape) is a text an error may hold as it is.
+ESCAPED_SECRET = "pw-UNIT-\\t-literal"
+register_secret(ESCAPED_SECRET, label="test_scrubbing's secret holding a backslash")
+
+
+def holds(text: str, value: str) -> bool:
+    """Whether ``value`` is in ``text`` (a bool: an assertion never prints either)."""
+    return value in text
+
+
+def test_a_long_error_code_is_cut_and_the_message_kept() -> None:
+    body = json.dumps({"error": {"code": "c" * 5000, "message": "taken"}})
+    kept = json.loads(scrub_error_body(body, [TOKEN]))
+    assert kept == {"error": {"code": "c" * 200 + "... [4800 more characters]", "message": "taken"}}
+
+
+@pytest.mark.parametrize("code", [42, None, ["bad_request"], {"value": "x"}])
+def test_an_error_code_that_is_not_text_is_left_out(code: Any) -> None:
+    body = json.dumps({"error": {"code": code, "message": "taken"}})
+    assert json.loads(scrub_error_body(body, [TOKEN])) == {"error": {"message": "taken"}}
+
+
+def test_a_body_sent_as_json_in_a_json_string_keeps_only_its_error() -> None:
+    document = {"error": {"code": "bad_request", "message": "invalid"}, "request": {"v": ECHOED_PASSWORD}}
+    for body in (json.dumps(json.dumps(document)), json.dumps(json.dumps(json.dumps(document)))):
+        assert json.loads(scrub_error_body(body, [ECHOED_PASSWORD])) == {
+            "error": {"code": "bad_request", "message": "invalid"}
+        }
+
+
+def test_a_cut_body_is_scrubbed_as_text_even_when_what_was_read_parses() -> None:
+    # Cut in the padding after a whole document: what was read parses as JSON, but it is not the
+    # whole answer, so it is kept as text, its end dropped.
+    body = json.dumps({"error": {"code": "bad_request", "message": "invalid"}, "echo": 1}) + " " * 500
+    kept = scrub_error_body(body, [ECHOED_PASSWORD], complete=False)
+    assert kept.endswith("...")
+    assert kept.startswith('{"error": {"code": "bad_request"')
+
+
+def test_a_long_body_keeps_as_much_as_can_be_kept() -> None:
+    kept = scrub_error_body("x" * 100_000, [ECHOED_PASSWORD])
+    assert kept.startswith("x" * redaction.MAX_ERROR_TEXT)
+
+
+def test_a_value_the_read_cut_goes_through_leaves_no_part_behind() -> None:
+    # scrub_error_body reads past what it keeps; a value cut there is dropped with the end, even
+    # when decoding the text before it (here: encoded copies of the value) shortens the text.
+    encoded = quote(ECHOED_PASSWORD, safe="")
+    readable = redaction.MAX_ERROR_TEXT + redaction.MAX_ENCODED_CHARACTER * len(ECHOED_PASSWORD)
+    head = " ".join([encoded] * 12) + " "
+    start = ECHOED_PASSWORD[:6]
+    body = head + "z" * (readable - len(head) - len(start)) + ECHOED_PASSWORD + " tail"
+
+    kept = scrub_error_body(body, [ECHOED_PASSWORD])
+
+    assert not holds(kept, start)
+    assert not holds(kept, quote(start, safe=""))
+    assert kept.startswith(REDACTED)
+
+
+def test_a_cut_text_that_is_withheld_still_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = f"{upper_hex(json.dumps(ECHOED_PASSWORD))} and {quote(ECHOED_PASSWORD)}"
+    monkeypatch.setattr(redaction, "MAX_ROUNDS", 1)
+    assert scrub_text(text, [ECHOED_PASSWORD], cut_at_end=True) == WITHHELD
+
+
+def test_each_round_allowed_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One encoding takes one round: within the rounds allowed, it is scrubbed, not withheld.
+    monkeypatch.setattr(redaction, "MAX_ROUNDS", 1)
+    assert scrub_text(f"x {quote(ECHOED_PASSWORD)} y", [ECHOED_PASSWORD]) == f"x {REDACTED} y"
+    monkeypatch.setattr(redaction, "MAX_ROUNDS", 2)
+    text = f"{upper_hex(json.dumps(ECHOED_PASSWORD))} and {quote(ECHOED_PASSWORD)}"
+    assert scrub_text(text, [ECHOED_PASSWORD]).count(REDACTED) == 2
+
+
+def test_a_value_outside_the_bmp_escaped_as_a_surrogate_pair_is_scrubbed() -> None:
+    for escaped in (json.dumps(ASTRAL_SECRET), upper_hex(json.dumps(ASTRAL_SECRET))):
+        assert "\\ud83d" in escaped.lower()  # the form under test: each character as an escape pair
+        scrubbed = scrub_text(f"echo: {escaped}", [ASTRAL_SECRET])
+        assert scrubbed == f'echo: "{REDACTED}"'
+
+
+def test_a_cut_end_drops_an_encoded_part_of_characters_outside_the_bmp() -> None:
+    # Each such character is 12 characters URL-encoded: the cut end must drop that much per character.
+    encoded = quote(ALL_ASTRAL_SECRET, safe="")
+    assert len(encoded) == 12 * len(ALL_ASTRAL_SECRET)
+    for cut in range(1, len(encoded)):
+        kept = scrub_error_body("proxy said: " + "z" * 1000 + encoded[:cut], [ALL_ASTRAL_SECRET], complete=False)
+        assert set(unquote(kept).removeprefix("proxy said: ").removesuffix("...")) == {"z"}, cut
+
+
+def test_an_error_field_whose_json_form_is_a_value_is_scrubbed() -> None:
+    # The field holds the value's text with its escape taken (a real tab): written into the kept JSON,
+    # it is escaped again, and becomes the value itself.
+    body = json.dumps({"error": {"code": "bad_request", "message": "got pw-UNIT-\t-literal"}})
+    kept = scrub_error_body(body, [ESCAPED_SECRET])
+    assert not holds(kept, ESCAPED_SECRET)
+    assert json.loads(kept)["error"]["code"] == "bad_request"

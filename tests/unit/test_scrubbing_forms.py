@@ -64,6 +64,18 @@ def test_a_document_holding_the_non_ascii_json_form_is_scrubbed(secret: str) -> 
     assert_no_form_of(secret, json.dumps(scrubbed, ensure_ascii=False))
 
 
+@pytest.mark.parametrize("secret", NON_ASCII_SECRETS)
+def test_the_non_ascii_json_form_is_replaced_where_it_stands(secret: str) -> None:
+    # The rest of the body is kept as it was, escapes and all: it stays the JSON it was.
+    document = {"error": {"code": "bad_request", "message": 'a "quoted" word, a \\ and \u00e9'}, "echo": secret}
+    body = json.dumps(document, ensure_ascii=False)
+
+    scrubbed = scrub_text(body, [secret])
+
+    assert json.loads(scrubbed) == {**document, "echo": REDACTED}
+    assert scrubbed == body.replace(json.dumps(secret, ensure_ascii=False)[1:-1], REDACTED)
+
+
 def change(item: dict[str, Any]) -> SourceChange:
     return SourceChange(SourcePosition("sqs", "arn:aws:sqs:us-east-1:1:q", "m-1"), item)
 

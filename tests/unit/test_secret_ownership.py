@@ -108,6 +108,28 @@ def test_a_tagged_secret_outside_the_folder_belongs_to_the_tagged_installation()
     assert client.describes == [FLAT, THEIR_FOLDER]
 
 
+def test_each_secrets_tag_is_cached_on_its_own() -> None:
+    other = f"{PREFIX}legacy-cache"
+    client = client_with({FLAT: stored(**{OWNER_TAG: MINE}), other: stored(**{OWNER_TAG: MINE})})
+    reader = reader_over(client)
+    for secret_id in (FLAT, other, FLAT, other):
+        reader.check_owner(secret_id, MINE)
+    assert client.describes == [FLAT, other]
+
+
+def test_the_tag_cache_starts_again_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vercel_sync.adapters import secrets
+
+    monkeypatch.setattr(secrets, "MAX_CACHED_OWNERS", 2)  # a container's cache holds 4096
+    names = [f"{PREFIX}legacy-{n}" for n in range(3)]
+    client = client_with({name: stored(**{OWNER_TAG: MINE}) for name in names})
+    reader = reader_over(client)
+    for name in [*names, names[0]]:
+        reader.check_owner(name, MINE)
+    # The third found it full: the cache started again, so the first is described anew.
+    assert client.describes == [*names, names[0]]
+
+
 def test_the_tag_cache_expires_with_the_resource_secret_cache() -> None:
     client = client_with({FLAT: stored(**{OWNER_TAG: MINE})})
     reader = reader_over(client, SETTINGS.model_copy(update={"resource_secret_cache_seconds": 0}))
@@ -193,7 +215,50 @@ def test_describing_a_secret_fails_as_reading_one_does(code: str, expected: type
     assert reader_over(client).resource_secrets(FLAT, installation_id=MINE) == RESOURCE_SECRET
 
 
+def test_a_network_failure_describing_a_secret_is_transient() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable(FakeSecretsManagerClient):
+        def describe_secret(self, SecretId: str) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")
+
+    client = Unreachable(secrets={FLAT: stored(**{OWNER_TAG: MINE})})
+    with pytest.raises(TransientSyncError, match="EndpointConnectionError"):
+        reader_over(client).check_owner(FLAT, MINE)
+    assert client.reads == []
+
+
 # ------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "folder"),
+    [
+        (OWN_FOLDER, MINE),
+        (arn(OWN_FOLDER), MINE),
+        (f"{PREFIX}{MINE}/nested/db", MINE),  # the first segment after the prefix
+        (f"{PREFIX}{MINE}", None),  # no folder: the name ends there
+        (f"{PREFIX}{MINE}/", None),  # the folder, not a secret in it
+        (f"{PREFIX}/db", None),  # an empty folder name
+        (FLAT, None),
+        (f"elsewhere/resources/{MINE}/db", None),  # not under the prefix
+        (TOKEN_SECRET, None),
+    ],
+)
+def test_the_folder_a_secret_lies_in(secret_id: str, folder: str | None) -> None:
+    assert SETTINGS.secret_folder(secret_id) == folder
+    assert Settings().secret_folder(secret_id) is None  # no prefix: no folders
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="secret_folder reads an ARN's name with the -AbCdEf suffix Secrets Manager adds, so the secret "
+    "named exactly {prefix}X/ lies in X's folder by its ARN but in none by its name (no other "
+    "installation's record can name it either way)",
+)
+def test_a_secret_named_as_a_folder_lies_in_no_folder_by_its_arn_either() -> None:
+    assert SETTINGS.secret_folder(arn(f"{PREFIX}{MINE}/")) is None
 
 
 @pytest.mark.parametrize("prefix", ["partner/resources", "partner", "partner/resources/x"])
@@ -245,6 +310,23 @@ def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_s
     assert message["reason"] == "invalid_record"
     assert THEIRS not in message["detail"]
     assert DB_PASSWORD not in json.dumps(message)
+
+
+def test_the_pipeline_asks_whose_the_secret_is_before_it_reads_it() -> None:
+    # Whatever secret store it is handed: a store's read need not check ownership itself.
+    from tests.fakes import FakeSecrets
+
+    reads: list[str] = []
+    secrets = FakeSecrets(on_resource_read=reads.append)
+    secrets.documents[THEIR_FOLDER] = {"PGPASSWORD": DB_PASSWORD}
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed)
+
+    assert sync_one(service, change(record(THEIR_FOLDER))) == "parked"
+
+    assert reads == []
+    assert vercel.calls == []
+    assert failed.reasons() == ["invalid_record"]
 
 
 def test_a_record_naming_its_own_secrets_imports_them() -> None:
@@ -329,3 +411,20 @@ def test_a_rotation_follows_the_tag() -> None:
     service.handle(rotation_event(FLAT))
     assert vercel.calls == [(MINE, "db_mine")]
     assert [m["integrationConfigurationId"] for m in failed.messages] == [THEIRS]
+
+
+def test_a_rotation_whose_secret_cannot_be_read_parks_each_target_once() -> None:
+    # icfg_mine's resource is parked for not owning the secret; the read then fails for good, which
+    # parks the owner's resource, and only it.
+    targets = [RotationTarget(MINE, "db_mine"), RotationTarget(THEIRS, "db_theirs")]
+    service, client, vercel, failed = rotation_rig(THEIR_FOLDER, targets)
+    client.errors["GetSecretValue"] = "AccessDeniedException"
+
+    result = service.handle(rotation_event(THEIR_FOLDER))
+
+    assert vercel.calls == []
+    assert sorted(result.parked) == sorted(targets)
+    assert sorted((m["integrationConfigurationId"], m["reason"]) for m in failed.messages) == [
+        (MINE, "invalid_record"),
+        (THEIRS, "resource_secret_unavailable"),
+    ]

@@ -39,6 +39,9 @@ register_secret("-pw-UNDECODABLE-", label="bytes of an undecodable secret")
 
 UNDECODABLE = {
     "binary, not UTF-8": StoredSecret(binary=NOT_UTF8),
+    # JSON around a value that is not UTF-8: read with replacement characters, it would parse, and
+    # the value Vercel got would not be the secret's.
+    "binary JSON, a value not UTF-8": StoredSecret(binary=b'{"PGPASSWORD": "' + NOT_UTF8 + b'"}'),
     "JSON nested too deep": StoredSecret(string=DEEP_JSON),
     "JSON object nested too deep": StoredSecret(string='{"A": ' + "[" * DEPTH + "]" * DEPTH + "}"),
 }
@@ -57,6 +60,8 @@ def test_an_undecodable_resource_secret_is_unavailable(stored: StoredSecret) -> 
     assert RESOURCE_SECRET in caught.value.message
     assert "UNDECODABLE" not in caught.value.message
     assert "[[" not in caught.value.message
+    if stored.binary is not None:
+        assert "not UTF-8" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -244,3 +244,82 @@ def test_a_malformed_proxy_is_refused_without_quoting_it(monkeypatch: pytest.Mon
     with pytest.raises(ValueError, match="not a valid URL") as caught:
         VercelClient(BASE)
     assert "pr0xy-pa55" not in str(caught.value)
+
+
+# ------------------------------------------------------------------ the call's timeout and deadline
+
+
+class SeenTimeouts:
+    """A transport that answers 200 and records the timeouts each call was given, and the time its
+    step had left while the call ran (what the network backend bounds every operation to)."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[dict[str, float]] = []
+        self.left: list[float | None] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        from vercel_sync.deadline import seconds_left
+
+        self.timeouts.append(request.extensions["timeout"])
+        self.left.append(seconds_left())
+        return httpx.Response(200, json={"name": "orders-db"})
+
+
+def call_with(seen: SeenTimeouts, timeout_seconds: float, step_seconds: float | None) -> None:
+    from vercel_sync.deadline import within
+
+    client = VercelClient(BASE, timeout_seconds=timeout_seconds, transport=httpx.MockTransport(seen))
+    if step_seconds is None:
+        client.import_resource("icfg_1", "r1", BODY, token=TOKEN)
+    else:
+        with within(step_seconds):
+            client.import_resource("icfg_1", "r1", BODY, token=TOKEN)
+
+
+CALL_TOLERANCE = 0.5  # seconds between the step's bound being set and the call reading it
+
+
+def test_a_call_outside_any_step_has_its_configured_timeout() -> None:
+    seen = SeenTimeouts()
+    call_with(seen, timeout_seconds=10, step_seconds=None)
+    assert seen.timeouts == [{"connect": 2.0, "read": 10.0, "write": 2.0, "pool": 2.0}]
+    (left,) = seen.left
+    assert left is not None  # the call as a whole is bounded by its timeout
+    assert 10 - CALL_TOLERANCE < left <= 10
+
+
+def test_a_call_is_cut_to_what_its_step_has_left() -> None:
+    seen = SeenTimeouts()
+    call_with(seen, timeout_seconds=10, step_seconds=3)
+    ((timeouts,), (left,)) = seen.timeouts, seen.left
+    assert 3 - CALL_TOLERANCE < timeouts["read"] <= 3
+    assert (timeouts["connect"], timeouts["write"], timeouts["pool"]) == (2.0, 2.0, 2.0)
+    assert left is not None
+    assert 3 - CALL_TOLERANCE < left <= 3
+
+
+def test_the_short_phases_are_cut_too() -> None:
+    seen = SeenTimeouts()
+    call_with(seen, timeout_seconds=10, step_seconds=1.5)  # less than a short phase's 2 s
+    call_with(seen, timeout_seconds=0.8, step_seconds=None)  # a configured timeout below it
+    cut, configured = seen.timeouts
+    for phase in ("connect", "write", "pool", "read"):
+        assert 1.5 - CALL_TOLERANCE < cut[phase] <= 1.5, phase
+    assert configured == {"connect": 0.8, "read": 0.8, "write": 0.8, "pool": 0.8}
+
+
+def test_a_step_with_more_time_than_the_call_needs_leaves_its_timeout_alone() -> None:
+    seen = SeenTimeouts()
+    call_with(seen, timeout_seconds=2, step_seconds=30)
+    assert seen.timeouts == [{"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}]
+    (left,) = seen.left
+    assert left is not None
+    assert left <= 2
+
+
+@pytest.mark.parametrize("step_seconds", [0.5, 0.0, -1.0])
+def test_no_call_starts_with_less_than_the_shortest_call_left(step_seconds: float) -> None:
+    seen = SeenTimeouts()
+    with pytest.raises(TransientSyncError, match="no time left for a call to Vercel"):
+        call_with(seen, timeout_seconds=10, step_seconds=step_seconds)
+    assert seen.timeouts == []

@@ -167,7 +167,10 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
         message_group_id=sqs_message_group(raw),
         receive_count=sqs_receive_count(raw),
     )
-    problem = None if isinstance(raw.get("attributes"), Mapping) else "the SQS record has no attributes"
+    attributes = raw.get("attributes")
+    problem = None if isinstance(attributes, Mapping) else "the SQS record has no attributes"
+    if isinstance(attributes, Mapping) and not isinstance(attributes.get("MessageGroupId", ""), str):
+        problem = "the SQS record's MessageGroupId is not a string"  # its group, and so its order, unknown
     if raw.get("body") is None:
         return SourceChange(position, None, decode_error=problem or "the SQS record has no body")
     try:
