@@ -1,7 +1,7 @@
 """BackfillFunction: every partner table item, sent through the partner events queue (resumable).
 
 Event: ``{"runId": "initial-2026-11", "segments": 8, "installation": null, "product": null,
-"dryRun": false}``. See the README's runbook, "Backfill".
+"dryRun": false}``. See docs/operations.md, "Backfill".
 """
 
 from typing import Any
