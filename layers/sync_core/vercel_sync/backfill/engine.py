@@ -1,12 +1,5 @@
-"""The backfill engine: every item of the partner table that names a resource (and matches the
-plan's filters) goes to the partner events queue as the raw partner-record JSON, exactly as a
-partner would send a live change; the queue function then imports it like any other.
-
-The table is scanned in parallel segments, one worker thread each; pure apart from threads and
-the clock (the AWS edges are handed in: ``adapters/partner_table.py``, ``adapters/queue_sender.py``).
-FIFO: ``MessageGroupId`` is the resource (``<installation>/<resource>``, or a hash of it when SQS
-would refuse that), so one resource's messages stay in order; live messages may share it.
-"""
+"""The backfill engine: each partner-table item naming a resource goes to the partner events queue as
+the partner-record JSON, a worker thread per scan segment (docs/operations.md, "Backfill")."""
 
 from __future__ import annotations
 
@@ -40,8 +33,7 @@ from vercel_sync.transform import json_safe
 # The partner record's field names as they appear in the partner's item (partner_schema's aliases).
 RECORD_FIELDS = frozenset(f.alias or name for name, f in PartnerRecord.model_fields.items())
 RESOURCE_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
-# SQS limits: 10 entries and 256 KiB per SendMessageBatch (the sum of the entries), 256 KiB
-# per message; 128 characters for group and deduplication ids. A little room for attributes.
+# SQS's limits per SendMessageBatch, message and group id (a little room left for attributes).
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 250 * 1024
 MAX_MESSAGE_BYTES = 250 * 1024
@@ -177,18 +169,18 @@ class BackfillResult:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {name: getattr(self.counts, name) for name in COUNT_FIELDS}
-        return {"runId": self.run_id, "complete": self.complete, "interrupted": self.interrupted, **counts} | {
-            "errors": self.errors
+        return {
+            "runId": self.run_id,
+            "complete": self.complete,
+            "interrupted": self.interrupted,
+            **counts,
+            "errors": self.errors,
         }
 
 
 class Backfill:
-    """One session of a run: every unfinished segment, in parallel, until done or stopped.
-
-    ``dry_run``: nothing is sent and no checkpoint is written; ``on_message`` (if given) is
-    called with each message that would be sent. ``stop`` ends the session at the next batch
-    boundary (what was sent is checkpointed; the rest waits for a resume).
-    """
+    """One session of a run: every unfinished segment, in parallel, until done or ``stop`` (at a batch
+    boundary). ``dry_run`` sends and checkpoints nothing, handing each message to ``on_message``."""
 
     def __init__(
         self,
@@ -251,8 +243,7 @@ class Backfill:
         pending = [s.segment for s in self.state.segments if not s.done]
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(pending))) as pool:
-                for _ in pool.map(self._run_segment_safely, pending):
-                    pass
+                list(pool.map(self._run_segment_safely, pending))
         with self._lock:
             counts = self.state.totals()
             complete = self.state.complete
