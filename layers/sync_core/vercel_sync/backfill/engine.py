@@ -123,6 +123,8 @@ def classify(item: Mapping[str, Any], plan: BackfillPlan) -> tuple[Verdict, Outb
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
+    """The facts of a run's progress; the rate, share and time left are ``operations/progress.py``'s."""
+
     run_id: str
     counts: Counts  # the whole run's, resumed parts included
     scanned_this_session: int
@@ -132,29 +134,8 @@ class ProgressSnapshot:
     total_segments: int
 
     @property
-    def rate_per_second(self) -> float:
-        return self.scanned_this_session / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
-
-    @property
     def finished(self) -> bool:
         return self.segments_done == self.total_segments
-
-    @property
-    def fraction(self) -> float | None:
-        """How far the scan is, against the table's approximate item count (None: unknown)."""
-        if self.finished:
-            return 1.0
-        if not self.approximate_total:
-            return None
-        return min(0.99, self.counts.scanned / self.approximate_total)
-
-    @property
-    def seconds_left(self) -> float | None:
-        if self.finished:
-            return 0.0
-        if not self.approximate_total or self.rate_per_second <= 0:
-            return None
-        return max(0, self.approximate_total - self.counts.scanned) / self.rate_per_second
 
 
 @dataclass
