@@ -17,6 +17,28 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
+def rate_per_second(snapshot: ProgressSnapshot) -> float:
+    return snapshot.scanned_this_session / snapshot.elapsed_seconds if snapshot.elapsed_seconds > 0 else 0.0
+
+
+def fraction_done(snapshot: ProgressSnapshot) -> float | None:
+    """How far the scan is, against the table's approximate item count (None: unknown)."""
+    if snapshot.finished:
+        return 1.0
+    if not snapshot.approximate_total:
+        return None
+    return min(0.99, snapshot.counts.scanned / snapshot.approximate_total)
+
+
+def seconds_left(snapshot: ProgressSnapshot) -> float | None:
+    rate = rate_per_second(snapshot)
+    if snapshot.finished:
+        return 0.0
+    if not snapshot.approximate_total or rate <= 0:
+        return None
+    return max(0, snapshot.approximate_total - snapshot.counts.scanned) / rate
+
+
 def summary(snapshot: ProgressSnapshot) -> str:
     counts = snapshot.counts
     total = f"/~{snapshot.approximate_total:,}" if snapshot.approximate_total else ""
@@ -25,14 +47,14 @@ def summary(snapshot: ProgressSnapshot) -> str:
         parts.append(f"{counts.filtered:,} filtered out")
     if counts.skipped:
         parts.append(f"{counts.skipped:,} skipped")
-    parts.append(f"{snapshot.rate_per_second:,.0f} items/s")
+    parts.append(f"{rate_per_second(snapshot):,.0f} items/s")
     if not snapshot.finished:
-        parts.append(f"{duration(snapshot.seconds_left)} left")
+        parts.append(f"{duration(seconds_left(snapshot))} left")
     return ", ".join(parts)
 
 
 def bar_line(snapshot: ProgressSnapshot, width: int) -> str:
-    fraction = snapshot.fraction
+    fraction = fraction_done(snapshot)
     text = summary(snapshot)
     percent = f"{fraction * 100:3.0f}%" if fraction is not None else " ?? "
     room = max(10, min(40, width - len(text) - len(percent) - 6))

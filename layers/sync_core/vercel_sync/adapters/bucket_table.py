@@ -1,9 +1,5 @@
-"""The rate limiter's buckets as items of the sync-state table, shared by every instance.
-
-The item: ``pk = "ratelimit#<installation>"``, ``kind``, ``installationId``, ``tatUs`` (N, epoch
-µs), ``pausedUntilUs`` (N, after a pause), ``expiresAt`` (the table's TTL, a day after the last
-reservation: an expired bucket is a full one). How it is written: docs/rate-limiter.md.
-"""
+"""The rate limiter's buckets as items of the sync-state table, shared by every instance (the item
+and how it is written: docs/rate-limiter.md)."""
 
 from __future__ import annotations
 
@@ -43,6 +39,8 @@ _NAMES = {
     "#kind": "kind",
     "#installation": "installationId",
 }
+# Set by every write that may create the item (``_update`` adds their values).
+_IDENTITY = ", #kind = :kind, #installation = :installation"
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class DynamoDbBucketStore:
             tat = None if state is None else state.tat
             plan = plan_reservation(self.params, tat, now, deadlines)
             if not plan.slots:
-                return Reservation((), next_free_slot(self.params, tat, now), _paused(state))
+                return Reservation((), next_free_slot(self.params, tat, now), state.paused_until if state else 0)
             try:
                 if plan.queued:
                     new_state = self._increment(installation_id, len(plan.slots), plan.lo, plan.hi, now)
@@ -104,9 +102,9 @@ class DynamoDbBucketStore:
         try:
             self.known[installation_id] = self._update(
                 installation_id,
-                "SET #tat = :tat, #paused = :paused, #exp = :exp, #kind = :kind, #installation = :installation",
+                "SET #tat = :tat, #paused = :paused, #exp = :exp" + _IDENTITY,
                 "attribute_not_exists(pk) OR #tat < :tat",
-                {**values, ":kind": {"S": ITEM_KIND}, ":installation": {"S": installation_id}},
+                values,
             )
         except ConditionFailed:
             # tat is already past the pause (a deeper queue): only record the pause, for the
@@ -120,25 +118,12 @@ class DynamoDbBucketStore:
                 )
 
     def _increment(self, installation_id: str, count: int, lo: int, hi: int, now: int) -> _ItemState:
-        return self._update(
-            installation_id,
-            "SET #tat = #tat + :step, #exp = :exp",
-            "#tat BETWEEN :lo AND :hi",
-            {
-                ":step": number(count * self.params.interval_us),
-                ":lo": number(lo),
-                ":hi": number(hi),
-                ":exp": number(_expires_at(now)),
-            },
-        )
+        step = number(count * self.params.interval_us)
+        values = {":step": step, ":lo": number(lo), ":hi": number(hi), ":exp": number(_expires_at(now))}
+        return self._update(installation_id, "SET #tat = #tat + :step, #exp = :exp", "#tat BETWEEN :lo AND :hi", values)
 
     def _replace(self, installation_id: str, state: _ItemState | None, tat: int, now: int) -> _ItemState:
-        values = {
-            ":tat": number(tat),
-            ":exp": number(_expires_at(now)),
-            ":kind": {"S": ITEM_KIND},
-            ":installation": {"S": installation_id},
-        }
+        values = {":tat": number(tat), ":exp": number(_expires_at(now))}
         if state is None or state.tat <= now:
             # Every full bucket (tat not after now) gives the slots a missing item gives, so the
             # write holds for any such item: a cold container's first write needs no failed one.
@@ -147,15 +132,12 @@ class DynamoDbBucketStore:
         else:
             condition = "#tat = :old"
             values[":old"] = number(state.tat)
-        return self._update(
-            installation_id,
-            "SET #tat = :tat, #exp = :exp, #kind = :kind, #installation = :installation",
-            condition,
-            values,
-        )
+        return self._update(installation_id, "SET #tat = :tat, #exp = :exp" + _IDENTITY, condition, values)
 
     def _update(self, installation_id: str, update: str, condition: str, values: dict[str, Any]) -> _ItemState:
         used = update + " " + condition
+        if ":kind" in update:
+            values = {**values, ":kind": {"S": ITEM_KIND}, ":installation": {"S": installation_id}}
         self.count(dynamodb_calls=1)
         try:
             answer = write(
@@ -180,10 +162,6 @@ class DynamoDbBucketStore:
         return state
 
 
-def _paused(state: _ItemState | None) -> int:
-    return 0 if state is None else state.paused_until
-
-
 def _expires_at(now_us: int) -> int:
     return now_us // MICROSECONDS + ITEM_TTL_SECONDS
 
@@ -198,8 +176,7 @@ def _item_state(item: Any) -> _ItemState | None:
 
 
 class DynamoDbRateLimiter(SlotRateLimiter):
-    """The limiter on the sync-state table's buckets. ``dynamodb_client``: a low-level boto3 client
-    (thread-safe); without one, the container's (``client_factory``) is taken on first use."""
+    """The limiter on the sync-state table's buckets (a low-level, thread-safe boto3 client, or the factory's)."""
 
     def __init__(
         self,

@@ -1,12 +1,5 @@
-"""A backfill run's checkpoints (and lease) as one item of the sync-state table, ``pk = "backfill#<run id>"``.
-
-Attributes: ``kind`` ("backfill"), ``runId``, ``plan`` (JSON), ``createdAt``, ``updatedAt``,
-``expiresAt`` (the table's TTL, two weeks after the last update), ``segments`` (a map from the
-segment number to its state; a key kept as JSON text), and while a process works on the run,
-``leaseOwner`` and ``leaseUntil`` (epoch seconds). A segment's save is refused once another owner
-holds the lease (or, for a worker that took none, while anyone holds it), so a stray worker cannot
-move a checkpoint.
-"""
+"""A backfill run's checkpoints and lease as one item of the sync-state table, ``pk = "backfill#<run id>"``:
+``segments`` maps a segment's number to its state; a save is refused while another owner holds the lease."""
 
 from __future__ import annotations
 

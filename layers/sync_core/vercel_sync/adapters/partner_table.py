@@ -13,19 +13,17 @@ from vercel_sync.backfill.engine import Page, ScannedItem
 
 def key_to_json(key: Mapping[str, Mapping[str, Any]]) -> Key:
     """A low-level DynamoDB key as JSON-safe data (a binary key part as base64)."""
-    result: Key = {}
-    for name, value in key.items():
-        ((kind, raw),) = value.items()
-        result[name] = {kind: base64.b64encode(bytes(raw)).decode("ascii") if kind == "B" else raw}
-    return result
+    return _convert_binary(key, lambda raw: base64.b64encode(bytes(raw)).decode("ascii"))
 
 
-def key_from_json(key: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    result: dict[str, dict[str, Any]] = {}
-    for name, value in key.items():
-        ((kind, raw),) = value.items()
-        result[name] = {kind: base64.b64decode(raw) if kind == "B" else raw}
-    return result
+def key_from_json(key: Mapping[str, Mapping[str, Any]]) -> Key:
+    return _convert_binary(key, base64.b64decode)
+
+
+def _convert_binary(key: Mapping[str, Mapping[str, Any]], convert: Callable[[Any], Any]) -> Key:
+    return {
+        name: {kind: convert(raw) if kind == "B" else raw for kind, raw in value.items()} for name, value in key.items()
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -59,8 +57,7 @@ class DynamoDBScanner:
         self._key_names: tuple[str, ...] | None = None
 
     def _describe(self) -> dict[str, Any]:
-        table: dict[str, Any] = self._dynamodb().describe_table(TableName=self.table_name)["Table"]
-        return table
+        return dict(self._dynamodb().describe_table(TableName=self.table_name)["Table"])
 
     def key_names(self) -> tuple[str, ...]:
         if self._key_names is None:
@@ -75,15 +72,10 @@ class DynamoDBScanner:
         from boto3.dynamodb.types import TypeDeserializer
 
         key_names = self.key_names()
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Limit": limit,
-            "Segment": segment,
-            "TotalSegments": total_segments,
-        }
-        if start_key:
-            request["ExclusiveStartKey"] = key_from_json(start_key)
-        response = self._dynamodb().scan(**request)
+        start = {"ExclusiveStartKey": key_from_json(start_key)} if start_key else {}
+        response = self._dynamodb().scan(
+            TableName=self.table_name, Limit=limit, Segment=segment, TotalSegments=total_segments, **start
+        )
         deserializer = TypeDeserializer()
         items = [
             ScannedItem(

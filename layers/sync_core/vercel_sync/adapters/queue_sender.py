@@ -22,8 +22,6 @@ def queue_url_from_arn(queue_arn: str, *, client: Any = None) -> str:
 
 
 class SqsSender:
-    """SendMessageBatch to the partner events queue, retrying the entries SQS could not take."""
-
     def __init__(
         self,
         queue_url: str,
@@ -58,20 +56,21 @@ class SqsSender:
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> None:
         pending = {str(i): self.entry(i, message) for i, message in enumerate(messages)}
-        codes: list[str] = []
+        codes = ""
         for attempt in range(self._attempts):
             response = self._sqs().send_message_batch(QueueUrl=self.queue_url, Entries=list(pending.values()))
             failed = response.get("Failed", [])
             refused = [f for f in failed if f.get("SenderFault")]
             if refused:
-                codes = sorted({str(f.get("Code")) for f in refused})
-                raise BackfillError(f"SQS refused {len(refused)} message(s) of a batch ({', '.join(codes)})")
+                raise BackfillError(f"SQS refused {len(refused)} message(s) of a batch ({_codes(refused)})")
             if not failed:
                 return
-            codes = sorted({str(f.get("Code")) for f in failed})
+            codes = _codes(failed)
             pending = {f["Id"]: pending[f["Id"]] for f in failed}
             if attempt + 1 < self._attempts:
                 self._sleep(self._backoff_seconds * 2**attempt)
-        raise BackfillError(
-            f"SQS did not take {len(pending)} message(s) after {self._attempts} tries ({', '.join(codes)})"
-        )
+        raise BackfillError(f"SQS did not take {len(pending)} message(s) after {self._attempts} tries ({codes})")
+
+
+def _codes(failed: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted({str(f.get("Code")) for f in failed}))

@@ -1,10 +1,5 @@
-"""A backfill run: its plan, fixed when it starts, and each scan segment's checkpoint.
-
-A segment's checkpoint is the key of the last item it counted (at a page's end, the scan's
-``LastEvaluatedKey``), saved after every ``SendMessageBatch``: a resumed run starts each segment
-after it, so only a batch sent but not yet checkpointed (the process killed in between) is sent
-twice (a FIFO queue drops it by its deduplication id; change suppression skips it otherwise).
-"""
+"""A backfill run: its plan, fixed when it starts, and each scan segment's checkpoint (the key of the
+last item counted, saved after every batch sent: docs/operations.md, "Resume" and "Sent twice?")."""
 
 from __future__ import annotations
 
@@ -183,11 +178,8 @@ class LeaseStore(CheckpointStore, Protocol):
 def start_or_resume(
     checkpoints: CheckpointStore, run_id: str, plan: BackfillPlan | None
 ) -> tuple[RunState, Literal["new", "resumed"]]:
-    """The run's state: resumed from its checkpoint, or created from ``plan``.
-
-    Resuming with a different plan is refused: a segment's position means nothing in another
-    segmentation, and a filter changed midway would leave items out.
-    """
+    """The run's state: resumed from its checkpoint, or created from ``plan``. Another plan is refused:
+    a position means nothing in another segmentation, and a filter changed midway would leave items out."""
     validate_run_id(run_id)
     existing = checkpoints.load(run_id)
     if existing is not None:

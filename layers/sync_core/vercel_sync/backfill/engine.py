@@ -1,12 +1,5 @@
-"""The backfill engine: every item of the partner table that names a resource (and matches the
-plan's filters) goes to the partner events queue as the raw partner-record JSON, exactly as a
-partner would send a live change; the queue function then imports it like any other.
-
-The table is scanned in parallel segments, one worker thread each; pure apart from threads and
-the clock (the AWS edges are handed in: ``adapters/partner_table.py``, ``adapters/queue_sender.py``).
-FIFO: ``MessageGroupId`` is the resource (``<installation>/<resource>``, or a hash of it when SQS
-would refuse that), so one resource's messages stay in order; live messages may share it.
-"""
+"""The backfill engine: each partner-table item naming a resource goes to the partner events queue as
+the partner-record JSON, a worker thread per scan segment (docs/operations.md, "Backfill")."""
 
 from __future__ import annotations
 
@@ -40,8 +33,7 @@ from vercel_sync.transform import json_safe
 # The partner record's field names as they appear in the partner's item (partner_schema's aliases).
 RECORD_FIELDS = frozenset(f.alias or name for name, f in PartnerRecord.model_fields.items())
 RESOURCE_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
-# SQS limits: 10 entries and 256 KiB per SendMessageBatch (the sum of the entries), 256 KiB
-# per message; 128 characters for group and deduplication ids. A little room for attributes.
+# SQS's limits per SendMessageBatch, message and group id (a little room left for attributes).
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 250 * 1024
 MAX_MESSAGE_BYTES = 250 * 1024
@@ -131,6 +123,8 @@ def classify(item: Mapping[str, Any], plan: BackfillPlan) -> tuple[Verdict, Outb
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
+    """The facts of a run's progress; the rate, share and time left are ``operations/progress.py``'s."""
+
     run_id: str
     counts: Counts  # the whole run's, resumed parts included
     scanned_this_session: int
@@ -140,29 +134,8 @@ class ProgressSnapshot:
     total_segments: int
 
     @property
-    def rate_per_second(self) -> float:
-        return self.scanned_this_session / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
-
-    @property
     def finished(self) -> bool:
         return self.segments_done == self.total_segments
-
-    @property
-    def fraction(self) -> float | None:
-        """How far the scan is, against the table's approximate item count (None: unknown)."""
-        if self.finished:
-            return 1.0
-        if not self.approximate_total:
-            return None
-        return min(0.99, self.counts.scanned / self.approximate_total)
-
-    @property
-    def seconds_left(self) -> float | None:
-        if self.finished:
-            return 0.0
-        if not self.approximate_total or self.rate_per_second <= 0:
-            return None
-        return max(0, self.approximate_total - self.counts.scanned) / self.rate_per_second
 
 
 @dataclass
@@ -177,18 +150,18 @@ class BackfillResult:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {name: getattr(self.counts, name) for name in COUNT_FIELDS}
-        return {"runId": self.run_id, "complete": self.complete, "interrupted": self.interrupted, **counts} | {
-            "errors": self.errors
+        return {
+            "runId": self.run_id,
+            "complete": self.complete,
+            "interrupted": self.interrupted,
+            **counts,
+            "errors": self.errors,
         }
 
 
 class Backfill:
-    """One session of a run: every unfinished segment, in parallel, until done or stopped.
-
-    ``dry_run``: nothing is sent and no checkpoint is written; ``on_message`` (if given) is
-    called with each message that would be sent. ``stop`` ends the session at the next batch
-    boundary (what was sent is checkpointed; the rest waits for a resume).
-    """
+    """One session of a run: every unfinished segment, in parallel, until done or ``stop`` (at a batch
+    boundary). ``dry_run`` sends and checkpoints nothing, handing each message to ``on_message``."""
 
     def __init__(
         self,
@@ -251,8 +224,7 @@ class Backfill:
         pending = [s.segment for s in self.state.segments if not s.done]
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(pending))) as pool:
-                for _ in pool.map(self._run_segment_safely, pending):
-                    pass
+                list(pool.map(self._run_segment_safely, pending))
         with self._lock:
             counts = self.state.totals()
             complete = self.state.complete

@@ -1,12 +1,5 @@
-"""BackfillFunction: a run worked on by one invocation at a time until a minute is left, then
-handed to a fresh invocation of itself (asynchronous), until every segment is done.
-
-Event: ``{"runId": "initial-2026-11", "segments": 8, "installation": null, "product": null,
-"dryRun": false}``. The invocation working on a run holds a lease in the run's checkpoint item
-and passes it to the next one by name, so a duplicate or stray invocation cannot work on the
-same segments. An invocation that made no progress does not hand the run on: the function fails,
-the errors alarm fires, and the run resumes with the same ``runId`` once fixed.
-"""
+"""BackfillFunction: one invocation at a time works on a run, holding its lease, and hands both on to
+a fresh invocation of itself when its time runs short (docs/operations.md, "BackfillFunction")."""
 
 from __future__ import annotations
 
@@ -38,11 +31,7 @@ class Invoker(Protocol):
 
 @dataclass(frozen=True)
 class BackfillRequest:
-    """The function's event: ``{"runId", "segments", "installation", "product", "dryRun"}``.
-
-    ``lease`` and ``invocation`` are set by the function when it hands the run to its next
-    invocation; leave them out when starting or restarting a run.
-    """
+    """The function's event; ``lease`` and ``invocation`` are set only when the function hands a run on."""
 
     run_id: str
     segments: int = DEFAULT_SEGMENTS
@@ -78,10 +67,6 @@ class BackfillRequest:
         )
 
 
-def _no_log(message: str, extra: dict[str, Any]) -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class BackfillRunner:
     """BackfillFunction's work, on the edges it is handed (``wiring.backfill_runner`` builds them)."""
@@ -91,7 +76,7 @@ class BackfillRunner:
     sink_for: Callable[[str], MessageSink]  # the run id -> the queue's sender for that run
     store: LeaseStore
     invoker: Invoker
-    log: Callable[[str, dict[str, Any]], None] = _no_log
+    log: Callable[[str, dict[str, Any]], None] = lambda message, extra: None
 
     def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """One invocation, as Lambda makes it."""

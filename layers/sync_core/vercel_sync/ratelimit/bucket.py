@@ -1,9 +1,5 @@
-"""The bucket: GCRA, a token bucket in one number, ``tat`` (its theoretical arrival time, epoch µs).
-
-A bucket of capacity ``B`` refilled every ``I`` µs admits a call at ``s`` when
-``s >= tat - (B - 1)·I``, and then ``tat = max(tat, s) + I``. Pure integer arithmetic; why these
-parameters keep every caller under Vercel's count is in docs/rate-limiter.md.
-"""
+"""GCRA: a token bucket in one number, ``tat`` (theoretical arrival time, epoch µs); pure integer
+arithmetic. Why it keeps every caller under Vercel's count: docs/rate-limiter.md."""
 
 from __future__ import annotations
 
@@ -82,9 +78,7 @@ class Plan:
 
     slots: tuple[int, ...]
     new_tat: int
-    # The bucket was empty: the slots follow from tat alone, written as an atomic increment
-    # valid while tat stays within [lo, hi].
-    queued: bool
+    queued: bool  # the bucket was empty: written as an increment valid while tat is in [lo, hi]
     lo: int
     hi: int
 
@@ -134,9 +128,7 @@ class BucketStore(Protocol):
     """Where the buckets live: this container's memory, or the sync-state table."""
 
     @property
-    def remote(self) -> bool:
-        """True when a reservation is a network call (made in a thread of its own)."""
-        ...
+    def remote(self) -> bool: ...  # True: a reservation is a network call (made in a thread of its own)
 
     def reserve(self, installation_id: str, now_us: Callable[[], int], deadlines: Sequence[int]) -> Reservation: ...
 
@@ -160,10 +152,8 @@ class MemoryBucketStore:
             plan = plan_reservation(self._params, self._tat.get(installation_id), now, deadlines)
             if plan.slots:
                 self._tat[installation_id] = plan.new_tat
-            tat = self._tat.get(installation_id)
-            return Reservation(
-                plan.slots, next_free_slot(self._params, tat, now), self._paused_until.get(installation_id, 0)
-            )
+            next_free = next_free_slot(self._params, self._tat.get(installation_id), now)
+            return Reservation(plan.slots, next_free, self._paused_until.get(installation_id, 0))
 
     def pause(self, installation_id: str, until: int, now: int) -> None:
         with self._lock:

@@ -1,10 +1,4 @@
-"""Call slots for waiting threads, from a bucket per installation (docs/rate-limiter.md).
-
-``acquire(installation_id, *, max_wait_seconds)`` sleeps until this thread's slot, an absolute
-epoch time, and returns True (call now), or False at once when no slot can come in time. Call it
-immediately before the request: the argument counts on the call leaving at its slot.
-``pause(installation_id, seconds)`` drains the bucket until a 429's ``Retry-After`` has passed.
-"""
+"""Call slots for waiting threads, from a bucket per installation (``acquire``, ``pause``: docs/rate-limiter.md)."""
 
 from __future__ import annotations
 
@@ -28,10 +22,8 @@ from vercel_sync.settings import RateLimit
 
 logger = logging.getLogger(__name__)
 
-# After a failed reservation (DynamoDB error, or too many conflicting writes).
 ERROR_BACKOFF_FIRST_SECONDS = 0.1
 ERROR_BACKOFF_MAX_SECONDS = 2.0
-# A wait longer than this is taken as this (slots are integers of microseconds, deadlines too).
 MAX_WAIT_SECONDS = 86_400.0
 
 
@@ -166,14 +158,15 @@ class SlotRateLimiter:
                 return False
             state.cond.wait(timeout=waiter.deadline - now)
 
-    def _lapsed(self, state: _Installation, slot: float, now: float) -> bool:
-        return slot < now - self.params.late_grace_seconds or slot < state.paused_until
+    def _usable(self, state: _Installation, slots: list[float], now: float) -> list[float]:
+        """The slots not lapsed (counted), in order."""
+        usable = [slot for slot in slots if slot >= now - self.params.late_grace_seconds and slot >= state.paused_until]
+        if len(usable) < len(slots):
+            self._count(lapsed=len(slots) - len(usable))
+        return sorted(usable)
 
     def _take_from_pool(self, state: _Installation, waiter: _Waiter, now: float) -> None:
-        usable = [slot for slot in state.pool if not self._lapsed(state, slot, now)]
-        if len(usable) < len(state.pool):
-            self._count(lapsed=len(state.pool) - len(usable))
-            state.pool = usable
+        state.pool = self._usable(state, state.pool, now)
         if state.pool and state.pool[0] <= waiter.deadline:
             waiter.slot = state.pool.pop(0)
 
@@ -234,10 +227,7 @@ class SlotRateLimiter:
     def _hand_out(self, state: _Installation, slots: list[float], now: float) -> None:
         """Each slot to the waiting thread with the earliest deadline it meets; the rest to the pool."""
         unserved = sorted((w for w in state.waiters if w.slot is None), key=lambda w: w.deadline)
-        usable = [slot for slot in sorted(slots) if not self._lapsed(state, slot, now)]
-        if len(usable) < len(slots):
-            self._count(lapsed=len(slots) - len(usable))
-        for slot in usable:
+        for slot in self._usable(state, slots, now):
             waiter = next((w for w in unserved if w.deadline >= slot), None)
             if waiter is None:
                 state.pool.append(slot)
@@ -263,14 +253,11 @@ class SlotRateLimiter:
 
 
 class InProcessRateLimiter(SlotRateLimiter):
-    """The bucket in this container's memory, for when there is no sync-state table: it bounds this
-    container's calls only (concurrent instances each have their own; set ``SYNC_STATE_TABLE``)."""
+    """The bucket in this container's memory (no sync-state table): it bounds this container's calls only."""
 
 
 class InstallationPacer:
-    """At most ``rate.calls`` messages per ``rate.seconds`` per installation, on the same bucket as
-    a plain token bucket. The queue function imports only so fast per installation; sending faster
-    only keeps messages waiting in the queue, each receive counting toward its ``maxReceiveCount``."""
+    """The backfill's sends, at most ``rate`` per installation (faster only keeps messages waiting in the queue)."""
 
     def __init__(self, rate: RateLimit, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
