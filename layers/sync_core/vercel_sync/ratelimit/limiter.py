@@ -109,7 +109,7 @@ class SlotRateLimiter:
                 return self._wait_for_slot(installation_id, state, waiter)
             finally:
                 state.waiters.remove(waiter)
-                if waiter.slot is not None:  # not granted (cannot happen today): another may use it
+                if waiter.slot is not None:  # held when the wait raised (an injected sleep may): another may use it
                     state.pool.append(waiter.slot)
                     state.pool.sort()
 
