@@ -16,6 +16,7 @@ import respx
 from vercel_sync import __version__
 from vercel_sync.adapters.vercel import (
     MAX_ERROR_BODY_BYTES,
+    MAX_RETRY_AFTER_SECONDS,
     VercelClient,
     VercelUnauthorizedError,
     environment_proxy,
@@ -323,3 +324,43 @@ def test_no_call_starts_with_less_than_the_shortest_call_left(step_seconds: floa
     with pytest.raises(TransientSyncError, match="no time left for a call to Vercel"):
         call_with(seen, timeout_seconds=10, step_seconds=step_seconds)
     assert seen.timeouts == []
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_go_back_to_the_source(status: int) -> None:
+    respx.put(url__startswith=BASE).mock(
+        return_value=httpx.Response(status, headers={"Location": "https://elsewhere.test/"})
+    )
+    with pytest.raises(TransientSyncError, match="VERCEL_API_URL"):
+        VercelClient(BASE).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "1e12"}, MAX_RETRY_AFTER_SECONDS),
+        ({"retry-after-ms": "-5"}, 0.0),
+        ({"retry-after": "7"}, 7.0),
+    ],
+)
+def test_retry_after_is_bounded(headers: dict[str, str], expected: float | None) -> None:
+    assert retry_after_seconds(headers) == expected
+
+
+class DrippingStream(httpx.SyncByteStream):
+    def __iter__(self) -> Any:
+        import time
+
+        for _ in range(20):
+            time.sleep(0.1)
+            yield b" "
+
+
+@respx.mock
+def test_an_answer_that_drips_in_is_cut_off_at_the_read_timeout() -> None:
+    respx.put(url__startswith=BASE).mock(return_value=httpx.Response(200, stream=DrippingStream()))
+    with pytest.raises(TransientSyncError, match="longer than the call's timeout"):
+        VercelClient(BASE, timeout_seconds=0.5).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)
