@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tests.builders import change, record_with_secret
+from tests.builders import change, make_service, record_with_secret, record_without_secret, sqs
+from tests.fakes import FakeFailedRecords, FakeVercel, sync_one, vercel_unavailable
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError
 from vercel_sync.failed_record import build_failed_record_message
@@ -76,3 +77,16 @@ def test_failed_record_detail_and_ids_are_bounded() -> None:
     )
     assert len(message["detail"]) < 2200
     assert len(message["resourceId"]) < 1100
+
+
+def test_the_failed_record_counts_attempts_across_deliveries_and_calls() -> None:
+    from tests.fakes import vercel_rejects
+
+    failed = FakeFailedRecords()
+    vercel = FakeVercel(script={"r1": [vercel_unavailable(503), vercel_rejects(422)]})
+    service = make_service(vercel, failed=failed)
+
+    assert sync_one(service, sqs(record_without_secret(), receive_count=3)) == "parked"
+
+    (message,) = failed.messages
+    assert (message["attempts"], message["vercelCalls"]) == (4, 2)
