@@ -1,12 +1,30 @@
-"""What unit tests build (records, changes, a sync service on fakes, a fake clock), shared by the
-test files of several modules; the adapter fakes themselves are in ``tests/fakes.py``."""
+"""What unit tests build, shared by the test files of several modules: records, changes, a sync
+service on fakes, a fake clock, rotation events and a rotation service on fakes. The adapter fakes
+themselves are in ``tests/fakes.py``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service
+from tests.fakes import (
+    ROTATED_SECRET_ARN,
+    ROTATED_SECRET_NAME,
+    ROTATION_SETTINGS,
+    FakeFailedRecords,
+    FakeIndex,
+    FakeRotationSecrets,
+    FakeSecrets,
+    FakeSecretsApi,
+    FakeStateStore,
+    FakeVercel,
+    make_sync_service,
+)
+from vercel_sync.calls import Clock
 from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.sync.service import SyncService
 
 INSTALLATION = "icfg_1"
@@ -103,3 +121,69 @@ def make_service(
         uniform=lambda low, high: high,  # the jitter's ceiling: deterministic
         **kwargs,
     )
+
+
+# -------------------------------------------------------------------------------------- rotation
+
+
+def put_secret_value_event(secret_id: str = ROTATED_SECRET_NAME, **request: Any) -> dict[str, Any]:
+    """What CloudTrail gives EventBridge for a PutSecretValue call (values never included)."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.secretsmanager",
+        "account": "123456789012",
+        "time": "2026-11-27T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "eventTime": "2026-11-27T10:00:00Z",
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "PutSecretValue",
+            "requestParameters": {"secretId": secret_id, "clientRequestToken": "c0ffee", **request},
+            "responseElements": {
+                "arn": ROTATED_SECRET_ARN if secret_id in (ROTATED_SECRET_NAME, ROTATED_SECRET_ARN) else secret_id,
+                "versionId": "v2",
+            },
+            "eventID": "e-1",
+            "eventType": "AwsApiCall",
+        },
+    }
+
+
+@dataclass
+class Rig:
+    index: FakeIndex = field(default_factory=FakeIndex)
+    secrets: FakeRotationSecrets = field(default_factory=FakeRotationSecrets)
+    vercel: FakeSecretsApi = field(default_factory=FakeSecretsApi)
+    failed: FakeFailedRecords = field(default_factory=FakeFailedRecords)
+    sleeps: list[float] = field(default_factory=list)
+
+    def service(self, **overrides: Any) -> RotationService:
+        options = {name: overrides.pop(name) for name in ("retry", "time_budget") if name in overrides}
+        timer = {name: overrides.pop(name) for name in ("monotonic",) if name in overrides}
+        adapters: dict[str, Any] = {
+            "index": self.index,
+            "secrets": self.secrets,
+            "vercel": self.vercel,
+            "failed_records": self.failed,
+        }
+        adapters.update(overrides)
+        # The jitter drawn at its ceiling.
+        clock = Clock(
+            now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
+            sleep=self.sleeps.append,
+            uniform=lambda _, high: high,
+            **timer,
+        )
+        return RotationService(ROTATION_SETTINGS, RotationAdapters(**adapters), clock=clock, **options)
+
+
+# A secret belongs to one installation (test_secret_ownership.py): its resources are the targets.
+ROTATION_TARGETS = [
+    RotationTarget("icfg_demo01", "db_primary", "ORDERS"),
+    RotationTarget("icfg_demo01", "db_replica", None),
+    RotationTarget("icfg_demo01", "db_other", "OTHER"),
+]

@@ -271,7 +271,7 @@ def test_a_timeout_that_fits_a_record_is_not_reported(
 
 
 def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
-    from tests.unit.test_rotation import Rig, put_secret_value_event
+    from tests.builders import Rig, put_secret_value_event
     from vercel_sync.observability import PowertoolsRotationObserver
 
     service = Rig().service(time_budget=BUDGET, observer=PowertoolsRotationObserver())
@@ -284,8 +284,8 @@ def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
 
 
 def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> None:
-    from tests.fakes import vercel_rejects
-    from tests.unit.test_rotation import NAME, TARGETS, FakeIndex, FakeSecretsApi, Rig, put_secret_value_event
+    from tests.builders import ROTATION_TARGETS, Rig, put_secret_value_event
+    from tests.fakes import ROTATED_SECRET_NAME, FakeIndex, FakeSecretsApi, vercel_rejects
 
     bounds = BoundsSeen()
 
@@ -295,7 +295,7 @@ def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> No
             return super().update_resource_secrets(*args, **kwargs)
 
     rig = Rig(
-        index=FakeIndex({NAME: list(TARGETS)}),
+        index=FakeIndex({ROTATED_SECRET_NAME: list(ROTATION_TARGETS)}),
         vercel=BoundSecretsApi(script={"db_primary": [vercel_rejects(400)]}),
         failed=BoundQueue(bounds),
     )
@@ -304,7 +304,7 @@ def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> No
     )
 
     assert len(result.parked) == 1
-    assert len(bounds.seen["vercel"]) == len(TARGETS)
+    assert len(bounds.seen["vercel"]) == len(ROTATION_TARGETS)
     for what, bound in (("vercel", 7.0), ("park", 9.0)):  # as for an import: see the first test
         for left in bounds.seen[what]:
             assert left is not None, what

@@ -12,8 +12,18 @@ import pytest
 import respx
 from moto import mock_aws
 
-from tests.fakes import EVENTS, TOKEN, FakeFailedRecords, LambdaContext, load_handler
-from tests.unit.test_rotation import NAME, SETTINGS, FakeIndex, FakeRotationSecrets, FakeSecretsApi
+from tests.fakes import (
+    EVENTS,
+    ROTATED_SECRET_NAME,
+    ROTATION_SETTINGS,
+    TOKEN,
+    FakeFailedRecords,
+    FakeIndex,
+    FakeRotationSecrets,
+    FakeSecretsApi,
+    LambdaContext,
+    load_handler,
+)
 from vercel_sync import wiring
 from vercel_sync.adapters.secret_index import INDEX_NAME, DynamoDbSecretIndex
 from vercel_sync.adapters.vercel import MAX_REQUEST_BODY_BYTES, VercelClient
@@ -35,9 +45,9 @@ def rotation_app() -> Any:
 @pytest.fixture
 def fakes() -> Iterator[tuple[FakeSecretsApi, FakeFailedRecords]]:
     vercel, failed = FakeSecretsApi(), FakeFailedRecords()
-    index = FakeIndex({NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]})
+    index = FakeIndex({ROTATED_SECRET_NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]})
     adapters = RotationAdapters(index=index, secrets=FakeRotationSecrets(), vercel=vercel, failed_records=failed)
-    service = RotationService(SETTINGS, adapters, clock=Clock(sleep=lambda _seconds: None))
+    service = RotationService(ROTATION_SETTINGS, adapters, clock=Clock(sleep=lambda _seconds: None))
     wiring.rotation_service.set(service)
     yield vercel, failed
     wiring.rotation_service.set(None)
@@ -51,7 +61,7 @@ def test_the_handler_on_each_sample_event(
     answer = rotation_app.lambda_handler(json.loads(event_file.read_text()), LambdaContext())
     assert answer == {
         "outcome": "done",
-        "secretName": NAME,
+        "secretName": ROTATED_SECRET_NAME,
         "resourcesUpdated": 1,
         "resourcesParked": 0,
         "vercelCalls": 1,
@@ -172,15 +182,17 @@ def test_the_index_lists_the_resources_whose_last_import_used_the_secret() -> No
             item.update({name: {"S": value} for name, value in attributes.items()})
             dynamodb.put_item(TableName="state", Item=item)
 
-        put("r1", secretName=NAME, secretsPrefix="ORDERS")
-        put("r2", secretName=NAME)
+        put("r1", secretName=ROTATED_SECRET_NAME, secretsPrefix="ORDERS")
+        put("r2", secretName=ROTATED_SECRET_NAME)
         put("r3", secretName="partner/resources/other")
         put("r4")  # no secret: not in the sparse index
-        put("r5", secretName=NAME, status="uninstalled")
-        dynamodb.put_item(TableName="state", Item={"pk": {"S": "ratelimit#icfg_1"}, "secretName": {"S": NAME}})
+        put("r5", secretName=ROTATED_SECRET_NAME, status="uninstalled")
+        dynamodb.put_item(
+            TableName="state", Item={"pk": {"S": "ratelimit#icfg_1"}, "secretName": {"S": ROTATED_SECRET_NAME}}
+        )
 
-        targets = DynamoDbSecretIndex("state", dynamodb_client=dynamodb).resources_using(NAME)
+        targets = DynamoDbSecretIndex("state", dynamodb_client=dynamodb).resources_using(ROTATED_SECRET_NAME)
 
         assert sorted(targets) == [RotationTarget("icfg_1", "r1", "ORDERS"), RotationTarget("icfg_1", "r2", None)]
         with pytest.raises(TransientSyncError, match="ResourceNotFoundException"):
-            DynamoDbSecretIndex("missing", dynamodb_client=dynamodb).resources_using(NAME)
+            DynamoDbSecretIndex("missing", dynamodb_client=dynamodb).resources_using(ROTATED_SECRET_NAME)
