@@ -1,5 +1,5 @@
-"""Helpers for the operations tools' integration tests: partner items in bulk, queue contents, a
-consumer running the queue function while a backfill sends."""
+"""What the integration tests of several files share: for the operations tools partner items in bulk,
+queue contents, a consumer running the queue function while a backfill sends."""
 
 from __future__ import annotations
 
