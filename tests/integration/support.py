@@ -1,6 +1,7 @@
 """What the integration tests of several files share: for the operations tools partner items in bulk,
 queue contents, a consumer running the queue function while a backfill sends; for the emulator's
-tests its tokens, a loopback client, paths, a valid body and the error shape."""
+tests its tokens, a loopback client, paths, a valid body and the error shape; for the end-to-end
+tests a partner record written to the table or sent to a queue, and synced by the local runner."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import httpx
 from boto3.dynamodb.types import TypeSerializer
 
 from local_aws.provision import store_installation_token
-from local_runner import QueuePoller, Runner
-from tests.integration.conftest import LocalStack
+from local_runner import QueuePoller, Runner, StreamPoller
+from tests.integration.conftest import INSTALLATION_ID, LocalStack
 from tests.leak_scan import register_secret
 
 SERIALIZER = TypeSerializer()
@@ -182,3 +183,62 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
     assert isinstance(error["message"], str)
     assert set(error) == {"code", "message"}
     return str(error["message"])
+
+
+# ------------------------------------------------------------ partner changes through the local runner
+
+
+def record(resource_id: str, status: str = "active", **extra: Any) -> dict[str, Any]:
+    return {
+        "integrationConfigurationId": INSTALLATION_ID,
+        "resourceId": resource_id,
+        "productId": "postgres",
+        "name": f"{resource_id}-name",
+        "status": status,
+        **extra,
+    }
+
+
+def put_item(stack: LocalStack, item: dict[str, Any]) -> None:
+    stack.aws["dynamodb"].put_item(
+        TableName=stack.resources.tables["PartnerTable"].name,
+        Item={k: SERIALIZER.serialize(v) for k, v in item.items()},
+    )
+
+
+def delete_item(stack: LocalStack, resource_id: str) -> None:
+    stack.aws["dynamodb"].delete_item(
+        TableName=stack.resources.tables["PartnerTable"].name,
+        Key={"integrationConfigurationId": {"S": INSTALLATION_ID}, "resourceId": {"S": resource_id}},
+    )
+
+
+def send(stack: LocalStack, body: dict[str, Any] | str, *, queue: str = "PartnerEventsQueue", group: str = "g") -> None:
+    url = stack.queue_url(queue)
+    request: dict[str, Any] = {"QueueUrl": url, "MessageBody": body if isinstance(body, str) else json.dumps(body)}
+    if url.endswith(".fifo"):
+        request["MessageGroupId"] = group
+    stack.aws["sqs"].send_message(**request)
+
+
+def sync_stream(stack: LocalStack, handlers: dict[str, ModuleType]) -> list[Any]:
+    poller = StreamPoller(
+        stack.aws["dynamodbstreams"],
+        stack.resources.tables["PartnerTable"].stream_arn,
+        handlers["stream_sync"].lambda_handler,
+        retry_delay_seconds=0.1,
+    )
+    return list(Runner([poller]).run_until_idle(idle_seconds=0.3, timeout_seconds=30))
+
+
+def sync_queue(stack: LocalStack, handlers: dict[str, ModuleType], queue: str = "PartnerEventsQueue") -> list[Any]:
+    poller = QueuePoller(stack.aws["sqs"], stack.queue_url(queue), handlers["queue_sync"].lambda_handler)
+    return list(Runner([poller]).run_until_idle(idle_seconds=0.3, timeout_seconds=30))
+
+
+def held(stack: LocalStack, resource_id: str) -> dict[str, Any] | None:
+    return stack.emulator.held_resource(INSTALLATION_ID, resource_id)
+
+
+def reported(results: list[Any]) -> list[str]:
+    return [identifier for result in results for identifier in result.reported]

@@ -19,8 +19,9 @@ from tests.integration.support import (
     partner_item,
     put_items,
     queue_bodies,
+    send,
+    sync_queue,
 )
-from tests.integration.test_sync_end_to_end import send, sync_queue
 from vercel_emulator.state import FaultSettings
 
 pytestmark = pytest.mark.integration
