@@ -1,13 +1,17 @@
 """What the integration tests of several files share: for the operations tools partner items in bulk,
 queue contents, a consumer running the queue function while a backfill sends; for the emulator's
 tests its tokens, a loopback client, paths, a valid body and the error shape; for the end-to-end
-tests a partner record written to the table or sent to a queue, and synced by the local runner."""
+tests a partner record written to the table or sent to a queue, and synced by the local runner; a
+forwarder that makes the way to a local server slow."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -242,3 +246,57 @@ def held(stack: LocalStack, resource_id: str) -> dict[str, Any] | None:
 
 def reported(results: list[Any]) -> list[str]:
     return [identifier for result in results for identifier in result.reported]
+
+
+# ---------------------------------------------------------------------- a slow way to a local server
+
+
+class SlowForwarder:
+    """Forwards connections on 127.0.0.1 to ``upstream`` (host, port): each piece of a request
+    ``latency`` seconds late, and the answers a byte every ``interval`` seconds (each well within
+    botocore's read timeout) for the first ``trickle_seconds``, then at once."""
+
+    def __init__(
+        self, upstream: tuple[str, int], *, latency: float = 0.0, interval: float = 0.2, trickle_seconds: float = 0.0
+    ) -> None:
+        self.upstream, self.latency, self.interval = upstream, latency, interval
+        self.trickle_until = time.monotonic() + trickle_seconds
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
+        try:
+            while not self._stop.is_set() and (data := source.recv(65536)):
+                if not answers:
+                    time.sleep(self.latency)
+                for index in range(len(data)):
+                    if not answers or time.monotonic() > self.trickle_until:
+                        target.sendall(data[index:])
+                        break
+                    target.sendall(data[index : index + 1])
+                    time.sleep(self.interval)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
