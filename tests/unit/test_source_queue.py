@@ -1,4 +1,4 @@
-"""``SqsSourceQueue.defer`` asks SQS for the seconds each message was given (issue 13, point 12).
+"""``SqsSourceQueue.defer`` asks SQS for the seconds each message was given; a queue's URL is read from its ARN.
 
 A stubbed SQS client (botocore's Stubber checks each request against SQS's model and the
 exact parameters expected); no network.
