@@ -11,9 +11,11 @@ from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import ROOT, LambdaContext, load_handler
 from vercel_sync.calls import Clock
 from vercel_sync.changes import SourceChange
-from vercel_sync.errors import PermanentSyncError, TransientSyncError
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.payload import ImportResourcePayload
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.settings import Settings
 from vercel_sync.sync.service import Adapters, SyncService, Tuning
 from vercel_sync.transform import build_import_body
 
@@ -270,3 +272,88 @@ def sync_one(service: SyncService, change: SourceChange, *, time_left_ms: int | 
 def build_import_payload(record: PartnerRecord, **options: Any) -> ImportResourcePayload:
     """The import's payload model for ``record``, as ``build_import_body`` makes it (tests read its fields)."""
     return build_import_body(record, **options)[0]
+
+
+# -------------------------------------------------------------------------------------- rotation
+
+
+# The resource secret the rotation tests rotate, by ARN and by name, and the settings that place it.
+ROTATED_SECRET_ARN = (
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_demo01/db_primary-AbC123"
+)
+ROTATED_SECRET_NAME = "partner/resources/icfg_demo01/db_primary"
+ROTATION_SETTINGS = Settings(resource_secret_prefix="partner/resources/")
+
+
+@dataclass
+class FakeIndex:
+    targets: dict[str, list[RotationTarget]] = field(default_factory=dict)
+    queries: list[str] = field(default_factory=list)
+
+    def resources_using(self, secret_name: str) -> list[RotationTarget]:
+        self.queries.append(secret_name)
+        return list(self.targets.get(secret_name, []))
+
+
+@dataclass
+class FakeRotationSecrets:
+    token: str = TOKEN
+    documents: dict[str, Any] = field(
+        default_factory=lambda: {ROTATED_SECRET_ARN: RESOURCE_SECRET, ROTATED_SECRET_NAME: RESOURCE_SECRET}
+    )
+    reads: list[tuple[str, bool]] = field(default_factory=list)
+    token_reads: list[tuple[str, bool]] = field(default_factory=list)
+    token_error: PermanentSyncError | None = None
+
+    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+        self.token_reads.append((integration_configuration_id, force_fetch))
+        if self.token_error is not None:
+            raise self.token_error
+        return self.token
+
+    def check_owner(self, secret_id: str, installation_id: str) -> None:
+        """The folder rule only (``test_secret_ownership.py`` has the reader's whole rule)."""
+        if ROTATION_SETTINGS.secret_folder(secret_id) != installation_id:
+            raise InvalidRecordError("secretsArn names a secret that does not belong to the record's installation")
+
+    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
+        self.reads.append((secret_id, force_fetch))
+        if secret_id not in self.documents:
+            raise PermanentSyncError(
+                f"cannot read secret {secret_id}: ResourceNotFoundException", reason="resource_secret_unavailable"
+            )
+        return self.documents[secret_id]
+
+
+@dataclass
+class SecretsCall:
+    installation_id: str
+    resource_id: str
+    body: dict[str, Any]
+    token: str
+
+
+@dataclass
+class FakeSecretsApi:
+    calls: list[SecretsCall] = field(default_factory=list)
+    script: dict[str, list[Exception | None]] = field(default_factory=dict)
+    valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
+
+    def update_resource_secrets(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]:
+        self.calls.append(SecretsCall(integration_configuration_id, resource_id, dict(body), token))
+        if token not in self.valid_tokens:
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+        outcomes = self.script.get(resource_id)
+        if outcomes:
+            outcome = outcomes.pop(0)
+            if outcome is not None:
+                raise outcome
+        return {}
+
+    def per_resource(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call.resource_id] = counts.get(call.resource_id, 0) + 1
+        return counts

@@ -22,6 +22,7 @@ import pytest
 
 from local_runner.invocation import invoke
 from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, load_handler
+from tests.integration.support import SlowForwarder
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.errors import TransientSyncError
 
@@ -252,57 +253,6 @@ def test_a_30_s_invocation_against_a_trickling_server_returns_in_time_with_the_r
 
 
 # ------------------------------------------------------------------------------------- AWS calls
-
-
-class SlowForwarder:
-    """Forwards connections on 127.0.0.1 to ``upstream`` (host, port): each piece of a request
-    ``latency`` seconds late, and the answers a byte every ``interval`` seconds (each well within
-    botocore's read timeout) for the first ``trickle_seconds``, then at once."""
-
-    def __init__(
-        self, upstream: tuple[str, int], *, latency: float = 0.0, interval: float = 0.2, trickle_seconds: float = 0.0
-    ) -> None:
-        self.upstream, self.latency, self.interval = upstream, latency, interval
-        self.trickle_until = time.monotonic() + trickle_seconds
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
-        try:
-            while not self._stop.is_set() and (data := source.recv(65536)):
-                if not answers:
-                    time.sleep(self.latency)
-                for index in range(len(data)):
-                    if not answers or time.monotonic() > self.trickle_until:
-                        target.sendall(data[index:])
-                        break
-                    target.sendall(data[index : index + 1])
-                    time.sleep(self.interval)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.mark.xfail(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -14,71 +13,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.leak_scan import register_secret
+from tests.integration.support import (
+    SECRET_VALUE,
+    TOKEN_1,
+    TOKEN_2,
+    assert_error,
+    loopback_client,
+    put,
+    resource_path,
+    valid_body,
+)
 from vercel_emulator import CallCount, EmulatorServer, FaultSettings
 
 pytestmark = pytest.mark.integration
 
-TOKEN_1 = "vrcl_token_installation_one"
-TOKEN_2 = "vrcl_token_installation_two"
-SECRET_VALUE = "postgres://user:TOP-SECRET-pw@db.internal/orders"
-register_secret(TOKEN_1, TOKEN_2, SECRET_VALUE, label="the emulator tests' tokens and secret")
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-# httpx builds (and loads CA certificates into) a TLS context per client unless given one: sharing
-# one keeps each test's client cheap, though every call here is plain HTTP on loopback.
-TLS_CONTEXT = ssl.create_default_context()
-
-
-def loopback_client(base_url: str, token: str | None = None, *, timeout: float = 5) -> httpx.Client:
-    headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
-    return httpx.Client(base_url=base_url, headers=headers, timeout=timeout, verify=TLS_CONTEXT)
-
-
-def resource_path(installation_id: str, resource_id: str | None = None) -> str:
-    """The path the sync client builds: each id quoted as one opaque segment (dot segments too)."""
-
-    def segment(value: str) -> str:
-        return "%2E" * len(value) if value in {".", ".."} else quote(value, safe="")
-
-    path = f"/v1/installations/{segment(installation_id)}/resources"
-    return path if resource_id is None else f"{path}/{segment(resource_id)}"
-
-
-def valid_body(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "productId": "prod_postgres",
-        "name": "orders-db",
-        "status": "ready",
-        "ownership": "owned",
-        "metadata": {"region": "eu-west-1", "replicas": 2, "ha": True, "zones": ["a", "b", 3]},
-        "billingPlan": {
-            "id": "plan_pro",
-            "type": "subscription",
-            "name": "Pro",
-            "paymentMethodRequired": False,
-            "details": [{"label": "Storage", "value": "10 GB"}, {"label": "Backups"}],
-            "anExtraKey": {"allowed": True},
-        },
-        "notification": {"level": "info", "title": "Ready", "href": "https://example.com/db"},
-        "extras": {"anything": [1, {"nested": None}]},
-        "secrets": [
-            {
-                "name": "DATABASE_URL",
-                "value": SECRET_VALUE,
-                "prefix": "ORDERS",
-                "environmentOverrides": {"preview": "postgres://preview-TOP-SECRET"},
-            }
-        ],
-    }
-    body.update(changes)
-    return body
 
 
 @pytest.fixture
@@ -92,21 +45,6 @@ def client(vercel: EmulatorServer) -> Iterator[httpx.Client]:
     # The headers the official SDK (and the sync's client) sends; put() adds Content-Type.
     with loopback_client(vercel.url, TOKEN_1) as http:
         yield http
-
-
-def put(http: httpx.Client, path: str, body: object, **headers: str) -> httpx.Response:
-    content = httpx.Request("PUT", "/", json=body).content  # compact JSON, as the SDK sends it
-    return http.put(path, content=content, headers={"Content-Type": "application/json", **headers})
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str)
-    assert set(error) == {"code", "message"}
-    return str(error["message"])
 
 
 # -- imports and reads ----------------------------------------------------------------------------

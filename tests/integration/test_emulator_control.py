@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.integration.test_emulator import (
+from tests.integration.support import (
     SECRET_VALUE,
     TOKEN_1,
     TOKEN_2,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_emulator import (
+from tests.integration.support import (
     TOKEN_1,
     TOKEN_2,
     assert_error,

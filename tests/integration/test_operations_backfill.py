@@ -16,7 +16,7 @@ import pytest
 from operations.__main__ import main
 from operations.checkpoints import FileCheckpoints
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.operations_support import (
+from tests.integration.support import (
     message_count,
     partner_item,
     put_items,

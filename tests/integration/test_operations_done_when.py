@@ -26,7 +26,7 @@ import pytest
 
 from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT
 from tests.integration.conftest import LocalStack
-from tests.integration.operations_support import (
+from tests.integration.support import (
     add_installation,
     message_count,
     partner_item,

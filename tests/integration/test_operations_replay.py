@@ -14,13 +14,14 @@ from local_aws.provision import store_installation_token
 from local_runner import Runner, StreamPoller, send_to_queue
 from operations.__main__ import main
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.operations_support import (
+from tests.integration.support import (
     add_installation,
     partner_item,
     put_items,
     queue_bodies,
+    send,
+    sync_queue,
 )
-from tests.integration.test_sync_end_to_end import send, sync_queue
 from vercel_emulator.state import FaultSettings
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import pytest
 from local_aws.provision import drain_json_messages, store_installation_token, store_resource_secret
 from local_runner import Runner, SecretRotationPoller, send_failure_to_queue
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.test_sync_end_to_end import put_item, record, sync_stream
+from tests.integration.support import put_item, record, sync_stream
 from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
 from vercel_sync import wiring

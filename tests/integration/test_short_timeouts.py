@@ -19,7 +19,7 @@ from local_aws.provision import drain_json_messages, store_resource_secret
 from local_runner import QueuePoller, StreamPoller
 from local_runner.invocation import Handler
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.test_call_deadline import SlowForwarder
+from tests.integration.support import SlowForwarder
 
 pytestmark = pytest.mark.integration
 

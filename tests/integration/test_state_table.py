@@ -144,7 +144,7 @@ def test_concurrent_claims_let_exactly_one_caller_through(local_stack: LocalStac
 def test_the_handlers_skip_stale_and_unchanged_changes_across_batches(
     local_stack: LocalStack, handlers: dict[str, ModuleType]
 ) -> None:
-    from tests.integration.test_sync_end_to_end import record, send, sync_queue
+    from tests.integration.support import record, send, sync_queue
 
     send(local_stack, record("kv_9", "active", version=2), group="kv_9")
     sync_queue(local_stack, handlers)

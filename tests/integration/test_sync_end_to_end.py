@@ -12,76 +12,18 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from local_aws.provision import drain_json_messages
-from local_runner import QueuePoller, Runner, StreamPoller
+from local_runner import QueuePoller, Runner
 from tests.conftest import LogCapture
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
+from tests.integration.support import delete_item, held, put_item, record, reported, send, sync_queue, sync_stream
 
 pytestmark = pytest.mark.integration
-
-SERIALIZER = TypeSerializer()
-
-
-def record(resource_id: str, status: str = "active", **extra: Any) -> dict[str, Any]:
-    return {
-        "integrationConfigurationId": INSTALLATION_ID,
-        "resourceId": resource_id,
-        "productId": "postgres",
-        "name": f"{resource_id}-name",
-        "status": status,
-        **extra,
-    }
-
-
-def put_item(stack: LocalStack, item: dict[str, Any]) -> None:
-    stack.aws["dynamodb"].put_item(
-        TableName=stack.resources.tables["PartnerTable"].name,
-        Item={k: SERIALIZER.serialize(v) for k, v in item.items()},
-    )
-
-
-def delete_item(stack: LocalStack, resource_id: str) -> None:
-    stack.aws["dynamodb"].delete_item(
-        TableName=stack.resources.tables["PartnerTable"].name,
-        Key={"integrationConfigurationId": {"S": INSTALLATION_ID}, "resourceId": {"S": resource_id}},
-    )
-
-
-def send(stack: LocalStack, body: dict[str, Any] | str, *, queue: str = "PartnerEventsQueue", group: str = "g") -> None:
-    url = stack.queue_url(queue)
-    request: dict[str, Any] = {"QueueUrl": url, "MessageBody": body if isinstance(body, str) else json.dumps(body)}
-    if url.endswith(".fifo"):
-        request["MessageGroupId"] = group
-    stack.aws["sqs"].send_message(**request)
-
-
-def sync_stream(stack: LocalStack, handlers: dict[str, ModuleType]) -> list[Any]:
-    poller = StreamPoller(
-        stack.aws["dynamodbstreams"],
-        stack.resources.tables["PartnerTable"].stream_arn,
-        handlers["stream_sync"].lambda_handler,
-        retry_delay_seconds=0.1,
-    )
-    return list(Runner([poller]).run_until_idle(idle_seconds=0.3, timeout_seconds=30))
-
-
-def sync_queue(stack: LocalStack, handlers: dict[str, ModuleType], queue: str = "PartnerEventsQueue") -> list[Any]:
-    poller = QueuePoller(stack.aws["sqs"], stack.queue_url(queue), handlers["queue_sync"].lambda_handler)
-    return list(Runner([poller]).run_until_idle(idle_seconds=0.3, timeout_seconds=30))
 
 
 def failed_records(stack: LocalStack) -> list[dict[str, Any]]:
     return drain_json_messages(stack.aws["sqs"], stack.queue_url("FailedRecordsQueue"))
-
-
-def held(stack: LocalStack, resource_id: str) -> dict[str, Any] | None:
-    return stack.emulator.held_resource(INSTALLATION_ID, resource_id)
-
-
-def reported(results: list[Any]) -> list[str]:
-    return [identifier for result in results for identifier in result.reported]
 
 
 def test_stream_insert_modify_remove_reach_vercel_in_order(

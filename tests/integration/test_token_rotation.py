@@ -16,7 +16,7 @@ import pytest
 from local_aws.provision import drain_json_messages
 from local_runner import QueuePoller, Runner, RunSummary, StreamPoller
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.test_sync_end_to_end import put_item, record, send
+from tests.integration.support import put_item, record, send
 from tests.leak_scan import register_secret
 from tools.rotate_token import rotate_installation_token
 from vercel_sync.settings import Settings

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from tests.integration.conftest import LocalStack
-from tests.integration.test_sync_end_to_end import delete_item, held, put_item, record, reported, sync_stream
+from tests.integration.support import delete_item, held, put_item, record, reported, sync_stream
 
 pytestmark = pytest.mark.integration
 

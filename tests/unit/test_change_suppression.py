@@ -1,5 +1,5 @@
 """Change suppression must not swallow a real change: every field of the import payload takes part
-in the digest, so changing any one of them alone reaches Vercel (issue 13, point 12)."""
+in the digest, so changing any one of them alone reaches Vercel."""
 
 from __future__ import annotations
 

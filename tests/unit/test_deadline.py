@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import change, record_with_secret
 from tests.conftest import LogCapture
 from tests.fakes import (
     FakeFailedRecords,
@@ -23,8 +24,8 @@ from tests.fakes import (
     load_handler,
     make_sync_service,
     sync_one,
+    vercel_rejects,
 )
-from tests.unit.test_hardening import change, record
 from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS, AwsClients
 from vercel_sync.deadline import Deadline, TimeBudget, seconds_left, within
 from vercel_sync.errors import TransientSyncError
@@ -97,7 +98,7 @@ def test_each_step_gets_the_time_left_minus_parking_and_the_margin() -> None:
     bounds = BoundsSeen()
     service = bounded_service(bounds, script={"db_primary": [vercel_rejects(400)]})
 
-    assert sync_one(service, change(record()), time_left_ms=10_000) == "parked"
+    assert sync_one(service, change(record_with_secret()), time_left_ms=10_000) == "parked"
 
     # The secret, the token and the call: 10 s - 2 s (parking) - 1 s (margin); parking: 10 s - 1 s.
     for what in ("secret", "token", "vercel"):
@@ -144,10 +145,10 @@ def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
             monotonic=lambda: 0.0,  # the time left stays what it was given
         )
 
-    assert sync_one(service(), change(record()), time_left_ms=10_000) == "imported"
+    assert sync_one(service(), change(record_with_secret()), time_left_ms=10_000) == "imported"
     throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
     with pytest.raises(TransientSyncError, match="429"):
-        sync_one(service(failing={"db_primary": throttled}), change(record()), time_left_ms=10_000)
+        sync_one(service(failing={"db_primary": throttled}), change(record_with_secret()), time_left_ms=10_000)
 
     # The claim and the 429's shared pause: an AWS read's bound (10 s - 2 s parking - 1 s margin);
     # recording the import: parking's share, kept free by every step before it (10 s - 1 s).
@@ -161,7 +162,7 @@ def test_the_state_table_and_the_shared_rate_limiter_are_bounded_too() -> None:
 @pytest.mark.parametrize("time_left_ms", [BUDGET.least_function_timeout_ms, 10_000, 15_000])
 def test_a_healthy_record_syncs_with_any_time_left_that_fits_parking(time_left_ms: int) -> None:
     bounds = BoundsSeen()
-    assert sync_one(bounded_service(bounds), change(record()), time_left_ms=time_left_ms) == "imported"
+    assert sync_one(bounded_service(bounds), change(record_with_secret()), time_left_ms=time_left_ms) == "imported"
     (left,) = bounds.seen["vercel"]
     assert left is not None
     assert left <= time_left_ms / 1000 - 3
@@ -170,7 +171,7 @@ def test_a_healthy_record_syncs_with_any_time_left_that_fits_parking(time_left_m
 def test_a_record_without_the_time_for_a_step_and_parking_goes_back() -> None:
     bounds = BoundsSeen()
     with pytest.raises(TransientSyncError, match="needs 5000 ms"):
-        sync_one(bounded_service(bounds), change(record()), time_left_ms=4_900)
+        sync_one(bounded_service(bounds), change(record_with_secret()), time_left_ms=4_900)
     assert bounds.seen == {}
 
 
@@ -270,7 +271,7 @@ def test_a_timeout_that_fits_a_record_is_not_reported(
 
 
 def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
-    from tests.unit.test_rotation import Rig, put_secret_value_event
+    from tests.builders import Rig, put_secret_value_event
     from vercel_sync.observability import PowertoolsRotationObserver
 
     service = Rig().service(time_budget=BUDGET, observer=PowertoolsRotationObserver())
@@ -283,8 +284,8 @@ def test_rotation_sync_reports_it_too(captured_logs: LogCapture) -> None:
 
 
 def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> None:
-    from tests.fakes import vercel_rejects
-    from tests.unit.test_rotation import NAME, TARGETS, FakeIndex, FakeSecretsApi, Rig, put_secret_value_event
+    from tests.builders import ROTATION_TARGETS, Rig, put_secret_value_event
+    from tests.fakes import ROTATED_SECRET_NAME, FakeIndex, FakeSecretsApi, vercel_rejects
 
     bounds = BoundsSeen()
 
@@ -294,7 +295,7 @@ def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> No
             return super().update_resource_secrets(*args, **kwargs)
 
     rig = Rig(
-        index=FakeIndex({NAME: list(TARGETS)}),
+        index=FakeIndex({ROTATED_SECRET_NAME: list(ROTATION_TARGETS)}),
         vercel=BoundSecretsApi(script={"db_primary": [vercel_rejects(400)]}),
         failed=BoundQueue(bounds),
     )
@@ -303,7 +304,7 @@ def test_rotation_syncs_calls_and_parking_are_bounded_as_the_imports_are() -> No
     )
 
     assert len(result.parked) == 1
-    assert len(bounds.seen["vercel"]) == len(TARGETS)
+    assert len(bounds.seen["vercel"]) == len(ROTATION_TARGETS)
     for what, bound in (("vercel", 7.0), ("park", 9.0)):  # as for an import: see the first test
         for left in bounds.seen[what]:
             assert left is not None, what
@@ -359,7 +360,7 @@ def test_a_healthy_record_syncs_with_exactly_the_time_it_needs() -> None:
         time_budget=BUDGET,
         monotonic=frozen,
     )
-    assert sync_one(service, change(record()), time_left_ms=BUDGET.record_ms) == "imported"
+    assert sync_one(service, change(record_with_secret()), time_left_ms=BUDGET.record_ms) == "imported"
 
 
 def test_a_best_effort_aws_call_needs_what_an_aws_read_needs() -> None:
@@ -390,3 +391,54 @@ def test_an_aws_call_takes_a_tier_whose_worst_case_just_fits() -> None:
     assert [clients.tier_for(seconds) for seconds in (one_attempt, one_attempt - 0.001)] == [1, 2]
     assert [clients.tier_for(seconds) for seconds in (shortest, 0.1, -1.0)] == [2, 2, 2]
     assert clients.tier_for(None) == 0
+
+
+class SteppingClock:
+    """A monotonic clock that each adapter call moves forward by a fixed step."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_step_that_could_outlast_the_invocation_is_not_started() -> None:
+    clock = SteppingClock()
+    vercel = FakeVercel()
+    secrets = FakeSecrets(on_resource_read=lambda _: setattr(clock, "now", clock.now + 20))
+    service = make_sync_service(
+        vercel=vercel,
+        secrets=secrets,
+        failed_records=FakeFailedRecords(),
+        time_budget=TimeBudget(aws_call_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
+        monotonic=clock,
+    )
+    # 30 s is enough to start (21 s), but the slow secret read leaves 10 s: too little for the
+    # token read and the call. The record goes back; Vercel is never called.
+    with pytest.raises(TransientSyncError, match="ms left in this invocation"):
+        sync_one(service, change(record_with_secret()), time_left_ms=30_000)
+    assert vercel.calls == []
+
+
+def test_parking_needs_time_too() -> None:
+    clock = SteppingClock()
+
+    class SlowRejectingVercel(FakeVercel):
+        def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            clock.now += 35  # the call takes 35 s, then Vercel refuses the record for good
+            raise vercel_rejects(400)
+
+    failed = FakeFailedRecords()
+    service = make_sync_service(
+        vercel=SlowRejectingVercel(),
+        secrets=FakeSecrets(),
+        failed_records=failed,
+        time_budget=TimeBudget(aws_call_ms=10_000, vercel_call_ms=10_000, margin_ms=1_000),
+        monotonic=clock,
+    )
+
+    # 40 s: enough to start (31 s); after the call 5 s are left, too little to park (11 s).
+    with pytest.raises(TransientSyncError, match="failed-records queue"):
+        sync_one(service, change(record_with_secret()), time_left_ms=40_000)
+    assert failed.messages == []

@@ -1,8 +1,10 @@
-"""Both handlers on every events/ file, with fake adapters: which records fail, what is parked."""
+"""The handlers on every events/ file, with fake adapters: for the two sync handlers which records fail
+and what is parked; for the rotation handler its answer, and a retry when it must."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,10 +17,15 @@ from tests.fakes import (
     DB_URL,
     EVENTS,
     PREVIEW_PASSWORD,
+    ROTATED_SECRET_NAME,
     ROTATED_TOKEN,
+    ROTATION_SETTINGS,
     TOKEN,
     FakeFailedRecords,
+    FakeIndex,
+    FakeRotationSecrets,
     FakeSecrets,
+    FakeSecretsApi,
     FakeVercel,
     LambdaContext,
     load_event,
@@ -28,8 +35,13 @@ from tests.fakes import (
     vercel_unavailable,
 )
 from vercel_sync import wiring
+from vercel_sync.calls import Clock
 from vercel_sync.deadline import TimeBudget
+from vercel_sync.errors import TransientSyncError
+from vercel_sync.observability import handle_rotation_event
 from vercel_sync.payload import ImportResourcePayload
+from vercel_sync.rotation.events import RotationTarget
+from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.sync.service import SyncService
 
 stream_app = load_handler("stream_sync")
@@ -497,3 +509,65 @@ def test_records_that_cannot_finish_in_time_go_back_to_the_source(
     assert fake_vercel.calls == []
     assert failed_records.messages == []
     assert failures(invoke(queue_app, queue_event, remaining_ms=31_500)) == []
+
+
+# -- the rotation handler ---------------------------------------------------------------------------
+
+
+ROTATION_EVENTS = sorted((EVENTS / "rotation").glob("*.json"))
+
+
+@pytest.fixture
+def rotation_app() -> Any:
+    return load_handler("rotation_sync")
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeSecretsApi, FakeFailedRecords]]:
+    vercel, failed = FakeSecretsApi(), FakeFailedRecords()
+    index = FakeIndex({ROTATED_SECRET_NAME: [RotationTarget("icfg_demo01", "db_primary", "ORDERS")]})
+    adapters = RotationAdapters(index=index, secrets=FakeRotationSecrets(), vercel=vercel, failed_records=failed)
+    service = RotationService(ROTATION_SETTINGS, adapters, clock=Clock(sleep=lambda _seconds: None))
+    wiring.rotation_service.set(service)
+    yield vercel, failed
+    wiring.rotation_service.set(None)
+
+
+@pytest.mark.parametrize("event_file", ROTATION_EVENTS, ids=lambda p: p.name)
+def test_the_handler_on_each_sample_event(
+    event_file: Any, rotation_app: Any, fakes: tuple[FakeSecretsApi, FakeFailedRecords]
+) -> None:
+    vercel, failed = fakes
+    answer = rotation_app.lambda_handler(json.loads(event_file.read_text()), LambdaContext())
+    assert answer == {
+        "outcome": "done",
+        "secretName": ROTATED_SECRET_NAME,
+        "resourcesUpdated": 1,
+        "resourcesParked": 0,
+        "vercelCalls": 1,
+    }
+    assert [(call.installation_id, call.resource_id) for call in vercel.calls] == [("icfg_demo01", "db_primary")]
+    assert failed.messages == []
+
+
+def test_the_handler_raises_so_lambda_retries(
+    rotation_app: Any, fakes: tuple[FakeSecretsApi, FakeFailedRecords]
+) -> None:
+    vercel, _ = fakes
+    vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503)] * 10
+    event = json.loads(ROTATION_EVENTS[0].read_text())
+    with pytest.raises(TransientSyncError, match="will be retried"):
+        rotation_app.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+
+def test_a_bug_is_retried_without_its_message() -> None:
+    class Broken:
+        def handle(self, event: Any, *, time_left_ms: int | None = None) -> Any:
+            raise KeyError(f"quoting {TOKEN}")
+
+    with pytest.raises(TransientSyncError) as caught:
+        handle_rotation_event({}, LambdaContext(), Broken())  # type: ignore[arg-type]
+    assert "KeyError" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None

@@ -1,4 +1,4 @@
-"""Which HTTP statuses a later try may fix, written out (issue 13, point 12): DESIGN.md's rule is
+"""Which HTTP statuses a later try may fix, written out: DESIGN.md's rule is
 429, 5xx and timeouts are retried; 400, 404, 409, 410, 422 are not."""
 
 from __future__ import annotations

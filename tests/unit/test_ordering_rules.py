@@ -1,5 +1,5 @@
 """Order per resource, at its edges: ties between versions, versions of both kinds, sequence numbers
-of different lengths (issue 13, point 12)."""
+of different lengths."""
 
 from __future__ import annotations
 

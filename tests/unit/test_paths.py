@@ -7,10 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import change, record_with_secret
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel, make_sync_service, sync_one
 from vercel_sync.adapters.vercel import VercelClient
+from vercel_sync.errors import PermanentSyncError
 from vercel_sync.paths import decode_path_segment, encode_path_segment
 
 CLIENT = VercelClient("https://api.vercel.com")  # building one costs an SSL context: share it
+BASE = "https://api.vercel.test"
 
 
 def request_path(installation_id: str, resource_id: str) -> str:
@@ -58,3 +62,21 @@ def test_empty_id_is_refused() -> None:
 def test_dot_segments_are_refused(dots: str) -> None:
     with pytest.raises(ValueError, match=r"'\.\.'"):
         encode_path_segment(dots)
+
+
+@pytest.mark.parametrize("resource_id", [".", ".."])
+def test_dot_segment_ids_are_invalid_records(resource_id: str) -> None:
+    failed = FakeFailedRecords()
+    vercel = FakeVercel()
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+
+    assert sync_one(service, change(record_with_secret(resourceId=resource_id))) == "parked"
+    assert failed.reasons() == ["invalid_record"]
+    assert vercel.calls == []
+
+
+def test_client_refuses_dot_segment_ids() -> None:
+    client = VercelClient(BASE)
+    with pytest.raises(PermanentSyncError) as caught:
+        client.resource_url("icfg_1", "..")
+    assert caught.value.reason == "invalid_record"

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.builders import ROTATION_TARGETS, Rig, put_secret_value_event
 from tests.fakes import (
     DB_PASSWORD,
     DB_URL,
     PREVIEW_PASSWORD,
-    RESOURCE_SECRET,
+    ROTATED_SECRET_ARN,
+    ROTATED_SECRET_NAME,
     ROTATED_TOKEN,
     TOKEN,
-    FakeFailedRecords,
+    FakeIndex,
+    FakeSecretsApi,
     vercel_rejects,
 )
-from vercel_sync.calls import Clock, RetryPolicy
+from vercel_sync.calls import RetryPolicy
 from vercel_sync.deadline import TimeBudget
-from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.rotation.events import (
     FAILURE_KIND,
     InvalidEventError,
@@ -32,39 +33,10 @@ from vercel_sync.rotation.events import (
     parse_secret_change,
     target_from_item,
 )
-from vercel_sync.rotation.service import RotationAdapters, RotationService
-from vercel_sync.settings import Settings, normalized_secret_name
-
-ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_demo01/db_primary-AbC123"
-NAME = "partner/resources/icfg_demo01/db_primary"
-SETTINGS = Settings(resource_secret_prefix="partner/resources/")
+from vercel_sync.settings import normalized_secret_name
 
 
-def put_secret_value_event(secret_id: str = NAME, **request: Any) -> dict[str, Any]:
-    """What CloudTrail gives EventBridge for a PutSecretValue call (values never included)."""
-    return {
-        "version": "0",
-        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.secretsmanager",
-        "account": "123456789012",
-        "time": "2026-11-27T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.09",
-            "eventTime": "2026-11-27T10:00:00Z",
-            "eventSource": "secretsmanager.amazonaws.com",
-            "eventName": "PutSecretValue",
-            "requestParameters": {"secretId": secret_id, "clientRequestToken": "c0ffee", **request},
-            "responseElements": {"arn": ARN if secret_id in (NAME, ARN) else secret_id, "versionId": "v2"},
-            "eventID": "e-1",
-            "eventType": "AwsApiCall",
-        },
-    }
-
-
-def rotation_succeeded_event(secret_arn: str = ARN) -> dict[str, Any]:
+def rotation_succeeded_event(secret_arn: str = ROTATED_SECRET_ARN) -> dict[str, Any]:
     """A Secrets Manager service event: the rotation's last step made the new version current."""
     return {
         "version": "0",
@@ -92,29 +64,29 @@ def test_put_secret_value_names_the_secret_by_its_arn() -> None:
     change = parse_secret_change(put_secret_value_event())
     assert change is not None
     assert change.event_name == "PutSecretValue"
-    assert change.secret_id == ARN
-    assert change.secret_name == NAME
+    assert change.secret_id == ROTATED_SECRET_ARN
+    assert change.secret_name == ROTATED_SECRET_NAME
     assert change.source() == {
         "kind": "eventbridge",
         "eventId": "e-1",
         "eventName": "PutSecretValue",
         "eventTime": "2026-11-27T10:00:00Z",
-        "secretName": NAME,
+        "secretName": ROTATED_SECRET_NAME,
     }
 
 
 def test_rotation_succeeded_names_the_secret_in_additional_event_data() -> None:
     change = parse_secret_change(rotation_succeeded_event())
     assert change is not None
-    assert (change.event_name, change.secret_name) == ("RotationSucceeded", NAME)
+    assert (change.event_name, change.secret_name) == ("RotationSucceeded", ROTATED_SECRET_NAME)
 
 
 def test_older_events_spell_the_arn_arn() -> None:
     event = put_secret_value_event()
-    event["detail"]["responseElements"] = {"aRN": ARN}
+    event["detail"]["responseElements"] = {"aRN": ROTATED_SECRET_ARN}
     change = parse_secret_change(event)
     assert change is not None
-    assert change.secret_id == ARN
+    assert change.secret_id == ROTATED_SECRET_ARN
 
 
 @pytest.mark.parametrize(
@@ -133,9 +105,9 @@ def test_events_that_change_no_current_value_are_ignored(event: dict[str, Any]) 
 def test_a_staged_current_version_counts(stages: list[str]) -> None:
     change = parse_secret_change(put_secret_value_event(versionStages=stages))
     assert change == SecretChange(
-        event_name="PutSecretValue", secret_id=ARN, event_id="e-1", event_time="2026-11-27T10:00:00Z"
+        event_name="PutSecretValue", secret_id=ROTATED_SECRET_ARN, event_id="e-1", event_time="2026-11-27T10:00:00Z"
     )
-    assert change.secret_name == NAME
+    assert change.secret_name == ROTATED_SECRET_NAME
 
 
 @pytest.mark.parametrize("event", [None, {"detail": "x"}, {"detail": {"eventName": "PutSecretValue"}}])
@@ -147,8 +119,8 @@ def test_unreadable_events_are_invalid(event: Any) -> None:
 @pytest.mark.parametrize(
     ("secret_id", "name"),
     [
-        (ARN, NAME),
-        (NAME, NAME),
+        (ROTATED_SECRET_ARN, ROTATED_SECRET_NAME),
+        (ROTATED_SECRET_NAME, ROTATED_SECRET_NAME),
         ("arn:aws:secretsmanager:us-east-1:1:secret:partner/resources/a-b-c-XyZ123", "partner/resources/a-b-c"),
         ("partner/resources/ends-AbC123", "partner/resources/ends-AbC123"),  # a name keeps its end
     ],
@@ -170,78 +142,6 @@ def test_state_items_become_targets() -> None:
 
 
 @dataclass
-class FakeIndex:
-    targets: dict[str, list[RotationTarget]] = field(default_factory=dict)
-    queries: list[str] = field(default_factory=list)
-
-    def resources_using(self, secret_name: str) -> list[RotationTarget]:
-        self.queries.append(secret_name)
-        return list(self.targets.get(secret_name, []))
-
-
-@dataclass
-class FakeRotationSecrets:
-    token: str = TOKEN
-    documents: dict[str, Any] = field(default_factory=lambda: {ARN: RESOURCE_SECRET, NAME: RESOURCE_SECRET})
-    reads: list[tuple[str, bool]] = field(default_factory=list)
-    token_reads: list[tuple[str, bool]] = field(default_factory=list)
-    token_error: PermanentSyncError | None = None
-
-    def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
-        self.token_reads.append((integration_configuration_id, force_fetch))
-        if self.token_error is not None:
-            raise self.token_error
-        return self.token
-
-    def check_owner(self, secret_id: str, installation_id: str) -> None:
-        """The folder rule only (``test_secret_ownership.py`` has the reader's whole rule)."""
-        if SETTINGS.secret_folder(secret_id) != installation_id:
-            raise InvalidRecordError("secretsArn names a secret that does not belong to the record's installation")
-
-    def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
-        self.reads.append((secret_id, force_fetch))
-        if secret_id not in self.documents:
-            raise PermanentSyncError(
-                f"cannot read secret {secret_id}: ResourceNotFoundException", reason="resource_secret_unavailable"
-            )
-        return self.documents[secret_id]
-
-
-@dataclass
-class SecretsCall:
-    installation_id: str
-    resource_id: str
-    body: dict[str, Any]
-    token: str
-
-
-@dataclass
-class FakeSecretsApi:
-    calls: list[SecretsCall] = field(default_factory=list)
-    script: dict[str, list[Exception | None]] = field(default_factory=dict)
-    valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
-
-    def update_resource_secrets(
-        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
-    ) -> dict[str, Any]:
-        self.calls.append(SecretsCall(integration_configuration_id, resource_id, dict(body), token))
-        if token not in self.valid_tokens:
-            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
-        outcomes = self.script.get(resource_id)
-        if outcomes:
-            outcome = outcomes.pop(0)
-            if outcome is not None:
-                raise outcome
-        return {}
-
-    def per_resource(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for call in self.calls:
-            counts[call.resource_id] = counts.get(call.resource_id, 0) + 1
-        return counts
-
-
-@dataclass
 class FakeLimiter:
     allow: bool = True
     acquired: list[tuple[str, float]] = field(default_factory=list)
@@ -255,53 +155,17 @@ class FakeLimiter:
         self.paused.append((installation_id, seconds))
 
 
-@dataclass
-class Rig:
-    index: FakeIndex = field(default_factory=FakeIndex)
-    secrets: FakeRotationSecrets = field(default_factory=FakeRotationSecrets)
-    vercel: FakeSecretsApi = field(default_factory=FakeSecretsApi)
-    failed: FakeFailedRecords = field(default_factory=FakeFailedRecords)
-    sleeps: list[float] = field(default_factory=list)
-
-    def service(self, **overrides: Any) -> RotationService:
-        options = {name: overrides.pop(name) for name in ("retry", "time_budget") if name in overrides}
-        timer = {name: overrides.pop(name) for name in ("monotonic",) if name in overrides}
-        adapters: dict[str, Any] = {
-            "index": self.index,
-            "secrets": self.secrets,
-            "vercel": self.vercel,
-            "failed_records": self.failed,
-        }
-        adapters.update(overrides)
-        # The jitter drawn at its ceiling.
-        clock = Clock(
-            now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
-            sleep=self.sleeps.append,
-            uniform=lambda _, high: high,
-            **timer,
-        )
-        return RotationService(SETTINGS, RotationAdapters(**adapters), clock=clock, **options)
-
-
-# A secret belongs to one installation (test_secret_ownership.py): its resources are the targets.
-TARGETS = [
-    RotationTarget("icfg_demo01", "db_primary", "ORDERS"),
-    RotationTarget("icfg_demo01", "db_replica", None),
-    RotationTarget("icfg_demo01", "db_other", "OTHER"),
-]
-
-
 @pytest.fixture
 def rig() -> Rig:
-    return Rig(index=FakeIndex({NAME: list(TARGETS)}))
+    return Rig(index=FakeIndex({ROTATED_SECRET_NAME: list(ROTATION_TARGETS)}))
 
 
 def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> None:
     result = rig.service().handle(put_secret_value_event())
 
     # Under the name part an import given the whole ARN keeps, and without the suffix (a name or a partial ARN).
-    assert rig.index.queries == [NAME + "-AbC123", NAME]
-    assert rig.secrets.reads == [(ARN, True)]  # once, past the cache
+    assert rig.index.queries == [ROTATED_SECRET_NAME + "-AbC123", ROTATED_SECRET_NAME]
+    assert rig.secrets.reads == [(ROTATED_SECRET_ARN, True)]  # once, past the cache
     assert rig.vercel.per_resource() == {"db_primary": 1, "db_replica": 1, "db_other": 1}
     assert rig.secrets.token_reads == [("icfg_demo01", False)]  # once per installation
     bodies = {call.resource_id: call.body for call in rig.vercel.calls}
@@ -319,7 +183,7 @@ def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> N
     assert all("prefix" not in secret for secret in bodies["db_replica"]["secrets"])
     assert result.summary() == {
         "outcome": "done",
-        "secretName": NAME,
+        "secretName": ROTATED_SECRET_NAME,
         "resourcesUpdated": 3,
         "resourcesParked": 0,
         "vercelCalls": 3,
@@ -336,7 +200,7 @@ def test_each_affected_resource_gets_one_call_with_its_own_prefix(rig: Rig) -> N
     ],
 )
 def test_secrets_no_record_may_name_are_ignored_unread(rig: Rig, secret_id: str) -> None:
-    rig.index.targets[normalized_secret_name(secret_id)] = list(TARGETS)
+    rig.index.targets[normalized_secret_name(secret_id)] = list(ROTATION_TARGETS)
     result = rig.service().handle(put_secret_value_event(secret_id))
     assert result.outcome == "ignored"
     assert rig.index.queries == []
@@ -380,7 +244,7 @@ def test_a_401_rereads_the_token_once(rig: Rig) -> None:
         return ROTATED_TOKEN if force_fetch else TOKEN
 
     rig.secrets.installation_token = rotated  # type: ignore[method-assign]
-    rig.index.targets[NAME] = TARGETS[:2]
+    rig.index.targets[ROTATED_SECRET_NAME] = ROTATION_TARGETS[:2]
 
     result = rig.service().handle(put_secret_value_event())
 
@@ -412,7 +276,7 @@ def test_a_rejected_resource_is_parked_scrubbed_and_the_others_go_on(rig: Rig) -
     assert message["httpStatus"] == 400
     assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_demo01", "db_replica")
     assert message["source"]["eventName"] == "PutSecretValue"
-    assert message["rotation"] == {"secretName": NAME, "secretsPrefix": None}
+    assert message["rotation"] == {"secretName": ROTATED_SECRET_NAME, "secretsPrefix": None}
     assert message["record"] is None
     assert message["vercelCalls"] == 1
     text = json.dumps(message)
@@ -440,8 +304,8 @@ def test_an_unreadable_secret_parks_every_resource_that_uses_it(rig: Rig) -> Non
 
 
 def test_a_secret_document_the_import_rules_refuse_is_an_invalid_record(rig: Rig) -> None:
-    rig.secrets.documents[ARN] = {"DATABASE_URL": {"value": DB_PASSWORD, "staging": "nope"}}
-    rig.index.targets[NAME] = TARGETS[:1]
+    rig.secrets.documents[ROTATED_SECRET_ARN] = {"DATABASE_URL": {"value": DB_PASSWORD, "staging": "nope"}}
+    rig.index.targets[ROTATED_SECRET_NAME] = ROTATION_TARGETS[:1]
     rig.service().handle(put_secret_value_event())
     (message,) = rig.failed.messages
     assert message["reason"] == "invalid_record"

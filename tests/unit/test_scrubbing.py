@@ -12,7 +12,9 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+import respx
 
+from tests.builders import change, record_with_secret
 from tests.encodings import (
     BODIES,
     ECHOED_PASSWORD,
@@ -22,7 +24,16 @@ from tests.encodings import (
     strings,
     upper_hex,
 )
-from tests.fakes import TOKEN, FakeFailedRecords, FakeSecrets, make_sync_service, sync_one
+from tests.fakes import (
+    DB_PASSWORD,
+    TOKEN,
+    FakeFailedRecords,
+    FakeSecrets,
+    FakeVercel,
+    make_sync_service,
+    sync_one,
+    vercel_rejects,
+)
 from tests.leak_scan import register_secret
 from vercel_sync import redaction
 from vercel_sync.adapters.vercel import VercelClient
@@ -56,12 +67,6 @@ def record(resource_id: str = "db_echo", *, secret: bool = True) -> dict[str, An
         "status": "active",
     }
     return item | ({"secretsArn": SECRET_NAME} if secret else {})
-
-
-def change(item: dict[str, Any], identifier: str = "m-1") -> SourceChange:
-    return SourceChange(
-        SourcePosition(kind="sqs", event_source_arn="arn:aws:sqs:us-east-1:1:q", item_identifier=identifier), item
-    )
 
 
 def service(transport: httpx.BaseTransport, failed: FakeFailedRecords) -> SyncService:
@@ -365,3 +370,52 @@ def test_an_error_field_whose_json_form_is_a_value_is_scrubbed() -> None:
     kept = scrub_error_body(body, [ESCAPED_SECRET])
     assert not holds(kept, ESCAPED_SECRET)
     assert json.loads(kept)["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['pw-with-"quote"-and-\\back', "pässwörd-ünïcode-1", "line\nbreak-secret"],
+)
+def test_secrets_echoed_json_escaped_by_vercel_are_scrubbed(secret: str) -> None:
+    body = json.dumps({"error": {"code": "bad_request", "message": f"bad value {secret}"}})
+    assert secret not in body or secret.isascii()  # the body holds the escaped form
+    scrubbed = scrub_text(body, [secret])
+    assert json.dumps(secret)[1:-1] not in scrubbed
+    assert REDACTED in scrubbed
+
+
+def test_a_secret_straddling_the_cut_of_a_long_error_body_is_not_left_in_part() -> None:
+    # The secret sits right where the kept part of the body ends.
+    body = "x" * (2048 - 10) + DB_PASSWORD + "y" * 5000
+    vercel = FakeVercel(script={"db_primary": [vercel_rejects(400, body)]})
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+
+    assert sync_one(service, change(record_with_secret())) == "parked"
+    (message,) = failed.messages
+    text = json.dumps(message)
+    for size in range(6, len(DB_PASSWORD) + 1):
+        assert DB_PASSWORD[:size] not in text
+    assert len(message["vercelError"]) < 2200
+
+
+@respx.mock
+def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind() -> None:
+    # Echoed four times, the body passes the 16 KiB read limit, which cuts through the last echo;
+    # the scrub then shortens the text, so that cut part would move inside what is kept.
+    import secrets as random_text
+
+    secret = random_text.token_urlsafe(3750)  # 5,000 characters
+    body = json.dumps({"error": {"code": "bad_request", "message": "bad " + secret * 4}})
+    respx.put(url__startswith=BASE).mock(return_value=httpx.Response(400, content=body.encode()))
+    document = {"BIG": {"value": secret, "preview": secret, "production": secret}}
+    failed = FakeFailedRecords()
+    service = make_sync_service(
+        vercel=VercelClient(BASE),
+        secrets=FakeSecrets(documents={"partner/resources/icfg_1/db_primary": document}),
+        failed_records=failed,
+    )
+
+    assert sync_one(service, change(record_with_secret())) == "parked"
+    text = json.dumps(failed.messages)
+    assert not any(secret[i : i + 12] in text for i in range(len(secret) - 12))

@@ -1,4 +1,4 @@
-"""Secret values stay out of what we emit in the forms an echo takes (issue 13, point 12).
+"""Secret values stay out of what we emit in the forms an echo takes.
 
 Written against the public behaviour (``scrub_text``, ``scrub``, the failed-records message, the
 error a record goes back with), not how scrubbing finds the forms.

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import change
 from tests.fakes import (
     DB_PASSWORD,
     RESOURCE_SECRET,
@@ -26,11 +27,10 @@ from tests.fakes import (
     sync_one,
 )
 from vercel_sync.adapters.secrets import OWNER_TAG, SecretsManagerReader
-from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import ConfigurationError, InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.rotation.events import RotationTarget
 from vercel_sync.rotation.service import RotationAdapters, RotationService
-from vercel_sync.settings import Settings
+from vercel_sync.settings import Settings, secret_name
 
 PREFIX = "partner/resources/"
 ACCOUNT = "123456789012"
@@ -291,11 +291,6 @@ def record(secret_id: str, installation: str = MINE) -> dict[str, Any]:
     }
 
 
-def change(item: dict[str, Any]) -> SourceChange:
-    position = SourcePosition(kind="sqs", event_source_arn="arn:aws:sqs:us-east-1:1:q", item_identifier="m-1")
-    return SourceChange(position, item)
-
-
 @pytest.mark.parametrize("secret_id", [THEIR_FOLDER, FLAT, arn(THEIR_FOLDER), arn(OWN_FOLDER, account="999999999999")])
 def test_a_record_naming_another_installations_secret_is_parked_and_nothing_is_sent(secret_id: str) -> None:
     client = client_with({secret_id: stored(**{OWNER_TAG: THEIRS})})
@@ -428,3 +423,63 @@ def test_a_rotation_whose_secret_cannot_be_read_parks_each_target_once() -> None
         (MINE, "invalid_record"),
         (THEIRS, "resource_secret_unavailable"),
     ]
+
+
+class TestResourceSecretScope:
+    settings = Settings(resource_secret_prefix="partner/resources/")
+
+    @pytest.mark.parametrize(
+        "secret_id",
+        [
+            "partner/resources/icfg_1/db_primary",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner/resources/icfg_1/db_primary-AbCdEf",
+        ],
+    )
+    def test_secrets_under_the_prefix_are_allowed(self, secret_id: str) -> None:
+        assert self.settings.is_resource_secret(secret_id)
+
+    @pytest.mark.parametrize(
+        "secret_id",
+        [
+            "vercel/installations/icfg_other",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:vercel/installations/icfg_other-AbCdEf",
+            "partner/other/db",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret",
+        ],
+    )
+    def test_other_secrets_are_refused(self, secret_id: str) -> None:
+        assert not self.settings.is_resource_secret(secret_id)
+
+    def test_without_a_prefix_no_secret_may_be_named(self) -> None:
+        settings = Settings()
+        assert not settings.is_resource_secret("anything/else")
+        with pytest.raises(TransientSyncError, match="RESOURCE_SECRET_PREFIX"):
+            SecretsManagerReader(settings, provider=object()).resource_secrets(
+                "anything/else", installation_id="icfg_1"
+            )
+
+    @pytest.mark.parametrize(
+        "token_secret_id",
+        [
+            # The token and resource prefixes overlap, so only the token id's shape tells them apart.
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared/{integrationConfigurationId}-vercel-token",
+            "shared/{integrationConfigurationId}-vercel-token",
+        ],
+    )
+    def test_tokens_are_refused_whatever_the_shape_of_their_id(self, token_secret_id: str) -> None:
+        settings = Settings(resource_secret_prefix="shared/", token_secret_id=token_secret_id)
+        token_name = secret_name(token_secret_id).replace("{integrationConfigurationId}", "icfg_other")
+        assert not settings.is_resource_secret(token_name)
+        assert not settings.is_resource_secret(
+            f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{token_name}-AbC123"
+        )
+        assert settings.is_resource_secret("shared/icfg_1/db_primary")
+
+    def test_reader_refuses_before_reading(self) -> None:
+        class Provider:
+            def get(self, *args: Any, **kwargs: Any) -> str:
+                raise AssertionError("must not read")
+
+        reader = SecretsManagerReader(self.settings, provider=Provider())
+        with pytest.raises(InvalidRecordError, match="outside the resource-secret prefix"):
+            reader.resource_secrets("vercel/installations/icfg_other", installation_id="icfg_other")

@@ -1,4 +1,4 @@
-"""``SqsSourceQueue.defer`` asks SQS for the seconds each message was given (issue 13, point 12).
+"""``SqsSourceQueue.defer`` asks SQS for the seconds each message was given; a queue's URL is read from its ARN.
 
 A stubbed SQS client (botocore's Stubber checks each request against SQS's model and the
 exact parameters expected); no network.
@@ -110,3 +110,12 @@ def test_nothing_is_sent_for_a_source_that_is_not_a_queue_or_no_message(arn: str
     client = RecordingClient()
     assert SqsSourceQueue(sqs_client=client).defer(arn, messages) == 0
     assert client.requests == []
+
+
+def test_queue_urls_are_built_from_arns() -> None:
+    from vercel_sync.adapters.source_queue import queue_url_from_arn
+
+    assert queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:q.fifo") == (
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo"
+    )
+    assert queue_url_from_arn("arn:aws:dynamodb:eu-west-1:1:table/t") is None

@@ -1,5 +1,5 @@
 """The DynamoDB state store's version guard on moto's in-process DynamoDB (no network): a refused
-claim is told stale or busy by the kind of version it carries (issue 13, point 12)."""
+claim is told stale or busy by the kind of version it carries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every partner status word and the Vercel status it becomes (issue 13, point 12).
+"""Every partner status word and the Vercel status it becomes.
 
 The table is written out here, as docs/configuration.md documents it, not read from the code's own table:
 a word mapped to the wrong status (``degraded`` -> ``ready``) fails here, not only in a chaos run.

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import build_import_payload
+from tests.builders import change, record_with_secret
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel, build_import_payload, make_sync_service, sync_one
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import STATUS_TABLE, PartnerRecord
 from vercel_sync.payload import RESOURCE_STATUSES, ImportResourcePayload
@@ -305,3 +306,30 @@ def test_a_removal_is_imported_as_uninstalled_whatever_status_it_held(status: An
 
     for record in (removed, deleted):
         assert build_import_payload(record, removed=record is removed).to_body()["status"] == "uninstalled"
+
+
+@pytest.mark.parametrize(
+    ("where", "item"),
+    [
+        ("name", record_with_secret(name="orders \ud800")),
+        ("metadata", record_with_secret(metadata={"region": "eu-\udfff"})),
+    ],
+)
+def test_text_json_cannot_carry_is_an_invalid_record(where: str, item: dict[str, Any]) -> None:
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=FakeVercel(), secrets=FakeSecrets(), failed_records=failed)
+
+    assert sync_one(service, change(item)) == "parked"
+    (message,) = failed.messages
+    assert message["reason"] == "invalid_record"
+    assert where in message["detail"]
+    assert "unicode" in message["detail"].lower()
+
+
+def test_a_secret_value_with_a_lone_surrogate_is_an_invalid_record() -> None:
+    secrets = FakeSecrets(documents={"partner/resources/icfg_1/db_primary": {"PGPASSWORD": "pw-\ud800-x"}})
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=FakeVercel(), secrets=secrets, failed_records=failed)
+
+    assert sync_one(service, change(record_with_secret())) == "parked"
+    assert failed.reasons() == ["invalid_record"]

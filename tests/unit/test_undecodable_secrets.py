@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import change
 from tests.fakes import (
     TOKEN,
     FakeFailedRecords,
@@ -23,7 +24,6 @@ from tests.fakes import (
 )
 from tests.leak_scan import register_secret
 from vercel_sync.adapters.secrets import SecretsManagerReader
-from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
 from vercel_sync.settings import Settings
 
@@ -86,11 +86,6 @@ def test_a_token_stored_as_utf8_binary_is_read() -> None:
     assert reader({TOKEN_SECRET: StoredSecret(binary=TOKEN.encode())}).installation_token(INSTALLATION) == TOKEN
 
 
-def change(item: dict[str, Any]) -> SourceChange:
-    position = SourcePosition(kind="sqs", event_source_arn="arn:aws:sqs:us-east-1:1:q", item_identifier="m-1")
-    return SourceChange(position, item)
-
-
 @pytest.mark.parametrize(
     ("secrets", "reason"),
     [
@@ -118,3 +113,16 @@ def test_the_record_is_parked_with_the_secrets_name(secrets: dict[str, StoredSec
     assert message["reason"] == {"resource": "resource_secret_unavailable", "token": "token_unavailable"}[reason]
     assert (RESOURCE_SECRET if reason == "resource" else TOKEN_SECRET) in message["detail"]
     assert "[[" not in json.dumps(message)
+
+
+@pytest.mark.parametrize("token", ["tök-non-ascii-1234", "has space 12345", "tab\tseparated"])
+def test_tokens_a_header_cannot_carry_are_unavailable(token: str) -> None:
+    class Provider:
+        def get(self, *args: Any, **kwargs: Any) -> str:
+            return json.dumps({"access_token": token})
+
+    reader = SecretsManagerReader(Settings(), provider=Provider())
+    with pytest.raises(PermanentSyncError) as caught:
+        reader.installation_token("icfg_1")
+    assert caught.value.reason == "token_unavailable"
+    assert token not in str(caught.value)

@@ -16,6 +16,8 @@ import respx
 from vercel_sync import __version__
 from vercel_sync.adapters.vercel import (
     MAX_ERROR_BODY_BYTES,
+    MAX_REQUEST_BODY_BYTES,
+    MAX_RETRY_AFTER_SECONDS,
     VercelClient,
     VercelUnauthorizedError,
     environment_proxy,
@@ -323,3 +325,92 @@ def test_no_call_starts_with_less_than_the_shortest_call_left(step_seconds: floa
     with pytest.raises(TransientSyncError, match="no time left for a call to Vercel"):
         call_with(seen, timeout_seconds=10, step_seconds=step_seconds)
     assert seen.timeouts == []
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_go_back_to_the_source(status: int) -> None:
+    respx.put(url__startswith=BASE).mock(
+        return_value=httpx.Response(status, headers={"Location": "https://elsewhere.test/"})
+    )
+    with pytest.raises(TransientSyncError, match="VERCEL_API_URL"):
+        VercelClient(BASE).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "1e12"}, MAX_RETRY_AFTER_SECONDS),
+        ({"retry-after-ms": "-5"}, 0.0),
+        ({"retry-after": "7"}, 7.0),
+    ],
+)
+def test_retry_after_is_bounded(headers: dict[str, str], expected: float | None) -> None:
+    assert retry_after_seconds(headers) == expected
+
+
+class DrippingStream(httpx.SyncByteStream):
+    def __iter__(self) -> Any:
+        import time
+
+        for _ in range(20):
+            time.sleep(0.1)
+            yield b" "
+
+
+@respx.mock
+def test_an_answer_that_drips_in_is_cut_off_at_the_read_timeout() -> None:
+    respx.put(url__startswith=BASE).mock(return_value=httpx.Response(200, stream=DrippingStream()))
+    with pytest.raises(TransientSyncError, match="longer than the call's timeout"):
+        VercelClient(BASE, timeout_seconds=0.5).import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)
+
+
+# -- the secrets call ------------------------------------------------------------------------------
+
+
+def test_secrets_update_is_a_put_to_the_resources_secrets(api: respx.MockRouter) -> None:
+    route = api.put("/v1/installations/icfg_1/resources/cache%2Feu%20west%231/secrets").mock(
+        return_value=httpx.Response(201)
+    )
+    body = {"secrets": [{"name": "A", "value": "a-value-1"}]}
+    assert VercelClient(BASE).update_resource_secrets("icfg_1", "cache/eu west#1", body, token=TOKEN) == {}
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(request.content) == body
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [(400, PermanentSyncError, "vercel_rejected"), (404, PermanentSyncError, "vercel_rejected"), (503, None, None)],
+)
+def test_secrets_update_outcomes_are_classified_as_imports_are(
+    api: respx.MockRouter, status: int, error: type[Exception] | None, reason: str | None
+) -> None:
+    api.put(url__regex=r".*/secrets$").mock(return_value=httpx.Response(status, json={"error": {"code": "x"}}))
+    with pytest.raises(error or TransientSyncError) as caught:
+        VercelClient(BASE).update_resource_secrets("icfg_1", "r", {"secrets": []}, token=TOKEN)
+    if reason is not None:
+        assert isinstance(caught.value, PermanentSyncError)
+        assert caught.value.reason == reason
+        assert "secrets update" in caught.value.message
+    else:
+        assert not isinstance(caught.value, PermanentSyncError)
+
+
+@pytest.mark.parametrize("method", ["import_resource", "update_resource_secrets"])
+def test_an_oversized_request_body_is_refused_before_any_call(api: respx.MockRouter, method: str) -> None:
+    route = api.put(url__startswith=BASE).mock(return_value=httpx.Response(200))
+    body = {"secrets": [{"name": "BIG", "value": "x" * MAX_REQUEST_BODY_BYTES}]}
+    with pytest.raises(PermanentSyncError) as caught:
+        getattr(VercelClient(BASE), method)("icfg_1", "r", body, token=TOKEN)
+    assert caught.value.reason == "invalid_record"
+    assert "limit" in caught.value.message
+    assert not route.called
+
+
+def test_secrets_path_ids_are_length_checked() -> None:
+    with pytest.raises(PermanentSyncError) as caught:
+        VercelClient(BASE).secrets_url("icfg_1", "r" * 257)
+    assert caught.value.reason == "invalid_record"

@@ -1,0 +1,200 @@
+"""The Vercel call policy (``calls.py``): backoff with full jitter never sooner than Retry-After,
+retries only with the time for them, a 429 pausing the installation and reaching the shared rate
+limiter, one token re-read on 401 for the whole installation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.builders import INSTALLATION, Sleeps, make_service, record_without_secret, sqs
+from tests.fakes import (
+    ROTATED_TOKEN,
+    TOKEN,
+    FakeFailedRecords,
+    FakeSecrets,
+    FakeStateStore,
+    FakeVercel,
+    make_sync_service,
+    sync_one,
+    vercel_unavailable,
+)
+from vercel_sync.calls import RetryPolicy
+from vercel_sync.deadline import TimeBudget
+from vercel_sync.errors import TransientSyncError
+
+
+def test_backoff_is_exponential_with_full_jitter_and_never_sooner_than_retry_after() -> None:
+    error_with_wait = TransientSyncError("Vercel answered 503", http_status=503, retry_after_seconds=3.0)
+    vercel = FakeVercel(script={"r1": [vercel_unavailable(500), vercel_unavailable(502), error_with_wait]})
+    sleeps = Sleeps()
+    service = make_service(vercel, sleeps=sleeps, retry_policy=RetryPolicy(base_delay_seconds=0.5))
+
+    assert sync_one(service, sqs(record_without_secret())) == "imported"
+
+    # The jitter is drawn at its ceiling here: 0.5, 1.0, then Retry-After's 3 s beats 2.0.
+    assert sleeps.seconds == [0.5, 1.0, 3.0]
+    assert len(vercel.calls) == 4
+
+
+def test_jitter_is_uniform_below_the_ceiling() -> None:
+    draws: list[tuple[float, float]] = []
+    policy = RetryPolicy(base_delay_seconds=0.2, max_delay_seconds=1.0)
+
+    for failed_calls in (1, 2, 3, 4, 5):
+        policy.backoff_seconds(failed_calls, lambda low, high: draws.append((low, high)) or 0.0)
+
+    assert draws == [(0.0, 0.2), (0.0, 0.4), (0.0, 0.8), (0.0, 1.0), (0.0, 1.0)]
+
+
+def test_retries_stop_when_the_invocation_could_not_wait_and_still_finish() -> None:
+    now = [1000.0]
+    wait = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=20.0)
+    vercel = FakeVercel(failing={"r1": wait})
+    sleeps = Sleeps()
+    service = make_service(
+        vercel,
+        sleeps=sleeps,
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+        monotonic=lambda: now[0],
+    )
+
+    # 30 s left: enough to start (7 s), not to wait 20 s and then call (20 + 7 s > 30 - the start).
+    with pytest.raises(TransientSyncError, match="429"):
+        sync_one(service, sqs(record_without_secret()), time_left_ms=25_000)
+
+    assert len(vercel.calls) == 1
+    assert sleeps.seconds == []
+
+
+def test_a_429_pauses_every_call_of_that_installation() -> None:
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=2.0)
+    vercel = FakeVercel(script={"r1": [throttled]})
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    service = make_sync_service(
+        vercel=vercel,
+        secrets=FakeSecrets(),
+        failed_records=FakeFailedRecords(),
+        max_concurrency=1,
+        sleep=sleep,
+        monotonic=lambda: now[0],
+        uniform=lambda low, high: 0.0,
+    )
+    changes = [
+        sqs(record_without_secret("r1"), "a"),
+        sqs(record_without_secret("r2"), "b"),
+        sqs(record_without_secret("r3", integrationConfigurationId="other")),
+    ]
+
+    results = service.sync_batch(changes)
+
+    assert all(r.outcome == "imported" for r in results)
+    # r1 waited Retry-After; r2 (same installation) found the pause still on, r3 (another) did not.
+    assert sleeps == [2.0]
+    assert [c.resource_id for c in vercel.calls] == ["r1", "r1", "r2", "r3"]
+
+
+def test_a_429_reaches_the_shared_rate_limiter() -> None:
+    class Limiter:
+        def __init__(self) -> None:
+            self.acquired: list[float] = []
+            self.paused: list[tuple[str, float]] = []
+
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            self.acquired.append(max_wait_seconds)
+            return True
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            self.paused.append((installation_id, seconds))
+
+    limiter = Limiter()
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=1.5)
+    service = make_service(FakeVercel(script={"r1": [throttled]}), rate_limiter=limiter)
+
+    assert sync_one(service, sqs(record_without_secret())) == "imported"
+    assert limiter.paused == [(INSTALLATION, 1.5)]
+    assert len(limiter.acquired) == 2  # a token for each call
+
+
+@pytest.mark.parametrize("call_seconds", [0.0, 18.5])
+def test_calls_that_decide_nothing_are_skipped_when_the_invocation_is_nearly_over(call_seconds: float) -> None:
+    """Sharing a 429's pause and releasing a claim are best effort: with less time left than one AWS
+    call and the margin (20 s left, the call took 18.5 s; 2 s needed), they are not started (the
+    claim's lease lapses by itself), so they cannot make the invocation overrun its timeout."""
+
+    class Limiter:
+        def __init__(self) -> None:
+            self.paused: list[tuple[str, float]] = []
+
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            return True
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            self.paused.append((installation_id, seconds))
+
+    class SlowThrottledVercel(FakeVercel):
+        def import_resource(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            sleeps.clock += call_seconds  # the call took this long
+            return super().import_resource(*args, **kwargs)
+
+    sleeps = Sleeps()
+    limiter, state = Limiter(), FakeStateStore()
+    throttled = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=30.0)
+    service = make_service(
+        SlowThrottledVercel(failing={"r1": throttled}),
+        state=state,
+        sleeps=sleeps,
+        rate_limiter=limiter,
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+
+    with pytest.raises(TransientSyncError, match="429"):
+        sync_one(service, sqs(record_without_secret(version=1)), time_left_ms=20_000)
+
+    claimed = "claim" in state.items[(INSTALLATION, "r1")]
+    assert limiter.paused == ([] if call_seconds else [(INSTALLATION, 30.0)])
+    assert claimed == bool(call_seconds)
+
+
+def test_no_token_from_the_rate_limiter_in_time_sends_the_record_back() -> None:
+    class Empty:
+        def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+            return False
+
+        def pause(self, installation_id: str, seconds: float) -> None:
+            pass
+
+    vercel = FakeVercel()
+    service = make_service(vercel, rate_limiter=Empty())
+
+    with pytest.raises(TransientSyncError, match="rate limit"):
+        sync_one(service, sqs(record_without_secret()))
+    assert vercel.calls == []
+
+
+def test_a_401_rereads_the_token_once_for_the_whole_installation() -> None:
+    vercel = FakeVercel(valid_tokens={ROTATED_TOKEN})
+    secrets = FakeSecrets()
+    reads: list[bool] = []
+
+    def token(installation_id: str, *, force_fetch: bool = False) -> str:
+        reads.append(force_fetch)
+        return ROTATED_TOKEN if force_fetch else TOKEN
+
+    secrets.installation_token = token  # type: ignore[method-assign]
+    service = make_sync_service(
+        vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords(), max_concurrency=1, sleep=lambda _s: None
+    )
+
+    results = service.sync_batch([sqs(record_without_secret("r1"), "a"), sqs(record_without_secret("r2"), "b")])
+
+    assert [r.outcome for r in results] == ["imported", "imported"]
+    assert reads == [False, True]
+    assert [c.token for c in vercel.calls] == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN]

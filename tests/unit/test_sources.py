@@ -1,0 +1,155 @@
+"""Results -> the partial batch response (``sources.py``): a FIFO group stops at its first failure;
+messages sent back under the rate limit are deferred one call interval apart, with the time for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.builders import make_service, record_without_secret
+from tests.fakes import FakeFailedRecords, FakeVercel, vercel_unavailable
+from vercel_sync.calls import RetryPolicy
+from vercel_sync.deadline import TimeBudget
+
+
+class RecordingSourceQueue:
+    def __init__(self) -> None:
+        self.deferred: list[tuple[str, str, float]] = []
+
+    def defer(self, queue_arn: str, messages: Any) -> int:
+        self.deferred.extend((queue_arn, handle, seconds) for handle, seconds in messages)
+        return len(messages)
+
+
+class NoCallsLeft:
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        return False
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        pass
+
+
+def sqs_event(bodies: list[dict[str, Any]], *, fifo_groups: list[str] | None = None) -> dict[str, Any]:
+    import json
+
+    arn = "arn:aws:sqs:us-east-1:123456789012:partner-events" + (".fifo" if fifo_groups else "")
+    records = []
+    for index, body in enumerate(bodies):
+        attributes: dict[str, Any] = {"ApproximateReceiveCount": "1"}
+        if fifo_groups:
+            attributes["MessageGroupId"] = fifo_groups[index]
+        records.append(
+            {
+                "messageId": f"m{index}",
+                "receiptHandle": f"h{index}",
+                "body": json.dumps(body),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+            }
+        )
+    return {"Records": records}
+
+
+def test_messages_sent_back_under_the_rate_limit_come_back_one_call_interval_apart() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=0.6, max_concurrency=1
+    )
+    event = sqs_event(
+        [record_without_secret(f"r{i}") for i in range(3)]
+        + [record_without_secret("x", integrationConfigurationId="other")]
+    )
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert len(response["batchItemFailures"]) == 4
+    seconds = {handle: round(delay, 3) for _arn, handle, delay in source.deferred}
+    # Per installation, spaced by the rate limit's interval (100/60 -> 0.6 s).
+    assert seconds == {"h0": 0.6, "h1": 1.2, "h2": 1.8, "h3": 0.6}
+
+
+def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=2.0, max_concurrency=1
+    )
+    event = sqs_event(
+        [record_without_secret("a"), record_without_secret("b"), record_without_secret("a", name="newer")],
+        fifo_groups=["g", "g", "g"],
+    )
+
+    handle_queue_event(event, LambdaContext(), service)
+
+    assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h0", 2.0), ("h1", 2.0), ("h2", 2.0)]
+
+
+def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
+    """Deferring decides nothing (skipped, a message returns after the visibility timeout): it is not
+    started with less than one AWS call and the margin left, so it cannot overrun the timeout."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    class RunningOut(LambdaContext):
+        def __init__(self) -> None:
+            self.answers = [60_000, 1_500]  # at the start; after the batch (2,000 ms needed)
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(),
+        source_queue=source,
+        call_interval_seconds=0.6,
+        max_concurrency=1,
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+
+    response = handle_queue_event(sqs_event([record_without_secret("r0")]), RunningOut(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert source.deferred == []
+
+
+def test_other_transient_failures_keep_the_queues_own_timeout() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = RecordingSourceQueue()
+    vercel = FakeVercel(failing={"r0": vercel_unavailable(503)})
+    service = make_service(vercel, source_queue=source, retry_policy=RetryPolicy(max_calls=1))
+
+    response = handle_queue_event(sqs_event([record_without_secret("r0")]), LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert source.deferred == []
+
+
+def test_a_fifo_group_stops_at_its_first_failure_and_sends_or_parks_nothing_behind_it() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    vercel = FakeVercel(failing={"a": vercel_unavailable(503)})
+    failed = FakeFailedRecords()
+    service = make_service(vercel, failed=failed, retry_policy=RetryPolicy(max_calls=1))
+    bodies = [
+        record_without_secret("a"),
+        record_without_secret("b"),
+        record_without_secret("c", status="exploding"),
+        record_without_secret("d"),
+    ]
+    event = sqs_event(bodies, fifo_groups=["g1", "g1", "g1", "g2"])
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0", "m1", "m2"]
+    # b is not sent and c (invalid) not parked now: they come back after a, in order.
+    assert [c.resource_id for c in vercel.calls] == ["a", "d"]
+    assert failed.messages == []
