@@ -425,7 +425,10 @@ def known_bug_cases() -> Iterator[Any]:
             yield pytest.param(case, id=case.name, marks=pytest.mark.xfail(strict=False, reason=case.known_bug))
 
 
-@pytest.mark.parametrize("case", list(known_bug_cases()) or [pytest.param(None, marks=pytest.mark.skip("none"))])
+@pytest.mark.parametrize(
+    "case",
+    list(known_bug_cases()) or [pytest.param(None, marks=pytest.mark.skip("no corpus case is marked as a known bug"))],
+)
 def test_known_bug_case_on_its_own(
     case: Case,
     local_stack: LocalStack,
