@@ -128,12 +128,12 @@ class Calls:
     def call[S](
         self,
         installation: Installation,
-        send: Callable[[str], object],
+        send: Callable[..., object],
         subject: S,
         observer: CallObserver[S],
         tries: Tries,
     ) -> float:
-        """``send(token)`` until Vercel accepts it (after :meth:`token`), counting calls in ``tries``;
+        """``send(token=...)`` until Vercel accepts it (after :meth:`token`), counting calls in ``tries``;
         returns the accepted call's latency in ms, or raises the last failure."""
         failed_calls = 0
         while True:
@@ -142,7 +142,7 @@ class Calls:
             tries.calls += 1
             try:
                 with self.deadline.limit("vercel_call"), waiting("vercel"):
-                    send(token)
+                    send(token=token)
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:

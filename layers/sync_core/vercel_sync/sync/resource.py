@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vercel_sync.calls import Calls, Installation, Tries
@@ -118,11 +119,7 @@ class ResourceSync:
         return body
 
     def _call(self, item: ParsedChange, installation: Installation, body: Mapping[str, Any], tries: Tries) -> float:
-        vercel, resource_id = self.adapters.vercel, item.record.resource_id
-
-        def send(token: str) -> object:
-            return vercel.import_resource(installation.id, resource_id, body, token=token)
-
+        send = partial(self.adapters.vercel.import_resource, installation.id, item.record.resource_id, body)
         return self.calls.call(installation, send, item.change, self.observer, tries)
 
     def _claim(self, item: ParsedChange, digest: str) -> tuple[str | None, bool]:
