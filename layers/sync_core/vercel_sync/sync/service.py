@@ -21,7 +21,7 @@ from vercel_sync.ports import (
 )
 from vercel_sync.sync import crew
 from vercel_sync.sync.failures import Failures
-from vercel_sync.sync.plan import FifoGroup, Parking, RecordResult, ResourceWork, Task, plan
+from vercel_sync.sync.plan import Parking, RecordResult, ResourceWork, Task, Unit, plan
 from vercel_sync.sync.resource import ResourceSync
 
 
@@ -108,10 +108,10 @@ class _Batch:
         else:
             self._run_group(task)
 
-    def _run_group(self, group: FifoGroup) -> None:
+    def _run_group(self, group: list[Unit]) -> None:
         """Stops at the group's first failure: the rest is reported and comes back after it."""
         failed = False
-        for unit in group.members:
+        for unit in group:
             indexes = unit.indexes()
             if failed:
                 for index in indexes:
