@@ -79,7 +79,7 @@ class SyncService:
         for index, error in broken:
             batch.results[index] = failures.bug(changes[index], error)
         try:
-            crew.run(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task)
+            crew.Crew(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
             adapters.observer.batch_finished(len(changes))
         return [result or _LOST for result in batch.results]
