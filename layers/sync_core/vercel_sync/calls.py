@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from vercel_sync.deadline import Deadline
@@ -60,27 +60,20 @@ class Tries:
     calls: int = 0  # Vercel calls made for one resource in this invocation
 
 
+@dataclass
 class Calls:
     """The Vercel calls of one batch (or rotation event), by the policy docs/architecture.md, "Calls", sets out."""
 
-    def __init__(
-        self,
-        secrets: SecretStore,
-        rate_limiter: RateLimiter | None,
-        retry: RetryPolicy,
-        clock: Clock,
-        deadline: Deadline,
-        *,
-        call_interval_seconds: float = 0.0,
-        max_limiter_wait_seconds: float = math.inf,
-        pause_locally: bool = True,
-    ) -> None:
-        self.secrets, self.rate_limiter, self.retry, self.clock = secrets, rate_limiter, retry, clock
-        self.deadline = deadline
-        self.call_interval_seconds = call_interval_seconds
-        self.max_limiter_wait_seconds = max_limiter_wait_seconds
-        self.pause_locally = pause_locally
-        self._installations: dict[str, Installation] = {}
+    secrets: SecretStore
+    rate_limiter: RateLimiter | None
+    retry: RetryPolicy
+    clock: Clock
+    deadline: Deadline
+    _: KW_ONLY
+    call_interval_seconds: float = 0.0
+    max_limiter_wait_seconds: float = math.inf
+    pause_locally: bool = True
+    _installations: dict[str, Installation] = field(default_factory=dict, init=False)
 
     def installation(self, installation_id: str) -> Installation:
         known = self._installations.get(installation_id)

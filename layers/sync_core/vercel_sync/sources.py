@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -35,9 +34,7 @@ def handle_stream_event(event: dict[str, Any], context: Any, service: SyncServic
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}
-    with _collector_skips_what_exists():
-        changes = [change_from_stream_record(record) for record in records]
-        results = service.sync_batch(changes, time_left_ms=time_left_ms(context))
+    results = _sync(records, change_from_stream_record, context, service)
     for record, result in zip(records, results, strict=True):
         if result.failed:  # records are in shard order: the first failure is the earliest
             stream = record.get("dynamodb")
@@ -50,10 +47,7 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}
-    with _collector_skips_what_exists():
-        results = service.sync_batch(
-            [change_from_sqs_record(record) for record in records], time_left_ms=time_left_ms(context)
-        )
+    results = _sync(records, change_from_sqs_record, context, service)
     reported = _reported(records, results, fifo=(event_source_arn(records[0]) or "").endswith(".fifo"))
     # Deferring decides nothing: without time for it, a message comes back after its visibility timeout.
     source_queue = service.adapters.source_queue
@@ -62,6 +56,18 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
         with deadline.limit("aws_read"):
             _defer_messages_sent_back(source_queue, records, results, reported)
     return {"batchItemFailures": [{"itemIdentifier": records[index].get("messageId")} for index in reported]}
+
+
+def _sync(
+    records: list[Any], change_from: Callable[[Any], SourceChange], context: Any, service: SyncService
+) -> list[RecordResult]:
+    """The records' results. The objects alive at the start (a large event's parsed JSON) are kept out
+    of the cyclic collector's passes meanwhile: each full pass walked them all again."""
+    gc.freeze()
+    try:
+        return service.sync_batch([change_from(record) for record in records], time_left_ms=time_left_ms(context))
+    finally:
+        gc.unfreeze()
 
 
 def _reported(records: Sequence[Mapping[str, Any]], results: list[RecordResult], *, fifo: bool) -> list[int]:
@@ -164,17 +170,6 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
     except InvalidRecordError as error:
         return SourceChange(position, None, decode_error=problem or error.message)
     return SourceChange(position, item, decode_error=problem)
-
-
-@contextlib.contextmanager
-def _collector_skips_what_exists() -> Iterator[None]:
-    """Keeps the objects alive at the batch's start (a large event's parsed JSON) out of the cyclic
-    collector's passes while it runs: each full pass walked them all again."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 _DESERIALIZER = TypeDeserializer()
