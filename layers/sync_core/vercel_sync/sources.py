@@ -137,12 +137,8 @@ def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *
     except Exception as exc:  # noqa: BLE001 - a malformed image is an invalid record, not a crash
         return SourceChange(position, None, removed, decode_error=f"unreadable stream image ({type(exc).__name__})")
     if not decoded:
-        return SourceChange(
-            position,
-            None,
-            removed,
-            decode_error=f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES",
-        )
+        problem = f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES"
+        return SourceChange(position, None, removed, decode_error=problem)
     try:
         item = json_safe(decoded)
     except InvalidRecordError as error:  # kept with the image its ids are read from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from vercel_sync.calls import Clock
@@ -29,19 +30,15 @@ def send_to_failed_records(sink: FailedRecordSink, message: dict[str, Any], dead
     return None
 
 
+@dataclass
 class Failures:
     """One batch's failure routing; without ``failed_records`` permanent failures go back to the source too."""
 
-    def __init__(
-        self,
-        failed_records: FailedRecordSink | None,
-        observer: SyncObserver,
-        clock: Clock,
-        deadline: Deadline,
-        park_stream_records_after_seconds: float | None,
-    ) -> None:
-        self.failed_records, self.observer, self.clock, self.deadline = failed_records, observer, clock, deadline
-        self.park_stream_records_after_seconds = park_stream_records_after_seconds
+    failed_records: FailedRecordSink | None
+    observer: SyncObserver
+    clock: Clock
+    deadline: Deadline
+    park_stream_records_after_seconds: float | None
 
     def park(
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
