@@ -33,7 +33,7 @@ class ResourceSync:
         self.adapters, self.calls, self.failures, self.deadline = adapters, calls, failures, deadline
         self.observer = adapters.observer
 
-    def run(self, work: ResourceWork, results: list[RecordResult | None]) -> None:
+    def run(self, work: ResourceWork, results: list[RecordResult]) -> None:
         """The newest change is synced; the others it coalesced share its fate."""
         newest = work.newest()
         try:

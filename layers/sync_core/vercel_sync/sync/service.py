@@ -74,7 +74,7 @@ class SyncService:
             deadline,
             call_interval_seconds=tuning.call_interval_seconds,
         )
-        batch = _Batch([None] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
+        batch = _Batch([_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
         tasks, broken = plan(changes)
         for index, error in broken:
             batch.results[index] = failures.bug(changes[index], error)
@@ -82,18 +82,19 @@ class SyncService:
             crew.Crew(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
             adapters.observer.batch_finished(len(changes))
-        return [result or _LOST for result in batch.results]
+        return batch.results
 
 
 # Every path sets a result; were one missed, the record goes back to its source.
 _LOST = RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
+_HELD = RecordResult(None, TransientSyncError("not sent: an earlier message of its FIFO group failed"))
 
 
 @dataclass(slots=True)
 class _Batch:
     """One batch's run: the crew's workers write each change's result."""
 
-    results: list[RecordResult | None]
+    results: list[RecordResult]
     resources: ResourceSync
     failures: Failures
 
@@ -115,13 +116,7 @@ class _Batch:
             indexes = unit.indexes()
             if failed:
                 for index in indexes:
-                    self.results[index] = RecordResult(
-                        None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
-                    )
+                    self.results[index] = _HELD
                 continue
             self.run(unit)
-            failed = any(_failed(self.results[index]) for index in indexes)
-
-
-def _failed(result: RecordResult | None) -> bool:
-    return result is None or result.failed
+            failed = any(self.results[index].failed for index in indexes)
