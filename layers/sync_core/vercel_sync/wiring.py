@@ -141,8 +141,7 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
 
 
 class SecretsUpdateBuckets:
-    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
-    so rotation neither spends the imports' calls nor exceeds its own limit."""
+    """The shared rate limiter on buckets of rotation's own (``secrets-update/<id>``), apart from the imports'."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter

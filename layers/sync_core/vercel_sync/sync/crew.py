@@ -43,13 +43,10 @@ class Crew:
 
     def work(self) -> None:
         """Works in the calling thread until no task is left, then waits for the other workers."""
-        # Not wrapped: X-Ray's wrapper would clear the calling thread's own context when done.
-        previous = getattr(_local, "crew", None)
-        _local.crew = self
         try:
+            # Not wrapped: X-Ray's wrapper would clear the calling thread's own context when done.
             self._take_tasks(helper=False)
         finally:
-            _local.crew = previous
             with self._lock:
                 self._closed = True  # no worker starts after this
                 helpers, pool = list(self._helpers), self._pool
@@ -61,23 +58,24 @@ class Crew:
                     pool.shutdown(wait=True)
 
     def _work_as_helper(self) -> None:
-        _local.crew = self
         try:
             self._take_tasks(helper=True)
         finally:
-            _local.crew = None
             with self._lock:
                 self._workers -= 1
 
     def _take_tasks(self, *, helper: bool) -> None:
-        while True:
-            if helper and not self._waits_are_slow():
-                return  # nothing to wait for: the other workers do without this one
-            try:
-                task = self._pending.popleft()
-            except IndexError:
-                return
-            self._run_task(task)
+        previous = getattr(_local, "crew", None)
+        _local.crew = self
+        try:
+            while not helper or self._waits_are_slow():  # else the other workers do without this one
+                try:
+                    task = self._pending.popleft()
+                except IndexError:
+                    return
+                self._run_task(task)
+        finally:
+            _local.crew = previous
 
     def _waits_are_slow(self) -> bool:
         with self._lock:
