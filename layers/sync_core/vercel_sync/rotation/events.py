@@ -8,14 +8,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.failed_record import MAX_ID_TEXT, SCHEMA_VERSION
 from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.settings import normalized_secret_name
 
 ROTATION_EVENT_NAMES = frozenset({"RotationSucceeded", "PutSecretValue", "UpdateSecret"})
 CURRENT_STAGE = "AWSCURRENT"
 FAILURE_KIND = "secret_rotation"
-SCHEMA_VERSION = 1
-MAX_ID_TEXT = 1024
 
 
 class InvalidEventError(InvalidRecordError):
