@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from vercel_sync.deadline import Deadline
@@ -16,15 +16,11 @@ from vercel_sync.ports import CallObserver, RateLimiter, SecretStore
 from vercel_sync.sync.crew import waiting
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Clock:
     """The time the services read and wait out; tests hand in fakes, so waits take no real time."""
 
-    now: Callable[[], datetime] = _utc_now
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     uniform: Callable[[float, float], float] = random.uniform  # jitter, not a secret
@@ -32,7 +28,7 @@ class Clock:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries of one record's Vercel call inside an invocation (the remaining time bounds them too)."""
+    """Retries of one record's Vercel call inside an invocation."""
 
     max_calls: int = 6
     base_delay_seconds: float = 0.2
@@ -42,13 +38,6 @@ class RetryPolicy:
         """Full jitter: uniform in [0, min(cap, base * 2^(n-1))] after the n-th failed call."""
         ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (failed_calls - 1))
         return uniform(0.0, ceiling)
-
-    def delay_seconds(
-        self, failed_calls: int, retry_after_seconds: float | None, uniform: Callable[[float, float], float]
-    ) -> float:
-        """The wait before the next call: the backoff, never sooner than Vercel's ``Retry-After``."""
-        delay = self.backoff_seconds(failed_calls, uniform)
-        return delay if retry_after_seconds is None else max(delay, retry_after_seconds)
 
 
 class Installation:
@@ -71,42 +60,28 @@ class Tries:
     calls: int = 0  # Vercel calls made for one resource in this invocation
 
 
+@dataclass
 class Calls:
-    """The calls of one batch (or event): tokens read once per installation (one re-read on a 401), a
-    429 pausing the installation (shared through the rate limiter), backoff with full jitter never
-    sooner than ``Retry-After``, each step bounded by the deadline.
+    """The Vercel calls of one batch (or rotation event), by the policy docs/architecture.md, "Calls", sets out."""
 
-    Rotation passes ``max_limiter_wait_seconds`` (its wait for the shared limiter is capped) and
-    ``pause_locally=False`` (its calls are sequential: only the shared limiter keeps a 429's pause).
-    """
-
-    def __init__(
-        self,
-        secrets: SecretStore,
-        rate_limiter: RateLimiter | None,
-        retry: RetryPolicy,
-        clock: Clock,
-        deadline: Deadline,
-        *,
-        call_interval_seconds: float = 0.0,
-        max_limiter_wait_seconds: float = math.inf,
-        pause_locally: bool = True,
-    ) -> None:
-        self.secrets, self.rate_limiter, self.retry, self.clock = secrets, rate_limiter, retry, clock
-        self.deadline = deadline
-        # A record sent back for want of a call is told to come back one such interval after the last.
-        self.call_interval_seconds = call_interval_seconds
-        self.max_limiter_wait_seconds = max_limiter_wait_seconds
-        self.pause_locally = pause_locally
-        self._installations: dict[str, Installation] = {}
+    secrets: SecretStore
+    rate_limiter: RateLimiter | None
+    retry: RetryPolicy
+    clock: Clock
+    deadline: Deadline
+    _: KW_ONLY
+    call_interval_seconds: float = 0.0
+    max_limiter_wait_seconds: float = math.inf
+    pause_locally: bool = True
+    _installations: dict[str, Installation] = field(default_factory=dict, init=False)
 
     def installation(self, installation_id: str) -> Installation:
         known = self._installations.get(installation_id)
         return known or self._installations.setdefault(installation_id, Installation(installation_id))
 
     def token(self, installation: Installation) -> str:
-        """The installation's token, read once per batch (the secrets adapter caches it longer)."""
-        token = installation.token  # once read (the usual case), no lock: one attribute read is atomic
+        """The installation's token, read once per batch."""
+        token = installation.token  # no lock: one attribute read is atomic
         if token is not None:
             return token
         with installation.lock:
@@ -128,13 +103,12 @@ class Calls:
     def call[S](
         self,
         installation: Installation,
-        send: Callable[[str], object],
+        send: Callable[..., object],
         subject: S,
         observer: CallObserver[S],
         tries: Tries,
     ) -> float:
-        """``send(token)`` until Vercel accepts it (after :meth:`token`), counting calls in ``tries``;
-        returns the accepted call's latency in ms, or raises the last failure."""
+        """``send(token=...)`` until Vercel accepts it (after :meth:`token`); the latency in ms, or the last failure."""
         failed_calls = 0
         while True:
             token = self._ready(installation)
@@ -142,7 +116,7 @@ class Calls:
             tries.calls += 1
             try:
                 with self.deadline.limit("vercel_call"), waiting("vercel"):
-                    send(token)
+                    send(token=token)
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:
@@ -163,7 +137,7 @@ class Calls:
             self.clock.sleep(seconds)
 
     def _ready(self, installation: Installation) -> str:
-        """Waits out a pause and takes a call from the rate limiter; the token to call with."""
+        """The token to call with, once a pause is waited out and the rate limiter gave a call."""
         self._wait_while_paused(installation)
         if self.rate_limiter is not None:
             wait = min(self.max_limiter_wait_seconds, self.deadline.spare_seconds("vercel_call"))
@@ -195,10 +169,12 @@ class Calls:
         return True
 
     def _retry_delay(self, installation: Installation, error: TransientSyncError, failed_calls: int) -> float | None:
-        """The wait before the next call, or None: no retry in this invocation."""
+        """The wait before the next call (never sooner than ``Retry-After``), or None: no retry here."""
         if error.http_status == 429:
             self._pause(installation, error, failed_calls)
-        delay = self.retry.delay_seconds(failed_calls, error.retry_after_seconds, self.clock.uniform)
+        delay = self.retry.backoff_seconds(failed_calls, self.clock.uniform)
+        if error.retry_after_seconds is not None:
+            delay = max(delay, error.retry_after_seconds)
         if failed_calls >= self.retry.max_calls or delay > self.deadline.spare_seconds("vercel_call"):
             return None
         return delay
@@ -210,14 +186,13 @@ class Calls:
         if self.pause_locally:
             with installation.lock:
                 installation.paused_until = max(installation.paused_until, self.clock.monotonic() + seconds)
-        # Shared with the other instances (best effort: the bucket's own spacing still holds).
+        # Best effort: the bucket's own spacing still holds.
         if self.rate_limiter is not None and self.deadline.allows_best_effort_aws_call():
             with self.deadline.limit("aws_read"):
                 self.rate_limiter.pause(installation.id, seconds)
 
     def _wait_while_paused(self, installation: Installation) -> None:
         while True:
-            # Read without the lock (one attribute: atomic), as every call does; only writers take it.
             wait = installation.paused_until - self.clock.monotonic()
             if wait <= 0:
                 return
@@ -230,7 +205,7 @@ class Calls:
             self.sleep(wait)
 
     def _come_back_in(self, installation: Installation, wait: float) -> float:
-        """When a call sent back should return: after ``wait``, one interval after the previous one."""
+        """When a call sent back should return: after ``wait``, one call interval after the previous one."""
         with installation.lock:
             installation.deferred += 1
             return wait + installation.deferred * self.call_interval_seconds

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Literal
 
 from vercel_sync.partner_schema import PartnerRecord
 
 SourceKind = Literal["dynamodb-stream", "sqs"]
-_NOTHING: Mapping[str, Any] = MappingProxyType({})  # one shared empty mapping, not a dict per change
 INSTALLATION_ID_FIELD = PartnerRecord.model_fields["integration_configuration_id"].alias or "integrationConfigurationId"
 RESOURCE_ID_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 
@@ -22,12 +20,11 @@ class SourcePosition:
 
     kind: SourceKind
     event_source_arn: str | None
-    # Stream: the record's sequence number. SQS: the message id.
-    item_identifier: str
+    item_identifier: str  # a stream record's sequence number, an SQS message's id
     event_name: str | None = None  # stream: INSERT, MODIFY or REMOVE
     message_group_id: str | None = None  # FIFO queues
-    receive_count: int = 1  # SQS: how many times the message has been received
-    created_at: datetime | None = None  # stream: when the change was made (ApproximateCreationDateTime)
+    receive_count: int = 1  # SQS
+    created_at: datetime | None = None  # stream: ApproximateCreationDateTime
 
     def stream_age_seconds(self, now: datetime) -> float | None:
         """How long a stream record has been in its stream (None: not a stream record, or unknown)."""
@@ -58,20 +55,12 @@ class SourceChange:
     item: Mapping[str, Any] | None
     removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
     decode_error: str | None = None
-    extra: Mapping[str, Any] = _NOTHING
-    # ``item`` holds JSON values only, already checked as ``transform.json_safe`` checks them
-    # (the stream decoder's output): parsing does not walk it again.
-    json_ready: bool = False
-
-    @property
-    def attempt(self) -> int:
-        return self.position.receive_count
+    json_ready: bool = False  # ``item`` is ``transform.json_safe``'s already: parsing does not walk it again
 
     def ids(self) -> tuple[str | None, str | None]:
         """(integrationConfigurationId, resourceId) if the record names them, for correlation."""
         if not isinstance(self.item, Mapping):
             return None, None
-        # Read by the partner schema's own names, so renaming them there is the whole change.
         installation = self.item.get(INSTALLATION_ID_FIELD)
         resource = self.item.get(RESOURCE_ID_FIELD)
         return (

@@ -1,8 +1,4 @@
-"""The invocation's deadline and each slow step's share of it (docs/architecture.md, "Deadline"). Pure.
-
-A step runs bounded to the time left minus what parking the record after it needs; the adapters
-cut their timeouts to that bound (:func:`seconds_left`), a context variable: per worker thread.
-"""
+"""The invocation's deadline and each slow step's share of it (docs/architecture.md, "Deadline"). Pure."""
 
 from __future__ import annotations
 
@@ -19,8 +15,7 @@ from vercel_sync.errors import TransientSyncError
 # time.monotonic() at which the current step must be done; None outside any bounded step.
 _STEP_ENDS_AT: ContextVar[float | None] = ContextVar("vercel_sync_step_ends_at", default=None)
 
-# A cold start builds the service and its first clients inside the first invocation, and a record
-# has steps before its slowest one: the shortest function timeout leaves this much for them.
+# A cold start's building, and a record's steps before its slowest, in the shortest function timeout.
 START_ALLOWANCE_MS = 1_000
 
 
@@ -30,13 +25,8 @@ def seconds_left() -> float | None:
     return None if ends_at is None else ends_at - time.monotonic()
 
 
-def within(seconds: float) -> contextlib.AbstractContextManager[None]:
+class within:  # a class, not a generator: entered once per call, it costs half as much
     """Bounds what runs inside to ``seconds`` from now, and to the enclosing bound, if any."""
-    return _Within(seconds)
-
-
-class _Within:
-    """A class, not a generator: it is entered once per call, and costs half as much so."""
 
     __slots__ = ("_seconds", "_token")
 
@@ -61,18 +51,15 @@ class TimeBudget:
     margin_ms: int = 1_000  # returning the batch response and flushing logs and metrics
 
     @property
-    def park_ms(self) -> int:
-        """Parking a record (or recording an import): kept free after every other step."""
+    def park_ms(self) -> int:  # parking a record (or recording an import): kept free after every step
         return self.aws_call_ms
 
     @property
-    def record_ms(self) -> int:
-        """What a record needs to start at all: its slowest kind of step, then parking, then the margin."""
+    def record_ms(self) -> int:  # a record's slowest kind of step, then parking, then the margin
         return max(self.aws_call_ms, self.vercel_call_ms) + self.park_ms + self.margin_ms
 
     @property
-    def least_function_timeout_ms(self) -> int:
-        """The shortest function timeout in which a healthy record syncs (the template's floor)."""
+    def least_function_timeout_ms(self) -> int:  # the template's floor
         return self.record_ms + START_ALLOWANCE_MS
 
 
@@ -83,8 +70,7 @@ def time_left_ms(context: Any) -> int | None:
 
 
 def check_function_timeout(time_left_ms: int | None, budget: TimeBudget | None, report: Callable[..., None]) -> None:
-    """At the first invocation (its time left is the function's timeout, in whole seconds): calls
-    ``report(function_timeout_ms=..., budget=...)`` when no record fits in it."""
+    """At the first invocation (whose time left is the function's timeout): reports a timeout no record fits in."""
     if time_left_ms is None or budget is None:
         return
     timeout_ms = math.ceil(time_left_ms / 1000) * 1000
@@ -102,7 +88,7 @@ class Deadline:
         self._budget = budget if time_left_ms is not None else None
         self._monotonic = monotonic
         self._ends_at = monotonic() + (time_left_ms or 0) / 1000
-        # What must stay free after each step, and what each needs to start, worked out once.
+        # What must stay free after each step (parking, then the margin), and what each needs to start.
         self._after_ms: dict[str, int] = {}
         self._needs_ms: dict[str, int] = {}
         if self._budget is not None:
@@ -114,7 +100,6 @@ class Deadline:
                 "park": budget.park_ms,
             }
             for step, least_ms in least.items():
-                # Every step leaves time to park the record after it (or record its import), then return.
                 self._after_ms[step] = budget.margin_ms + (0 if step == "park" else budget.park_ms)
                 self._needs_ms[step] = least_ms + self._after_ms[step]
 
@@ -150,10 +135,9 @@ class Deadline:
         return max(0.0, (self._left_ms() - self._needs_ms[before]) / 1000)
 
     def allows_best_effort_aws_call(self) -> bool:
-        """Whether one more AWS call that decides nothing (releasing a claim, sharing a 429's pause,
-        deferring messages) still fits: else it is skipped, as its failure would be."""
+        """Whether one more AWS call that decides nothing still fits (else it is skipped)."""
         return self._budget is None or self._left_ms() >= self._needs_ms["aws_read"]
 
     def lease_seconds(self) -> float:
-        """How long a claim must hold: at most the rest of this invocation (Lambda's longest without one)."""
+        """How long a claim must hold: the rest of this invocation (without a deadline, Lambda's longest)."""
         return 900.0 if self._budget is None else max(1.0, self._left_ms() / 1000 + 5)

@@ -1,6 +1,5 @@
-"""Lambda's own fields of an event record (a stream's ``eventName``, ``SequenceNumber``,
-``ApproximateCreationDateTime``; SQS ``attributes``, ``eventSourceARN``): a malformed one makes its
-record invalid, or is taken as unknown, and never fails the batch."""
+"""Lambda's own fields of an event record: a malformed one makes its record invalid, or is taken as
+unknown, and never fails the batch."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 STREAM_EVENT_NAMES = frozenset({"INSERT", "MODIFY", "REMOVE"})
-# Epoch seconds up to the end of the year 9999, the last a datetime holds.
-LATEST_EPOCH_SECONDS = 253_402_300_799
+LATEST_EPOCH_SECONDS = 253_402_300_799  # the end of 9999, the last year a datetime holds
 
 
 def stream_event_name(value: Any) -> tuple[str | None, str | None]:
@@ -22,17 +20,14 @@ def stream_event_name(value: Any) -> tuple[str | None, str | None]:
 
 
 def stream_sequence_number(value: Any) -> tuple[str, str | None]:
-    """(the sequence number, or "" and why it is not one). Only text can be reported back to the
-    stream as the record's identifier (an object cannot even be looked up by it)."""
+    """(the sequence number, or "" and why it is not one): only text can be reported back to the stream."""
     if isinstance(value, str):
         return value, None
     return "", "the stream record's SequenceNumber is not a string"
 
 
 def stream_created_at(value: Any) -> tuple[datetime | None, str | None]:
-    """(when the change was made, or why ``ApproximateCreationDateTime`` is not a time). An absent
-    one is unknown (the record is then never parked for its age); one that is not a time cannot
-    be told from a record written long ago, or not yet."""
+    """(when the change was made, or why ``ApproximateCreationDateTime`` is not a time); absent: unknown."""
     if value is None:
         return None, None
     try:
@@ -59,7 +54,6 @@ def sqs_receive_count(record: Mapping[str, Any]) -> int:
 
 
 def event_source_arn(record: Any) -> str | None:
-    """The record's ``eventSourceARN``, if it is text."""
     arn = record.get("eventSourceARN") if isinstance(record, Mapping) else None
     return arn if isinstance(arn, str) else None
 

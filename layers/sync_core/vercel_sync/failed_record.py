@@ -14,10 +14,8 @@ from vercel_sync.redaction import scrub, truncate
 from vercel_sync.transform import json_safe
 
 SCHEMA_VERSION = 1
-# The names a partner record's fields go by in the partner's item.
 RECORD_FIELDS = frozenset(field.alias or name for name, field in PartnerRecord.model_fields.items())
-# Ids of an invalid record can be anything; a message keeps enough of them to find it.
-MAX_ID_TEXT = 1024
+MAX_ID_TEXT = 1024  # an invalid record's ids can be anything: enough to find it
 
 
 def build_failed_record_message(
@@ -44,7 +42,7 @@ def build_failed_record_message(
         "detail": truncate(error.message),
         "httpStatus": error.http_status,
         "vercelError": truncate(error.vercel_error) if error.vercel_error is not None else None,
-        "attempts": change.attempt - 1 + max(calls, 1),
+        "attempts": change.position.receive_count - 1 + max(calls, 1),
         "vercelCalls": calls,
         "integrationConfigurationId": truncate(installation_id, MAX_ID_TEXT) if installation_id else installation_id,
         "resourceId": truncate(resource_id, MAX_ID_TEXT) if resource_id else resource_id,

@@ -69,8 +69,7 @@ class SecretIndex(Protocol):
 
 
 class CallObserver[S](Protocol):
-    """What a Vercel call reports about its subject (a change, a rotation target). ``retry_in_seconds``
-    is None when no retry follows."""
+    """What a Vercel call reports about its subject (a change, a target); no retry: ``retry_in_seconds`` None."""
 
     def call_failed(self, subject: S, error: TransientSyncError, *, retry_in_seconds: float | None) -> None: ...
     def token_refreshed(self, integration_configuration_id: str) -> None: ...

@@ -1,18 +1,12 @@
-"""Lambda events -> the changes the sync takes; each change's result -> the partial batch response.
-
-A stream reports its earliest failed record (Lambda resumes the shard at the lowest sequence number
-reported); in a FIFO queue a group stops at its first failure (the rest of the group is reported);
-a standard queue reports each failure. Only transient failures are reported: a permanent one is parked.
-"""
+"""Lambda events -> the changes the sync takes; results -> the partial batch response (docs/architecture.md)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.shared.dynamodb_deserializer import TypeDeserializer
@@ -40,9 +34,7 @@ def handle_stream_event(event: dict[str, Any], context: Any, service: SyncServic
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}
-    with _collector_skips_what_exists():
-        changes = [change_from_stream_record(record) for record in records]
-        results = service.sync_batch(changes, time_left_ms=time_left_ms(context))
+    results = _sync(records, change_from_stream_record, context, service)
     for record, result in zip(records, results, strict=True):
         if result.failed:  # records are in shard order: the first failure is the earliest
             stream = record.get("dynamodb")
@@ -55,19 +47,27 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     records = event.get("Records")
     if not records:
         return {"batchItemFailures": []}
-    with _collector_skips_what_exists():
-        results = service.sync_batch(
-            [change_from_sqs_record(record) for record in records], time_left_ms=time_left_ms(context)
-        )
+    results = _sync(records, change_from_sqs_record, context, service)
     reported = _reported(records, results, fifo=(event_source_arn(records[0]) or "").endswith(".fifo"))
-    # Deferring decides nothing: without time for one more AWS call before the margin it is not
-    # started, and a message comes back after the queue's visibility timeout instead.
+    # Deferring decides nothing: without time for it, a message comes back after its visibility timeout.
     source_queue = service.adapters.source_queue
     deadline = Deadline(time_left_ms(context), service.tuning.time_budget, time.monotonic)
     if source_queue is not None and deadline.allows_best_effort_aws_call():
         with deadline.limit("aws_read"):
             _defer_messages_sent_back(source_queue, records, results, reported)
     return {"batchItemFailures": [{"itemIdentifier": records[index].get("messageId")} for index in reported]}
+
+
+def _sync(
+    records: list[Any], change_from: Callable[[Any], SourceChange], context: Any, service: SyncService
+) -> list[RecordResult]:
+    """The records' results. The objects alive at the start (a large event's parsed JSON) are kept out
+    of the cyclic collector's passes meanwhile: each full pass walked them all again."""
+    gc.freeze()
+    try:
+        return service.sync_batch([change_from(record) for record in records], time_left_ms=time_left_ms(context))
+    finally:
+        gc.unfreeze()
 
 
 def _reported(records: Sequence[Mapping[str, Any]], results: list[RecordResult], *, fifo: bool) -> list[int]:
@@ -86,9 +86,7 @@ def _reported(records: Sequence[Mapping[str, Any]], results: list[RecordResult],
 def _defer_messages_sent_back(
     source_queue: SourceQueue, records: Sequence[Mapping[str, Any]], results: list[RecordResult], reported: list[int]
 ) -> None:
-    """Reported messages that were told when to come back (the rate limit, a Retry-After) are made
-    visible then rather than after the queue's whole visibility timeout. A FIFO group's reported
-    messages all come back with its first, so the group is not held up by the ones behind it."""
+    """Reported messages told when to come back are made visible then; a FIFO group's all with its first."""
     by_group: dict[str, float | None] = {}
     for record, result in zip(records, results, strict=True):
         group = sqs_message_group(record)
@@ -107,11 +105,7 @@ def _defer_messages_sent_back(
 
 
 def change_from_stream_record(record: Mapping[str, Any]) -> SourceChange:
-    """A Lambda DynamoDB stream record -> the change.
-
-    A malformed event field (``eventName``, ``ApproximateCreationDateTime``) makes the change an
-    invalid record of its own, with its image kept where it can be read: the rest of the batch goes on.
-    """
+    """A Lambda DynamoDB stream record -> the change; a malformed event field makes it invalid, image kept."""
     stream = record.get("dynamodb")
     if not isinstance(stream, Mapping):
         stream = None
@@ -131,7 +125,6 @@ def change_from_stream_record(record: Mapping[str, Any]) -> SourceChange:
 
 
 def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *, removed: bool) -> SourceChange:
-    """The change a stream record's image makes (or why it makes none)."""
     which = "OldImage" if removed else "NewImage"
     image = (stream.get(which) or {}) if stream else None
     if image:
@@ -144,12 +137,8 @@ def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *
     except Exception as exc:  # noqa: BLE001 - a malformed image is an invalid record, not a crash
         return SourceChange(position, None, removed, decode_error=f"unreadable stream image ({type(exc).__name__})")
     if not decoded:
-        return SourceChange(
-            position,
-            None,
-            removed,
-            decode_error=f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES",
-        )
+        problem = f"stream record has no {which}; the stream view type must be NEW_AND_OLD_IMAGES"
+        return SourceChange(position, None, removed, decode_error=problem)
     try:
         item = json_safe(decoded)
     except InvalidRecordError as error:  # kept with the image its ids are read from
@@ -158,8 +147,7 @@ def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *
 
 
 def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
-    """A Lambda SQS record -> the change. One without ``attributes`` (its message group and receive
-    count unknown) or without a ``body`` is an invalid record of its own."""
+    """A Lambda SQS record -> the change; one without ``attributes`` or ``body`` is invalid."""
     position = SourcePosition(
         kind="sqs",
         event_source_arn=event_source_arn(raw),
@@ -180,36 +168,13 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
     return SourceChange(position, item, decode_error=problem)
 
 
-@contextlib.contextmanager
-def _collector_skips_what_exists() -> Iterator[None]:
-    """The objects alive when a batch starts (the event's parsed JSON, modules, caches) are left out
-    of the cyclic garbage collector's passes while the batch runs (``gc.freeze``): a large event is
-    over a million objects, each full pass walked them all again. Reference counting frees them as
-    ever; they are collected again after it."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-# The DynamoDB image decoder: in one pass to what ``json_safe`` makes of the library deserializer's
-# output for the usual types (that deserializer, then ``json_safe``, cost several times as much);
-# anything else goes through the deserializer itself, and an image that fails here is read again
-# the library's way, so errors stay as they were.
 _DESERIALIZER = TypeDeserializer()
 _SIMPLE_INT_DIGITS = 18  # an integer this short is exact as an int, Decimal or not
 
 
-def decode_stream_image(image: Mapping[str, Any]) -> dict[str, Any]:
-    """A stream image's attributes as JSON values (``json_safe`` of the deserialized image).
-
-    Raises on anything the fast path does not take; :func:`change_from_stream_record` then reads the
-    image the library's way for the exact outcome."""
-    return _map(image, 1)
-
-
-def _map(attributes: Mapping[str, Any], depth: int) -> dict[str, Any]:
+def decode_stream_image(attributes: Mapping[str, Any], depth: int = 1) -> dict[str, Any]:
+    """``json_safe`` of the deserialized image, in one pass; raises on anything else, which
+    :func:`_stream_change` then reads the library's way (so errors stay as they were)."""
     item: dict[str, Any] = {}
     for name, value in attributes.items():
         if type(value) is dict and len(value) == 1:  # a string, the usual attribute, inline
@@ -225,7 +190,7 @@ def _attribute(value: Any, depth: int) -> Any:
     if type(value) is not dict or len(value) != 1:
         raise _NotSimpleError
     ((tag, raw),) = value.items()
-    if tag == "S" or tag == "BOOL" or tag == "B":  # returned as they are, as the deserializer does
+    if tag == "S" or tag == "BOOL" or tag == "B":  # as they are, as the deserializer returns them
         if type(raw) is str or type(raw) is bool:
             return raw
         raise _NotSimpleError
@@ -234,14 +199,13 @@ def _attribute(value: Any, depth: int) -> Any:
     if depth > MAX_NESTING:
         raise _NotSimpleError  # json_safe's depth rule: the slow path gives its error
     if tag == "N":
-        # A short plain integer: int(Decimal(text)) == int(text). Anything else as the library does.
         if type(raw) is str and len(raw) <= _SIMPLE_INT_DIGITS and raw.isdigit() and raw.isascii():
             return int(raw)
         return json_safe(_DESERIALIZER.deserialize(value), depth)
     if tag == "M":
         if type(raw) is not dict:
             raise _NotSimpleError
-        return _map(raw, depth + 1)
+        return decode_stream_image(raw, depth + 1)
     if tag == "L":
         if type(raw) is not list:
             raise _NotSimpleError

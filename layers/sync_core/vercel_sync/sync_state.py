@@ -15,14 +15,10 @@ from typing import Any, Literal
 from vercel_sync.errors import InvalidRecordError
 
 VersionKind = Literal["partner", "sequence"]
-# DynamoDB numbers keep 38 significant digits; a partner version must fit in one.
-MAX_VERSION_DIGITS = 38
-# Stream sequence numbers are 21 to 40 digits: stored as text padded to this width, so they
-# compare as numbers.
-SEQUENCE_WIDTH = 40
+MAX_VERSION_DIGITS = 38  # a DynamoDB number's
+SEQUENCE_WIDTH = 40  # stream sequence numbers (21 to 40 digits) padded to compare as numbers
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Wide enough that normalising never rounds a version DynamoDB can hold.
-_EXACT = Context(prec=MAX_VERSION_DIGITS + 12)
+_EXACT = Context(prec=MAX_VERSION_DIGITS + 12)  # normalising never rounds a version DynamoDB holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +48,7 @@ def partner_version(version: Decimal | datetime) -> VersionKey:
 
 
 def stored_partner_version(text: str) -> VersionKey:
-    """A partner version as the table holds it (a DynamoDB number's text)."""
+    """A partner version from the table's text."""
     return VersionKey("partner", _EXACT.normalize(Decimal(text)))
 
 
@@ -83,8 +79,8 @@ class ResourceState:
 
 @dataclass(frozen=True)
 class Claim:
-    """Claiming a resource for one call: ``claimed`` (``state``: what the table held), ``stale`` (a
-    version at least as new is applied), ``busy`` (another call is in flight until ``busy_until``, epoch s)."""
+    """Claiming a resource for one call: ``claimed`` (``state``: what the table held), ``stale``, or
+    ``busy`` (another call is in flight until ``busy_until``, epoch seconds)."""
 
     status: Literal["claimed", "stale", "busy"]
     claim_id: str | None = None

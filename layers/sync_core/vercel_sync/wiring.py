@@ -1,8 +1,5 @@
-"""Each function's service, built once per container from its settings; tests and tools hand in their own.
-
-Built on first use, so an import costs nothing beyond the modules; kept, so the HTTP connection pool
-and the secrets cache serve every invocation of a warm container.
-"""
+"""Each function's service, built on first use and kept for the container (its connection pool and
+secrets cache serve every invocation); tests and tools hand in their own."""
 
 from __future__ import annotations
 
@@ -50,19 +47,16 @@ def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
     """The sync functions' service; an adapter given by name (:class:`Adapters`) replaces the one the
     settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...)."""
     from vercel_sync.adapters.aws_clients import AwsClients
+    from vercel_sync.adapters.source_queue import SqsSourceQueue
+    from vercel_sync.adapters.state_table import DynamoDbStateStore
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
-    # One boto3 session for every AWS client of the container, each client built when first used,
-    # one DynamoDB client (per timeout tier) for the state table and the rate limiter.
-    aws = AwsClients()
+    aws, table = AwsClients(), settings.sync_state_table
     builders: dict[str, Callable[[], Any]] = {
-        "vercel": lambda: _vercel_client(settings),
-        "secrets": lambda: _secrets_reader(settings, aws),
-        "failed_records": lambda: _failed_records_queue(settings, aws),
-        "state_store": lambda: _state_store(settings, aws),
-        "rate_limiter": lambda: _rate_limiter(settings, aws),
+        **_shared_adapters(settings, aws),
+        "state_store": lambda: DynamoDbStateStore(table, client_factory=aws.factory("dynamodb")) if table else None,
         "observer": PowertoolsObserver,
-        "source_queue": lambda: _source_queue(aws),
+        "source_queue": lambda: SqsSourceQueue(client_factory=aws.factory("sqs")),
         "wrap_task": trace_context_propagator,
     }
     if unknown := set(given) - set(builders):
@@ -83,19 +77,42 @@ def build_rotation_service(settings: RotationSettings, **given: Any) -> Rotation
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
     from vercel_sync.observability import PowertoolsRotationObserver
 
-    aws = AwsClients()  # one boto3 session and one client per service for the container, as the sync's
-    table = settings.sync_state_table
+    aws, table = AwsClients(), settings.sync_state_table
+    shared = _shared_adapters(settings, aws)
     if "rate_limiter" not in given:
-        given["rate_limiter"] = SecretsUpdateBuckets(_rate_limiter(settings, aws))
+        given["rate_limiter"] = SecretsUpdateBuckets(shared["rate_limiter"]())
     adapters = RotationAdapters(
         index=DynamoDbSecretIndex(table, client_factory=aws.factory("dynamodb")) if table else None,
-        secrets=_secrets_reader(settings, aws),
-        vercel=_vercel_client(settings),
-        failed_records=_failed_records_queue(settings, aws),
+        secrets=shared["secrets"](),
+        vercel=shared["vercel"](),
+        failed_records=shared["failed_records"](),
         rate_limiter=given["rate_limiter"],
         observer=PowertoolsRotationObserver(),
     )
     return RotationService(settings, adapters, time_budget=time_budget(settings))
+
+
+def _shared_adapters(settings: Settings, aws: AwsClients) -> dict[str, Callable[[], Any]]:
+    """The builders of the adapters the sync and rotation both take, by their names there."""
+    from vercel_sync.adapters.bucket_table import build_rate_limiter
+    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
+    from vercel_sync.adapters.secrets import SecretsManagerReader
+    from vercel_sync.adapters.vercel import VercelClient
+
+    queue_url = settings.failed_records_queue_url
+    return {
+        "vercel": lambda: VercelClient(
+            settings.vercel_api_url,
+            timeout_seconds=settings.http_timeout_seconds,
+            max_connections=settings.max_concurrency,
+        ),
+        "secrets": lambda: SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager")),
+        "failed_records": lambda: (
+            SqsFailedRecordsQueue(queue_url, client_factory=aws.factory("sqs")) if queue_url else None
+        ),
+        # Shared through the state table when there is one, else per container.
+        "rate_limiter": lambda: build_rate_limiter(settings, client_factory=aws.factory("dynamodb")),
+    }
 
 
 def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
@@ -124,8 +141,7 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
 
 
 class SecretsUpdateBuckets:
-    """The shared rate limiter, on buckets of their own for secrets updates (``secrets-update/<id>``),
-    so rotation neither spends the imports' calls nor exceeds its own limit."""
+    """The shared rate limiter on buckets of rotation's own (``secrets-update/<id>``), apart from the imports'."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self._limiter = limiter
@@ -137,19 +153,13 @@ class SecretsUpdateBuckets:
         self._limiter.pause("secrets-update/" + installation_id, seconds)
 
 
-SAFETY_MARGIN_MS = 1_000  # returning the batch response and flushing logs and metrics
-
-
 def time_budget(settings: Settings) -> TimeBudget:
-    """The least time each slow step is worth starting with: an AWS call at its shortest timeouts
-    (parking a record is one), the shortest Vercel call worth making."""
     from vercel_sync.adapters.aws_clients import SHORTEST_AWS_TIMEOUTS
     from vercel_sync.adapters.vercel import SHORTEST_CALL_SECONDS
 
     return TimeBudget(
         aws_call_ms=int(SHORTEST_AWS_TIMEOUTS.worst_case_seconds * 1000),
         vercel_call_ms=int(min(SHORTEST_CALL_SECONDS, settings.http_timeout_seconds) * 1000),
-        margin_ms=SAFETY_MARGIN_MS,
     )
 
 
@@ -158,47 +168,6 @@ def aws_client_config() -> object:
     from vercel_sync.adapters.aws_clients import AWS_TIMEOUT_TIERS
 
     return AWS_TIMEOUT_TIERS[0].config()
-
-
-def _vercel_client(settings: Settings) -> Any:
-    from vercel_sync.adapters.vercel import VercelClient
-
-    return VercelClient(
-        settings.vercel_api_url, timeout_seconds=settings.http_timeout_seconds, max_connections=settings.max_concurrency
-    )
-
-
-def _secrets_reader(settings: Settings, aws: AwsClients) -> Any:
-    from vercel_sync.adapters.secrets import SecretsManagerReader
-
-    return SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))
-
-
-def _failed_records_queue(settings: Settings, aws: AwsClients) -> Any:
-    from vercel_sync.adapters.failed_records import SqsFailedRecordsQueue
-
-    url = settings.failed_records_queue_url
-    return SqsFailedRecordsQueue(url, client_factory=aws.factory("sqs")) if url else None
-
-
-def _state_store(settings: Settings, aws: AwsClients) -> Any:
-    from vercel_sync.adapters.state_table import DynamoDbStateStore
-
-    table = settings.sync_state_table
-    return DynamoDbStateStore(table, client_factory=aws.factory("dynamodb")) if table else None
-
-
-def _rate_limiter(settings: Settings, aws: AwsClients) -> Any:
-    from vercel_sync.adapters.bucket_table import build_rate_limiter
-
-    # Shared through the state table when there is one, else per container.
-    return build_rate_limiter(settings, client_factory=aws.factory("dynamodb"))
-
-
-def _source_queue(aws: AwsClients) -> Any:
-    from vercel_sync.adapters.source_queue import SqsSourceQueue
-
-    return SqsSourceQueue(client_factory=aws.factory("sqs"))
 
 
 sync_service = Provider(lambda: build_sync_service(SyncSettings.from_env(os.environ)))

@@ -8,16 +8,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.failed_record import MAX_ID_TEXT, SCHEMA_VERSION
 from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.settings import normalized_secret_name
 
-# The events that can change a secret's current value.
 ROTATION_EVENT_NAMES = frozenset({"RotationSucceeded", "PutSecretValue", "UpdateSecret"})
 CURRENT_STAGE = "AWSCURRENT"
-# The failed-records message of a resource rotation sync could not update (schemaVersion 1 plus ``kind``).
 FAILURE_KIND = "secret_rotation"
-SCHEMA_VERSION = 1
-MAX_ID_TEXT = 1024
 
 
 class InvalidEventError(InvalidRecordError):
@@ -47,8 +44,7 @@ class SecretChange:
 
 
 def parse_secret_change(event: Any) -> SecretChange | None:
-    """The secret change an EventBridge event reports; ``None`` for an event that changes no
-    current value. :class:`InvalidEventError` for one this service cannot read."""
+    """The secret change an EventBridge event reports; ``None`` for one that changes no current value."""
     if not isinstance(event, Mapping) or not isinstance(event.get("detail"), Mapping):
         raise InvalidEventError("not an EventBridge event with a detail object")
     detail: Mapping[str, Any] = event["detail"]
@@ -74,8 +70,7 @@ def parse_secret_change(event: Any) -> SecretChange | None:
 
 
 def _secret_id(event: Mapping[str, Any], detail: Mapping[str, Any]) -> str | None:
-    """The fullest id the event holds: the ARN Secrets Manager answered with (``arn``, or ``ARN``/
-    ``aRN`` in older events), the rotation's ``SecretId``, then the id the caller gave."""
+    """The fullest id the event holds: the ARN Secrets Manager answered with, the rotation's, the caller's."""
     candidates: list[Any] = []
     for section, keys in (
         ("responseElements", ("arn", "ARN", "aRN")),
@@ -105,8 +100,7 @@ class RotationTarget:
 
 
 def target_from_item(item: Mapping[str, Any]) -> RotationTarget | None:
-    """A sync-state item (plain values) as a target; ``None`` for anything else (another item
-    kind, a resource imported as uninstalled)."""
+    """A sync-state item (plain values) as a target; ``None`` for another kind, or an uninstalled resource."""
     installation = item.get("installationId")
     resource = item.get("resourceId")
     prefix = item.get("secretsPrefix")
@@ -126,7 +120,6 @@ class RotationResult:
     calls: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """For the handler's answer and a log line: counts and the secret's name, no values."""
         return {
             "outcome": self.outcome,
             "secretName": self.secret_name,
@@ -145,8 +138,7 @@ def build_rotation_failure_message(
     calls: int = 0,
     secret_values: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The failed-records message of a resource rotation sync could not update (docs/architecture.md).
-    To replay: put the secret's current value again (or re-import the resource)."""
+    """The failed-records message of a resource rotation sync could not update (docs/architecture.md)."""
     values = list(secret_values)
     vercel_error = None
     if error.vercel_error is not None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from vercel_sync.calls import Calls, Clock, Installation, RetryPolicy, Tries
+from vercel_sync.calls import Calls, Clock, RetryPolicy, Tries
 from vercel_sync.deadline import Deadline, TimeBudget, check_function_timeout
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
 from vercel_sync.ports import (
@@ -31,7 +32,6 @@ from vercel_sync.settings import Settings, secret_names_of
 from vercel_sync.sync.failures import send_to_failed_records
 from vercel_sync.transform import build_secrets_update
 
-# Waiting for the shared rate limiter is bounded by the time left, and by this.
 MAX_RATE_LIMIT_WAIT_SECONDS = 10.0
 
 
@@ -65,7 +65,7 @@ class RotationService:
         self._timeout_checked = False  # at the first event, whose time left is the function's timeout
 
     def handle(self, event: Any, *, time_left_ms: int | None = None) -> RotationResult:
-        """Sync one event; raises :class:`TransientSyncError` when it must be retried."""
+        """Raises :class:`TransientSyncError` when the event must be retried."""
         observer = self.adapters.observer
         deadline = Deadline(time_left_ms, self.time_budget, self.clock.monotonic)
         if not self._timeout_checked:
@@ -80,7 +80,6 @@ class RotationService:
             observer.ignored("not a change of a current secret value", None)
             return RotationResult("ignored")
         if not self.settings.is_resource_secret(change.secret_id):
-            # A token, or a secret no record may name: never read here, never sent.
             observer.ignored("not a resource secret (outside RESOURCE_SECRET_PREFIX, or token-shaped)", change)
             return RotationResult("ignored", secret_name=change.secret_name)
         index = self.adapters.index
@@ -107,7 +106,7 @@ class RotationService:
         deadline: Deadline,
         result: RotationResult,
     ) -> list[RotationTarget]:
-        """One call per resource (:class:`Calls`, rotation's way); returns the ones left for a retry."""
+        """One call per resource; returns the ones left for a retry."""
         calls = Calls(
             self.adapters.secrets,
             self.adapters.rate_limiter,
@@ -117,12 +116,20 @@ class RotationService:
             max_limiter_wait_seconds=MAX_RATE_LIMIT_WAIT_SECONDS,
             pause_locally=False,
         )
+        vercel, observer = self.adapters.vercel, self.adapters.observer
         values: list[str] = []  # the secret's values, as each resource's payload carries them
         pending: list[RotationTarget] = []
         for target in owned:
             installation, tries = calls.installation(target.installation_id), Tries()
             try:
-                self._push(change, target, document, calls, installation, tries, values)
+                payload = build_secrets_update(document, target.secrets_prefix)
+                values.extend(payload.secret_values())
+                send = partial(
+                    vercel.update_resource_secrets, target.installation_id, target.resource_id, payload.to_body()
+                )
+                calls.token(installation)
+                latency_ms = calls.call(installation, send, target, observer, tries)
+                observer.pushed(change, target, calls=tries.calls, latency_ms=latency_ms)
                 result.pushed.append(target)
             except PermanentSyncError as error:
                 try:
@@ -137,40 +144,14 @@ class RotationService:
             result.calls += tries.calls
         return pending
 
-    def _push(
-        self,
-        change: SecretChange,
-        target: RotationTarget,
-        document: Any,
-        calls: Calls,
-        installation: Installation,
-        tries: Tries,
-        values: list[str],
-    ) -> None:
-        """Update one resource's secrets; raises a classified error."""
-        payload = build_secrets_update(document, target.secrets_prefix)
-        values.extend(payload.secret_values())
-        body = payload.to_body()
-        calls.token(installation)
-        vercel, observer = self.adapters.vercel, self.adapters.observer
-
-        def send(token: str) -> object:
-            return vercel.update_resource_secrets(target.installation_id, target.resource_id, body, token=token)
-
-        latency_ms = calls.call(installation, send, target, observer, tries)
-        observer.pushed(change, target, calls=tries.calls, latency_ms=latency_ms)
-
     def _read_for_owners(
         self, change: SecretChange, targets: list[RotationTarget], deadline: Deadline, result: RotationResult
     ) -> tuple[list[RotationTarget], Any]:
-        """The targets of the installation the secret belongs to, and the secret's document (read
-        only if there is one). Each other target is parked as an invalid record, so that it shows in
-        the failed-records queue and its alarm: its resource needs a secret of its own. A failure
-        of the secret itself parks every target."""
+        """The targets of the secret's installation, and its document (read only if there is one);
+        each other target is parked. A failure of the secret itself parks every target."""
         owned: list[RotationTarget] = []
         secrets = self.adapters.secrets
         try:
-            # One secret for every target: at most one DescribeSecret, cached for the others.
             for target in targets:
                 try:
                     with deadline.bound("aws_read", "checking whose the secret is"):
@@ -206,11 +187,10 @@ class RotationService:
         calls: int,
         secret_values: list[str] | tuple[str, ...],
     ) -> None:
-        """Parks one resource's failure; raises :class:`TransientSyncError` when it cannot (the event is retried)."""
+        """Raises :class:`TransientSyncError` when it cannot park (the event is retried)."""
         error.message = truncate(scrub_text(error.message, secret_values))
         failed_records = self.adapters.failed_records
         if failed_records is None:
-            # The event goes back to Lambda's retries and then to its on-failure destination.
             raise TransientSyncError(f"{error.reason}: {error.message} (no failed-records queue configured)")
         message = build_rotation_failure_message(
             change, target, error, failed_at=self.clock.now(), calls=calls, secret_values=secret_values

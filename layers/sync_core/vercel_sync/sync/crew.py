@@ -16,20 +16,14 @@ _local = threading.local()  # per thread: the crew it works for
 _NOT_IN_A_CREW = contextlib.nullcontext()
 
 
-def run(tasks: Sequence[Any], run_task: Callable[[Any], None], limit: int, wrap: Wrap | None) -> None:
-    """Runs every task, starting them in order, at most ``limit`` at once; ``wrap`` each helper thread's work."""
-    Crew(tasks, run_task, limit, wrap).work()
-
-
 def waiting(kind: str, seconds: float | None = None) -> contextlib.AbstractContextManager[None]:
-    """Around a call that may wait (the network, a sleep of ``seconds``): the thread's crew may start
-    another worker meanwhile."""
+    """Around a call that may wait (the network, a sleep of ``seconds``): the crew may start a worker."""
     crew: Crew | None = getattr(_local, "crew", None)
     return _NOT_IN_A_CREW if crew is None else Wait(crew, kind, seconds)
 
 
 class Crew:
-    """The calling thread, and up to ``limit - 1`` helpers, each taking the next task in batch order."""
+    """Runs the tasks in order: the calling thread, and up to ``limit - 1`` helpers (``wrap`` their work)."""
 
     SLOW_SECONDS = 0.001
 
@@ -43,22 +37,15 @@ class Crew:
         self._waiting = 0
         self._long_sleeps = 0  # workers now in a sleep of known, long length (a backoff, a pause)
         self._closed = False
-        # Whether the last wait of each kind took long; unknown kinds count as long.
-        self._slow: dict[str, bool] = {}
+        self._slow: dict[str, bool] = {}  # whether the last wait of each kind took long (unknown: long)
         self._pool: ThreadPoolExecutor | None = None
         self._helpers: list[Future[None]] = []
 
     def work(self) -> None:
         """Works in the calling thread until no task is left, then waits for the other workers."""
         try:
-            # Not wrapped: the calling thread already has its context (X-Ray's wrapper would clear
-            # it when done, and the handler's own subsegment with it); only pool threads need it.
-            previous = getattr(_local, "crew", None)
-            _local.crew = self
-            try:
-                self._take_tasks(helper=False)
-            finally:
-                _local.crew = previous
+            # Not wrapped: X-Ray's wrapper would clear the calling thread's own context when done.
+            self._take_tasks(helper=False)
         finally:
             with self._lock:
                 self._closed = True  # no worker starts after this
@@ -71,23 +58,24 @@ class Crew:
                     pool.shutdown(wait=True)
 
     def _work_as_helper(self) -> None:
-        _local.crew = self
         try:
             self._take_tasks(helper=True)
         finally:
-            _local.crew = None
             with self._lock:
                 self._workers -= 1
 
     def _take_tasks(self, *, helper: bool) -> None:
-        while True:
-            if helper and not self._waits_are_slow():
-                return  # nothing to wait for: the other workers do without this one
-            try:
-                task = self._pending.popleft()
-            except IndexError:
-                return
-            self._run_task(task)
+        previous = getattr(_local, "crew", None)
+        _local.crew = self
+        try:
+            while not helper or self._waits_are_slow():  # else the other workers do without this one
+                try:
+                    task = self._pending.popleft()
+                except IndexError:
+                    return
+                self._run_task(task)
+        finally:
+            _local.crew = previous
 
     def _waits_are_slow(self) -> bool:
         with self._lock:
@@ -122,7 +110,7 @@ class Crew:
 
 
 class Wait:
-    """A wait of a worker of a :class:`Crew` (a context manager)."""
+    """A worker's wait (a context manager)."""
 
     __slots__ = ("_crew", "_kind", "_seconds", "_started")
 

@@ -1,10 +1,10 @@
-"""Where a change that is not imported goes: parked, scrubbed, in the failed-records queue, or back
-to its source; a stream record near the end of the stream's 24 h is parked rather than sent back."""
+"""Where a change that is not imported goes: parked (scrubbed) or back to its source (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from vercel_sync.calls import Clock
@@ -30,20 +30,15 @@ def send_to_failed_records(sink: FailedRecordSink, message: dict[str, Any], dead
     return None
 
 
+@dataclass
 class Failures:
-    """One batch's failure routing. ``failed_records`` None: permanent failures go back to the
-    source too, whose own dead-letter path then holds them (never dropped)."""
+    """One batch's failure routing; without ``failed_records`` permanent failures go back to the source too."""
 
-    def __init__(
-        self,
-        failed_records: FailedRecordSink | None,
-        observer: SyncObserver,
-        clock: Clock,
-        deadline: Deadline,
-        park_stream_records_after_seconds: float | None,
-    ) -> None:
-        self.failed_records, self.observer, self.clock, self.deadline = failed_records, observer, clock, deadline
-        self.park_stream_records_after_seconds = park_stream_records_after_seconds
+    failed_records: FailedRecordSink | None
+    observer: SyncObserver
+    clock: Clock
+    deadline: Deadline
+    park_stream_records_after_seconds: float | None
 
     def park(
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
@@ -80,9 +75,8 @@ class Failures:
         return RecordResult(None, error)
 
     def bug(self, change: SourceChange, error: Exception, tokens: Iterable[str] = ()) -> RecordResult:
-        # A bug, not a verdict on the record: back to the source (after its retries, its dead-letter
-        # path holds it until a fix is deployed), or parked if too old for that. Nothing quotes or
-        # chains the original error: its text may quote a secret.
+        # Not a verdict on the record: back to the source, or parked if too old for that. Nothing
+        # quotes or chains the original error: its text may quote a secret.
         self.observer.unexpected(change, error)
         transient = TransientSyncError(f"unexpected {type(error).__name__} (a bug; see the error log)")
         try:
@@ -94,8 +88,7 @@ class Failures:
     def _park_if_old(
         self, change: SourceChange, error: TransientSyncError, secret_values: Iterable[str], *, calls: int
     ) -> RecordResult | None:
-        """A stream record still failing this close to the end of the stream's 24 h is parked whole
-        (replayable) rather than sent back to hold its shard until it expires."""
+        """Parks a stream record old enough (the stream keeps it 24 h) rather than send it back."""
         age = change.position.stream_age_seconds(self.clock.now())
         limit = self.park_stream_records_after_seconds
         if age is None or limit is None or age < limit:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from vercel_sync.changes import SourceChange
@@ -45,15 +45,13 @@ class ParsedChange:
 class ResourceWork:
     """A unit of work: one resource's changes in the batch (within one FIFO group), coalesced."""
 
-    group: str | None
-    changes: list[ParsedChange] = field(default_factory=list)
+    changes: list[ParsedChange]
 
     def indexes(self) -> list[int]:
         return [c.index for c in self.changes]
 
     def newest(self) -> ParsedChange:
-        """By ``version`` when every change has one (later in the batch wins a tie), else the
-        last in source order (a stream shard's order; a queue's arrival order)."""
+        """By ``version`` when every change has one (later in the batch wins a tie), else the last."""
         versions = [c.version for c in self.changes]
         if all(v is not None and v.kind == "partner" for v in versions):
             return max(self.changes, key=lambda c: (c.version.value if c.version else 0, c.index))
@@ -64,7 +62,6 @@ class ResourceWork:
 class Parking:
     """A unit of work: a record that can never make a payload, to park."""
 
-    group: str | None
     index: int
     change: SourceChange
     error: PermanentSyncError
@@ -73,42 +70,40 @@ class Parking:
         return [self.index]
 
 
-@dataclass(slots=True)
-class FifoGroup:
-    """A FIFO message group's units, run one after another in batch order."""
-
-    members: list[ResourceWork | Parking]
-
-
 Unit = ResourceWork | Parking
-Task = ResourceWork | Parking | FifoGroup
+Task = Unit | list[Unit]  # a list: a FIFO group's units, run in batch order up to its first failure
 
 
 def plan(changes: Sequence[SourceChange]) -> tuple[list[Task], list[tuple[int, Exception]]]:
-    """The batch's tasks in batch order, and the changes whose parsing hit a bug (by index).
-
-    A resource's changes make one unit, placed at its first change; a FIFO group keeps its own
-    order, so a resource is coalesced within its group only, and the group's units make one task."""
-    units: list[Unit] = []
+    """The batch's tasks in batch order (docs/architecture.md, step 2), and the changes whose parsing
+    hit a bug (by index). A resource's unit stands at its first change; a FIFO group's at its first unit."""
+    tasks: list[Task] = []
+    groups: dict[str, list[Unit]] = {}
     works: dict[tuple[str | None, str, str], ResourceWork] = {}
     broken: list[tuple[int, Exception]] = []
     for index, change in enumerate(changes):
         group = change.position.message_group_id
+        unit: Unit
         try:
             parsed = parse(index, change)
         except PermanentSyncError as error:
-            units.append(Parking(group, index, change, error))
-            continue
+            unit = Parking(index, change, error)
         except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
             broken.append((index, error))
             continue
-        key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
-        work = works.get(key)
-        if work is None:
-            work = works[key] = ResourceWork(group)
-            units.append(work)
-        work.changes.append(parsed)
-    return _tasks(units), broken
+        else:
+            key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
+            if key in works:
+                works[key].changes.append(parsed)
+                continue
+            unit = works[key] = ResourceWork([parsed])
+        if group is None:
+            tasks.append(unit)
+        elif group in groups:
+            groups[group].append(unit)
+        else:
+            tasks.append(groups.setdefault(group, [unit]))
+    return tasks, broken
 
 
 def parse(index: int, change: SourceChange) -> ParsedChange:
@@ -126,20 +121,3 @@ def parse(index: int, change: SourceChange) -> ParsedChange:
     elif stream:
         version = sequence_version(change.position.item_identifier)
     return ParsedChange(index, change, record, version)
-
-
-def _tasks(units: list[Unit]) -> list[Task]:
-    """One task per unit; a FIFO group's units make one task, run in batch order and stopping at the
-    group's first failure, as SQS FIFO would have it (nothing behind it is sent or parked now)."""
-    tasks: list[Task] = []
-    groups: dict[str, FifoGroup] = {}
-    for unit in units:
-        if unit.group is None:
-            tasks.append(unit)
-            continue
-        fifo = groups.get(unit.group)
-        if fifo is None:
-            fifo = groups[unit.group] = FifoGroup([])
-            tasks.append(fifo)
-        fifo.members.append(unit)
-    return tasks

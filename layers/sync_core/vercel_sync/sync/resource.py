@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vercel_sync.calls import Calls, Installation, Tries
@@ -32,7 +33,7 @@ class ResourceSync:
         self.adapters, self.calls, self.failures, self.deadline = adapters, calls, failures, deadline
         self.observer = adapters.observer
 
-    def run(self, work: ResourceWork, results: list[RecordResult | None]) -> None:
+    def run(self, work: ResourceWork, results: list[RecordResult]) -> None:
         """The newest change is synced; the others it coalesced share its fate."""
         newest = work.newest()
         try:
@@ -104,8 +105,7 @@ class ResourceSync:
         if needs_secrets(record, removed=change.removed):
             assert record.secrets_arn is not None
             secrets, installation_id = self.adapters.secrets, record.integration_configuration_id
-            # Two steps, each one AWS read at most: whose the secret is (none for a secret in the
-            # installation's folder), then its value, only if it is the installation's.
+            # Whose the secret is first: its value is read only if it is the installation's.
             with (
                 self.deadline.bound("aws_read", "checking whose the resource secret is"),
                 waiting("secret_owner"),  # a kind of its own: most checks make no call
@@ -118,11 +118,7 @@ class ResourceSync:
         return body
 
     def _call(self, item: ParsedChange, installation: Installation, body: Mapping[str, Any], tries: Tries) -> float:
-        vercel, resource_id = self.adapters.vercel, item.record.resource_id
-
-        def send(token: str) -> object:
-            return vercel.import_resource(installation.id, resource_id, body, token=token)
-
+        send = partial(self.adapters.vercel.import_resource, installation.id, item.record.resource_id, body)
         return self.calls.call(installation, send, item.change, self.observer, tries)
 
     def _claim(self, item: ParsedChange, digest: str) -> tuple[str | None, bool]:
@@ -139,7 +135,7 @@ class ResourceSync:
                 return None, False
             if claim.status == "claimed":
                 return claim.claim_id, claim.state.payload_digest == digest
-            # Another invocation's call for this resource is in flight: wait for it to end.
+            # busy: another invocation's call for this resource is in flight.
             wait = max(0.05, (claim.busy_until or 0) - time.time()) + self.calls.clock.uniform(0.0, 0.05)
             if wait > self.deadline.spare_seconds("aws_read") or wait > self.calls.retry.max_delay_seconds:
                 raise TransientSyncError("another invocation is syncing this resource: back to the source")
@@ -149,7 +145,7 @@ class ResourceSync:
         store, record = self.adapters.state_store, item.record
         assert store is not None
         uses_secret = record.secrets_arn is not None and "secrets" in body
-        # Parking's share of the time: the call's bound kept it free for this write.
+        # In parking's share of the time, which the call's bound kept free.
         with self.deadline.bound("park", "recording the import in the sync-state table"), waiting("state"):
             store.record(
                 claim_id,
@@ -170,7 +166,7 @@ class ResourceSync:
         store = self.adapters.state_store
         if claim_id is None or store is None or not self.deadline.allows_best_effort_aws_call():
             return
-        # Best effort: the lease lapses on its own, and the record's fate is already decided.
+        # Best effort: the lease lapses on its own.
         with contextlib.suppress(Exception), self.deadline.limit("aws_read"), waiting("state"):
             store.release(item.record.integration_configuration_id, item.record.resource_id, claim_id)
 
@@ -179,8 +175,7 @@ def _stop(installation: Installation, error: PermanentSyncError) -> PermanentSyn
     """Vercel refused the installation: the rest of its batch is parked without a call."""
     with installation.lock:
         if installation.stopped is None:
-            # The reason the installation's other records get: the status alone (the rest is
-            # this record's, and may quote its secret values).
+            # The others get the status alone: the rest is this record's, and may quote its secrets.
             installation.stopped = InstallationUnavailableError(
                 f"Vercel refused the installation ({error.http_status})", http_status=error.http_status
             )

@@ -21,7 +21,7 @@ from vercel_sync.ports import (
 )
 from vercel_sync.sync import crew
 from vercel_sync.sync.failures import Failures
-from vercel_sync.sync.plan import FifoGroup, Parking, RecordResult, ResourceWork, Task, plan
+from vercel_sync.sync.plan import Parking, RecordResult, ResourceWork, Task, Unit, plan
 from vercel_sync.sync.resource import ResourceSync
 
 
@@ -74,26 +74,27 @@ class SyncService:
             deadline,
             call_interval_seconds=tuning.call_interval_seconds,
         )
-        batch = _Batch([None] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
+        batch = _Batch([_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
         tasks, broken = plan(changes)
         for index, error in broken:
             batch.results[index] = failures.bug(changes[index], error)
         try:
-            crew.run(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task)
+            crew.Crew(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
             adapters.observer.batch_finished(len(changes))
-        return [result or _LOST for result in batch.results]
+        return batch.results
 
 
 # Every path sets a result; were one missed, the record goes back to its source.
 _LOST = RecordResult(None, TransientSyncError("the record was not processed (a bug): back to the source"))
+_HELD = RecordResult(None, TransientSyncError("not sent: an earlier message of its FIFO group failed"))
 
 
 @dataclass(slots=True)
 class _Batch:
     """One batch's run: the crew's workers write each change's result."""
 
-    results: list[RecordResult | None]
+    results: list[RecordResult]
     resources: ResourceSync
     failures: Failures
 
@@ -108,20 +109,14 @@ class _Batch:
         else:
             self._run_group(task)
 
-    def _run_group(self, group: FifoGroup) -> None:
+    def _run_group(self, group: list[Unit]) -> None:
         """Stops at the group's first failure: the rest is reported and comes back after it."""
         failed = False
-        for unit in group.members:
+        for unit in group:
             indexes = unit.indexes()
             if failed:
                 for index in indexes:
-                    self.results[index] = RecordResult(
-                        None, TransientSyncError("not sent: an earlier message of its FIFO group failed")
-                    )
+                    self.results[index] = _HELD
                 continue
             self.run(unit)
-            failed = any(_failed(self.results[index]) for index in indexes)
-
-
-def _failed(result: RecordResult | None) -> bool:
-    return result is None or result.failed
+            failed = any(self.results[index].failed for index in indexes)
