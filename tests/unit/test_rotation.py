@@ -394,3 +394,20 @@ def test_the_rotation_rules_import_no_aws_or_http_library() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_long_failure_of_the_secret_is_cut_once_for_every_resource(rig: Rig) -> None:
+    from tests.fakes import FakeRotationSecrets
+    from vercel_sync.redaction import MAX_ERROR_TEXT
+
+    detail = "cannot read secret: " + "x" * (MAX_ERROR_TEXT + 100)
+
+    class LongFailure(FakeRotationSecrets):
+        def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
+            raise PermanentSyncError(detail, reason="resource_secret_unavailable")
+
+    rig.secrets = LongFailure()
+    rig.service().handle(put_secret_value_event())
+
+    expected = detail[:MAX_ERROR_TEXT] + f"... [{len(detail) - MAX_ERROR_TEXT} more characters]"
+    assert [message["detail"] for message in rig.failed.messages] == [expected] * 3

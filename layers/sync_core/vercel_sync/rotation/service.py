@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -188,14 +189,16 @@ class RotationService:
         secret_values: list[str] | tuple[str, ...],
     ) -> None:
         """Raises :class:`TransientSyncError` when it cannot park (the event is retried)."""
-        error.message = truncate(scrub_text(error.message, secret_values))
+        # A copy to show: one error may park several targets, and the message builder cuts its own.
+        shown = copy.copy(error)
+        shown.message = truncate(scrub_text(error.message, secret_values))
         failed_records = self.adapters.failed_records
         if failed_records is None:
-            raise TransientSyncError(f"{error.reason}: {error.message} (no failed-records queue configured)")
+            raise TransientSyncError(f"{error.reason}: {shown.message} (no failed-records queue configured)")
         message = build_rotation_failure_message(
             change, target, error, failed_at=self.clock.now(), calls=calls, secret_values=secret_values
         )
         refused = send_to_failed_records(failed_records, message, deadline)
         if refused is not None:
             raise TransientSyncError(refused)
-        self.adapters.observer.parked(change, target, error)
+        self.adapters.observer.parked(change, target, shown)
