@@ -68,9 +68,6 @@ class DisabledTracer:
     def capture_lambda_handler(self, **_: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return lambda handler: handler
 
-    def capture_method(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        return method
-
 
 def _build_tracer() -> Any:
     if not tracing_enabled():

@@ -19,23 +19,16 @@ from vercel_sync.payload import ImportResourcePayload, SecretsUpdatePayload
 ENVIRONMENTS = ("development", "preview", "production")
 
 
-def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
-    """A readable reason from a pydantic error that never echoes the input values."""
-    parts = []
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    for error in errors[:limit]:
-        location = ".".join(str(p) for p in error["loc"]) or "record"
-        parts.append(f"{location}: {error['msg']}")
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more")
-    return "; ".join(parts)
-
-
-def _validated[M: BaseModel](model: type[M], body: Any, what: str) -> M:
+def _validated[M: BaseModel](model: type[M], body: Any, what: str, *, limit: int = 5) -> M:
+    """``model`` from ``body``, or an invalid record whose reason never echoes the input values."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise InvalidRecordError(f"invalid {what}: " + describe_validation_error(exc)) from None
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        parts = [f"{'.'.join(str(p) for p in error['loc']) or 'record'}: {error['msg']}" for error in errors[:limit]]
+        if len(errors) > limit:
+            parts.append(f"and {len(errors) - limit} more")
+        raise InvalidRecordError(f"invalid {what}: " + "; ".join(parts)) from None
 
 
 # Nesting deeper than this is refused as invalid: Vercel's fields are shallow, and the payload
