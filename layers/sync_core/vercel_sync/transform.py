@@ -25,7 +25,10 @@ def _validated[M: BaseModel](model: type[M], body: Any, what: str, *, limit: int
         return model.model_validate(body)
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False, include_context=False)
-        parts = [f"{'.'.join(str(p) for p in error['loc']) or 'record'}: {error['msg']}" for error in errors[:limit]]
+        parts = []
+        for error in errors[:limit]:
+            location = ".".join(str(p) for p in error["loc"]) or "record"
+            parts.append(f"{location}: {error['msg']}")
         if len(errors) > limit:
             parts.append(f"and {len(errors) - limit} more")
         raise InvalidRecordError(f"invalid {what}: " + "; ".join(parts)) from None
@@ -151,10 +154,7 @@ def secrets_from_document(document: Any, prefix: str | None) -> list[dict[str, A
 
 
 def build_import_body(
-    record: PartnerRecord,
-    *,
-    removed: bool = False,
-    secret_document: Any = None,
+    record: PartnerRecord, *, removed: bool = False, secret_document: Any = None
 ) -> tuple[ImportResourcePayload, dict[str, Any]]:
     """The validated Import Resource body for ``record``, and its JSON (``payload.to_body()``, dumped once).
     ``removed`` (a DynamoDB REMOVE of the old image) imports it ``uninstalled``, as ``deleted: true`` does."""
@@ -182,9 +182,8 @@ def build_import_body(
 def build_secrets_update(secret_document: Any, prefix: str | None) -> SecretsUpdatePayload:
     """The validated Update Resource Secrets body: the ``secrets`` an import naming the secret (with
     ``secretsPrefix`` = ``prefix``) would carry; not partial, as on import."""
-    payload = _validated(
-        SecretsUpdatePayload, {"secrets": secrets_from_document(secret_document, prefix)}, "secrets payload"
-    )
+    secrets = secrets_from_document(secret_document, prefix)
+    payload = _validated(SecretsUpdatePayload, {"secrets": secrets}, "secrets payload")
     _require_unicode_text(payload.to_body())
     return payload
 
@@ -237,10 +236,8 @@ def _encodes(text: str) -> bool:
 def _find_non_unicode_text(body: Any, where: str = "") -> None:
     """The thorough walk, raising with the path of the text that cannot be encoded."""
     if isinstance(body, str):
-        try:
-            body.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)") from None
+        if not _encodes(body):
+            raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)")
     elif isinstance(body, Mapping):
         for key, value in body.items():
             _find_non_unicode_text(key, where)
