@@ -69,15 +69,11 @@ class DisabledTracer:
         return lambda handler: handler
 
 
-def _build_tracer() -> Any:
-    if not tracing_enabled():
-        return DisabledTracer()
+tracer: Any = DisabledTracer()
+if tracing_enabled():
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE_NAME)
-
-
-tracer = _build_tracer()
+    tracer = Tracer(service=SERVICE_NAME)
 
 
 def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any]] | None:

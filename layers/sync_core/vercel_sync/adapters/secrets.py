@@ -61,8 +61,8 @@ class SecretsManagerReader:
         if not token:
             expected = '{"access_token": ...} or the bare token'
             raise PermanentSyncError(f"secret {secret_id} holds no access token (expected {expected})", reason=reason)
-        if not _is_header_safe(token):
-            # An HTTP header can carry only visible ASCII; the HTTP library's error would quote it.
+        if not (token.isascii() and all(33 <= ord(c) <= 126 for c in token)):
+            # An HTTP header carries only visible ASCII; the HTTP library's error would quote the token.
             unsafe = "characters an Authorization header cannot carry"
             raise PermanentSyncError(f"secret {secret_id} holds a token with {unsafe}", reason=reason)
         return token
@@ -188,7 +188,3 @@ def _token_from_secret(raw: str) -> str:
         token = document.get("access_token") if isinstance(document, dict) else None
         return token.strip() if isinstance(token, str) else ""
     return text
-
-
-def _is_header_safe(token: str) -> bool:
-    return token.isascii() and all(33 <= ord(c) <= 126 for c in token)
