@@ -199,15 +199,12 @@ def _all_unicode(value: Any) -> bool:
     """The quick walk (no path kept): ASCII text needs no encoding; items are looked at in place
     (a call each would double the cost)."""
     kind = type(value)
-    if kind is str:
-        return value.isascii() or _encodes(value)
     if kind is dict:
-        for key in value:
-            if not (key.isascii() or _encodes(key)) if type(key) is str else not _all_unicode(key):
-                return False
-        return _all_items_unicode(value.values())
+        return _all_items_unicode(value) and _all_items_unicode(value.values())  # the keys, then the values
     if kind is list:
         return _all_items_unicode(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
     return not isinstance(value, str | Mapping | list)  # a subclass: the thorough walk tells
 
 
