@@ -152,11 +152,8 @@ class VercelClient:
         if status == 401:
             raise VercelUnauthorizedError("Vercel refused the installation token (401)", http_status=401)
         if is_transient_http_status(status):
-            raise TransientSyncError(
-                f"Vercel answered {status}",
-                http_status=status,
-                retry_after_seconds=retry_after_seconds(response.headers),
-            )
+            retry_after = retry_after_seconds(response.headers)
+            raise TransientSyncError(f"Vercel answered {status}", http_status=status, retry_after_seconds=retry_after)
         raise PermanentSyncError(
             f"Vercel rejected the {what} ({status}){_error_summary(error_body)}",
             reason="vercel_rejected",
