@@ -67,11 +67,7 @@ class TransientSyncError(SyncError):
     """Worth another try later: the record goes back to its event source."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        retry_after_seconds: float | None = None,
+        self, message: str, *, http_status: int | None = None, retry_after_seconds: float | None = None
     ) -> None:
         super().__init__(message)
         self.http_status = http_status

@@ -118,11 +118,7 @@ class LazyClient:
     (``factory``, from :class:`AwsClients`), else one of its own with ``boto_config``."""
 
     def __init__(
-        self,
-        service: str,
-        client: Any = None,
-        boto_config: Any = None,
-        factory: Callable[[], Any] | None = None,
+        self, service: str, client: Any = None, boto_config: Any = None, factory: Callable[[], Any] | None = None
     ) -> None:
         self._service = service
         self._client = client
