@@ -276,17 +276,17 @@ class PowertoolsRotationObserver(_Observer):
         logger.info("secret event ignored", extra={"why": why, "secretName": change.secret_name if change else None})
 
     def pushed(self, change: SecretChange, target: RotationTarget, *, calls: int, latency_ms: float) -> None:
-        self._count("ResourceSecretsUpdated")
+        metrics.add_metric(name="ResourceSecretsUpdated", unit=MetricUnit.Count, value=1)
         extra = {**_target_keys(target), "secretName": change.secret_name, "calls": calls, "latencyMs": latency_ms}
         logger.info("updated the resource's secrets in Vercel", extra=extra)
 
     def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
-        self._count("VercelCallsFailedTransiently")
+        metrics.add_metric(name="VercelCallsFailedTransiently", unit=MetricUnit.Count, value=1)
         extra = {**_target_keys(target), **_failure(error), "retryInSeconds": retry_in_seconds}
         logger.warning("secrets update failed transiently", extra=extra)
 
     def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
-        self._count("RotationsFailedPermanently")
+        metrics.add_metric(name="RotationsFailedPermanently", unit=MetricUnit.Count, value=1)
         extra = {**_target_keys(target), "secretName": change.secret_name if change else None, "reason": error.reason}
         extra |= _failure(error)
         logger.warning("resource secrets cannot be updated; sent to the failed-records queue", extra=extra)
