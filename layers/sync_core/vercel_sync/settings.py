@@ -153,8 +153,7 @@ class Settings(BaseModel):
     @field_validator("resource_secret_prefix")
     @classmethod
     def _prefix_is_a_folder(cls, value: str | None) -> str | None:
-        # Installation X's folder is "{prefix}X/": without the slash, "partner/resourcesX/..." and
-        # "partner/resources" + "X/..." would be one and the same.
+        # Folders are "{prefix}X/": a prefix without "/" would put "partner/resourcesX/..." in X's folder.
         if value is not None and not value.endswith("/"):
             raise ValueError("must end with '/' (e.g. partner/resources/)")
         return value

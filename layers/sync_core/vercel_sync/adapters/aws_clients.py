@@ -50,8 +50,7 @@ AWS_TIMEOUT_TIERS: tuple[AwsTimeouts, ...] = (
 SHORTEST_AWS_TIMEOUTS = AWS_TIMEOUT_TIERS[-1]
 # The backfill has no invocation to protect, only a job to finish: patient retries.
 PATIENT_AWS_TIMEOUTS = AwsTimeouts(connect_seconds=3.0, read_seconds=20.0, max_attempts=8)
-# boto3's default session, from which a LazyClient without a factory builds, is not safe to
-# build clients from in several threads at once.
+# boto3's default session (a LazyClient's without a factory) cannot build clients in several threads at once.
 _DEFAULT_SESSION_LOCK = threading.Lock()
 
 

@@ -38,8 +38,7 @@ class DynamoDbSecretIndex:
             try:
                 page = self._dynamodb().query(**request)
             except ClientError as exc:
-                # Throttling, a missing table or index, a denied read: none is the event's fault,
-                # so it is retried (and kept by the on-failure destination while it is fixed).
+                # Throttling, a missing table or index, a denied read: not the event's fault, so retried.
                 code = exc.response.get("Error", {}).get("Code", "error")
                 raise TransientSyncError(f"cannot query {INDEX_NAME} of the sync-state table: {code}") from None
             except BotoCoreError as exc:

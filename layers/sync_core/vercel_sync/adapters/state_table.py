@@ -85,8 +85,7 @@ class DynamoDbStateStore:
             item = self._write("get_item", Key=key, ConsistentRead=True).get("Item") or {}
         state = _state(item)
         if item.get("claimId", {}).get("S") == claim_id:
-            # Ours: the write went through but its answer was lost, and botocore's retry then
-            # failed the condition against our own claim.
+            # Ours: the write went through, its answer was lost, and botocore's retry failed against it.
             return Claim("claimed", claim_id=claim_id, state=state)
         if version is not None and not version.newer_than(state.applied(version.kind)):
             return Claim("stale", state=state)
