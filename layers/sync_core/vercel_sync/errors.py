@@ -3,7 +3,6 @@ its source). Messages hold ids, statuses and field names only, never a token or 
 
 from __future__ import annotations
 
-# HTTP statuses worth another try: rate limited, timed out, or a server-side fault.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Statuses that refuse the installation, not the one resource: the rest of its batch is not sent.
 INSTALLATION_HTTP_STATUSES = frozenset({403, 404, 410})
@@ -36,18 +35,16 @@ class PermanentSyncError(SyncError):
             self.reason = reason
         self.http_status = http_status
         self.vercel_error = vercel_error
-        # False when the body was cut where it was read: a secret may be cut at its end.
-        self.vercel_error_complete = vercel_error_complete
+        self.vercel_error_complete = vercel_error_complete  # False: cut where it was read (a secret may be cut)
 
 
 class RetriesExhaustedError(PermanentSyncError):
-    """A transient failure that outlasted what its source can keep: parked with the whole record."""
+    """A transient failure that outlasted what its source keeps: parked with the whole record."""
 
     reason = "retries_exhausted"
 
     @classmethod
     def in_stream(cls, error: TransientSyncError, age_seconds: float) -> RetriesExhaustedError:
-        """A stream record's transient failure (or bug) this late in the stream's 24 h."""
         return cls(
             f"still failing after {age_seconds / 3600:.1f} h in the stream, which keeps records 24 h: {error.message}",
             http_status=error.http_status,
@@ -70,16 +67,11 @@ class TransientSyncError(SyncError):
     """Worth another try later: the record goes back to its event source."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        retry_after_seconds: float | None = None,
+        self, message: str, *, http_status: int | None = None, retry_after_seconds: float | None = None
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
-        # How long Vercel asked us to wait (Retry-After or retry-after-ms), if it said.
-        self.retry_after_seconds = retry_after_seconds
+        self.retry_after_seconds = retry_after_seconds  # what Vercel asked (Retry-After, retry-after-ms)
 
 
 class ConfigurationError(Exception):

@@ -37,8 +37,7 @@ SDK_LOG_LEVEL = logging.WARNING
 
 
 def pin_sdk_loggers() -> None:
-    """Each SDK logger gets ``SDK_LOG_LEVEL`` (or a quieter level already set) and the loggers below
-    them lose any more verbose one: whatever the root's level, they pass warnings and up only."""
+    """Whatever the root's level, the SDK loggers (and those below them) pass warnings and up only."""
     for name in SDK_LOGGERS:
         sdk_logger = logging.getLogger(name)
         if sdk_logger.level < SDK_LOG_LEVEL:  # NOTSET (0) too: that would defer to the root
@@ -69,19 +68,12 @@ class DisabledTracer:
     def capture_lambda_handler(self, **_: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return lambda handler: handler
 
-    def capture_method(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        return method
 
-
-def _build_tracer() -> Any:
-    if not tracing_enabled():
-        return DisabledTracer()
+tracer: Any = DisabledTracer()
+if tracing_enabled():
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE_NAME)
-
-
-tracer = _build_tracer()
+    tracer = Tracer(service=SERVICE_NAME)
 
 
 def trace_context_propagator() -> Callable[[Callable[[], Any]], Callable[[], Any]] | None:
@@ -129,12 +121,6 @@ def _record_keys(change: SourceChange) -> dict[str, object]:
     }
 
 
-def _target_keys(target: RotationTarget | None) -> dict[str, Any]:
-    if target is None:
-        return {}
-    return {"integrationConfigurationId": target.installation_id[:300], "resourceId": target.resource_id[:300]}
-
-
 def _bug(error: Exception) -> dict[str, Any]:
     """The exception's type and where it was raised, not its message: it may quote a secret."""
     frames = traceback.extract_tb(error.__traceback__)
@@ -142,26 +128,41 @@ def _bug(error: Exception) -> dict[str, Any]:
     return {"errorType": type(error).__name__, "raisedAt": where}
 
 
-def report_function_timeout_too_short(*, function_timeout_ms: int, budget: TimeBudget) -> None:
-    """An error log and a metric (``FunctionTimeoutTooShort``): no record can sync until the timeout is raised."""
-    timeout_s, least_s = function_timeout_ms / 1000, budget.least_function_timeout_ms / 1000
-    metrics.add_metric(name="FunctionTimeoutTooShort", unit=MetricUnit.Count, value=1)
-    logger.error(
-        f"the function timeout ({timeout_s:g} s) is shorter than one record needs ({least_s:g} s, of which "
-        f"{budget.park_ms / 1000:g} s to park it): every record goes back to its source until the timeout is "
-        "raised (template parameter FunctionTimeoutSeconds)",
-        extra={
-            "functionTimeoutSeconds": timeout_s,
-            "leastFunctionTimeoutSeconds": least_s,
-            "parkSeconds": budget.park_ms / 1000,
-        },
-    )
+def _failure(error: TransientSyncError | PermanentSyncError) -> dict[str, Any]:
+    return {"detail": error.message, "httpStatus": error.http_status}
 
 
-class PowertoolsObserver:
-    """The sync's log lines and metrics. Counts are added to Powertools' metrics once per batch
-    (:meth:`batch_finished`): one ``add_metric`` per record would cost more than the record's work.
-    Imports and skips are logged at DEBUG only; every failure, retry or parking is a WARNING."""
+class _Observer:
+    """What the sync's and rotation's observers share. A count is a metric (the sync's adds them per batch)."""
+
+    def _count(self, name: str) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    def token_refreshed(self, integration_configuration_id: str) -> None:
+        self._count("TokenRereads")
+        extra = {"integrationConfigurationId": _loggable(integration_configuration_id)}
+        logger.info("Vercel answered 401; re-read the installation token", extra=extra)
+
+    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
+        """An error log and a metric: no record can sync until the timeout is raised."""
+        timeout_s, least_s = function_timeout_ms / 1000, budget.least_function_timeout_ms / 1000
+        metrics.add_metric(name="FunctionTimeoutTooShort", unit=MetricUnit.Count, value=1)
+        logger.error(
+            f"the function timeout ({timeout_s:g} s) is shorter than one record needs ({least_s:g} s, of which "
+            f"{budget.park_ms / 1000:g} s to park it): every record goes back to its source until the timeout is "
+            "raised (template parameter FunctionTimeoutSeconds)",
+            extra={
+                "functionTimeoutSeconds": timeout_s,
+                "leastFunctionTimeoutSeconds": least_s,
+                "parkSeconds": budget.park_ms / 1000,
+            },
+        )
+
+
+class PowertoolsObserver(_Observer):
+    """The sync's log lines and metrics. Counts become metrics once per batch (:meth:`batch_finished`):
+    one ``add_metric`` per record would cost more than the record's work. Imports and skips are logged
+    at DEBUG only; every failure, retry or parking is a WARNING."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -200,15 +201,14 @@ class PowertoolsObserver:
         for latency_ms in latencies[whole:]:
             metrics.add_metric(name="VercelCallLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
         if records:
-            logger.info("batch synced", extra={"records": records, **{_camel(name): n for name, n in counts.items()}})
-
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)
+            camel = {name[:1].lower() + name[1:]: n for name, n in counts.items()}
+            logger.info("batch synced", extra={"records": records, **camel})
 
     def skipped(self, change: SourceChange, why: Skip) -> None:
-        self._count(_SKIP_METRICS[why])
+        metric, message = _SKIPS[why]
+        self._count(metric)
         if logger.log_level <= logging.DEBUG:
-            logger.debug(_SKIP_MESSAGES[why], extra=_record_keys(change))
+            logger.debug(message, extra=_record_keys(change))
 
     def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
         if error.http_status == 429:
@@ -216,8 +216,8 @@ class PowertoolsObserver:
         if retry_in_seconds is None:
             return  # the record's fate is logged by retrying() or parked()
         self._count("VercelCallRetries")
-        extra = {**_record_keys(change), "detail": error.message, "httpStatus": error.http_status}
-        logger.info("Vercel call failed; retrying", extra={**extra, "retryInSeconds": round(retry_in_seconds, 3)})
+        extra = {**_record_keys(change), **_failure(error), "retryInSeconds": round(retry_in_seconds, 3)}
+        logger.info("Vercel call failed; retrying", extra=extra)
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
         self._count("RecordsFailedPermanently")
@@ -230,42 +230,23 @@ class PowertoolsObserver:
             with self._lock, metric as one:
                 one.add_dimension(name="service", value=SERVICE_NAME)
                 one.add_dimension(name="reason", value=error.reason)
-        extra = {
-            **_record_keys(change),
-            "reason": error.reason,
-            "detail": error.message,
-            "httpStatus": error.http_status,
-        }
+        extra = {**_record_keys(change), "reason": error.reason, **_failure(error)}
         logger.warning("record cannot succeed; sent to the failed-records queue", extra=extra)
 
     def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
         self._count("RecordsReturnedForRetry")
-        extra = {**_record_keys(change), "detail": error.message, "httpStatus": error.http_status}
+        extra = {**_record_keys(change), **_failure(error)}
         logger.warning("transient failure; record goes back to its source", extra=extra)
-
-    def token_refreshed(self, integration_configuration_id: str) -> None:
-        self._count("TokenRereads")
-        extra = {"integrationConfigurationId": _loggable(integration_configuration_id)}
-        logger.info("Vercel answered 401; re-read the installation token", extra=extra)
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
         self._count("RecordsFailedUnexpectedly")
         logger.error("unexpected error; record goes back to its source", extra={**_record_keys(change), **_bug(error)})
 
 
-def _camel(metric_name: str) -> str:
-    return metric_name[:1].lower() + metric_name[1:]
-
-
-_SKIP_METRICS = {
-    "unchanged": "ResourcesSkippedUnchanged",
-    "stale": "ResourcesSkippedStale",
-    "coalesced": "RecordsCoalesced",
-}
-_SKIP_MESSAGES = {
-    "unchanged": "payload unchanged since the last import; no call",
-    "stale": "a version at least as new is already applied; skipped",
-    "coalesced": "superseded by a newer change to the same resource in this batch",
+_SKIPS: dict[Skip, tuple[str, str]] = {  # why -> (metric, DEBUG log message)
+    "unchanged": ("ResourcesSkippedUnchanged", "payload unchanged since the last import; no call"),
+    "stale": ("ResourcesSkippedStale", "a version at least as new is already applied; skipped"),
+    "coalesced": ("RecordsCoalesced", "superseded by a newer change to the same resource in this batch"),
 }
 
 
@@ -288,7 +269,7 @@ def handle_rotation_event(event: dict[str, Any], context: Any, service: Rotation
     return result.summary()
 
 
-class PowertoolsRotationObserver:
+class PowertoolsRotationObserver(_Observer):
     """One structured log line (ids and the secret's name, never a value) and a metric per outcome."""
 
     def ignored(self, why: str, change: SecretChange | None) -> None:
@@ -301,22 +282,20 @@ class PowertoolsRotationObserver:
 
     def call_failed(self, target: RotationTarget, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
         metrics.add_metric(name="VercelCallsFailedTransiently", unit=MetricUnit.Count, value=1)
-        extra = {**_target_keys(target), "detail": error.message, "httpStatus": error.http_status}
-        logger.warning("secrets update failed transiently", extra={**extra, "retryInSeconds": retry_in_seconds})
+        extra = {**_target_keys(target), **_failure(error), "retryInSeconds": retry_in_seconds}
+        logger.warning("secrets update failed transiently", extra=extra)
 
     def parked(self, change: SecretChange | None, target: RotationTarget | None, error: PermanentSyncError) -> None:
         metrics.add_metric(name="RotationsFailedPermanently", unit=MetricUnit.Count, value=1)
         extra = {**_target_keys(target), "secretName": change.secret_name if change else None, "reason": error.reason}
-        extra |= {"detail": error.message, "httpStatus": error.http_status}
+        extra |= _failure(error)
         logger.warning("resource secrets cannot be updated; sent to the failed-records queue", extra=extra)
-
-    def token_refreshed(self, integration_configuration_id: str) -> None:
-        metrics.add_metric(name="TokenRereads", unit=MetricUnit.Count, value=1)
-        extra = {"integrationConfigurationId": integration_configuration_id}
-        logger.info("Vercel answered 401; re-read the installation token", extra=extra)
 
     def finished(self, change: SecretChange, result: RotationResult) -> None:
         logger.info("rotation sync finished", extra={**result.summary(), "eventName": change.event_name})
 
-    def function_timeout_too_short(self, *, function_timeout_ms: int, budget: TimeBudget) -> None:
-        report_function_timeout_too_short(function_timeout_ms=function_timeout_ms, budget=budget)
+
+def _target_keys(target: RotationTarget | None) -> dict[str, Any]:
+    if target is None:
+        return {}
+    return {"integrationConfigurationId": target.installation_id[:300], "resourceId": target.resource_id[:300]}

@@ -1,17 +1,7 @@
 """The partner record: what one of the provider's resources looks like in their table or queue.
 
-This is the one file to change to adapt the product to another partner schema: the field
-names (aliases below), the partner status words and how they map onto Vercel's, and how a
-record's ``version`` is read. Everything else works from :class:`PartnerRecord`.
-
-Fields (DESIGN.md, "The partner record"):
-- required: ``integrationConfigurationId``, ``resourceId``, ``productId``, ``name``, ``status``;
-- passed through as Vercel defines them: ``ownership``, ``metadata``, ``billingPlan``,
-  ``notification``, ``extras``;
-- ``secretsArn``: a Secrets Manager secret whose JSON object becomes the payload's ``secrets``;
-  ``secretsPrefix``: the ``prefix`` given to each of them;
-- ``version``: a number or an ISO-8601 time; ``deleted: true`` marks a removed resource.
-Other attributes of the item are ignored.
+The one file to change for another partner schema: the field names (aliases), the status words and
+how they map onto Vercel's, how ``version`` is read. docs/configuration.md, "The partner record".
 """
 
 from __future__ import annotations
@@ -24,40 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 
 from vercel_sync.paths import DOT_SEGMENTS, MAX_ID_LENGTH
 
-# Partner status word (case-insensitive) -> Vercel resource status. Vercel's own words map to
-# themselves, so a partner already using them needs no entry.
-STATUS_TABLE: dict[str, str] = {
-    # ready: usable
-    "ready": "ready",
-    "active": "ready",
-    "available": "ready",
-    "running": "ready",
-    "healthy": "ready",
-    # pending: being created or changed
-    "pending": "pending",
-    "creating": "pending",
-    "provisioning": "pending",
-    "starting": "pending",
-    "updating": "pending",
-    # onboarding: waiting for the customer to finish set-up
-    "onboarding": "onboarding",
-    # suspended: exists but not serving (billing, abuse, paused by the user)
-    "suspended": "suspended",
-    "paused": "suspended",
-    "stopped": "suspended",
-    "disabled": "suspended",
-    # resumed: back from suspended
-    "resumed": "resumed",
-    # uninstalled: gone
-    "uninstalled": "uninstalled",
-    "deleted": "uninstalled",
-    "removed": "uninstalled",
-    "terminated": "uninstalled",
-    # error: broken
-    "error": "error",
-    "failed": "error",
-    "degraded": "error",
+# Vercel resource status -> the partner status words (case-insensitive) meaning it; Vercel's own
+# words map to themselves.
+_STATUS_WORDS: dict[str, tuple[str, ...]] = {
+    "ready": ("active", "available", "running", "healthy"),  # usable
+    "pending": ("creating", "provisioning", "starting", "updating"),  # being created or changed
+    "onboarding": (),  # waiting for the customer to finish set-up
+    "suspended": ("paused", "stopped", "disabled"),  # exists but not serving
+    "resumed": (),  # back from suspended
+    "uninstalled": ("deleted", "removed", "terminated"),
+    "error": ("failed", "degraded"),
 }
+STATUS_TABLE: dict[str, str] = {word: status for status, words in _STATUS_WORDS.items() for word in (status, *words)}
 
 # Each id is one segment of the Vercel URL path, by that path's rules.
 NonEmptyId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]

@@ -26,6 +26,12 @@ _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: absent optional fields are left out, not sent as null."""
+        # ``model_dump(mode="json", exclude_none=True)``, without its wrapper's cost (half of it here).
+        body: dict[str, Any] = self.__pydantic_serializer__.to_python(self, mode="json", exclude_none=True)
+        return body
+
 
 class BillingPlanDetail(_Body):
     label: StrictStr
@@ -85,12 +91,6 @@ class ImportResourcePayload(_Body):
     extras: dict[StrictStr, Any] | None = None
     secrets: list[ResourceSecret] | None = None
 
-    def to_body(self) -> dict[str, Any]:
-        """The JSON body to send: absent optional fields are left out, not sent as null."""
-        # ``model_dump(mode="json", exclude_none=True)``, without its wrapper's cost (half of it here).
-        body: dict[str, Any] = self.__pydantic_serializer__.to_python(self, mode="json", exclude_none=True)
-        return body
-
     def secret_values(self) -> list[str]:
         """Every secret value this payload carries (for scrubbing what we emit)."""
         return _secret_values(self.secrets or ())
@@ -102,9 +102,6 @@ class SecretsUpdatePayload(_Body):
 
     secrets: list[ResourceSecret]
     partial: StrictBool | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
 
     def secret_values(self) -> list[str]:
         return _secret_values(self.secrets)

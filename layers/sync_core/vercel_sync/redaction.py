@@ -17,17 +17,13 @@ WITHHELD = "[withheld: it held a secret value in a form that could not be taken 
 # Very short values would redact ordinary words; nobody's secret is this short.
 MIN_SECRET_LENGTH = 4
 MAX_ERROR_TEXT = 2048
-# Layers of encoding taken off to look for a value (the request as a JSON string, URL-encoded, is
-# three); where a value shows, its view is scrubbed and looked at again, up to MAX_ROUNDS times.
-DECODING_DEPTH = 3
-MAX_ROUNDS = 4
-# Beyond that depth, all the decoders in turn, as long as they change the text, up to this often.
-MAX_DEEP_LAYERS = 16
-# The most characters one character of a value takes in one of those encodings (an astral
-# character as ``\uD83D\uDE00`` or ``%F0%9F%98%80``): how much of a cut text may hold part of one.
+DECODING_DEPTH = 3  # every order of decoders, this many layers deep (a JSON string, URL-encoded, is three)
+MAX_ROUNDS = 4  # a view a value shows in is scrubbed and looked at again, this often
+MAX_DEEP_LAYERS = 16  # then all the decoders in turn, while they change the text, this often
+# The most characters one character takes encoded (``\uD83D\uDE00``, ``%F0%9F%98%80``): how much of a cut
+# text may hold part of a value.
 MAX_ENCODED_CHARACTER = 12
-# A JSON body whose document is itself a JSON string (sent double-encoded) is read this deep.
-MAX_JSON_STRING_LAYERS = 3
+MAX_JSON_STRING_LAYERS = 3  # a JSON body that is itself a JSON string (double-encoded) is read this deep
 MAX_ERROR_CODE = 200
 
 _JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
@@ -44,8 +40,7 @@ def _json_unescape(text: str) -> str:
     return decoded.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-# Each decoder, and the character without which it changes nothing (checked first: most text
-# has none of them, and is then its only view).
+# Each decoder, and the character without which it changes nothing (most text has none: its only view).
 _DECODERS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("\\", _json_unescape),
     ("%", lambda text: unquote(text, errors="replace")),
@@ -55,9 +50,8 @@ _DECODERS: tuple[tuple[str, Callable[[str], str]], ...] = (
 
 
 def _views(text: str) -> Iterator[str]:
-    """The text, then each distinct decoding of it: every order of decoders up to ``DECODING_DEPTH``
-    layers, fewest first; then every decoder in turn, again and again, while that changes the text
-    (a value encoded many times over the same way)."""
+    """The text, then each distinct decoding of it: every order of decoders up to ``DECODING_DEPTH`` layers,
+    fewest first; then every decoder in turn while that changes the text (a value encoded many times over)."""
     seen = {text}
     layer = [text]
     yield text
@@ -85,8 +79,7 @@ def _values(secret_values: Iterable[str]) -> tuple[list[str], list[str]]:
     values = sorted({value for value in secret_values if len(value) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     forms: set[str] = set(values)
     for value in values:
-        # The forms a JSON document carries, replaced where they stand: the text stays as it was
-        # around them. Any other encoding is found by decoding.
+        # The forms a JSON document carries, replaced where they stand; any other encoding is found by decoding.
         forms.add(json.dumps(value)[1:-1])
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
         forms.update(_byte_forms(value))
@@ -97,9 +90,8 @@ _URL_SAFE = str.maketrans("+/", "-_")
 
 
 def _byte_forms(value: str) -> set[str]:
-    """The value's UTF-8 bytes in hex (either case) and in base64 (both alphabets), as they show
-    inside a longer encoded text: for base64, wherever in a 3-byte group the value starts, the
-    characters that hold its bits alone (the ones at its edges mix in its neighbours')."""
+    """The value's UTF-8 bytes in hex (either case) and base64 (both alphabets) inside a longer text: for base64,
+    at each offset in a 3-byte group, the characters that hold its bits alone (not its edges')."""
     data = value.encode("utf-8", "surrogatepass")
     forms = {data.hex(), data.hex().upper()}
     for offset in range(3):
@@ -120,19 +112,14 @@ def _scrub_one(text: str, forms: list[str]) -> str:
 
 
 def scrub_text(text: str, secret_values: Iterable[str], *, cut_at_end: bool = False) -> str:
-    """Replace every secret value in ``text`` (and in each decoded view of it) with a marker.
-
-    ``cut_at_end``: the text was cut where it was read, so a value may stand at its end in part,
-    where no scrub can recognise it. After the whole ones are replaced, the last characters that
-    could hold such a part, in any encoding we decode, are dropped.
-    """
+    """Replace every secret value in ``text`` (and in each decoded view of it) with a marker. ``cut_at_end``: the
+    text was cut where it was read, so the last characters that could hold part of a value are dropped too."""
     values, forms = _values(secret_values)
     if not values:
         return text
     text = _scrub_one(text, forms)
     if cut_at_end and text != WITHHELD:
-        # Decoding only shortens text: a part at the end of the text read is within as many
-        # characters of the end of any view of it.
+        # Decoding only shortens text: a part at the end is as near the end of any view of it.
         text = text[: max(0, len(text) - MAX_ENCODED_CHARACTER * len(values[0]))] + "..."
     return text
 
@@ -156,13 +143,8 @@ def _scrub(document: Any, forms: list[str]) -> Any:
 
 
 def scrub_error_body(body: str, secret_values: Iterable[str], *, complete: bool = True) -> str:
-    """What may be kept of an error body from Vercel (or a proxy in front of it), scrubbed and cut.
-
-    A JSON body keeps only ``error.code`` and ``error.message`` (the rest may echo the request), as
-    ``{"error": {"code": ..., "message": ...}}``. Anything else (a proxy's HTML or text, or a body
-    cut where it was read, ``complete`` False) is scrubbed as text, in every decoded view, and only
-    as much of it is read as can be kept.
-    """
+    """What may be kept of an error body, scrubbed and cut: of a JSON body only ``error.code`` and ``error.message``
+    (the rest may echo the request); anything else (or a body cut where it was read) scrubbed as text."""
     values, _forms = _values(secret_values)
     document = _json_document(body) if complete else None
     if isinstance(document, str):
@@ -180,7 +162,7 @@ def scrub_error_body(body: str, secret_values: Iterable[str], *, complete: bool 
         if "code" in kept:
             kept["code"] = truncate(kept["code"], MAX_ERROR_CODE)
         return truncate(scrub_text(json.dumps({"error": kept}, ensure_ascii=False), values))
-    # No more is read than is kept, and enough after it that a value the cut goes through is whole.
+    # No more is read than is kept, plus enough that a value the cut goes through is whole.
     readable = MAX_ERROR_TEXT + MAX_ENCODED_CHARACTER * (len(values[0]) if values else 0)
     if len(body) > readable:
         body, complete = body[:readable], False

@@ -1,8 +1,5 @@
-"""The functions' configuration from the environment: a shared model and one per function.
-
-A wrong value fails the first invocation with a message naming the variable (so the batch goes
-back to its source and nothing is lost) rather than misbehaving later.
-"""
+"""The functions' configuration from the environment (docs/configuration.md): a shared model and one per
+function. A wrong value fails the first invocation with a message naming the variable: nothing is lost."""
 
 from __future__ import annotations
 
@@ -33,8 +30,7 @@ ENVIRONMENT_VARIABLES = {
     "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field's name  # nosec B105
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
-    # The function's own account and region: a secretsArn naming another is refused unread. Not
-    # AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
+    # Not AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
     "FUNCTION_ACCOUNT_ID": "aws_account_id",
     "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
 }
@@ -60,10 +56,8 @@ class RateLimit(BaseModel):
 
 
 def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -97,9 +91,8 @@ def normalized_secret_name(secret_id: str) -> str:
 
 
 def secret_names_of(secret_id: str) -> tuple[str, ...]:
-    """Every ``secretName`` an import of this secret may have kept (the state table keeps the name
-    part of the id the record gave, as given): the name part, and without its suffix for an ARN.
-    Not stripped at import: a partial ARN of ``db-backup`` would read as ``db`` with a suffix."""
+    """Every ``secretName`` an import of this secret may have kept: the name part of the id as given,
+    and for an ARN without its suffix (not stripped at import: ``db-backup`` is no ``db`` plus one)."""
     names = (secret_name(secret_id), normalized_secret_name(secret_id))
     return names if names[0] != names[1] else names[:1]
 
@@ -113,21 +106,16 @@ class Settings(BaseModel):
 
     vercel_api_url: str = DEFAULT_VERCEL_API_URL
     token_secret_id: str = DEFAULT_TOKEN_SECRET_ID
-    # Records may name (``secretsArn``) only secrets whose name starts with this, of their own
-    # installation (``secret_folder``, or a tag), and never an installation token. Unset: records
-    # may name no secret at all.
+    # A record's secretsArn must lie under it (unset: no secret), in its installation's folder or tagged.
     resource_secret_prefix: str | None = None
     aws_account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     aws_region: str | None = None
     failed_records_queue_url: str | None = None
-    # Optional: without it the cross-invocation features (version guard, change
-    # suppression, the shared rate limit) are off.
     sync_state_table: str | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     rate_limit: RateLimit = RateLimit(calls=100, seconds=60)
     http_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    # Short, so a rotated resource secret reaches Vercel soon after it changes.
     resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
 
     @field_validator("vercel_api_url")
@@ -165,8 +153,7 @@ class Settings(BaseModel):
     @field_validator("resource_secret_prefix")
     @classmethod
     def _prefix_is_a_folder(cls, value: str | None) -> str | None:
-        # Installation X's folder is "{prefix}X/": without the slash, "partner/resourcesX/..." and
-        # "partner/resources" + "X/..." would be one and the same.
+        # Folders are "{prefix}X/": a prefix without "/" would put "partner/resourcesX/..." in X's folder.
         if value is not None and not value.endswith("/"):
             raise ValueError("must end with '/' (e.g. partner/resources/)")
         return value
@@ -181,18 +168,16 @@ class Settings(BaseModel):
         return self.token_secret_id.replace(INSTALLATION_PLACEHOLDER, integration_configuration_id)
 
     def is_resource_secret(self, secret_id: str) -> bool:
-        """True if a record may name ``secret_id`` (a name or an ARN) as its resource secret:
-        a secret under the resource-secret prefix that is not an installation token. Without a
-        prefix configured, none: a record must not pick any secret the function can read."""
+        """Whether a record may name ``secret_id`` (a name or an ARN): under the resource-secret prefix
+        and not an installation token. Without a prefix, none."""
         if self.resource_secret_prefix is None or not is_secret_name_or_arn(secret_id):
             return False
         name = secret_name(secret_id)
         return name.startswith(self.resource_secret_prefix) and not self._is_token_secret(name)
 
     def secret_folder(self, secret_id: str) -> str | None:
-        """The installation whose folder (``{prefix}X/``) holds the secret, if it lies in one: the
-        first path segment after the prefix. One name has at most one folder; an installation id
-        holding ``/`` has none (its secrets carry the tag)."""
+        """The installation whose folder (``{prefix}X/``: the first segment after the prefix) holds the
+        secret, if any. An installation id holding ``/`` has none (its secrets carry the tag)."""
         if self.resource_secret_prefix is None:
             return None
         name = secret_name(secret_id)
@@ -234,8 +219,7 @@ class Settings(BaseModel):
 class SyncSettings(Settings):
     """The stream and queue functions'."""
 
-    # A DynamoDB stream keeps a record 24 h. One still failing transiently at this age is parked
-    # in the failed-records queue with its whole record, before the stream lets it expire.
+    # A stream keeps a record 24 h: one still failing at this age is parked whole before it expires.
     stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.partner_schema import PartnerRecord
@@ -19,16 +19,19 @@ from vercel_sync.payload import ImportResourcePayload, SecretsUpdatePayload
 ENVIRONMENTS = ("development", "preview", "production")
 
 
-def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
-    """A readable reason from a pydantic error that never echoes the input values."""
-    parts = []
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    for error in errors[:limit]:
-        location = ".".join(str(p) for p in error["loc"]) or "record"
-        parts.append(f"{location}: {error['msg']}")
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more")
-    return "; ".join(parts)
+def _validated[M: BaseModel](model: type[M], body: Any, what: str, *, limit: int = 5) -> M:
+    """``model`` from ``body``, or an invalid record whose reason never echoes the input values."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        parts = []
+        for error in errors[:limit]:
+            location = ".".join(str(p) for p in error["loc"]) or "record"
+            parts.append(f"{location}: {error['msg']}")
+        if len(errors) > limit:
+            parts.append(f"and {len(errors) - limit} more")
+        raise InvalidRecordError(f"invalid {what}: " + "; ".join(parts)) from None
 
 
 # Nesting deeper than this is refused as invalid: Vercel's fields are shallow, and the payload
@@ -37,9 +40,8 @@ MAX_NESTING = 64
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:
-    """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list).
-
-    Refuses what JSON cannot carry (a non-finite number) and nesting deeper than ``MAX_NESTING``."""
+    """DynamoDB's native Python types -> JSON types (Decimal -> int or float, set -> sorted list); refuses
+    what JSON cannot carry (a non-finite number) and nesting deeper than ``MAX_NESTING``."""
     kind = type(value)
     if kind is str or kind is bool or kind is int or value is None:
         return value  # the common case first: this runs for every value of every record
@@ -65,8 +67,7 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
 
 
 def _set_order(item: Any) -> tuple[int, Any]:
-    """A DynamoDB set holds numbers, strings or binary (base64 text by now): numbers by value,
-    the others by their text."""
+    """A DynamoDB set holds numbers, strings or binary (base64 text by now): numbers by value, the rest by text."""
     if isinstance(item, int | float) and not isinstance(item, bool):
         return (0, item)
     return (1, str(item))
@@ -89,22 +90,13 @@ def unwrap_message_body(body: str) -> dict[str, Any]:
     return document
 
 
-class _NotJsonNumberError(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _NotJsonNumberError(name)
-
-
 def _load_json_object(text: str, what: str) -> dict[str, Any]:
-    try:
+    def refuse_constant(name: str) -> Any:
         # NaN and Infinity are not JSON (Python's parser takes them; Vercel would refuse them).
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except _NotJsonNumberError as exc:
-        raise InvalidRecordError(f"{what} is not valid JSON: {exc.name} is not a JSON number") from None
+        raise InvalidRecordError(f"{what} is not valid JSON: {name} is not a JSON number")
+
+    try:
+        document = json.loads(text, parse_constant=refuse_constant)
     except (ValueError, TypeError):  # JSONDecodeError is a ValueError
         raise InvalidRecordError(f"{what} is not valid JSON") from None
     except RecursionError:
@@ -115,18 +107,12 @@ def _load_json_object(text: str, what: str) -> dict[str, Any]:
 
 
 def parse_partner_record(item: Mapping[str, Any], *, json_ready: bool = False, removed: bool = False) -> PartnerRecord:
-    """``json_ready``: the item holds JSON values only and has passed ``json_safe``'s checks already
-    (the stream decoder's output), so it is not walked again.
+    """``json_ready``: the item has passed ``json_safe``'s checks already (the stream decoder's output).
 
-    A removal (a stream REMOVE, or ``deleted: true``) is imported as uninstalled whatever status
-    its record held, so that status is not checked: an unknown word must not keep a resource the
-    partner deleted alive at Vercel."""
+    A removal's status is not checked (an unknown word must not keep a deleted resource alive at Vercel)."""
     if removed or item.get("deleted") is True:
         item = {**item, "status": "uninstalled"}
-    try:
-        return PartnerRecord.model_validate(item if json_ready else json_safe(item))
-    except ValidationError as exc:
-        raise InvalidRecordError("invalid partner record: " + describe_validation_error(exc)) from None
+    return _validated(PartnerRecord, item if json_ready else json_safe(item), "partner record")
 
 
 def needs_secrets(record: PartnerRecord, *, removed: bool) -> bool:
@@ -135,12 +121,8 @@ def needs_secrets(record: PartnerRecord, *, removed: bool) -> bool:
 
 
 def secrets_from_document(document: Any, prefix: str | None) -> list[dict[str, Any]]:
-    """A resource secret's JSON object -> the payload's ``secrets`` list.
-
-    Each key is a secret's name. A string value is its value; an object value
-    ``{"value": ..., "development"?: ..., "preview"?: ..., "production"?: ...}`` gives the
-    value plus ``environmentOverrides``.
-    """
+    """A resource secret's JSON object (name -> value, or -> ``{"value", "development"?, "preview"?,
+    "production"?}`` for ``environmentOverrides``) -> the payload's ``secrets`` list."""
     if not isinstance(document, Mapping):
         raise InvalidRecordError("the resource secret is not a JSON object of name -> value")
     secrets: list[dict[str, Any]] = []
@@ -172,21 +154,12 @@ def secrets_from_document(document: Any, prefix: str | None) -> list[dict[str, A
 
 
 def build_import_body(
-    record: PartnerRecord,
-    *,
-    removed: bool = False,
-    secret_document: Any = None,
+    record: PartnerRecord, *, removed: bool = False, secret_document: Any = None
 ) -> tuple[ImportResourcePayload, dict[str, Any]]:
     """The validated Import Resource body for ``record``, and its JSON (``payload.to_body()``, dumped once).
-
-    ``removed`` is a DynamoDB REMOVE (the record is then the old image); it and ``deleted: true``
-    both import the resource with status ``uninstalled``."""
+    ``removed`` (a DynamoDB REMOVE of the old image) imports it ``uninstalled``, as ``deleted: true`` does."""
     status = "uninstalled" if removed else record.vercel_status
-    body: dict[str, Any] = {
-        "productId": record.product_id,
-        "name": record.name,
-        "status": status,
-    }
+    body: dict[str, Any] = {"productId": record.product_id, "name": record.name, "status": status}
     for key, value in (
         ("ownership", record.ownership),
         ("metadata", record.metadata),
@@ -200,24 +173,17 @@ def build_import_body(
         if secret_document is None:
             raise InvalidRecordError("the record names secretsArn but no secret document was read")
         body["secrets"] = secrets_from_document(secret_document, record.secrets_prefix)
-    try:
-        payload = ImportResourcePayload.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRecordError("invalid import payload: " + describe_validation_error(exc)) from None
+    payload = _validated(ImportResourcePayload, body, "import payload")
     json_body = payload.to_body()
     _require_unicode_text(json_body)
     return payload, json_body
 
 
 def build_secrets_update(secret_document: Any, prefix: str | None) -> SecretsUpdatePayload:
-    """The validated Update Resource Secrets body for a resource secret's JSON object: the same
-    ``secrets`` an import of a record naming it (with ``secretsPrefix`` = ``prefix``) would carry.
-    Not partial: the secret's document is the whole set, as on import."""
-    body = {"secrets": secrets_from_document(secret_document, prefix)}
-    try:
-        payload = SecretsUpdatePayload.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRecordError("invalid secrets payload: " + describe_validation_error(exc)) from None
+    """The validated Update Resource Secrets body: the ``secrets`` an import naming the secret (with
+    ``secretsPrefix`` = ``prefix``) would carry; not partial, as on import."""
+    secrets = secrets_from_document(secret_document, prefix)
+    payload = _validated(SecretsUpdatePayload, {"secrets": secrets}, "secrets payload")
     _require_unicode_text(payload.to_body())
     return payload
 
@@ -230,18 +196,15 @@ def _require_unicode_text(body: Any) -> None:
 
 
 def _all_unicode(value: Any) -> bool:
-    """The quick walk of every record (no path kept): ASCII text needs no encoding to tell. Strings
-    and numbers inside a mapping or list are looked at in place (a call each would double the cost)."""
+    """The quick walk (no path kept): ASCII text needs no encoding; items are looked at in place
+    (a call each would double the cost)."""
     kind = type(value)
-    if kind is str:
-        return value.isascii() or _encodes(value)
     if kind is dict:
-        for key in value:
-            if not (key.isascii() or _encodes(key)) if type(key) is str else not _all_unicode(key):
-                return False
-        return _all_items_unicode(value.values())
+        return _all_items_unicode(value) and _all_items_unicode(value.values())  # the keys, then the values
     if kind is list:
         return _all_items_unicode(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
     return not isinstance(value, str | Mapping | list)  # a subclass: the thorough walk tells
 
 
@@ -270,10 +233,8 @@ def _encodes(text: str) -> bool:
 def _find_non_unicode_text(body: Any, where: str = "") -> None:
     """The thorough walk, raising with the path of the text that cannot be encoded."""
     if isinstance(body, str):
-        try:
-            body.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)") from None
+        if not _encodes(body):
+            raise InvalidRecordError(f"{where or 'a value'}: text is not valid Unicode (a lone surrogate)")
     elif isinstance(body, Mapping):
         for key, value in body.items():
             _find_non_unicode_text(key, where)

@@ -1,12 +1,6 @@
-"""The boto3 clients of one container: one session, each client built on first use, then shared,
-each call bounded by the time its step has left.
-
-One session: a session's first client loads botocore's endpoints and partitions, which its later
-clients reuse. Clients are thread-safe; building one is not, so it happens under a lock.
-botocore fixes a client's timeouts and retries in its ``Config``, not per call: a service has one
-client per *timeout tier* (:data:`AWS_TIMEOUT_TIERS`), and each call of a
-:class:`DeadlineBoundClient` goes to the longest tier whose worst case fits what the current step
-has left (``deadline.seconds_left``); outside any bounded step, to the longest.
+"""The boto3 clients of one container: one session (its endpoints data loaded once), each client built on
+first use under a lock, then shared. botocore fixes timeouts per client, so a service has one client per
+timeout tier, and each call goes to the longest tier that fits its step's time left (docs/architecture.md, "Deadline").
 """
 
 from __future__ import annotations
@@ -25,8 +19,7 @@ STANDARD_MODE_MAX_FIRST_BACKOFF_SECONDS = 6.0
 
 @dataclass(frozen=True)
 class AwsTimeouts:
-    """One tier of a client's timeouts. Botocore's defaults (60 s timeouts, legacy retries) could
-    outlast any invocation; these are short (AWS answers these calls in milliseconds when well)."""
+    """A tier of timeouts: short, where botocore's defaults (60 s, legacy retries) could outlast any invocation."""
 
     connect_seconds: float
     read_seconds: float
@@ -57,8 +50,7 @@ AWS_TIMEOUT_TIERS: tuple[AwsTimeouts, ...] = (
 SHORTEST_AWS_TIMEOUTS = AWS_TIMEOUT_TIERS[-1]
 # The backfill has no invocation to protect, only a job to finish: patient retries.
 PATIENT_AWS_TIMEOUTS = AwsTimeouts(connect_seconds=3.0, read_seconds=20.0, max_attempts=8)
-# boto3's default session, from which a LazyClient without a factory builds, is not safe to
-# build clients from in several threads at once.
+# boto3's default session (a LazyClient's without a factory) cannot build clients in several threads at once.
 _DEFAULT_SESSION_LOCK = threading.Lock()
 
 
@@ -98,10 +90,7 @@ class AwsClients:
     def client(self, service: str) -> DeadlineBoundClient:
         """The client of ``service`` the adapters hold: each call bounded by its step's time left."""
         with self._lock:
-            bound = self._bound.get(service)
-            if bound is None:
-                bound = self._bound[service] = DeadlineBoundClient(self, service)
-            return bound
+            return self._bound.setdefault(service, DeadlineBoundClient(self, service))
 
     def factory(self, service: str) -> Callable[[], Any]:
         """A callable giving the shared client of ``service``, built when first called."""
@@ -109,8 +98,8 @@ class AwsClients:
 
 
 class DeadlineBoundClient:
-    """Stands for a boto3 client of one service: an operation looked up on it (``client.send_message``)
-    is the one of the tier that fits the calling step's time left, looked up at each call."""
+    """A boto3 client of one service whose operations (``client.send_message``) are the tier's that fits the
+    calling step's time left."""
 
     __slots__ = ("_clients", "_service")
 
@@ -124,16 +113,11 @@ class DeadlineBoundClient:
 
 
 class LazyClient:
-    """An adapter's client of ``service``, built on first call: the client handed in, else the
-    container's shared one (``factory``, from :class:`AwsClients`), else one of its own with
-    ``boto_config``. Built under a lock: adapters are called from several threads."""
+    """An adapter's client, built on first call under a lock: the one handed in, else the container's
+    (``factory``, from :class:`AwsClients`), else one of its own with ``boto_config``."""
 
     def __init__(
-        self,
-        service: str,
-        client: Any = None,
-        boto_config: Any = None,
-        factory: Callable[[], Any] | None = None,
+        self, service: str, client: Any = None, boto_config: Any = None, factory: Callable[[], Any] | None = None
     ) -> None:
         self._service = service
         self._client = client

@@ -14,22 +14,15 @@ MAX_MESSAGE_BYTES = 250 * 1024
 
 
 class SqsFailedRecordsQueue:
-    def __init__(
-        self,
-        queue_url: str,
-        sqs_client: Any = None,
-        boto_config: Any = None,
-        client_factory: Callable[[], Any] | None = None,
-    ) -> None:
+    def __init__(self, queue_url: str, sqs_client: Any = None, client_factory: Callable[[], Any] | None = None) -> None:
         self.queue_url = queue_url
-        self._sqs = LazyClient("sqs", sqs_client, boto_config, client_factory)  # built on first use
+        self._sqs = LazyClient("sqs", sqs_client, factory=client_factory)
 
     def park(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":"), default=str)
         if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            # Refused rather than sent without its record: once parked, the source forgets the
-            # change, so the message must hold all of it. The record goes back to its source,
-            # whose own dead-letter path keeps it whole.
+            # Not sent without its record: once parked, the source forgets the change. It goes back to
+            # its source, whose own dead-letter path keeps it whole.
             raise ValueError("failed-records message larger than one SQS message")
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,

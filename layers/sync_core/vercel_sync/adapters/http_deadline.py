@@ -1,6 +1,5 @@
-"""A hard deadline for each HTTP call, headers and body, in httpx's pooled transport: every network
-operation of the pool gets at most the time left to the call's deadline (``deadline.seconds_left``).
-httpx has no public hook for the backend yet (encode/httpx pull request 3749): docs/architecture.md."""
+"""A hard deadline for each HTTP call, headers and body: every network operation of httpx's pool gets at most
+the time left (``deadline.seconds_left``); no public hook for this yet (docs/architecture.md, "Deadline")."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ import httpx
 
 from vercel_sync.deadline import seconds_left
 
-# A write is sent in pieces of at most this (one TLS record), each given the time left when it
-# starts, so a server that reads slowly overruns the deadline by at most one piece's send.
+# Writes go in pieces (one TLS record each), each given the time left: a slow reader overruns by one piece at most.
 WRITE_PIECE_BYTES = 16 * 1024
 
 

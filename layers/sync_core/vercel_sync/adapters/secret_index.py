@@ -17,17 +17,10 @@ MAX_TARGETS = 10_000
 
 class DynamoDbSecretIndex:
     def __init__(
-        self,
-        table_name: str,
-        dynamodb_client: Any = None,
-        boto_config: Any = None,
-        index_name: str = INDEX_NAME,
-        *,
-        client_factory: Callable[[], Any] | None = None,
+        self, table_name: str, dynamodb_client: Any = None, *, client_factory: Callable[[], Any] | None = None
     ) -> None:
         self.table_name = table_name
-        self.index_name = index_name
-        self._dynamodb = LazyClient("dynamodb", dynamodb_client, boto_config, client_factory)  # built on first use
+        self._dynamodb = LazyClient("dynamodb", dynamodb_client, factory=client_factory)
 
     def resources_using(self, secret_name: str) -> list[RotationTarget]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -35,7 +28,7 @@ class DynamoDbSecretIndex:
         targets: list[RotationTarget] = []
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": self.index_name,
+            "IndexName": INDEX_NAME,
             "KeyConditionExpression": "secretName = :name",
             "ExpressionAttributeValues": {":name": {"S": secret_name}},
             "ProjectionExpression": "#kind, installationId, resourceId, secretsPrefix, #status",
@@ -45,10 +38,9 @@ class DynamoDbSecretIndex:
             try:
                 page = self._dynamodb().query(**request)
             except ClientError as exc:
-                # Throttling, a missing table or index, a denied read: none is the event's fault,
-                # so it is retried (and kept by the on-failure destination while it is fixed).
+                # Throttling, a missing table or index, a denied read: not the event's fault, so retried.
                 code = exc.response.get("Error", {}).get("Code", "error")
-                raise TransientSyncError(f"cannot query {self.index_name} of the sync-state table: {code}") from None
+                raise TransientSyncError(f"cannot query {INDEX_NAME} of the sync-state table: {code}") from None
             except BotoCoreError as exc:
                 raise TransientSyncError(f"cannot query the sync-state table now: {type(exc).__name__}") from None
             for item in page.get("Items", []):

@@ -1,6 +1,6 @@
-"""The installation token and resource secrets: Powertools Parameters over Secrets Manager, errors
-classified (permanent: missing, denied, undecodable; transient: throttling, network). A resource
-secret is read only for the installation it belongs to (:meth:`SecretsManagerReader.check_owner`)."""
+"""The installation token and resource secrets: Powertools Parameters over Secrets Manager, errors classified
+(permanent: missing, denied, undecodable; transient: throttling, network). A resource secret is read only for
+the installation it belongs to (:meth:`SecretsManagerReader.check_owner`)."""
 
 from __future__ import annotations
 
@@ -31,82 +31,61 @@ PERMANENT_SECRET_ERRORS = frozenset(
 
 class SecretsManagerReader:
     def __init__(
-        self,
-        settings: Settings,
-        provider: Any = None,
-        boto_config: Any = None,
-        client_factory: Callable[[], Any] | None = None,
+        self, settings: Settings, provider: Any = None, client_factory: Callable[[], Any] | None = None
     ) -> None:
         self._settings = settings
         self._provider = provider  # built on first use: no client before it is needed
-        self._boto_config = boto_config
         # The container's shared client (``AwsClients``): else Powertools builds a boto3 session of its own.
         self._client_factory = client_factory
-        # secret id -> (its owner tag or None, monotonic expiry)
-        self._owner_tags: dict[str, tuple[str | None, float]] = {}
+        self._owner_tags: dict[str, tuple[str | None, float]] = {}  # secret id -> (owner tag, monotonic expiry)
         self._owner_lock = threading.Lock()
 
     def _secrets_provider(self) -> Any:
         if self._provider is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-            if self._client_factory is not None:
-                self._provider = SecretsProvider(boto3_client=self._client_factory())
-            else:
-                self._provider = SecretsProvider(boto_config=self._boto_config)
+            client = self._client_factory() if self._client_factory is not None else None
+            self._provider = SecretsProvider(boto3_client=client)
         return self._provider
 
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
         """The installation's access token: the JSON Vercel sends (``access_token``) or a bare token."""
-        secret_id = self._settings.token_secret_id_for(integration_configuration_id)
-        max_age = self._settings.token_cache_seconds
-        raw = self._read(secret_id, max_age=max_age, force_fetch=force_fetch, reason="token_unavailable")
+        secret_id, reason = self._settings.token_secret_id_for(integration_configuration_id), "token_unavailable"
+        raw = self._read(secret_id, max_age=self._settings.token_cache_seconds, force_fetch=force_fetch, reason=reason)
         try:
             token = _token_from_secret(raw)
         except RecursionError:
             raise PermanentSyncError(
-                f"secret {secret_id} holds JSON nested too deeply to read", reason="token_unavailable"
+                f"secret {secret_id} holds JSON nested too deeply to read", reason=reason
             ) from None
         if not token:
-            raise PermanentSyncError(
-                f'secret {secret_id} holds no access token (expected {{"access_token": ...}} or the bare token)',
-                reason="token_unavailable",
-            )
-        if not _is_header_safe(token):
-            # An HTTP header can carry only visible ASCII; the HTTP library's error would quote it.
-            raise PermanentSyncError(
-                f"secret {secret_id} holds a token with characters an Authorization header cannot carry",
-                reason="token_unavailable",
-            )
+            expected = '{"access_token": ...} or the bare token'
+            raise PermanentSyncError(f"secret {secret_id} holds no access token (expected {expected})", reason=reason)
+        if not (token.isascii() and all(33 <= ord(c) <= 126 for c in token)):
+            # An HTTP header carries only visible ASCII; the HTTP library's error would quote the token.
+            unsafe = "characters an Authorization header cannot carry"
+            raise PermanentSyncError(f"secret {secret_id} holds a token with {unsafe}", reason=reason)
         return token
 
     def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
-        """The resource secret's JSON document (validated by the transform), if the secret belongs
-        to ``installation_id`` (:meth:`check_owner`; else nothing is read). ``force_fetch`` reads
-        past the cache (rotation sync: the value has just changed)."""
+        """The resource secret's JSON document, if the secret belongs to ``installation_id`` (else nothing
+        is read). ``force_fetch`` reads past the cache (rotation sync: the value has just changed)."""
         self.check_owner(secret_id, installation_id)
         max_age, reason = self._settings.resource_secret_cache_seconds, "resource_secret_unavailable"
         raw = self._read(secret_id, max_age=max_age, force_fetch=force_fetch, reason=reason)
         try:
             return json.loads(raw)
         except ValueError:
-            raise PermanentSyncError(
-                f"resource secret {secret_id} is not JSON", reason="resource_secret_unavailable"
-            ) from None
+            raise PermanentSyncError(f"resource secret {secret_id} is not JSON", reason=reason) from None
         except RecursionError:
-            raise PermanentSyncError(
-                f"resource secret {secret_id} holds JSON nested too deeply to read",
-                reason="resource_secret_unavailable",
-            ) from None
+            too_deep = "holds JSON nested too deeply to read"
+            raise PermanentSyncError(f"resource secret {secret_id} {too_deep}", reason=reason) from None
 
     def check_owner(self, secret_id: str, installation_id: str) -> None:
-        """Raises unless a record of ``installation_id`` may name ``secret_id``; reads no value.
-
-        Only secrets under the resource-secret prefix that are not installation tokens (the
-        function may read tokens too, and a record naming one must not get it sent to Vercel), in
-        the function's own account and region, and belonging to the installation. The messages
-        name neither the secret nor another installation: the secret's name may hold one's id.
-        """
+        """Raises unless a record of ``installation_id`` may name ``secret_id`` (reads no value): a secret
+        under the resource-secret prefix, not an installation token, in the function's own account and
+        region, belonging to the installation. The messages name neither the secret nor another
+        installation (the secret's name may hold one's id)."""
         settings = self._settings
         if not is_secret_name_or_arn(secret_id):
             raise InvalidRecordError(
@@ -138,17 +117,13 @@ class SecretsManagerReader:
 
         try:
             described = self._secrets_provider().client.describe_secret(SecretId=secret_id)
-        except ClientError as exc:
-            code = _aws_error_code(exc)
+        except (ClientError, BotoCoreError) as exc:
+            code = _aws_error_code(exc)  # a BotoCoreError's is its type's name: never permanent
             if code in PERMANENT_SECRET_ERRORS:
                 raise PermanentSyncError(
                     f"cannot read the tags of the secret secretsArn names: {code}", reason="resource_secret_unavailable"
                 ) from None
             raise TransientSyncError(f"cannot read the tags of the secret secretsArn names now: {code}") from None
-        except BotoCoreError as exc:
-            raise TransientSyncError(
-                f"cannot read the tags of the secret secretsArn names now: {type(exc).__name__}"
-            ) from None
         tags = {tag.get("Key"): tag.get("Value") for tag in described.get("Tags") or []}
         owner = tags.get(OWNER_TAG)
         owner = owner if isinstance(owner, str) else None
@@ -173,9 +148,8 @@ class SecretsManagerReader:
             try:
                 value = value.decode("utf-8")
             except UnicodeDecodeError:
-                raise PermanentSyncError(
-                    f"secret {secret_id} holds binary data that is not UTF-8", reason=reason
-                ) from None
+                not_utf8 = "holds binary data that is not UTF-8"
+                raise PermanentSyncError(f"secret {secret_id} {not_utf8}", reason=reason) from None
         if not isinstance(value, str):
             raise PermanentSyncError(f"secret {secret_id} has no string value", reason=reason)
         return value
@@ -214,7 +188,3 @@ def _token_from_secret(raw: str) -> str:
         token = document.get("access_token") if isinstance(document, dict) else None
         return token.strip() if isinstance(token, str) else ""
     return text
-
-
-def _is_header_safe(token: str) -> bool:
-    return token.isascii() and all(33 <= ord(c) <= 126 for c in token)

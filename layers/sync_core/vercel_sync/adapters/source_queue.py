@@ -24,10 +24,8 @@ def queue_url_from_arn(queue_arn: str) -> str | None:
 
 
 class SqsSourceQueue:
-    def __init__(
-        self, sqs_client: Any = None, boto_config: Any = None, client_factory: Callable[[], Any] | None = None
-    ) -> None:
-        self._sqs = LazyClient("sqs", sqs_client, boto_config, client_factory)  # built on first use
+    def __init__(self, sqs_client: Any = None, client_factory: Callable[[], Any] | None = None) -> None:
+        self._sqs = LazyClient("sqs", sqs_client, factory=client_factory)
 
     def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int:
         """Make each ``(receipt handle, seconds)`` message visible again after its seconds.

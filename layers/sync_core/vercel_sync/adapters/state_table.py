@@ -1,20 +1,7 @@
-"""The sync-state table (DynamoDB): per resource, the newest version applied, the last payload's
-digest, and a short claim while a call is in flight. Rules in ``sync_state.py``.
-
-Every write is one conditional ``UpdateItem``, so concurrent invocations can neither regress a
-version nor call Vercel for one resource at once:
-
-- ``claim``: take the lease if none is live and the change is newer than what is applied;
-  ``ReturnValues=ALL_OLD`` brings back the stored digest in the same call, and a failed
-  condition the item it failed against, which tells stale from busy without a read.
-- ``record``: set version, digest and what rotation sync needs (the secret's name and prefix),
-  and drop the lease, if the lease is still ours; otherwise (it expired and another call
-  claimed) only move the version forward.
-
-Item layout (``pk = resource#<len(installation)>#<installation>#<resource>``): ``kind``,
-``installationId``, ``resourceId``, ``partnerVersion`` (N), ``sequenceVersion`` (S, 40 digits),
-``payloadDigest``, ``secretName``, ``secretsPrefix``, ``productId``, ``status``,
-``importedAt``, ``claimId``, ``claimUntil`` (N, epoch seconds).
+"""The sync-state table (DynamoDB): per resource, the newest version applied, the last payload's digest,
+and a short claim while a call is in flight (rules in ``sync_state.py``; the item in docs/architecture.md,
+"Sync state"). Each write is one conditional ``UpdateItem``: no version regresses, no two calls for one
+resource run at once.
 """
 
 from __future__ import annotations
@@ -92,15 +79,13 @@ class DynamoDbStateStore:
         claim_id: str,
         item: dict[str, Any] | None = None,
     ) -> Claim:
-        """Why the claim's condition failed, from the item it failed against (one consistent read
-        when the failure did not bring it back: the condition fails only on an existing item)."""
+        """Why the claim's condition failed, from the item it failed against (else one consistent read)."""
         if not item:
             key = self._key(installation_id, resource_id)
             item = self._write("get_item", Key=key, ConsistentRead=True).get("Item") or {}
         state = _state(item)
         if item.get("claimId", {}).get("S") == claim_id:
-            # Ours: the write went through but its answer was lost, and botocore's retry then
-            # failed the condition against our own claim.
+            # Ours: the write went through, its answer was lost, and botocore's retry failed against it.
             return Claim("claimed", claim_id=claim_id, state=state)
         if version is not None and not version.newer_than(state.applied(version.kind)):
             return Claim("stale", state=state)
@@ -176,9 +161,7 @@ def _set(values: dict[str, Any], removes: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _version_value(version: VersionKey) -> dict[str, str]:
-    if version.kind == "partner":
-        return {"N": str(version.value)}
-    return {"S": str(version.value)}
+    return {"N" if version.kind == "partner" else "S": str(version.value)}
 
 
 def _state(item: dict[str, Any]) -> ResourceState:

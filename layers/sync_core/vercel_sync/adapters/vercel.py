@@ -1,6 +1,6 @@
-"""The Vercel Marketplace API client, on httpx's pooled transport: a hard deadline per call, TLS always
-verified, no cookie jar, ids as single path segments, bodies size-capped. It does not retry: it
-classifies each outcome into the errors the sync routes (``errors.py``)."""
+"""The Vercel Marketplace API client on httpx's pooled transport: a hard deadline per call, TLS always verified,
+no cookie jar, ids as single path segments, bodies size-capped. No retries: each outcome becomes an error of
+``errors.py``."""
 
 from __future__ import annotations
 
@@ -21,15 +21,14 @@ from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transi
 from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 
 USER_AGENT = f"{PRODUCT_NAME}/{__version__} httpx/{httpx.__version__}"
-# Every answer is read up to this size (Vercel's are small); the sync scrubs and shortens what is kept.
+# Every answer is read up to this size (Vercel's are small).
 MAX_ERROR_BODY_BYTES = 16 * 1024
-# No legitimate body comes near it (a DynamoDB item is at most 400 KB): a larger one is an invalid record.
+# A DynamoDB item is at most 400 KB: a larger body is an invalid record.
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Within a call's timeout, connecting, waiting for a pooled connection and sending get at most this each.
 SHORT_PHASE_TIMEOUT_SECONDS = 2.0
 # A call with less time than this is not started: the record goes back to its source instead.
 SHORTEST_CALL_SECONDS = 1.0
-# A Retry-After longer than this is taken as this (a later retry layer waits at most so long).
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
@@ -84,14 +83,12 @@ class VercelClient:
         self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]:
         """PUT the import; returns Vercel's JSON answer or raises a classified error."""
-        url = self.resource_url(integration_configuration_id, resource_id)
-        return self._put(url, body, token=token, what="import")
+        return self._put(self.resource_url(integration_configuration_id, resource_id), body, token=token, what="import")
 
     def update_resource_secrets(
         self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]:
-        """PUT ``{secrets, partial?}`` to the resource's secrets (Vercel answers 201); the same
-        classification of outcomes as an import."""
+        """PUT ``{secrets, partial?}`` to the resource's secrets (Vercel answers 201), as an import."""
         url = self.secrets_url(integration_configuration_id, resource_id)
         return self._put(url, body, token=token, what="secrets update")
 
@@ -124,8 +121,7 @@ class VercelClient:
         return self._result(response, answer, complete=complete, what=what)
 
     def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the call's deadline. Returns the
-        bytes and whether they are the whole answer."""
+        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the call's deadline, and whether that is all."""
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
@@ -149,20 +145,15 @@ class VercelClient:
             return answer if isinstance(answer, dict) else {}
         error_body = content.decode("utf-8", errors="replace")
         if status < 400:
-            # 1xx/3xx: not an answer the API gives (redirects are not followed: a redirect to
-            # another host would carry the token there). Usually a wrong VERCEL_API_URL; the
-            # record goes back to its source so nothing is lost while it is fixed.
+            # 1xx/3xx: usually a wrong VERCEL_API_URL (redirects are not followed: they would carry the token).
             raise TransientSyncError(
                 f"Vercel answered {status} instead of a result; check VERCEL_API_URL", http_status=status
             )
         if status == 401:
             raise VercelUnauthorizedError("Vercel refused the installation token (401)", http_status=401)
         if is_transient_http_status(status):
-            raise TransientSyncError(
-                f"Vercel answered {status}",
-                http_status=status,
-                retry_after_seconds=retry_after_seconds(response.headers),
-            )
+            retry_after = retry_after_seconds(response.headers)
+            raise TransientSyncError(f"Vercel answered {status}", http_status=status, retry_after_seconds=retry_after)
         raise PermanentSyncError(
             f"Vercel rejected the {what} ({status}){_error_summary(error_body)}",
             reason="vercel_rejected",
@@ -176,9 +167,7 @@ class VercelClient:
 
 
 def environment_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url``, as ``httpx.Client`` would take it:
-    ``HTTPS_PROXY`` (or ``HTTP_PROXY`` for ``http://``), else ``ALL_PROXY``, unless ``NO_PROXY``
-    covers the host (with or without its port); a proxy given without a scheme is ``http://``."""
+    """The proxy the environment names for ``url``, as ``httpx.Client`` would take it (docs/configuration.md)."""
     proxies = urllib.request.getproxies_environment()
     target = httpx.URL(url)
     port = target.port or (443 if target.scheme == "https" else 80)
@@ -195,9 +184,7 @@ def _transport(max_connections: int, base_url: str) -> httpx.HTTPTransport:
         proxy = environment_proxy(base_url)
         return httpx.HTTPTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            # Always verified (certificate and host name), whatever the environment says: no
-            # setting of this product turns it off, and the tests check that none can.
-            verify=True,
+            verify=True,  # whatever the environment says: no setting turns it off (the tests check)
             retries=0,
             proxy=proxy,
         )
@@ -219,19 +206,15 @@ def _error_summary(error_body: str) -> str:
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
     """``retry-after-ms`` (milliseconds) or ``Retry-After`` (seconds or an HTTP date), as seconds."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return _bounded(float(milliseconds) / 1000)
-        except ValueError:
-            pass
+    for name, per_second in (("retry-after-ms", 1000), ("retry-after", 1)):
+        if (text := headers.get(name)) is not None:
+            try:
+                return _bounded(float(text) / per_second)
+            except ValueError:
+                pass
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return _bounded(float(value))
-    except ValueError:
-        pass
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -242,7 +225,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
 
 
 def _bounded(seconds: float) -> float | None:
-    """A usable wait: not negative, not longer than the cap; ``nan`` and infinities are ignored."""
+    """A usable wait: not negative, at most ``MAX_RETRY_AFTER_SECONDS``; ``nan`` and infinities are ignored."""
     if not math.isfinite(seconds):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
