@@ -88,3 +88,18 @@ def test_an_old_record_whose_parking_hits_a_bug_too_goes_back_to_its_source() ->
     assert result.failed
     assert result.error is not None
     assert "unexpected RuntimeError" in result.error.message
+
+
+def test_a_long_failure_is_cut_once_in_the_failed_records_message() -> None:
+    from vercel_sync.errors import PermanentSyncError
+    from vercel_sync.redaction import MAX_ERROR_TEXT
+
+    detail = "Vercel refused the record: " + "x" * (MAX_ERROR_TEXT + 100)
+    vercel = FakeVercel(script={"db_primary": [PermanentSyncError(detail, reason="vercel_rejected", http_status=400)]})
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+
+    assert sync_one(service, change(record_with_secret())) == "parked"
+
+    (message,) = failed.messages
+    assert message["detail"] == detail[:MAX_ERROR_TEXT] + f"... [{len(detail) - MAX_ERROR_TEXT} more characters]"

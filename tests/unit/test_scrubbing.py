@@ -39,7 +39,7 @@ from vercel_sync import redaction
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.changes import SourceChange, SourcePosition
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.redaction import REDACTED, WITHHELD, scrub, scrub_error_body, scrub_text
+from vercel_sync.redaction import REDACTED, WITHHELD, scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.rotation.events import RotationTarget, SecretChange, build_rotation_failure_message
 from vercel_sync.sync.service import SyncService
 
@@ -419,3 +419,12 @@ def test_a_long_secret_cut_where_the_error_body_was_read_leaves_no_part_behind()
     assert sync_one(service, change(record_with_secret())) == "parked"
     text = json.dumps(failed.messages)
     assert not any(secret[i : i + 12] in text for i in range(len(secret) - 12))
+
+
+def test_a_cut_text_is_not_cut_again() -> None:
+    text = "y" * (redaction.MAX_ERROR_TEXT + 40)
+    once = truncate(text)
+    assert once == "y" * redaction.MAX_ERROR_TEXT + "... [40 more characters]"
+    assert truncate(once) == once
+    assert truncate("z" * 300, 100) == "z" * 100 + "... [200 more characters]"
+    assert truncate("z" * 100 + "... [200 more characters]", 100) == "z" * 100 + "... [200 more characters]"

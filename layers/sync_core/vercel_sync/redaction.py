@@ -185,8 +185,12 @@ def _json_document(body: str) -> Any:
     return document
 
 
+_CUT_MARK = re.compile(r"\.\.\. \[\d+ more characters\]")
+
+
 def truncate(text: str, limit: int = MAX_ERROR_TEXT) -> str:
-    """Cap text we did not write (error bodies) before it is logged or queued."""
-    if len(text) <= limit:
+    """Cap text we did not write (error bodies) before it is logged or queued; text it already cut
+    is kept as it is (a message is cut where it is logged and again where it is queued)."""
+    if len(text) <= limit or _CUT_MARK.fullmatch(text, limit):
         return text
     return text[:limit] + f"... [{len(text) - limit} more characters]"
