@@ -9,12 +9,11 @@ from typing import Any
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.partner_schema import RECORD_FIELDS
 from vercel_sync.redaction import scrub, truncate
 from vercel_sync.transform import json_safe
 
 SCHEMA_VERSION = 1
-RECORD_FIELDS = frozenset(field.alias or name for name, field in PartnerRecord.model_fields.items())
 MAX_ID_TEXT = 1024  # an invalid record's ids can be anything: enough to find it
 
 

@@ -91,3 +91,8 @@ class PartnerRecord(BaseModel):
     @property
     def vercel_status(self) -> str:
         return "uninstalled" if self.deleted else STATUS_TABLE[self.status]
+
+
+# The record's field names as they appear in the partner's item (the aliases): what a failed-records
+# message and the backfill keep of an item.
+RECORD_FIELDS = frozenset(field.alias or name for name, field in PartnerRecord.model_fields.items())

@@ -26,12 +26,10 @@ from vercel_sync.backfill.checkpoints import (
     SegmentState,
 )
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.partner_schema import RECORD_FIELDS, PartnerRecord
 from vercel_sync.ratelimit.limiter import InstallationPacer
 from vercel_sync.transform import json_safe
 
-# The partner record's field names as they appear in the partner's item (partner_schema's aliases).
-RECORD_FIELDS = frozenset(f.alias or name for name, f in PartnerRecord.model_fields.items())
 RESOURCE_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 # SQS's limits per SendMessageBatch, message and group id (a little room left for attributes).
 MAX_BATCH_ENTRIES = 10
