@@ -4,6 +4,7 @@ limiter, one token re-read on 401 for the whole installation."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -198,3 +199,130 @@ def test_a_401_rereads_the_token_once_for_the_whole_installation() -> None:
     assert [r.outcome for r in results] == ["imported", "imported"]
     assert reads == [False, True]
     assert [c.token for c in vercel.calls] == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN]
+
+
+def test_a_token_refused_again_after_its_reread_sends_the_record_back() -> None:
+    vercel = FakeVercel(valid_tokens=set())  # Vercel takes neither the cached token nor the re-read one
+    secrets = FakeSecrets()
+    reads: list[bool] = []
+
+    def token(installation_id: str, *, force_fetch: bool = False) -> str:
+        reads.append(force_fetch)
+        if len(reads) > 3:
+            raise AssertionError("the token is re-read once per batch")
+        return ROTATED_TOKEN if force_fetch else TOKEN
+
+    secrets.installation_token = token  # type: ignore[method-assign]
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=FakeFailedRecords())
+
+    with pytest.raises(TransientSyncError, match="401"):
+        sync_one(service, sqs(record_without_secret("r1"), "a"))
+
+    assert reads == [False, True]
+    assert [c.token for c in vercel.calls] == [TOKEN, ROTATED_TOKEN]
+
+
+def test_a_401_for_a_token_another_call_has_replaced_is_retried_with_the_new_one() -> None:
+    """Two calls in flight with the old token: the second 401 finds the token re-read already."""
+    from vercel_sync.calls import Calls, Clock, Installation, Tries
+    from vercel_sync.deadline import Deadline
+    from vercel_sync.ports import NullObserver
+
+    secrets = FakeSecrets()
+    reads: list[bool] = []
+
+    def token(installation_id: str, *, force_fetch: bool = False) -> str:
+        reads.append(force_fetch)
+        return ROTATED_TOKEN if force_fetch else TOKEN
+
+    secrets.installation_token = token  # type: ignore[method-assign]
+    clock = Clock(sleep=lambda _s: None)
+    calls = Calls(secrets, None, RetryPolicy(), clock, Deadline(None, None, clock.monotonic))
+    installation = Installation(INSTALLATION)
+    calls.token(installation)
+    sent: list[tuple[str, str]] = []
+
+    def send(resource: str, *, token: str) -> None:
+        sent.append((resource, token))
+        if resource == "first" and len(sent) == 1:  # the other call runs, and re-reads, while this one is out
+            calls.call(installation, partial(send, "other"), "other", NullObserver(), Tries())
+        if token != ROTATED_TOKEN:
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+
+    calls.call(installation, partial(send, "first"), "first", NullObserver(), Tries())
+
+    assert reads == [False, True]
+    assert sent == [("first", TOKEN), ("other", TOKEN), ("other", ROTATED_TOKEN), ("first", ROTATED_TOKEN)]
+
+
+def test_a_shorter_retry_after_does_not_cut_an_installations_pause_short() -> None:
+    """Two calls in flight get 429s: the longer wait Vercel asked for holds for both."""
+    from vercel_sync.calls import Calls, Clock, Installation, Tries
+    from vercel_sync.deadline import Deadline
+    from vercel_sync.ports import NullObserver
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    clock = Clock(monotonic=lambda: now[0], sleep=sleep, uniform=lambda _low, _high: 0.0)
+    budget = TimeBudget(aws_call_ms=1_000, vercel_call_ms=1_000, margin_ms=1_000)
+    # 8 s left, 3 s of it kept for a call and what follows: 5 s to wait at most.
+    calls = Calls(FakeSecrets(), None, RetryPolicy(), clock, Deadline(8_000, budget, clock.monotonic))
+    installation = Installation(INSTALLATION)
+    calls.token(installation)
+    sent: list[str] = []
+
+    def send(resource: str, *, token: str) -> None:
+        sent.append(resource)
+        if resource == "other":
+            raise TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=10.0)
+        if len(sent) == 1:  # while this call is out, the other one is told to wait 10 s
+            with pytest.raises(TransientSyncError):
+                calls.call(installation, partial(send, "other"), "other", NullObserver(), Tries())
+            raise TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=1.0)
+
+    with pytest.raises(TransientSyncError, match=r"asked to wait 9\.0 s"):
+        calls.call(installation, partial(send, "first"), "first", NullObserver(), Tries())
+    assert sent == ["first", "other"]
+
+
+def test_a_429_without_retry_after_pauses_the_installation_for_the_backoffs_ceiling() -> None:
+    throttled = TransientSyncError("Vercel answered 429", http_status=429)
+    vercel = FakeVercel(script={"r1": [throttled]})
+    sleeps = Sleeps()
+    service = make_sync_service(
+        vercel=vercel,
+        secrets=FakeSecrets(),
+        failed_records=FakeFailedRecords(),
+        retry_policy=RetryPolicy(base_delay_seconds=0.2),
+        sleep=sleeps,
+        monotonic=sleeps.now,
+        uniform=lambda low, _high: low,  # the backoff drawn at its floor: only the pause waits
+    )
+
+    assert sync_one(service, sqs(record_without_secret("r1"))) == "imported"
+    assert sleeps.seconds == [0.0, pytest.approx(0.2)]
+
+
+def test_a_401_answered_by_a_reread_is_reported_as_retried_at_once() -> None:
+    from vercel_sync.ports import NullObserver
+
+    reported: list[tuple[int | None, float | None]] = []
+
+    class Failures(NullObserver):
+        def call_failed(self, subject: Any, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
+            reported.append((error.http_status, retry_in_seconds))
+
+    secrets = FakeSecrets()
+    secrets.installation_token = lambda _id, *, force_fetch=False: ROTATED_TOKEN if force_fetch else TOKEN  # type: ignore[method-assign]
+    service = make_sync_service(
+        vercel=FakeVercel(valid_tokens={ROTATED_TOKEN}),
+        secrets=secrets,
+        failed_records=FakeFailedRecords(),
+        observer=Failures(),
+    )
+
+    assert sync_one(service, sqs(record_without_secret("r1"))) == "imported"
+    assert reported == [(401, 0.0)]

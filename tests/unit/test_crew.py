@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from tests.builders import Sleeps, make_service, record_without_secret, sqs
-from tests.fakes import FakeVercel, vercel_unavailable
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeVercel, make_sync_service, vercel_unavailable
 
 
 class ThreadCountingVercel(FakeVercel):
@@ -181,3 +181,20 @@ def test_calls_for_one_resource_never_overlap() -> None:
 
     assert overlaps == []
     assert len(vercel.calls) == 10  # 5 resources, each one failure and one retry
+
+
+def test_the_first_wait_of_a_kind_not_yet_timed_starts_a_worker() -> None:
+    """A wait of a kind not yet timed counts as long: another installation's token is read meanwhile."""
+    both_reading = threading.Barrier(2, timeout=2)
+
+    class MeetingSecrets(FakeSecrets):
+        def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+            both_reading.wait()  # each read returns only once the other installation's is under way
+            return super().installation_token(integration_configuration_id, force_fetch=force_fetch)
+
+    service = make_sync_service(
+        vercel=FakeVercel(), secrets=MeetingSecrets(), failed_records=FakeFailedRecords(), max_concurrency=2
+    )
+    changes = [sqs(record_without_secret(f"r{i}", integrationConfigurationId=f"icfg_{i}"), f"m{i}") for i in range(2)]
+    results = service.sync_batch(changes)
+    assert [r.outcome for r in results] == ["imported", "imported"]

@@ -103,3 +103,61 @@ def test_a_long_failure_is_cut_once_in_the_failed_records_message() -> None:
 
     (message,) = failed.messages
     assert message["detail"] == detail[:MAX_ERROR_TEXT] + f"... [{len(detail) - MAX_ERROR_TEXT} more characters]"
+
+
+def test_a_long_failure_sent_back_for_want_of_a_failed_records_queue_is_cut() -> None:
+    from vercel_sync.errors import PermanentSyncError
+    from vercel_sync.redaction import MAX_ERROR_TEXT
+
+    detail = "Vercel refused the record: " + "x" * (MAX_ERROR_TEXT + 100)
+    vercel = FakeVercel(script={"db_primary": [PermanentSyncError(detail, reason="vercel_rejected", http_status=400)]})
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=None)
+
+    (result,) = service.sync_batch([change(record_with_secret())])
+
+    assert result.error is not None
+    assert f"... [{len(detail) - MAX_ERROR_TEXT} more characters]" in result.error.message
+    assert len(result.error.message) < MAX_ERROR_TEXT + 200
+
+
+def test_parking_leaves_the_error_it_is_handed_as_it_was() -> None:
+    """One error may park several records (a token read's): each is scrubbed and cut from the original."""
+    from vercel_sync.calls import Clock
+    from vercel_sync.deadline import Deadline
+    from vercel_sync.errors import PermanentSyncError
+    from vercel_sync.ports import NullObserver
+    from vercel_sync.sync.failures import Failures
+
+    failed = FakeFailedRecords()
+    failures = Failures(failed, NullObserver(), Clock(), Deadline(None, None, Clock().monotonic), None)
+    body = "Vercel said: " + "y" * 200  # cut where it was read: its end is dropped when scrubbed
+    error = PermanentSyncError(
+        f"refused {DB_PASSWORD}", reason="vercel_rejected", vercel_error=body, vercel_error_complete=False
+    )
+
+    for identifier in ("m-1", "m-2"):
+        assert (
+            failures.park(change(record_with_secret(), identifier), error, [DB_PASSWORD], calls=1).outcome == "parked"
+        )
+
+    assert error.message == f"refused {DB_PASSWORD}"
+    assert error.vercel_error == body
+    first, second = failed.messages
+    assert first["vercelError"] == second["vercelError"]
+
+
+def test_sending_back_leaves_the_error_it_is_handed_as_it_was() -> None:
+    """One transient error may send several records back (a token read's): each is scrubbed from the original."""
+    from vercel_sync.calls import Clock
+    from vercel_sync.deadline import Deadline
+    from vercel_sync.ports import NullObserver
+    from vercel_sync.sync.failures import Failures
+
+    failures = Failures(None, NullObserver(), Clock(), Deadline(None, None, Clock().monotonic), None)
+    error = TransientSyncError(f"timed out reading {DB_PASSWORD}", http_status=503)
+
+    result = failures.transient(change(record_with_secret()), error, [DB_PASSWORD], calls=1)
+
+    assert result.error is not None
+    assert DB_PASSWORD not in result.error.message
+    assert error.message == f"timed out reading {DB_PASSWORD}"

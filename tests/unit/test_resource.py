@@ -3,12 +3,25 @@ skipped, a REMOVE newer than what it deletes), change suppression, claims waited
 
 from __future__ import annotations
 
+import json
+import time
 from decimal import Decimal
 
 import pytest
 
-from tests.builders import INSTALLATION, Sleeps, make_service, record_without_secret, sqs, stream
-from tests.fakes import FakeStateStore, FakeVercel, sync_one, vercel_unavailable
+from tests.builders import INSTALLATION, Sleeps, make_service, record_with_secret, record_without_secret, sqs, stream
+from tests.fakes import (
+    ROTATED_TOKEN,
+    TOKEN,
+    FakeFailedRecords,
+    FakeSecrets,
+    FakeStateStore,
+    FakeVercel,
+    make_sync_service,
+    sync_one,
+    vercel_rejects,
+    vercel_unavailable,
+)
 from vercel_sync.calls import RetryPolicy
 from vercel_sync.errors import TransientSyncError
 
@@ -94,3 +107,106 @@ def test_a_remove_is_newer_than_the_state_it_deletes() -> None:
     # A redelivered older change stays stale; the partner's next version applies.
     assert sync_one(service, stream(record_without_secret(version=7), "100")) == "stale"
     assert sync_one(service, stream(record_without_secret(version=8), "300")) == "imported"
+
+
+def rereading_secrets() -> FakeSecrets:
+    """Answers TOKEN, and ROTATED_TOKEN once the token is re-read after a 401."""
+    secrets = FakeSecrets()
+
+    def token(installation_id: str, *, force_fetch: bool = False) -> str:
+        return ROTATED_TOKEN if force_fetch else TOKEN
+
+    secrets.installation_token = token  # type: ignore[method-assign]
+    return secrets
+
+
+def test_a_failure_after_a_token_reread_is_parked_without_the_new_token() -> None:
+    echo = f'{{"error":{{"code":"bad_request","message":"Authorization: Bearer {ROTATED_TOKEN}"}}}}'
+    vercel = FakeVercel(valid_tokens={ROTATED_TOKEN}, script={"r1": [vercel_rejects(400, echo)]})
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=vercel, secrets=rereading_secrets(), failed_records=failed)
+
+    assert sync_one(service, sqs(record_without_secret("r1"), "a")) == "parked"
+
+    (message,) = failed.messages
+    assert "Bearer [redacted]" in message["vercelError"]
+    assert ROTATED_TOKEN not in str(message)
+
+
+def test_a_failure_after_a_token_reread_goes_back_without_the_new_token() -> None:
+    echo = TransientSyncError(f"Vercel answered 503 to Bearer {ROTATED_TOKEN}", http_status=503)
+    vercel = FakeVercel(valid_tokens={ROTATED_TOKEN}, script={"r1": [echo]})
+    service = make_sync_service(
+        vercel=vercel,
+        secrets=rereading_secrets(),
+        failed_records=FakeFailedRecords(),
+        retry_policy=RetryPolicy(max_calls=1),
+    )
+
+    (result,) = service.sync_batch([sqs(record_without_secret("r1"), "a")])
+
+    assert result.error is not None
+    assert result.error.message == "Vercel answered 503 to Bearer [redacted]"
+
+
+def test_a_claim_whose_lease_has_lapsed_is_tried_again_no_sooner_than_a_floor() -> None:
+    state = FakeStateStore(clock=lambda: 0.0)  # every busy answer's lease ended long ago
+    state.busy["r1"] = 1
+    sleeps = Sleeps()
+    service = make_service(FakeVercel(), state=state, sleeps=sleeps)
+
+    assert sync_one(service, sqs(record_without_secret())) == "imported"
+    assert sleeps.seconds == [pytest.approx(0.05 + 0.05)]  # the floor, plus the jitter at its ceiling
+
+
+def test_after_a_new_token_an_unchanged_payload_is_imported_once_more() -> None:
+    """Digests are keyed by the installation token (docs/operations.md): after a rotation the next
+    change is imported even if its payload is the one last imported."""
+    state = FakeStateStore()
+    first = FakeVercel()
+    assert sync_one(make_service(first, state=state), sqs(record_without_secret(version=1))) == "imported"
+
+    rotated = FakeVercel(valid_tokens={ROTATED_TOKEN})
+    service = make_sync_service(
+        vercel=rotated, secrets=FakeSecrets(token=ROTATED_TOKEN), failed_records=FakeFailedRecords(), state_store=state
+    )
+    assert sync_one(service, sqs(record_without_secret(version=2))) == "imported"
+    assert sync_one(service, sqs(record_without_secret(version=3))) == "unchanged"
+    assert [c.token for c in first.calls + rotated.calls] == [TOKEN, ROTATED_TOKEN]
+
+
+def test_a_claim_held_longer_than_the_longest_backoff_sends_the_record_back_at_once() -> None:
+    state = FakeStateStore(clock=lambda: time.time() + 600)  # the other invocation's lease: 10 more minutes
+    state.busy["r1"] = 1
+    sleeps = Sleeps()
+    service = make_service(FakeVercel(), state=state, sleeps=sleeps)  # no time budget: only the cap stops it
+
+    with pytest.raises(TransientSyncError, match="another invocation is syncing this resource"):
+        sync_one(service, sqs(record_without_secret()))
+    assert sleeps.seconds == []
+
+
+def test_a_remove_records_no_secret_for_rotation_to_push() -> None:
+    """The deletion's body carries no secrets: rotation must not find the resource by its old secret."""
+    state = FakeStateStore()
+    service = make_service(FakeVercel(), state=state)
+    item = record_with_secret(version=1)
+
+    assert sync_one(service, stream(item, "100")) == "imported"
+    assert state.items[("icfg_1", "db_primary")]["secret_name"] == item["secretsArn"]
+    assert sync_one(service, stream(item, "200", removed=True)) == "imported"
+    assert state.items[("icfg_1", "db_primary")]["secret_name"] is None
+
+
+def test_a_refused_installation_parks_its_record_with_vercels_error() -> None:
+    refused = '{"error":{"code":"forbidden","message":"The installation was removed"}}'
+    vercel = FakeVercel(script={"r1": [vercel_rejects(403, refused)]})
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=vercel, secrets=FakeSecrets(), failed_records=failed)
+
+    assert sync_one(service, sqs(record_without_secret("r1"), "a")) == "parked"
+
+    (message,) = failed.messages
+    assert message["reason"] == "installation_unavailable"
+    assert message["httpStatus"] == 403
+    assert json.loads(message["vercelError"]) == json.loads(refused)

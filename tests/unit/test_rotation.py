@@ -411,3 +411,95 @@ def test_a_long_failure_of_the_secret_is_cut_once_for_every_resource(rig: Rig) -
 
     expected = detail[:MAX_ERROR_TEXT] + f"... [{len(detail) - MAX_ERROR_TEXT} more characters]"
     assert [message["detail"] for message in rig.failed.messages] == [expected] * 3
+
+
+def test_a_resource_keeps_failing_gets_five_calls_by_default(rig: Rig) -> None:
+    rig.vercel.script["db_primary"] = [TransientSyncError("Vercel answered 503", http_status=503)] * 10
+
+    with pytest.raises(RotationIncompleteError, match="1 of 3"):
+        rig.service().handle(put_secret_value_event())
+
+    assert rig.vercel.per_resource()["db_primary"] == 5
+
+
+def test_the_parking_observed_is_scrubbed_of_the_secrets_values(rig: Rig) -> None:
+    from vercel_sync.ports import NullObserver
+
+    seen: list[str] = []
+
+    class Parkings(NullObserver):
+        def parked(self, change: Any, target: Any, error: PermanentSyncError) -> None:
+            seen.append(error.message)
+
+    rejected = PermanentSyncError(f"Vercel refused {DB_PASSWORD}", reason="vercel_rejected", http_status=400)
+    rig.vercel.script["db_replica"] = [rejected]
+
+    rig.service(observer=Parkings()).handle(put_secret_value_event())
+
+    assert seen == ["Vercel refused [redacted]"]
+
+
+def test_without_a_failed_records_queue_a_long_failure_of_the_secret_is_retried_with_its_message_cut(rig: Rig) -> None:
+    from tests.fakes import FakeRotationSecrets
+    from vercel_sync.redaction import MAX_ERROR_TEXT
+
+    detail = "cannot read secret: " + "x" * (MAX_ERROR_TEXT + 100)
+
+    class LongFailure(FakeRotationSecrets):
+        def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
+            raise PermanentSyncError(detail, reason="resource_secret_unavailable")
+
+    rig.secrets = LongFailure()
+    with pytest.raises(TransientSyncError) as caught:
+        rig.service(failed_records=None).handle(put_secret_value_event())
+
+    assert f"... [{len(detail) - MAX_ERROR_TEXT} more characters]" in caught.value.message
+    assert len(caught.value.message) < MAX_ERROR_TEXT + 200
+
+
+def test_an_update_secret_call_is_a_change_of_the_current_value() -> None:
+    event = put_secret_value_event()
+    event["detail"]["eventName"] = "UpdateSecret"
+    change = parse_secret_change(event)
+    assert change is not None
+    assert change.event_name == "UpdateSecret"
+
+
+def test_a_secret_id_as_long_as_an_arn_may_be_is_taken_and_a_longer_one_is_not() -> None:
+    for length, expected in ((2048, True), (2049, False)):
+        secret_id = "partner/resources/icfg_demo01/" + "x" * (length - len("partner/resources/icfg_demo01/"))
+        event = put_secret_value_event(secret_id)
+        event["detail"]["responseElements"] = None
+        if expected:
+            change = parse_secret_change(event)
+            assert change is not None
+            assert change.secret_id == secret_id
+        else:
+            with pytest.raises(InvalidEventError):
+                parse_secret_change(event)
+
+
+def test_a_failure_before_any_call_counts_one_attempt() -> None:
+    from datetime import UTC, datetime
+
+    from vercel_sync.rotation.events import build_rotation_failure_message
+
+    error = PermanentSyncError("cannot read secret x", reason="resource_secret_unavailable")
+    message = build_rotation_failure_message(None, None, error, failed_at=datetime(2026, 11, 27, tzinfo=UTC))
+
+    assert (message["attempts"], message["vercelCalls"]) == (1, 0)
+
+
+def test_a_rotation_failure_message_is_scrubbed_in_every_field() -> None:
+    from datetime import UTC, datetime
+
+    from vercel_sync.rotation.events import build_rotation_failure_message
+
+    target = RotationTarget("icfg_demo01", f"db-{DB_PASSWORD}", f"P_{DB_PASSWORD}")
+    error = PermanentSyncError("refused", reason="vercel_rejected")
+    message = build_rotation_failure_message(
+        None, target, error, failed_at=datetime(2026, 11, 27, tzinfo=UTC), secret_values=[DB_PASSWORD]
+    )
+
+    assert DB_PASSWORD not in json.dumps(message)
+    assert message["resourceId"] == "db-[redacted]"

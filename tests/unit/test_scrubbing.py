@@ -428,3 +428,15 @@ def test_a_cut_text_is_not_cut_again() -> None:
     assert truncate(once) == once
     assert truncate("z" * 300, 100) == "z" * 100 + "... [200 more characters]"
     assert truncate("z" * 100 + "... [200 more characters]", 100) == "z" * 100 + "... [200 more characters]"
+
+
+def test_a_json_body_encoded_as_a_json_string_three_times_over_keeps_only_its_error() -> None:
+    import json as json_module
+
+    from vercel_sync.redaction import scrub_error_body
+
+    body = json_module.dumps({"error": {"code": "bad_request", "message": "nope"}, "request": {"echo": "anything"}})
+    for _ in range(3):
+        body = json_module.dumps(body)
+
+    assert scrub_error_body(body, ["irrelevant-value"]) == '{"error": {"code": "bad_request", "message": "nope"}}'

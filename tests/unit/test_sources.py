@@ -153,3 +153,69 @@ def test_a_fifo_group_stops_at_its_first_failure_and_sends_or_parks_nothing_behi
     # b is not sent and c (invalid) not parked now: they come back after a, in order.
     assert [c.resource_id for c in vercel.calls] == ["a", "d"]
     assert failed.messages == []
+
+
+def test_after_a_record_whose_parsing_hits_a_bug_its_fifo_groups_later_messages_are_reported_too(
+    monkeypatch: Any,
+) -> None:
+    """The record goes back; were the group's later messages deleted, it would be applied after them."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+    from vercel_sync.sync import plan
+
+    parse = plan.parse_partner_record
+
+    def parse_with_a_bug(item: Any, **options: Any) -> Any:
+        if item.get("resourceId") == "buggy":
+            raise RuntimeError("a bug in parsing")
+        return parse(item, **options)
+
+    monkeypatch.setattr(plan, "parse_partner_record", parse_with_a_bug)
+    event = sqs_event([record_without_secret("buggy"), record_without_secret("b")], fifo_groups=["g", "g"])
+
+    response = handle_queue_event(event, LambdaContext(), make_service(max_concurrency=1))
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0", "m1"]
+
+
+class FirstCallOnly(NoCallsLeft):
+    def __init__(self) -> None:
+        self.given = 0
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        self.given += 1
+        return self.given == 1
+
+
+def test_a_fifo_groups_held_messages_come_back_with_its_failed_one() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=2.0, max_concurrency=1
+    )
+    event = sqs_event([record_without_secret("a"), record_without_secret("b")], fifo_groups=["g", "g"])
+
+    handle_queue_event(event, LambdaContext(), service)
+
+    assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h0", 2.0), ("h1", 2.0)]
+
+
+def test_a_fifo_groups_messages_imported_before_its_failure_do_not_decide_when_it_comes_back() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = RecordingSourceQueue()
+    service = make_service(
+        rate_limiter=FirstCallOnly(), source_queue=source, call_interval_seconds=2.0, max_concurrency=1
+    )
+    event = sqs_event(
+        [record_without_secret("a"), record_without_secret("b"), record_without_secret("c")],
+        fifo_groups=["g", "g", "g"],
+    )
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m1", "m2"]
+    assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h1", 2.0), ("h2", 2.0)]

@@ -32,3 +32,11 @@ def test_versions_are_checked_for_what_the_table_can_store() -> None:
     key = sequence_version("9" * 21)
     assert key is not None
     assert key.newer_than(sequence_version("1" * 20))
+
+
+def test_a_version_whose_exponent_the_table_cannot_hold_is_refused() -> None:
+    assert partner_version(Decimal("1e120")).value == Decimal("1e120")
+    assert partner_version(Decimal("1e-120")).value == Decimal("1e-120")
+    for too_far in ("1e121", "1e-121"):
+        with pytest.raises(InvalidRecordError):
+            partner_version(Decimal(too_far))
