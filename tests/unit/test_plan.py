@@ -124,11 +124,6 @@ def test_a_fifo_group_stops_at_its_first_failure_and_holds_the_rest() -> None:
     assert results[1].error.message == "not sent: an earlier message of its FIFO group failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan() keeps a change whose parsing hit a bug out of its FIFO group, so the group's later "
-    "messages are still sent (then reported and sent again after it): the group does not stop there",
-)
 def test_a_change_whose_parsing_hits_a_bug_stops_its_fifo_group(monkeypatch: pytest.MonkeyPatch) -> None:
     from vercel_sync.sync import plan
 

@@ -70,17 +70,28 @@ class Parking:
         return [self.index]
 
 
-Unit = ResourceWork | Parking
+@dataclass(slots=True)
+class Broken:
+    """A unit of work: a change whose parsing hit a bug; it goes back to its source (its FIFO group stops)."""
+
+    index: int
+    change: SourceChange
+    error: Exception
+
+    def indexes(self) -> list[int]:
+        return [self.index]
+
+
+Unit = ResourceWork | Parking | Broken
 Task = Unit | list[Unit]  # a list: a FIFO group's units, run in batch order up to its first failure
 
 
-def plan(changes: Sequence[SourceChange]) -> tuple[list[Task], list[tuple[int, Exception]]]:
-    """The batch's tasks in batch order (docs/architecture.md, step 2), and the changes whose parsing
-    hit a bug (by index). A resource's unit stands at its first change; a FIFO group's at its first unit."""
+def plan(changes: Sequence[SourceChange]) -> list[Task]:
+    """The batch's tasks in batch order (docs/architecture.md, step 2). A resource's unit stands at its
+    first change; a FIFO group's at its first unit."""
     tasks: list[Task] = []
     groups: dict[str, list[Unit]] = {}
     works: dict[tuple[str | None, str, str], ResourceWork] = {}
-    broken: list[tuple[int, Exception]] = []
     for index, change in enumerate(changes):
         group = change.position.message_group_id
         unit: Unit
@@ -89,8 +100,7 @@ def plan(changes: Sequence[SourceChange]) -> tuple[list[Task], list[tuple[int, E
         except PermanentSyncError as error:
             unit = Parking(index, change, error)
         except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
-            broken.append((index, error))
-            continue
+            unit = Broken(index, change, error)
         else:
             key = (group, parsed.record.integration_configuration_id, parsed.record.resource_id)
             if key in works:
@@ -103,7 +113,7 @@ def plan(changes: Sequence[SourceChange]) -> tuple[list[Task], list[tuple[int, E
             groups[group].append(unit)
         else:
             tasks.append(groups.setdefault(group, [unit]))
-    return tasks, broken
+    return tasks
 
 
 def parse(index: int, change: SourceChange) -> ParsedChange:

@@ -21,7 +21,7 @@ from vercel_sync.ports import (
 )
 from vercel_sync.sync import crew
 from vercel_sync.sync.failures import Failures
-from vercel_sync.sync.plan import Parking, RecordResult, ResourceWork, Task, Unit, plan
+from vercel_sync.sync.plan import Broken, Parking, RecordResult, ResourceWork, Task, Unit, plan
 from vercel_sync.sync.resource import ResourceSync
 
 
@@ -75,11 +75,8 @@ class SyncService:
             call_interval_seconds=tuning.call_interval_seconds,
         )
         batch = _Batch([_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
-        tasks, broken = plan(changes)
-        for index, error in broken:
-            batch.results[index] = failures.bug(changes[index], error)
         try:
-            crew.Crew(tasks, batch.run, tuning.max_concurrency, adapters.wrap_task).work()
+            crew.Crew(plan(changes), batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
             adapters.observer.batch_finished(len(changes))
         return batch.results
@@ -101,6 +98,8 @@ class _Batch:
     def run(self, task: Task) -> None:
         if isinstance(task, ResourceWork):
             self.resources.run(task, self.results)
+        elif isinstance(task, Broken):
+            self.results[task.index] = self.failures.bug(task.change, task.error)
         elif isinstance(task, Parking):
             try:
                 self.results[task.index] = self.failures.park(task.change, task.error, [], calls=0)
