@@ -46,7 +46,7 @@ class VercelCall:
 
 
 @dataclass
-class FakeVercel:
+class ScriptedVercel:
     """Records every call; ``script`` maps a resource id to outcomes to play in turn."""
 
     calls: list[VercelCall] = field(default_factory=list)
@@ -55,10 +55,9 @@ class FakeVercel:
     failing: dict[str, Exception] = field(default_factory=dict)
     valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
 
-    def import_resource(
-        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
-    ) -> dict[str, Any]:
-        self.calls.append(VercelCall(integration_configuration_id, resource_id, dict(body), token))
+    def _answer(self, installation_id: str, resource_id: str, body: Mapping[str, Any], token: str) -> None:
+        """Records the call; raises what the token, the script or ``failing`` says it meets."""
+        self.calls.append(VercelCall(installation_id, resource_id, dict(body), token))
         if token not in self.valid_tokens:
             raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
         outcomes = self.script.get(resource_id)
@@ -66,9 +65,17 @@ class FakeVercel:
             outcome = outcomes.pop(0)
             if outcome is not None:
                 raise outcome
-            return {"name": body["name"]}
+            return
         if resource_id in self.failing:
             raise self.failing[resource_id]
+
+
+@dataclass
+class FakeVercel(ScriptedVercel):
+    def import_resource(
+        self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
+    ) -> dict[str, Any]:
+        self._answer(integration_configuration_id, resource_id, body, token)
         return {"name": body["name"]}
 
     def resources_called(self) -> list[str]:
@@ -326,30 +333,11 @@ class FakeRotationSecrets:
 
 
 @dataclass
-class SecretsCall:
-    installation_id: str
-    resource_id: str
-    body: dict[str, Any]
-    token: str
-
-
-@dataclass
-class FakeSecretsApi:
-    calls: list[SecretsCall] = field(default_factory=list)
-    script: dict[str, list[Exception | None]] = field(default_factory=dict)
-    valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
-
+class FakeSecretsApi(ScriptedVercel):
     def update_resource_secrets(
         self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]:
-        self.calls.append(SecretsCall(integration_configuration_id, resource_id, dict(body), token))
-        if token not in self.valid_tokens:
-            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
-        outcomes = self.script.get(resource_id)
-        if outcomes:
-            outcome = outcomes.pop(0)
-            if outcome is not None:
-                raise outcome
+        self._answer(integration_configuration_id, resource_id, body, token)
         return {}
 
     def per_resource(self) -> dict[str, int]:
