@@ -345,3 +345,17 @@ class FakeSecretsApi(ScriptedVercel):
         for call in self.calls:
             counts[call.resource_id] = counts.get(call.resource_id, 0) + 1
         return counts
+
+
+def moto_state_table(name: str) -> Any:
+    """A DynamoDB client with the sync-state table ``name`` (its key only), inside ``mock_aws()``."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from tests.fakes import moto_state_table
 from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter, build_rate_limiter
 from vercel_sync.ratelimit.bucket import MICROSECONDS, BucketParameters, plan_reservation
 from vercel_sync.ratelimit.limiter import InProcessRateLimiter, SlotRateLimiter
@@ -72,13 +72,7 @@ class AtomicClient:
 @pytest.fixture
 def dynamodb() -> Iterator[AtomicClient]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client = moto_state_table(TABLE)
         yield AtomicClient(client)
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
+from tests.fakes import moto_state_table
 from vercel_sync.adapters.state_table import DynamoDbStateStore
 from vercel_sync.sync_state import ImportedState, ResourceState, VersionKey, partner_version, sequence_version
 
@@ -22,13 +22,7 @@ INSTALLATION = "icfg_guard"
 @pytest.fixture
 def states() -> Iterator[DynamoDbStateStore]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client = moto_state_table(TABLE)
         yield DynamoDbStateStore(TABLE, dynamodb_client=client)
 
 
