@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
 from local_aws.moto_server import aws_clients, moto_server
@@ -183,3 +184,22 @@ def local_stack(
 @pytest.fixture(scope="session")
 def handlers() -> dict[str, ModuleType]:
     return {name: load_handler(name) for name in ("stream_sync", "queue_sync")}
+
+
+@pytest.fixture
+def vercel() -> Iterator[EmulatorServer]:
+    """An emulator of its own for one test, with two installations (the emulator tests')."""
+    from tests.integration.support import TOKEN_1, TOKEN_2  # support imports this module
+
+    with EmulatorServer({"icfg_1": TOKEN_1, "icfg_2": TOKEN_2}, rate_limit="1000/60") as server:
+        yield server
+
+
+@pytest.fixture
+def client(vercel: EmulatorServer) -> Iterator[httpx.Client]:
+    """Installation icfg_1's client of ``vercel``, with the headers the official SDK (and the sync's
+    client) sends; ``put()`` adds Content-Type."""
+    from tests.integration.support import TOKEN_1, loopback_client
+
+    with loopback_client(vercel.url, TOKEN_1) as http:
+        yield http

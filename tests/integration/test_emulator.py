@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -32,19 +31,6 @@ from vercel_emulator import CallCount, EmulatorServer, FaultSettings
 pytestmark = pytest.mark.integration
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def vercel() -> Iterator[EmulatorServer]:
-    with EmulatorServer({"icfg_1": TOKEN_1, "icfg_2": TOKEN_2}, rate_limit="1000/60") as server:
-        yield server
-
-
-@pytest.fixture
-def client(vercel: EmulatorServer) -> Iterator[httpx.Client]:
-    # The headers the official SDK (and the sync's client) sends; put() adds Content-Type.
-    with loopback_client(vercel.url, TOKEN_1) as http:
-        yield http
 
 
 # -- imports and reads ----------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import pytest
 from tests.integration.support import (
     SECRET_VALUE,
     TOKEN_1,
-    TOKEN_2,
     assert_error,
     loopback_client,
     put,
@@ -23,12 +22,6 @@ from tests.integration.support import (
 from vercel_emulator import EmulatorServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def vercel() -> Iterator[EmulatorServer]:
-    with EmulatorServer({"icfg_1": TOKEN_1, "icfg_2": TOKEN_2}, rate_limit="1000/60") as server:
-        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,18 +22,6 @@ pytestmark = pytest.mark.integration
 
 NEW_VALUE = "postgres://user:ROTATED-pw-7f3a@db.internal/orders"
 CLIENT_SECRET = "integration-client-secret-1"
-
-
-@pytest.fixture
-def vercel() -> Iterator[EmulatorServer]:
-    with EmulatorServer({"icfg_1": TOKEN_1, "icfg_2": TOKEN_2}, rate_limit="1000/60") as server:
-        yield server
-
-
-@pytest.fixture
-def client(vercel: EmulatorServer) -> Iterator[httpx.Client]:
-    with loopback_client(vercel.url, TOKEN_1) as http:
-        yield http
 
 
 def secrets_path(installation_id: str, resource_id: str) -> str:
