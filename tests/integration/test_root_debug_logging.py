@@ -21,6 +21,7 @@ from boto3.dynamodb.types import TypeSerializer
 from local_aws.provision import drain_json_messages
 from local_runner import QueuePoller, Runner, StreamPoller
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
+from tests.integration.support import record
 from vercel_sync.observability import SDK_LOGGERS, logger
 
 pytestmark = pytest.mark.integration
@@ -64,15 +65,7 @@ def every_record(monkeypatch: pytest.MonkeyPatch) -> Iterator[EveryRecord]:
 
 
 def partner_record(resource_id: str, secret_name: str, status: str = "active") -> dict[str, Any]:
-    return {
-        "integrationConfigurationId": INSTALLATION_ID,
-        "resourceId": resource_id,
-        "productId": "postgres",
-        "name": f"{resource_id}-name",
-        "status": status,
-        "secretsArn": secret_name,
-        "secretsPrefix": "ORDERS",
-    }
+    return record(resource_id, status, secretsArn=secret_name, secretsPrefix="ORDERS")
 
 
 @pytest.mark.parametrize("template_parameters", [{"CreatedPartnerQueueType": "standard"}])
