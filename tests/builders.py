@@ -187,3 +187,17 @@ ROTATION_TARGETS = [
     RotationTarget("icfg_demo01", "db_replica", None),
     RotationTarget("icfg_demo01", "db_other", "OTHER"),
 ]
+
+
+def parsing_hits_a_bug_for(resource_id: str, monkeypatch: Any) -> None:
+    """Parsing a record of ``resource_id`` raises a ``RuntimeError`` (a bug, not an invalid record)."""
+    from vercel_sync.sync import plan
+
+    parse = plan.parse_partner_record
+
+    def parse_with_a_bug(item: Any, **options: Any) -> Any:
+        if item.get("resourceId") == resource_id:
+            raise RuntimeError("a bug in parsing")
+        return parse(item, **options)
+
+    monkeypatch.setattr(plan, "parse_partner_record", parse_with_a_bug)

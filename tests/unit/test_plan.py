@@ -3,11 +3,9 @@ else by source order, within a FIFO group only; invalid changes take no part."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.builders import make_service, record_without_secret, sqs, stream
+from tests.builders import make_service, parsing_hits_a_bug_for, record_without_secret, sqs, stream
 from tests.fakes import FakeFailedRecords, FakeVercel, vercel_unavailable
 from vercel_sync.calls import RetryPolicy
 from vercel_sync.changes import SourceChange, SourcePosition
@@ -125,16 +123,7 @@ def test_a_fifo_group_stops_at_its_first_failure_and_holds_the_rest() -> None:
 
 
 def test_a_change_whose_parsing_hits_a_bug_stops_its_fifo_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vercel_sync.sync import plan
-
-    parse = plan.parse_partner_record
-
-    def parse_with_a_bug(item: Any, **options: Any) -> Any:
-        if item.get("resourceId") == "buggy":
-            raise RuntimeError("a bug in parsing")
-        return parse(item, **options)
-
-    monkeypatch.setattr(plan, "parse_partner_record", parse_with_a_bug)
+    parsing_hits_a_bug_for("buggy", monkeypatch)
     vercel = FakeVercel()
     service = make_service(vercel, max_concurrency=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.builders import make_service, record_without_secret
+from tests.builders import make_service, parsing_hits_a_bug_for, record_without_secret
 from tests.fakes import FakeFailedRecords, FakeVercel, vercel_unavailable
 from vercel_sync.calls import RetryPolicy
 from vercel_sync.deadline import TimeBudget
@@ -161,16 +161,8 @@ def test_after_a_record_whose_parsing_hits_a_bug_its_fifo_groups_later_messages_
     """The record goes back; were the group's later messages deleted, it would be applied after them."""
     from tests.fakes import LambdaContext
     from vercel_sync.sources import handle_queue_event
-    from vercel_sync.sync import plan
 
-    parse = plan.parse_partner_record
-
-    def parse_with_a_bug(item: Any, **options: Any) -> Any:
-        if item.get("resourceId") == "buggy":
-            raise RuntimeError("a bug in parsing")
-        return parse(item, **options)
-
-    monkeypatch.setattr(plan, "parse_partner_record", parse_with_a_bug)
+    parsing_hits_a_bug_for("buggy", monkeypatch)
     event = sqs_event([record_without_secret("buggy"), record_without_secret("b")], fifo_groups=["g", "g"])
 
     response = handle_queue_event(event, LambdaContext(), make_service(max_concurrency=1))
