@@ -61,3 +61,14 @@ def event_source_arn(record: Any) -> str | None:
 def sqs_message_group(record: Mapping[str, Any]) -> str | None:
     group = sqs_attributes(record).get("MessageGroupId")
     return group if isinstance(group, str) else None
+
+
+def sqs_fields_problem(record: Mapping[str, Any]) -> str | None:
+    """Why the SQS record's own fields make it invalid, if they do: without ``attributes`` its receive
+    count is unknown; with a ``MessageGroupId`` that is not text, its FIFO group (and so its order)."""
+    attributes = record.get("attributes")
+    if not isinstance(attributes, Mapping):
+        return "the SQS record has no attributes"
+    if not isinstance(attributes.get("MessageGroupId", ""), str):
+        return "the SQS record's MessageGroupId is not a string"
+    return None

@@ -16,6 +16,7 @@ from vercel_sync.deadline import Deadline, time_left_ms
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.event_fields import (
     event_source_arn,
+    sqs_fields_problem,
     sqs_message_group,
     sqs_receive_count,
     stream_created_at,
@@ -147,7 +148,7 @@ def _stream_change(position: SourcePosition, stream: Mapping[str, Any] | None, *
 
 
 def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
-    """A Lambda SQS record -> the change; one without ``attributes`` or ``body`` is invalid."""
+    """A Lambda SQS record -> the change; one whose own fields are malformed, or without a ``body``, is invalid."""
     position = SourcePosition(
         kind="sqs",
         event_source_arn=event_source_arn(raw),
@@ -155,10 +156,7 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
         message_group_id=sqs_message_group(raw),
         receive_count=sqs_receive_count(raw),
     )
-    attributes = raw.get("attributes")
-    problem = None if isinstance(attributes, Mapping) else "the SQS record has no attributes"
-    if isinstance(attributes, Mapping) and not isinstance(attributes.get("MessageGroupId", ""), str):
-        problem = "the SQS record's MessageGroupId is not a string"  # its group, and so its order, unknown
+    problem = sqs_fields_problem(raw)
     if raw.get("body") is None:
         return SourceChange(position, None, decode_error=problem or "the SQS record has no body")
     try:
