@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -19,7 +18,6 @@ from vercel_sync.ports import (
     SecretsApi,
     SecretStore,
 )
-from vercel_sync.redaction import scrub_text, truncate
 from vercel_sync.rotation.events import (
     InvalidEventError,
     RotationIncompleteError,
@@ -30,7 +28,7 @@ from vercel_sync.rotation.events import (
     parse_secret_change,
 )
 from vercel_sync.settings import Settings, secret_names_of
-from vercel_sync.sync.failures import send_to_failed_records
+from vercel_sync.sync.failures import scrubbed, send_to_failed_records
 from vercel_sync.transform import build_secrets_update
 
 MAX_RATE_LIMIT_WAIT_SECONDS = 10.0
@@ -189,9 +187,7 @@ class RotationService:
         secret_values: list[str] | tuple[str, ...],
     ) -> None:
         """Raises :class:`TransientSyncError` when it cannot park (the event is retried)."""
-        # A copy to show: one error may park several targets, and the message builder cuts its own.
-        shown = copy.copy(error)
-        shown.message = truncate(scrub_text(error.message, secret_values))
+        shown = scrubbed(error, list(secret_values))  # the message builder scrubs the error it is given itself
         failed_records = self.adapters.failed_records
         if failed_records is None:
             raise TransientSyncError(f"{error.reason}: {shown.message} (no failed-records queue configured)")

@@ -10,7 +10,7 @@ from typing import Any
 from vercel_sync.calls import Clock
 from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import Deadline
-from vercel_sync.errors import PermanentSyncError, RetriesExhaustedError, TransientSyncError
+from vercel_sync.errors import PermanentSyncError, RetriesExhaustedError, SyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
 from vercel_sync.ports import FailedRecordSink, SyncObserver
 from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
@@ -30,6 +30,16 @@ def send_to_failed_records(sink: FailedRecordSink, message: dict[str, Any], dead
     return None
 
 
+def scrubbed[E: SyncError](error: E, secret_values: list[str]) -> E:
+    """A copy of ``error`` fit to log and queue (rotation's too): its message, and Vercel's error body,
+    scrubbed of ``secret_values`` and cut. A copy, since one error may be shared by several records."""
+    shown = copy.copy(error)
+    shown.message = truncate(scrub_text(error.message, secret_values))
+    if isinstance(shown, PermanentSyncError) and shown.vercel_error is not None:
+        shown.vercel_error = scrub_error_body(shown.vercel_error, secret_values, complete=shown.vercel_error_complete)
+    return shown
+
+
 @dataclass
 class Failures:
     """One batch's failure routing; without ``failed_records`` permanent failures go back to the source too."""
@@ -44,13 +54,7 @@ class Failures:
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
     ) -> RecordResult:
         secret_values = list(secret_values)
-        # A copy: one error may be shared by several records (a token read's, a coalesced call's).
-        error = copy.copy(error)
-        if error.vercel_error is not None:
-            error.vercel_error = scrub_error_body(
-                error.vercel_error, secret_values, complete=error.vercel_error_complete
-            )
-        error.message = truncate(scrub_text(error.message, secret_values))
+        error = scrubbed(error, secret_values)
         if self.failed_records is None:
             why = f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)"
             return self._back_to_source(change, why, error)
@@ -69,8 +73,7 @@ class Failures:
         parked = self._park_if_old(change, error, secret_values, calls=calls)
         if parked is not None:
             return parked
-        error = copy.copy(error)  # may be shared by several records
-        error.message = truncate(scrub_text(error.message, secret_values))
+        error = scrubbed(error, secret_values)
         self.observer.retrying(change, error)
         return RecordResult(None, error)
 
