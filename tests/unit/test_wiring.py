@@ -71,3 +71,8 @@ def test_rotation_takes_calls_from_buckets_of_its_own() -> None:
     service = build_rotation_service(RotationSettings())
 
     assert isinstance(service.adapters.rate_limiter, SecretsUpdateBuckets)
+
+
+def test_an_adapter_rotation_does_not_take_is_refused() -> None:
+    with pytest.raises(TypeError, match="not an adapter rotation is given: vercel"):
+        build_rotation_service(RotationSettings(), vercel=object())

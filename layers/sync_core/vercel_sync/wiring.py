@@ -72,11 +72,13 @@ def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
 
 
 def build_rotation_service(settings: RotationSettings, **given: Any) -> RotationService:
-    """Rotation sync's service; ``rate_limiter=None``: no limit."""
+    """Rotation sync's service; the one adapter it can be given is ``rate_limiter`` (``None``: no limit)."""
     from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.adapters.secret_index import DynamoDbSecretIndex
     from vercel_sync.observability import PowertoolsRotationObserver
 
+    if unknown := set(given) - {"rate_limiter"}:
+        raise TypeError(f"not an adapter rotation is given: {', '.join(sorted(unknown))}")
     aws, table = AwsClients(), settings.sync_state_table
     shared = _shared_adapters(settings, aws)
     if "rate_limiter" not in given:
