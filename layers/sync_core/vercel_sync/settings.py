@@ -197,23 +197,27 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
-        fields = cls.model_fields
-        values = {
-            field: environ[name]
-            for name, field in ENVIRONMENT_VARIABLES.items()
-            if name in environ and field in fields and name not in cls.UNREAD
-        }
-        if not values.get("aws_region") and environ.get("AWS_DEFAULT_REGION"):
-            values["aws_region"] = environ["AWS_DEFAULT_REGION"]  # what boto3 uses without AWS_REGION
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            field_to_env = {field: name for name, field in ENVIRONMENT_VARIABLES.items()}
-            problems = []
-            for error in exc.errors(include_input=False, include_url=False):
-                field = str(error["loc"][0]) if error["loc"] else "?"
-                problems.append(f"{field_to_env.get(field, field)}: {error['msg']}")
-            raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+        variables = {name: field for name, field in ENVIRONMENT_VARIABLES.items() if name not in cls.UNREAD}
+        values = {name: value for name, value in environ.items() if name in variables}
+        if not values.get("AWS_REGION") and environ.get("AWS_DEFAULT_REGION"):
+            values["AWS_REGION"] = environ["AWS_DEFAULT_REGION"]  # what boto3 uses without AWS_REGION
+        return model_from_env(cls, values, variables)
+
+
+def model_from_env[M: BaseModel](model: type[M], environ: Mapping[str, str], variables: Mapping[str, str]) -> M:
+    """``model`` from the environment variables of ``variables`` (name -> field; the later name of a
+    field wins), or a ConfigurationError naming each wrong variable, never its value."""
+    fields = model.model_fields
+    values = {field: environ[name] for name, field in variables.items() if name in environ and field in fields}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        field_to_env = {field: name for name, field in variables.items() if name in environ}
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{field_to_env.get(field, field)}: {error['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 
 class SyncSettings(Settings):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from vercel_sync.backfill.checkpoints import BackfillError
-from vercel_sync.settings import RateLimit
+from vercel_sync.errors import ConfigurationError
+from vercel_sync.settings import RateLimit, model_from_env
 
 # Environment variable -> settings field; the first of BACKFILL_RATE and VERCEL_RATE_LIMIT set is the rate.
 ENVIRONMENT_VARIABLES = {
@@ -51,14 +52,13 @@ class BackfillSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BackfillSettings:
-        values = {field: environ[name] for name, field in ENVIRONMENT_VARIABLES.items() if environ.get(name)}
-        if not {"table_name", "state_table"} <= values.keys() or not {"queue_url", "queue_arn"} & values.keys():
+        given = {name: value for name, value in environ.items() if name in ENVIRONMENT_VARIABLES and value}
+        values = {ENVIRONMENT_VARIABLES[name] for name in given}
+        if not {"table_name", "state_table"} <= values or not {"queue_url", "queue_arn"} & values:
             raise BackfillError(
                 "set PARTNER_TABLE_NAME, PARTNER_EVENTS_QUEUE_URL (or _ARN) and SYNC_STATE_TABLE for the backfill"
             )
         try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            fields = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-            names = [name for name, field in ENVIRONMENT_VARIABLES.items() if field in fields and name in environ]
-            raise BackfillError(f"invalid backfill settings: {', '.join(names)}") from None
+            return model_from_env(cls, given, ENVIRONMENT_VARIABLES)
+        except ConfigurationError as exc:
+            raise BackfillError(f"invalid backfill settings: {exc}") from None
