@@ -123,13 +123,16 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
     from vercel_sync.adapters.checkpoint_table import StateTableCheckpoints
     from vercel_sync.adapters.lambda_invoker import LambdaInvoker
     from vercel_sync.adapters.partner_table import DynamoDBScanner
-    from vercel_sync.adapters.queue_sender import SqsSender, queue_url_from_arn
+    from vercel_sync.adapters.queue_sender import SqsSender
+    from vercel_sync.adapters.source_queue import queue_url_from_arn
+    from vercel_sync.backfill.checkpoints import BackfillError
     from vercel_sync.backfill.function import BackfillRunner
     from vercel_sync.observability import logger
 
     aws = AwsClients(tiers=(PATIENT_AWS_TIMEOUTS,))
     if not settings.queue_url and settings.queue_arn:
-        url = queue_url_from_arn(settings.queue_arn, client=aws.client("sqs"))
+        if (url := queue_url_from_arn(settings.queue_arn)) is None:
+            raise BackfillError(f"not an SQS queue ARN: {settings.queue_arn!r}")
         settings = settings.model_copy(update={"queue_url": url})
     queue_url = settings.queue_url or ""
     return BackfillRunner(

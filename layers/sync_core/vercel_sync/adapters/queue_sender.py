@@ -11,16 +11,6 @@ from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import OutboundMessage
 
 
-def queue_url_from_arn(queue_arn: str, *, client: Any = None) -> str:
-    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` -> the queue's URL (GetQueueUrl)."""
-    parts = queue_arn.split(":")
-    if len(parts) != 6 or parts[2] != "sqs":
-        raise BackfillError(f"not an SQS queue ARN: {queue_arn!r}")
-    sqs = LazyClient("sqs", client, PATIENT_AWS_TIMEOUTS.config())()
-    url: str = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-    return url
-
-
 class SqsSender:
     def __init__(
         self,
