@@ -81,6 +81,24 @@ def sync_change(service: SyncService, change: SourceChange) -> str:
     return str(result.outcome)
 
 
+# The pipeline's outcomes as an operator reads them; "synced" are those after which Vercel holds the
+# record's state (imported, or skipped because it already did), the others are not.
+OUTCOME_WORDS = {
+    "imported": "imported",
+    "unchanged": "skipped (Vercel has it unchanged)",
+    "stale": "skipped (a newer state was imported)",
+    "coalesced": "coalesced into a newer change",
+    "parked": "parked in the failed-records queue",
+}
+SYNCED = frozenset({"imported", "unchanged", "stale", "coalesced"})
+
+
+def describe_outcomes(counts: Mapping[str, int]) -> str:
+    """``{"imported": 4, "parked": 1}`` -> ``4 imported, 1 parked in the failed-records queue`` (in that order)."""
+    order = [*OUTCOME_WORDS, *sorted(set(counts) - set(OUTCOME_WORDS))]
+    return ", ".join(f"{counts[name]:,} {OUTCOME_WORDS.get(name, name)}" for name in order if counts.get(name))
+
+
 def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> SourceChange:
     """A GetRecords record as the stream function sees it (the Lambda event record, then the core's reading)."""
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord

@@ -296,7 +296,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         out.write(f"discarded {len(chosen)} message(s) without re-driving them\n")
         return 0
 
-    from operations.redrive import build_service, change_from_failed_record, failure_detail, sync_change
+    from operations.redrive import (
+        build_service,
+        change_from_failed_record,
+        describe_outcomes,
+        failure_detail,
+        sync_change,
+    )
 
     try:
         service = build_service(os.environ, park_failures=False)
@@ -327,5 +333,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     outcomes = replay(queue, chosen, redrive, on_outcome=show)
     done = sum(o.done for o in outcomes)
     kept = len(outcomes) - done
+    if outcomes:
+        out.write(f"records: {describe_outcomes(Counter(o.outcome for o in outcomes))}\n")
     out.write(f"replayed {done} and deleted their messages; {kept} still failing, kept in the queue\n")
     return 0 if kept == 0 else 1
