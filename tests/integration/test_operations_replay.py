@@ -5,6 +5,7 @@ cause is fixed."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from types import ModuleType
 
@@ -229,3 +230,19 @@ def test_a_stream_replay_counts_each_record_by_what_the_sync_did_with_it(
     assert "records: 4 imported, 1 parked in the failed-records queue\n" in out
     (parked,) = waiting(local_stack)
     assert parked["resourceId"] == "res_00010"
+
+
+def test_a_replay_draws_the_backfills_progress_bar(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    park_failures(local_stack, handlers)
+    add_installation(local_stack, TOKENLESS, "vrcl_it_" + secrets.token_urlsafe(16))
+    capsys.readouterr()
+
+    assert replay("--apply", "--reason", "token_unavailable", "--progress", "bar") == 0
+
+    captured = capsys.readouterr()
+    assert re.search(r"\r\x1b\[K\[-+\]\s+0% 0/3 re-driven, 0 done, 0 still failing", captured.err), captured.err
+    assert re.search(r"\r\x1b\[K\[#+\] 100% 3/3 re-driven, 3 done, 0 still failing, [\d.]+/s", captured.err)
+    assert captured.err.endswith("\r\x1b[K")  # erased at the end: the report says the same, once
+    assert captured.out.count("done: imported") == 3
