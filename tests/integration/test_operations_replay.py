@@ -235,11 +235,14 @@ def test_a_stream_replay_counts_each_record_by_what_the_sync_did_with_it(
 def test_a_replay_draws_the_backfills_progress_bar(
     local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    park_failures(local_stack, handlers)
-    add_installation(local_stack, TOKENLESS, "vrcl_it_" + secrets.token_urlsafe(16))
+    tokenless = "icfg_tokenless_progress"  # its own: an earlier test may have stored TOKENLESS's token
+    for n in range(3):
+        send(local_stack, partner_item(n, tokenless), group=f"g{n}")
+    sync_queue(local_stack, handlers)
+    add_installation(local_stack, tokenless, "vrcl_it_" + secrets.token_urlsafe(16))
     capsys.readouterr()
 
-    assert replay("--apply", "--reason", "token_unavailable", "--progress", "bar") == 0
+    assert replay("--apply", "--installation", tokenless, "--progress", "bar") == 0
 
     captured = capsys.readouterr()
     assert re.search(r"\r\x1b\[K\[-+\]\s+0% 0/3 re-driven, 0 done, 0 still failing", captured.err), captured.err
