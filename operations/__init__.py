@@ -6,5 +6,6 @@
 
 ``python -m operations <command> --help`` says more; docs/operations.md says when to use which.
 AWS endpoints and credentials come from the standard variables (``AWS_ENDPOINT_URL`` points them
-at moto server locally).
+at moto server locally). Every command takes ``--stack-name NAME [--region R]`` to read the rest from
+the deployed stack (``operations/stack.py``).
 """

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from operations import backfill_cli, replay, stream_failures
+from operations import backfill_cli, replay, stack, stream_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,12 +15,19 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cli.add_parser(subparsers)
     replay.add_parser(subparsers)
     stream_failures.add_parser(subparsers)
+    stack.add_arguments(subparsers)  # --stack-name and --region, on every command above
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        variables = stack.variables_for(args, os.environ, err=sys.stderr)
+    except stack.StackError as exc:
+        sys.stderr.write(f"python -m operations: {exc}\n")
+        return 2
+    with stack.exported(variables):
+        result: int = args.run(args)
     return result
 
 

@@ -18,12 +18,14 @@ import signal
 import socket
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 from operations.checkpoints import DEFAULT_DIRECTORY, FileCheckpoints
 from operations.progress import ProgressDisplay, duration, summary
+from operations.redrive import import_problem
 from operations.text import safe
 from vercel_sync.backfill.checkpoints import (
     DEFAULT_SEGMENTS,
@@ -34,7 +36,13 @@ from vercel_sync.backfill.checkpoints import (
     new_run_id,
     start_or_resume,
 )
-from vercel_sync.backfill.engine import DEFAULT_PAGE_SIZE, Backfill, BackfillResult, OutboundMessage
+from vercel_sync.backfill.engine import (
+    DEFAULT_PAGE_SIZE,
+    Backfill,
+    BackfillResult,
+    OutboundMessage,
+    ProgressSnapshot,
+)
 from vercel_sync.backfill.settings import parse_rate
 from vercel_sync.ratelimit.limiter import InstallationPacer
 
@@ -143,16 +151,23 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     display = ProgressDisplay.auto(err, args.progress)
     printing = threading.Lock()
+    invalid: Counter[str] = Counter()  # the dry run's: the queue function would park these, by reason
 
     def show(message: OutboundMessage) -> None:
+        problem = import_problem(message.body)
         with printing:
             display.clear()
-            product = _field(message.body, "productId")
-            status = _field(message.body, "status")
-            out.write(
-                f"would send {safe(message.installation_id)}/{safe(message.resource_id)}  product={safe(product)} "
-                f"status={safe(status)}  {len(message.body.encode()):,} B\n"
-            )
+            ids = f"{safe(message.installation_id)}/{safe(message.resource_id)}"
+            if problem is not None:
+                invalid[problem] += 1
+                out.write(f"invalid {ids}: {safe(problem, 300)}\n")
+            else:
+                product = _field(message.body, "productId")
+                status = _field(message.body, "status")
+                out.write(
+                    f"would send {ids}  product={safe(product)} status={safe(status)}  "
+                    f"{len(message.body.encode()):,} B\n"
+                )
             if args.show_body:
                 out.write(f"  {message.body}\n")
 
@@ -185,7 +200,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result = _run_with_progress(backfill, display, printing, stop, err)
     if table_store is not None and not args.dry_run:
         table_store.release(run_id, owner)
-    return _report(args, result, backfill, display, out, err)
+    return _report(args, result, backfill, invalid, out, err)
 
 
 def _run_with_progress(
@@ -232,7 +247,7 @@ def _report(
     args: argparse.Namespace,
     result: BackfillResult,
     backfill: Backfill,
-    display: ProgressDisplay,
+    invalid: Counter[str],
     out: TextIO,
     err: TextIO,
 ) -> int:
@@ -243,7 +258,7 @@ def _report(
     for error in result.errors:
         err.write(f"error: {error}\n")
     if args.dry_run:
-        out.write(f"dry run {result.run_id}: would send {result.counts.sent:,}; {summary(snapshot)}; nothing sent\n")
+        out.write(_dry_run_report(result, snapshot, invalid))
         return 0
     resume = f"python -m operations backfill --resume {result.run_id} --rate {args.rate_in_effect}" + (
         f" --checkpoint-table {args.checkpoint_table}"
@@ -256,6 +271,21 @@ def _report(
     state = "interrupted" if result.interrupted else "stopped by errors"
     out.write(f"backfill {result.run_id} {state} after {elapsed}: {summary(snapshot)}\nresume with: {resume}\n")
     return EXIT_INTERRUPTED if result.interrupted and not result.errors else 1
+
+
+def _dry_run_report(result: BackfillResult, snapshot: ProgressSnapshot, invalid: Counter[str]) -> str:
+    """Each item counted once, by what would become of it: sent and imported, sent and parked, or not sent."""
+    counts, total = result.counts, snapshot.approximate_total
+    parts = [f"would send {counts.sent - invalid.total():,}"]
+    if invalid:
+        parts.append(f"invalid {invalid.total():,} (would be sent and parked as invalid_record)")
+    if counts.filtered:
+        parts.append(f"{counts.filtered:,} filtered out")
+    if counts.skipped:
+        parts.append(f"{counts.skipped:,} not sent (not a resource, or too large)")
+    lines = [f"  {count:>7,}  invalid: {safe(reason, 300)}\n" for reason, count in invalid.most_common()]
+    scanned = f"{counts.scanned:,}" + (f"/~{total:,}" if total else "")
+    return "".join(lines) + f"dry run {result.run_id}: {scanned} scanned: {', '.join(parts)}; nothing sent\n"
 
 
 def _field(body: str, name: str) -> str:

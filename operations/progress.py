@@ -1,8 +1,10 @@
-"""The backfill's progress: a bar redrawn in place on a terminal, plain lines otherwise."""
+"""A long run's progress (the backfill's, the replay's): a bar redrawn in place on a terminal, plain
+lines otherwise."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from typing import TextIO
 
 from vercel_sync.backfill.engine import ProgressSnapshot
@@ -53,9 +55,33 @@ def summary(snapshot: ProgressSnapshot) -> str:
     return ", ".join(parts)
 
 
-def bar_line(snapshot: ProgressSnapshot, width: int) -> str:
-    fraction = fraction_done(snapshot)
-    text = summary(snapshot)
+@dataclass(frozen=True)
+class Status:
+    """What a display shows of any run: its summary, how far it is (None: unknown), since when."""
+
+    text: str
+    fraction: float | None
+    elapsed_seconds: float
+
+    @classmethod
+    def of(cls, progress: ProgressSnapshot | Status) -> Status:
+        if isinstance(progress, Status):
+            return progress
+        return cls(summary(progress), fraction_done(progress), progress.elapsed_seconds)
+
+    @classmethod
+    def counted(cls, done: int, total: int, what: str, elapsed_seconds: float, details: list[str]) -> Status:
+        """``37/120 <what>, <details>, 0.4/s, 3:25 left``: a run over a known number of things."""
+        rate = done / elapsed_seconds if elapsed_seconds > 0 else 0.0
+        parts = [f"{done:,}/{total:,} {what}", *details, f"{rate:,.1f}/s"]
+        if done < total:
+            parts.append(f"{duration((total - done) / rate if rate > 0 else None)} left")
+        return cls(", ".join(parts), done / total if total else 1.0, elapsed_seconds)
+
+
+def bar_line(progress: ProgressSnapshot | Status, width: int) -> str:
+    status = Status.of(progress)
+    fraction, text = status.fraction, status.text
     percent = f"{fraction * 100:3.0f}%" if fraction is not None else " ?? "
     room = max(10, min(40, width - len(text) - len(percent) - 6))
     filled = int(room * (fraction or 0.0))
@@ -81,17 +107,18 @@ class ProgressDisplay:
             mode = "bar" if stream.isatty() else "lines"
         return cls(stream, mode)
 
-    def update(self, snapshot: ProgressSnapshot) -> None:
+    def update(self, progress: ProgressSnapshot | Status) -> None:
+        status = Status.of(progress)
         if self.mode == "bar":
             width = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write("\r\x1b[K" + bar_line(snapshot, width))
+            self.stream.write("\r\x1b[K" + bar_line(status, width))
             self.stream.flush()
             self._drawn = True
         elif self.mode == "lines" and (
-            self._last_line_at is None or snapshot.elapsed_seconds - self._last_line_at >= self.line_interval
+            self._last_line_at is None or status.elapsed_seconds - self._last_line_at >= self.line_interval
         ):
-            self._last_line_at = snapshot.elapsed_seconds
-            self._line(summary(snapshot))
+            self._last_line_at = status.elapsed_seconds
+            self._line(status.text)
 
     def clear(self) -> None:
         """End the redrawn line so other output starts on a fresh one."""
@@ -100,12 +127,17 @@ class ProgressDisplay:
             self.stream.flush()
             self._drawn = False
 
-    def finish(self, snapshot: ProgressSnapshot) -> None:
+    def finish(self, progress: ProgressSnapshot | Status) -> None:
+        """The run is over and its report (which carries the same summary) follows: a bar is erased, not
+        left above the report as a second copy of its last line; in lines mode the last state is logged."""
+        status = Status.of(progress)
         if self.mode == "bar":
-            self.update(snapshot)
-            self.clear()
-        elif self.mode == "lines" and summary(snapshot) != self._last_text:
-            self._line(summary(snapshot))
+            if self._drawn:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self._drawn = False
+        elif self.mode == "lines" and status.text != self._last_text:
+            self._line(status.text)
 
     def _line(self, text: str) -> None:
         self._last_text = text

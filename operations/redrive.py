@@ -81,6 +81,40 @@ def sync_change(service: SyncService, change: SourceChange) -> str:
     return str(result.outcome)
 
 
+# The pipeline's outcomes as an operator reads them; "synced" are those after which Vercel holds the
+# record's state (imported, or skipped because it already did), the others are not.
+OUTCOME_WORDS = {
+    "imported": "imported",
+    "unchanged": "skipped (Vercel has it unchanged)",
+    "stale": "skipped (a newer state was imported)",
+    "coalesced": "coalesced into a newer change",
+    "parked": "parked in the failed-records queue",
+}
+SYNCED = frozenset({"imported", "unchanged", "stale", "coalesced"})
+
+
+def describe_outcomes(counts: Mapping[str, int]) -> str:
+    """``{"imported": 4, "parked": 1}`` -> ``4 imported, 1 parked in the failed-records queue`` (in that order)."""
+    order = [*OUTCOME_WORDS, *sorted(set(counts) - set(OUTCOME_WORDS))]
+    return ", ".join(f"{counts[name]:,} {OUTCOME_WORDS.get(name, name)}" for name in order if counts.get(name))
+
+
+def import_problem(message_body: str) -> str | None:
+    """Why the queue function would park this partner-events message as ``invalid_record``, or None when it
+    would import it: the sync's own steps (the queue function's reading of a body, the partner record's
+    validation, the payload's transform). A named secret is neither read nor checked for its owner here."""
+    from vercel_sync.errors import InvalidRecordError
+    from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record, unwrap_message_body
+
+    try:
+        record = parse_partner_record(unwrap_message_body(message_body))
+        # An empty secret document stands for the unread one: every other field is validated as sent.
+        build_import_body(record, secret_document={} if needs_secrets(record, removed=False) else None)
+    except InvalidRecordError as error:
+        return error.message
+    return None
+
+
 def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> SourceChange:
     """A GetRecords record as the stream function sees it (the Lambda event record, then the core's reading)."""
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord

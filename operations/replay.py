@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from operations.progress import ProgressDisplay, Status
 from operations.text import safe
 from vercel_sync.errors import TransientSyncError
 
@@ -258,6 +259,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--wait-seconds", type=int, default=1, help="long polling of each receive (default 1; 0 is enough locally)"
     )
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "lines", "off"],
+        default="auto",
+        help="with --apply: a bar on a terminal, a line every 5 s otherwise (auto), as the backfill's",
+    )
     parser.set_defaults(run=run)
 
 
@@ -296,7 +303,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         out.write(f"discarded {len(chosen)} message(s) without re-driving them\n")
         return 0
 
-    from operations.redrive import build_service, change_from_failed_record, failure_detail, sync_change
+    from operations.redrive import (
+        build_service,
+        change_from_failed_record,
+        describe_outcomes,
+        failure_detail,
+        sync_change,
+    )
 
     try:
         service = build_service(os.environ, park_failures=False)
@@ -314,18 +327,34 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         assert change is not None  # replay() sends only replayable messages
         return sync_change(service, change)
 
+    display = ProgressDisplay.auto(err, getattr(args, "progress", "auto"))
+    started = time.monotonic()
+    shown: list[ReplayOutcome] = []
+
+    def status() -> Status:
+        done = sum(o.done for o in shown)
+        details = [f"{done:,} done", f"{len(shown) - done:,} still failing"]
+        return Status.counted(len(shown), len(chosen), "re-driven", time.monotonic() - started, details)
+
     def show(outcome: ReplayOutcome) -> None:
         m = outcome.message
         verdict = "done: " + outcome.outcome if outcome.done else outcome.outcome
+        display.clear()
         out.write(
             f"  {safe(m.installation_id)}/{safe(m.resource_id)} ({safe(m.reason)}): {verdict}"
             + (f": {safe(failure_detail(outcome.detail), 300)}" if outcome.detail else "")
             + "\n"
         )
         out.flush()
+        shown.append(outcome)
+        display.update(status())
 
+    display.update(status())
     outcomes = replay(queue, chosen, redrive, on_outcome=show)
+    display.finish(status())
     done = sum(o.done for o in outcomes)
     kept = len(outcomes) - done
+    if outcomes:
+        out.write(f"records: {describe_outcomes(Counter(o.outcome for o in outcomes))}\n")
     out.write(f"replayed {done} and deleted their messages; {kept} still failing, kept in the queue\n")
     return 0 if kept == 0 else 1

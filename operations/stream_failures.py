@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from operations.redrive import SYNCED, describe_outcomes
 from operations.replay import FailedMessage, FailedRecordsQueue
 from operations.text import safe
 from vercel_sync.errors import TransientSyncError
@@ -113,7 +115,22 @@ class RangeOutcome:
     state: str  # "done", "gone", "failed again", "unreadable", "in stream" (dry run)
     detail: str = ""
     records: int = 0
-    synced: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # what the sync reported, per record
+
+    @property
+    def synced(self) -> int:
+        return sum(count for outcome, count in self.outcomes.items() if outcome in SYNCED)
+
+    def breakdown(self) -> str:
+        """Each record's fate, counted: ``4 imported, 1 parked in the failed-records queue``."""
+        counts = Counter(self.outcomes)
+        tried = sum(counts.values())
+        if self.state == "failed again":
+            counts["failed transiently"] += 1
+            tried += 1
+        if self.records > tried:
+            counts["not tried yet"] = self.records - tried
+        return describe_outcomes(counts)
 
 
 def replay_range(
@@ -136,11 +153,10 @@ def replay_range(
     outcome = RangeOutcome(message, position, "done", records=len(records))
     for record in records:
         try:
-            sync(record, position.stream_arn)
+            outcome.outcomes[sync(record, position.stream_arn)] += 1
         except TransientSyncError as exc:
             outcome.state, outcome.detail = "failed again", exc.message
             return outcome
-        outcome.synced += 1
     return outcome
 
 
@@ -206,13 +222,15 @@ def run(
             return sync_change(service, change_from_stream_record(record, stream_arn))
 
     deleted: set[str] = set()
+    outcomes: Counter[str] = Counter()
     try:
         for message in sorted(messages, key=lambda m: (m.document or {}).get("timestamp", "")):
             outcome = replay_range(streams, message, sync)
             where = outcome.position.describe() if outcome.position else safe(message.message_id)
             line = f"  {where}: {outcome.state}"
+            outcomes.update(outcome.outcomes)
             if outcome.records and outcome.state != "in stream":
-                line += f" ({outcome.synced} of {outcome.records} synced)"
+                line += f" ({outcome.synced} of {outcome.records} synced): {outcome.breakdown()}"
             elif outcome.records:
                 line += f" ({outcome.records} records readable)"
             out.write(line + (f": {safe(outcome.detail, 300)}" if outcome.detail else "") + "\n")
@@ -225,5 +243,7 @@ def run(
         out.write("dry run: nothing synced or deleted; add --apply to sync the ranges still in the stream\n")
         return 0
     kept = len(messages) - len(deleted)
+    if outcomes:
+        out.write(f"records: {describe_outcomes(outcomes)}\n")
     out.write(f"{len(deleted)} message(s) done and deleted; {kept} kept in the queue\n")
     return 0 if not kept else 1

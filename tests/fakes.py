@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from tests.leak_scan import SCANNER, register_secret
 from tools.lambda_local import ROOT, LambdaContext, load_handler
 from vercel_sync.calls import Clock
@@ -359,3 +361,33 @@ def moto_state_table(name: str) -> Any:
         BillingMode="PAY_PER_REQUEST",
     )
     return client
+
+
+class FakeCloudFormation:
+    """A stack's outputs, as DescribeStacks answers (operations/stack.py)."""
+
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
+
+
+class FakeLambdaConfigurations:
+    """Functions' environments, as GetFunctionConfiguration answers; another function is AccessDenied."""
+
+    def __init__(self, environments: dict[str, dict[str, str]]) -> None:
+        self.environments = environments
+
+    def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+        if FunctionName not in self.environments:
+            error = {"Error": {"Code": "AccessDeniedException", "Message": "no"}}
+            raise ClientError(error, "GetFunctionConfiguration")
+        return {"Environment": {"Variables": self.environments[FunctionName]}}
+
+
+class FakeQueueUrls:
+    """GetQueueUrl: the URL of a queue named by its ARN's parts."""
+
+    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict[str, str]:
+        return {"QueueUrl": f"https://sqs.example/{QueueOwnerAWSAccountId}/{QueueName}"}

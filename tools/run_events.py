@@ -14,6 +14,8 @@ no faults here, so either means the sync went wrong).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import secrets
@@ -141,7 +143,8 @@ def run(
 ) -> int:
     saved_environ = dict(os.environ)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if not verbose:
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     from vercel_sync import wiring
     from vercel_sync.observability import logger
 
@@ -153,7 +156,7 @@ def run(
         wiring.sync_service.set(None)  # built from this environment at the first invocation
         handlers = {name: load_handler(name) for name in ("stream_sync", "queue_sync")}
         for path in event_files:
-            problems += run_event_file(path, handlers, stack, out)
+            problems += run_event_file(path, handlers, stack, out, verbose=verbose)
         out("\n== Vercel (the emulator) now holds")
         for held in stack.imported():
             out(f"   {held['installationId']}/{held['resourceId']}: {held['body']['name']} [{held['body']['status']}]")
@@ -167,18 +170,26 @@ def run(
     return 1 if problems else 0
 
 
-def run_event_file(path: Path, handlers: dict[str, ModuleType], stack: LocalStack, out: Callable[[str], None]) -> int:
+def run_event_file(
+    path: Path, handlers: dict[str, ModuleType], stack: LocalStack, out: Callable[[str], None], *, verbose: bool = False
+) -> int:
     """Send one event file through its handler and print what happened; returns the problems seen."""
     event = json.loads(path.read_text())
     name = handler_name_for(event)
     calls_before = stack.import_calls()
     out(f"\n== {path.name} -> functions/{name} ({len(event['Records'])} records)")
+    printed = io.StringIO()
     try:
-        response = handlers[name].lambda_handler(event, LambdaContext(function_name=name, aws_request_id="local-run"))
+        with contextlib.redirect_stdout(printed):
+            response = handlers[name].lambda_handler(
+                event, LambdaContext(function_name=name, aws_request_id="local-run")
+            )
     except Exception as exc:  # noqa: BLE001 - reported, and the run fails
         # Its type only: a message (a pydantic error, say) can quote the values, secrets included.
         out(f"   handler raised {type(exc).__name__}")
         return 1
+    finally:
+        sys.stdout.write(printed.getvalue() if verbose else without_metrics(printed.getvalue()))
     bodies = {(held["installationId"], held["resourceId"]): held["body"] for held in stack.imported()}
     for key, count in stack.import_calls().items():
         if count > calls_before.get(key, 0):
@@ -193,10 +204,16 @@ def run_event_file(path: Path, handlers: dict[str, ModuleType], stack: LocalStac
     return 1 if response.get("batchItemFailures") else 0
 
 
+def without_metrics(printed: str) -> str:
+    """What a handler printed, less its EMF metric lines. Powertools prints the cold-start metric even with
+    POWERTOOLS_METRICS_DISABLED; among the readable output it is noise, so it shows only with --verbose."""
+    return "".join(line for line in printed.splitlines(keepends=True) if not line.startswith('{"_aws":'))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("events", nargs="*", type=Path, help="event files (default: every events/*.json)")
-    parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
+    parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics (EMF)")
     args = parser.parse_args(argv)
     files = args.events or sorted(p for p in EVENTS_DIR.glob("*.json") if not p.name.startswith("env."))
     return run(files, verbose=args.verbose)

@@ -300,3 +300,69 @@ class SlowForwarder:
             for end in (source, target):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+# ---------------------------------------------------------------- a deployed stack, as CloudFormation shows it
+
+STACK_FUNCTIONS = ("StreamSyncFunction", "QueueSyncFunction", "RotationSyncFunction", "BackfillFunction")
+
+
+def cloudformation_stack(stack: LocalStack, aws_endpoint: str, *, vercel_api_url: str) -> str:
+    """A CloudFormation stack in moto server with template.yaml's outputs for ``stack``'s queues and tables,
+    and its functions as Lambda functions configured as the template configures them (moto creates both;
+    its functions are never invoked). Returns the stack's name."""
+    import boto3
+
+    from local_aws.moto_server import LOCAL_AWS_ENVIRONMENT
+
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+        region_name=LOCAL_AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
+    )
+    name = f"{stack.resources.stack_name}-deployed"
+    role = session.client("iam", endpoint_url=aws_endpoint).create_role(
+        RoleName=f"{name}-functions",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    template = stack.resources.template
+
+    def attribute(reference: str) -> Any:
+        logical_id, _, attr = reference.partition(".")
+        if logical_id in STACK_FUNCTIONS:  # the moto stack's own function
+            return {"Fn::GetAtt": [logical_id, attr]} if attr else {"Ref": logical_id}
+        if logical_id in stack.resources.queues or logical_id in stack.resources.tables or "::" in logical_id:
+            return stack.resources.attribute(reference)
+        return f"{logical_id}-not-created-locally"
+
+    globals_environment = stack.resources.function_environment(VERCEL_API_URL=vercel_api_url)
+    resources = {
+        logical_id: {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Runtime": "python3.13",
+                "Handler": "app.lambda_handler",
+                "Role": role,
+                "Code": {"ZipFile": "def lambda_handler(event, context):\n    return None\n"},
+                "Environment": {
+                    "Variables": {
+                        **globals_environment,
+                        **template.resolve(
+                            template.resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {}),
+                            attribute,
+                        ),
+                    }
+                },
+            },
+        }
+        for logical_id in STACK_FUNCTIONS
+        if template.included(logical_id)
+    }
+    outputs = {
+        output: {"Value": template.resolve(spec["Value"], attribute)}
+        for output, spec in template.document["Outputs"].items()
+        if "Condition" not in spec or template.condition(spec["Condition"])
+    }
+    cloudformation = session.client("cloudformation", endpoint_url=aws_endpoint)
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}))
+    return name

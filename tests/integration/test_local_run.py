@@ -60,3 +60,21 @@ def test_a_refused_token_is_reported_as_a_problem() -> None:
     assert code == 1
     response = json.loads(next(line for line in lines if "batch response" in line).split(": ", 1)[1])
     assert len(response["batchItemFailures"]) == 3
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_metrics_lines_are_printed_only_with_verbose(
+    verbose: bool, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    monkeypatch.setattr(cold_start, "is_cold_start", True)  # `make run` is a fresh process: a cold start
+    lines: list[str] = []
+    stack = LocalStack()
+    register_secret(*stack.secret_values(), label="make run's token and secret values")
+
+    code = run([EVENTS / "sqs_standard_raw_sns_eventbridge.json"], verbose=verbose, out=lines.append, stack=stack)
+
+    assert code == 0, "\n".join(lines)
+    printed = capfd.readouterr().out
+    assert ('{"_aws":' in printed) is verbose, printed[-2000:]

@@ -3,6 +3,7 @@ table) and, end to end, the queue function importing into the Vercel emulator.""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -244,3 +245,31 @@ def test_backfill_function_runs_a_whole_run_and_a_repeat_finds_it_done(
     assert dry["dryRun"]
     assert dry["sent"] == 0
     assert dry["filtered"] == 30
+
+
+def test_cli_dry_run_checks_each_item_as_the_sync_would_and_leaves_one_summary(
+    local_stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = [partner_item(n, INSTALLATION_ID) for n in range(4)]
+    items.append(partner_item(9, INSTALLATION_ID, status="exploding"))  # no such status word
+    put_items(local_stack, items)
+    plan = plan_for(local_stack)
+
+    code = main(
+        ["backfill", "--rate", "off", "--progress", "bar", "--dry-run", "--table", plan.table_name,
+         "--queue-url", plan.queue_url, "--checkpoint-dir", str(tmp_path / "ck")]
+    )  # fmt: skip
+
+    output = capsys.readouterr()
+    assert code == 0
+    assert sum(line.startswith("would send ") for line in output.out.splitlines()) == 4
+    assert f"invalid {INSTALLATION_ID}/res_00009: invalid partner record: status: " in output.out
+    assert "unknown partner status 'exploding'" in output.out
+    last = output.out.splitlines()[-1]
+    assert last.endswith(
+        ": 5/~5 scanned: would send 4, invalid 1 (would be sent and parked as invalid_record); nothing sent"
+    ), last
+    assert "1  invalid: invalid partner record: status: " in output.out
+    # The bar is erased when the run ends: its last state is not left above the report that repeats it.
+    assert not re.search(r"\] 100% [^\r\n]*\n", output.err), output.err
+    assert message_count(local_stack, "PartnerEventsQueue") == 0

@@ -5,6 +5,7 @@ cause is fixed."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from types import ModuleType
 
@@ -197,3 +198,54 @@ def test_stream_failure_positions_are_read_back_and_synced(
         == 0
     )
     assert queue_bodies(local_stack, "StreamFailureQueue") == []
+
+
+def test_a_stream_replay_counts_each_record_by_what_the_sync_did_with_it(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One record of five belongs to an installation Vercel refuses (404): the replay parks it.
+    shared = "vrcl_it_" + secrets.token_urlsafe(16)
+    add_installation(local_stack, "icfg_shadow", shared)
+    store_installation_token(local_stack.aws["secretsmanager"], local_stack.resources, UNKNOWN, shared)
+    local_stack.emulator.set_faults(FaultSettings(error_rate=1.0))  # Vercel down: the batch fails whole
+    put_items(local_stack, [partner_item(n, INSTALLATION_ID) for n in range(4)] + [partner_item(10, UNKNOWN)])
+    poller = StreamPoller(
+        local_stack.aws["dynamodbstreams"],
+        local_stack.resources.tables["PartnerTable"].stream_arn,
+        handlers["stream_sync"].lambda_handler,
+        max_retry_attempts=0,
+        bisect_batch_on_function_error=False,
+        on_failure=send_to_queue(local_stack.aws["sqs"], local_stack.queue_url("StreamFailureQueue")),
+    )
+    Runner([poller]).run_until_idle(idle_seconds=0.3, timeout_seconds=30)
+    assert len(queue_bodies(local_stack, "StreamFailureQueue", delete=False)) == 1
+    local_stack.emulator.set_faults(FaultSettings())  # Vercel is back
+    capsys.readouterr()
+
+    queue_url = local_stack.queue_url("StreamFailureQueue")
+    assert main(["replay-stream-failures", "--wait-seconds", "0", "--queue-url", queue_url, "--apply"]) == 0
+
+    out = capsys.readouterr().out
+    assert ": done (4 of 5 synced): 4 imported, 1 parked in the failed-records queue\n" in out, out
+    assert "records: 4 imported, 1 parked in the failed-records queue\n" in out
+    (parked,) = waiting(local_stack)
+    assert parked["resourceId"] == "res_00010"
+
+
+def test_a_replay_draws_the_backfills_progress_bar(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokenless = "icfg_tokenless_progress"  # its own: an earlier test may have stored TOKENLESS's token
+    for n in range(3):
+        send(local_stack, partner_item(n, tokenless), group=f"g{n}")
+    sync_queue(local_stack, handlers)
+    add_installation(local_stack, tokenless, "vrcl_it_" + secrets.token_urlsafe(16))
+    capsys.readouterr()
+
+    assert replay("--apply", "--installation", tokenless, "--progress", "bar") == 0
+
+    captured = capsys.readouterr()
+    assert re.search(r"\r\x1b\[K\[-+\]\s+0% 0/3 re-driven, 0 done, 0 still failing", captured.err), captured.err
+    assert re.search(r"\r\x1b\[K\[#+\] 100% 3/3 re-driven, 3 done, 0 still failing, [\d.]+/s", captured.err)
+    assert captured.err.endswith("\r\x1b[K")  # erased at the end: the report says the same, once
+    assert captured.out.count("done: imported") == 3
