@@ -54,13 +54,15 @@ Rate limit: ``--rate-limit CALLS/SECONDS`` (default ``100/60``, Vercel's) import
 in fixed windows that open at the first call after the previous window ended. Every authorised
 import counts, including ones then refused with 400; calls refused with 429 do not use up the
 next window. ``Retry-After`` is the whole seconds until the window ends, at least 1. Reads are
-not limited.
+not limited. With ``--retry-after-in body`` (or ``both``) every 429, injected or not, carries
+Vercel's ``error.limit`` ``{"total", "remaining": 0, "reset"}`` (``reset`` in epoch seconds) in
+its body, without (or beside) the ``Retry-After`` header.
 
 Faults (``--latency-ms``, ``--error-rate``, ``--throttle-rate``, ``--throttle-retry-after``,
-``--drop-rate``, ``--slow-rate``, ``--slow-ms``, ``--seed``) apply to the API routes only. Whether a
-request is faulted is decided from a hash of (seed, method, installation id, resource id, n) where n
-counts that method's calls to that resource, so the same seed gives the same sequence per resource
-however concurrent calls to other resources interleave. A faulted request is answered before
+``--retry-after-in``, ``--drop-rate``, ``--slow-rate``, ``--slow-ms``, ``--seed``) apply to the API
+routes only. Whether a request is faulted is decided from a hash of (seed, method, installation id,
+resource id, n) where n counts that method's calls to that resource, so the same seed gives the
+same sequence per resource however concurrent calls to other resources interleave. A faulted request is answered before
 authentication, does not count toward the rate limit and changes no stored state: a 5xx or an
 injected 429 stores nothing, and a dropped request's connection is aborted (a TCP reset) without
 any response or store. Slow requests are only delayed; they are then handled normally.
@@ -91,7 +93,7 @@ a page in the developer's browser can then neither read it through DNS rebinding
     valid (Vercel's rotate); setting the new token again without it revokes the rest.
 ``GET|POST /_emulator/faults``
     The fault settings ``{"latencyMs", "errorRate", "throttleRate", "throttleRetryAfter",
-    "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
+    "retryAfterIn", "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
 ``GET|POST /_emulator/rate-limit`` ``{"calls", "seconds"}``
     POST replaces the import limit and starts every window afresh.
 ``GET|POST /_emulator/secrets-rate-limit`` ``{"calls", "seconds"}``

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from vercel_emulator.server import start_listening
-from vercel_emulator.state import EmulatorState, FaultSettings, RateLimit
+from vercel_emulator.state import RETRY_AFTER_PLACES, EmulatorState, FaultSettings, RateLimit
 
 
 def _token(text: str) -> tuple[str, str]:
@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--throttle-retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of injected 429s"
     )
+    faults.add_argument(
+        "--retry-after-in",
+        choices=RETRY_AFTER_PLACES,
+        default="header",
+        help="where a 429 says when to come back: the Retry-After header (default), the body's error.limit.reset "
+        "(epoch seconds), or both",
+    )
     faults.add_argument("--drop-rate", type=_fraction, default=0.0, help="fraction closed without a response")
     faults.add_argument("--slow-rate", type=_fraction, default=0.0, help="fraction delayed by --slow-ms")
     faults.add_argument("--slow-ms", type=_milliseconds, default=0.0, help="extra delay of the slow fraction")
@@ -125,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             slow_rate=args.slow_rate,
             slow_ms=args.slow_ms,
             throttle_retry_after=args.throttle_retry_after,
+            retry_after_in=args.retry_after_in,
             seed=args.seed,
         )
     except ValueError as exc:

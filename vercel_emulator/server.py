@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -300,10 +301,10 @@ class EmulatorHandler:
             assert decision.status is not None
             return error_response(decision.status, "Injected fault: the request was not processed.")
         if decision.kind == "throttle":
-            return error_response(
-                429,
+            return self._too_many_requests(
                 "Injected throttle: too many requests, try again later.",
-                {"Retry-After": str(faults.throttle_retry_after)},
+                faults.throttle_retry_after,
+                state.rate_limiter.limit,
             )
 
         refusal = self._authorize(request, installation_id)
@@ -354,18 +355,32 @@ class EmulatorHandler:
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, "The request body is too large.")
 
-    @staticmethod
-    def _rate_limited(limiter: FixedWindowRateLimiter, installation_id: str, what: str) -> web.Response | None:
+    def _rate_limited(self, limiter: FixedWindowRateLimiter, installation_id: str, what: str) -> web.Response | None:
         retry_after = limiter.admit(installation_id, time.monotonic())
         if retry_after is None:
             return None
         limit = limiter.limit
-        return error_response(
-            429,
+        return self._too_many_requests(
             f"Rate limit exceeded: {limit.calls} {what} per {limit.seconds:g} s per installation. "
             f"Try again in {retry_after} s.",
-            {"Retry-After": str(retry_after)},
+            retry_after,
+            limit,
         )
+
+    def _too_many_requests(self, message: str, retry_after: int, limit: RateLimit) -> web.Response:
+        """429 ``rate_limited`` with its wait where the fault setting ``retry_after_in`` puts it: the
+        ``Retry-After`` header, the body's ``error.limit`` (``reset`` in epoch seconds), or both."""
+        place = self.state.faults.retry_after_in
+        headers = {"Retry-After": str(retry_after)} if place in ("header", "both") else None
+        if place == "header":
+            return error_response(429, message, headers)
+        reset = math.ceil(time.time()) + retry_after
+        error = {
+            "code": "rate_limited",
+            "message": message,
+            "limit": {"total": limit.calls, "remaining": 0, "reset": reset},
+        }
+        return _json_response(429, {"error": error}, headers)
 
     @staticmethod
     def _json_document(request: web.BaseRequest, raw: bytes) -> object | web.Response:

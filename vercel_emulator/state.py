@@ -77,8 +77,12 @@ _FAULT_JSON_NAMES: Mapping[str, str] = {
     "slowRate": "slow_rate",
     "slowMs": "slow_ms",
     "throttleRetryAfter": "throttle_retry_after",
+    "retryAfterIn": "retry_after_in",
     "seed": "seed",
 }
+# Where a 429 says when to come back: the ``Retry-After`` header, the body's ``error.limit``
+# (Vercel's ``{total, remaining, reset}``, reset in epoch seconds), or both.
+RETRY_AFTER_PLACES = ("header", "body", "both")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class FaultSettings:
     ``Retry-After: throttle_retry_after`` (``throttle_rate``); else it is handled normally. Which
     requests are chosen depends only on the seed and the call's identity (see
     :func:`decide_fault`), so a run is reproducible however its requests interleave.
+    ``retry_after_in`` (one of :data:`RETRY_AFTER_PLACES`) says where every 429, injected or past
+    the rate limit, carries its wait.
     """
 
     latency_ms: float = 0.0
@@ -100,6 +106,7 @@ class FaultSettings:
     slow_rate: float = 0.0
     slow_ms: float = 0.0
     throttle_retry_after: int = 1
+    retry_after_in: str = "header"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,6 +120,8 @@ class FaultSettings:
             raise ValueError("latency_ms and slow_ms must not be negative")
         if self.throttle_retry_after < 0:
             raise ValueError("throttle_retry_after must not be negative")
+        if self.retry_after_in not in RETRY_AFTER_PLACES:
+            raise ValueError(f"retry_after_in must be one of {', '.join(RETRY_AFTER_PLACES)}")
 
     @property
     def draws_needed(self) -> bool:
@@ -131,6 +140,9 @@ class FaultSettings:
         updates: dict[str, Any] = {}
         for json_name, value in changes.items():
             name = _FAULT_JSON_NAMES[json_name]
+            if name == "retry_after_in":
+                updates[name] = value  # a word, checked by __post_init__
+                continue
             integral = name in ("seed", "throttle_retry_after")
             if type(value) is bool or not isinstance(value, int | float) or (integral and not isinstance(value, int)):
                 raise ValueError(f"{json_name} must be {'an integer' if integral else 'a number'}")

@@ -330,6 +330,40 @@ def test_the_rate_limit_is_set_at_start_and_from_the_control_api(client: httpx.C
 
 # -- faults ---------------------------------------------------------------------------------------
 
+
+def test_a_429_can_say_when_the_limit_resets_in_its_body_instead_of_retry_after(
+    vercel: EmulatorServer, client: httpx.Client
+) -> None:
+    vercel.set_rate_limit("1/30")
+    assert client.post("/_emulator/faults", json={"retryAfterIn": "body"}).json()["retryAfterIn"] == "body"
+    path = resource_path("icfg_1", "r")
+    assert put(client, path, valid_body()).status_code == 200
+    before = time.time()
+    refused = put(client, path, valid_body())
+
+    assert refused.status_code == 429
+    assert "retry-after" not in refused.headers
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["limit"]["total"] == 1
+    assert error["limit"]["remaining"] == 0
+    assert before + 29 <= error["limit"]["reset"] <= time.time() + 31  # epoch seconds: the window's end
+
+    # Both places, and an injected throttle answers the same way.
+    vercel.set_faults(FaultSettings(throttle_rate=1.0, throttle_retry_after=5, retry_after_in="both"))
+    throttled = put(client, resource_path("icfg_1", "other"), valid_body())
+    assert throttled.headers["retry-after"] == "5"
+    assert throttled.json()["error"]["limit"]["reset"] >= int(before) + 5
+    assert_error(client.post("/_emulator/faults", json={"retryAfterIn": "nowhere"}), 400, "bad_request")
+
+
+def test_the_cli_takes_where_a_429_says_when_to_come_back() -> None:
+    from vercel_emulator.cli import build_parser
+
+    assert build_parser().parse_args(["--retry-after-in", "body"]).retry_after_in == "body"
+    assert build_parser().parse_args([]).retry_after_in == "header"
+
+
 FAULTY = FaultSettings(error_rate=0.2, throttle_rate=0.15, drop_rate=0.15, throttle_retry_after=0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -153,6 +154,8 @@ class VercelClient:
             raise VercelUnauthorizedError("Vercel refused the installation token (401)", http_status=401)
         if is_transient_http_status(status):
             retry_after = retry_after_seconds(response.headers)
+            if retry_after is None and status == 429 and complete:
+                retry_after = limit_reset_seconds(content)
             raise TransientSyncError(f"Vercel answered {status}", http_status=status, retry_after_seconds=retry_after)
         raise PermanentSyncError(
             f"Vercel rejected the {what} ({status}){_error_summary(error_body)}",
@@ -222,6 +225,25 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return _bounded((moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def limit_reset_seconds(body: bytes, *, now: float | None = None) -> float | None:
+    """The wait a 429 body's ``error.limit.reset`` (epoch seconds) asks for, bounded as ``Retry-After`` is;
+    ``None`` (the backoff decides) when the body is not JSON, the reset is no number or already past."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    limit = error.get("limit") if isinstance(error, dict) else None
+    reset = limit.get("reset") if isinstance(limit, dict) else None
+    if isinstance(reset, bool) or not isinstance(reset, int | float):
+        return None
+    try:
+        seconds = float(reset) - (time.time() if now is None else now)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return _bounded(seconds) if seconds > 0 else None
 
 
 def _bounded(seconds: float) -> float | None:
