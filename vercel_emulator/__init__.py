@@ -1,4 +1,4 @@
-"""A local emulator of Vercel's Marketplace API (import, read back, secrets, credentials): the test oracle for the sync.
+"""A local emulator of Vercel's Marketplace API (import, read back, delete, secrets, credentials): the test oracle.
 
 Run it as ``vercel-emulator --port 0 --token icfg_1=secret-token`` (or ``python -m vercel_emulator``),
 or in-process with :class:`EmulatorServer`. It is independent of the sync core (it never imports
@@ -16,6 +16,10 @@ The Vercel API (Marketplace API reference: Import Resource)
     "name", "status", "ownership"?, "metadata"?, "billingPlan"?, "notification"?, "extras"?,
     "secrets": [{"name", "prefix"?}]}``. Secret values are never returned. 404 when not held.
     ``id`` is stable: derived from the installation and partner ids.
+``DELETE /v1/installations/{id}/resources/{resourceId}``
+    Delete Resource: 204 with no body; then ``GET`` of it is 404 and the list leaves it out. Its own
+    rate limit, ``--delete-rate-limit`` (default ``100/60``, Vercel's), counted apart from imports:
+    every authorised call counts. Then 404 ``not_found`` for a resource not held.
 ``GET /v1/installations/{id}/resources``
     ``{"resources": [...]}`` in the same shape, in first-import order.
 ``PUT /v1/installations/{id}/resources/{resourceId}/secrets``
@@ -48,7 +52,8 @@ Checks, in this order, for an API call:
    (with ``WWW-Authenticate: Bearer``); then an installation with no token configured: 404
    ``not_found``; then a token that belongs to another installation: 403 ``forbidden``;
 4. for imports: the rate limit (429 ``rate_limited``), then ``Content-Type``, JSON and schema (400);
-   for secrets updates: their own rate limit, then 404 for a resource not held, then the body (400).
+   for secrets updates: their own rate limit, then 404 for a resource not held, then the body (400);
+   for deletions: their own rate limit, then 404 for a resource not held.
 
 Rate limit: ``--rate-limit CALLS/SECONDS`` (default ``100/60``, Vercel's) imports per installation,
 in fixed windows that open at the first call after the previous window ended. Every authorised
@@ -69,7 +74,7 @@ any response or store. Slow requests are only delayed; they are then handled nor
 
 Call counts: every call on an API route is counted per (method, route, installation, resource)
 when it arrives, and its outcome (the status as a string, or ``"dropped"``) when it is answered.
-Routes: ``resource`` (import and read of one resource), ``resources`` (the list), ``secrets``,
+Routes: ``resource`` (import, read and delete of one resource), ``resources`` (the list), ``secrets``,
 ``credentials/rotate``, ``credentials/revoke``. The fault sequence of each non-resource route is its
 own (the method in the hash is ``"PUT secrets"``, ``"POST credentials/rotate"``, ...).
 
@@ -98,6 +103,8 @@ a page in the developer's browser can then neither read it through DNS rebinding
     POST replaces the import limit and starts every window afresh.
 ``GET|POST /_emulator/secrets-rate-limit`` ``{"calls", "seconds"}``
     The same for secrets updates.
+``GET|POST /_emulator/delete-rate-limit`` ``{"calls", "seconds"}``
+    The same for deletions.
 ``POST /_emulator/reset``
     Forgets resources, counts and rate windows, and restarts the fault sequence (n = 1 again).
     Tokens, the rate limit and fault settings stay.

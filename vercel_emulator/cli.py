@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="secrets updates allowed per installation per fixed window (default 240/60, Vercel's)",
     )
     parser.add_argument(
+        "--delete-rate-limit",
+        type=_rate_limit,
+        default=RateLimit(100, 60.0),
+        metavar="CALLS/SECONDS",
+        help="deletions allowed per installation per fixed window (default 100/60, Vercel's)",
+    )
+    parser.add_argument(
         "--client-secret",
         help="the integration's client secret that credentials/rotate and revoke require (default: any)",
     )
@@ -153,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens,
         rate_limit=args.rate_limit,
         secrets_rate_limit=args.secrets_rate_limit,
+        delete_rate_limit=args.delete_rate_limit,
         faults=faults,
         client_secret=args.client_secret,
     )

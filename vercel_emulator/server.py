@@ -75,7 +75,7 @@ BEARER = "Bearer"  # the type of the tokens the credentials routes issue
 # The methods each API route answers.
 _ROUTE_METHODS = {
     ROUTE_LIST: ("GET",),
-    ROUTE_RESOURCE: ("GET", "PUT"),
+    ROUTE_RESOURCE: ("GET", "PUT", "DELETE"),
     ROUTE_SECRETS: ("PUT",),
     ROUTE_ROTATE: ("POST",),
     ROUTE_REVOKE: ("POST",),
@@ -228,6 +228,7 @@ class EmulatorHandler:
             "faults": {"GET": self._faults, "POST": self._set_faults},
             "rate-limit": {"GET": self._rate_limit, "POST": self._set_rate_limit},
             "secrets-rate-limit": {"GET": self._secrets_rate_limit, "POST": self._set_secrets_rate_limit},
+            "delete-rate-limit": {"GET": self._delete_rate_limit, "POST": self._set_delete_rate_limit},
             "reset": {"POST": self._reset},
         }
 
@@ -312,6 +313,9 @@ class EmulatorHandler:
             return refusal
         if method == "GET":
             return self._read(installation_id, resource_id)
+        if method == "DELETE":
+            assert resource_id is not None
+            return self._delete(installation_id, resource_id)
         if route == ROUTE_ROTATE:
             return await self._rotate_credentials(request, installation_id)
         if route == ROUTE_REVOKE:
@@ -343,6 +347,16 @@ class EmulatorHandler:
         if stored is None:
             return error_response(404, "The resource was not found.")
         return _json_response(200, vercel_view(resource_id, stored))
+
+    def _delete(self, installation_id: str, resource_id: str) -> web.Response:
+        """Delete Resource: 204 with no body. Its own rate limit (every authorised call counts), then
+        404 for a resource not held; afterwards GET and the list no longer have it."""
+        limited = self._rate_limited(self.state.delete_rate_limiter, installation_id, "deletions")
+        if limited is not None:
+            return limited
+        if not self.state.remove(installation_id, resource_id):
+            return error_response(404, "The resource was not found.")
+        return web.Response(status=204)
 
     async def _read_body(self, request: web.BaseRequest) -> bytes | web.Response:
         """The request body, or the answer to give instead (413)."""
@@ -568,6 +582,17 @@ class EmulatorHandler:
         self.state.set_secrets_rate_limit(limit)
         return await self._secrets_rate_limit(request)
 
+    async def _delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = self.state.delete_rate_limiter.limit
+        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+
+    async def _set_delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = await _control_rate_limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        self.state.set_delete_rate_limit(limit)
+        return await self._delete_rate_limit(request)
+
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.state.reset()
         return _json_response(200, {"status": "ok"})
@@ -640,6 +665,7 @@ class EmulatorServer:
         *,
         rate_limit: RateLimit | str | None = None,
         secrets_rate_limit: RateLimit | str | None = None,
+        delete_rate_limit: RateLimit | str | None = None,
         faults: FaultSettings | None = None,
         seed: int | None = None,
         client_secret: str | None = None,
@@ -651,12 +677,15 @@ class EmulatorServer:
             rate_limit = RateLimit.parse(rate_limit)
         if isinstance(secrets_rate_limit, str):
             secrets_rate_limit = RateLimit.parse(secrets_rate_limit)
+        if isinstance(delete_rate_limit, str):
+            delete_rate_limit = RateLimit.parse(delete_rate_limit)
         if seed is not None:
             faults = replace(faults or FaultSettings(), seed=seed)
         self.state = EmulatorState(
             tokens,
             rate_limit=rate_limit,
             secrets_rate_limit=secrets_rate_limit,
+            delete_rate_limit=delete_rate_limit,
             faults=faults,
             client_secret=client_secret,
         )
@@ -786,6 +815,10 @@ class EmulatorServer:
     def set_secrets_rate_limit(self, rate_limit: RateLimit | str) -> None:
         limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
         self._on_loop(lambda: self.state.set_secrets_rate_limit(limit))
+
+    def set_delete_rate_limit(self, rate_limit: RateLimit | str) -> None:
+        limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+        self._on_loop(lambda: self.state.set_delete_rate_limit(limit))
 
     def accepted_tokens(self, installation_id: str) -> int:
         """How many tokens the installation accepts now (2 between a rotate and its revoke)."""

@@ -22,7 +22,7 @@ DROPPED = "dropped"
 ABORTED = "aborted"
 
 # The API routes, as the call counters name them.
-ROUTE_RESOURCE = "resource"  # GET or PUT (import) .../resources/{resourceId}
+ROUTE_RESOURCE = "resource"  # GET, PUT (import) or DELETE .../resources/{resourceId}
 ROUTE_LIST = "resources"  # GET .../resources
 ROUTE_SECRETS = "secrets"  # PUT .../resources/{resourceId}/secrets
 ROUTE_ROTATE = "credentials/rotate"  # POST .../credentials/rotate
@@ -379,6 +379,7 @@ class EmulatorState:
         *,
         rate_limit: RateLimit | None = None,
         secrets_rate_limit: RateLimit | None = None,
+        delete_rate_limit: RateLimit | None = None,
         faults: FaultSettings | None = None,
         client_secret: str | None = None,
     ) -> None:
@@ -386,6 +387,8 @@ class EmulatorState:
         self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
         # Vercel limits secrets updates on their own: 240 per 60 s per installation.
         self.secrets_rate_limiter = FixedWindowRateLimiter(secrets_rate_limit or RateLimit(240, 60.0))
+        # And deletions: 100 per 60 s per installation.
+        self.delete_rate_limiter = FixedWindowRateLimiter(delete_rate_limit or RateLimit(100, 60.0))
         self.faults = faults or FaultSettings()
         # The integration's client secret that credentials/rotate and revoke require (None: any).
         self.client_secret = client_secret
@@ -415,6 +418,10 @@ class EmulatorState:
         stored.body = {**stored.body, "secrets": secrets}
         return True
 
+    def remove(self, installation_id: str, resource_id: str) -> bool:
+        """Forget a held resource (Vercel's delete); False when it is not held."""
+        return self.resources.get(installation_id, {}).pop(resource_id, None) is not None
+
     def resource(self, installation_id: str, resource_id: str) -> StoredResource | None:
         return self.resources.get(installation_id, {}).get(resource_id)
 
@@ -429,8 +436,12 @@ class EmulatorState:
     def set_secrets_rate_limit(self, limit: RateLimit) -> None:
         self.secrets_rate_limiter = FixedWindowRateLimiter(limit)
 
+    def set_delete_rate_limit(self, limit: RateLimit) -> None:
+        self.delete_rate_limiter = FixedWindowRateLimiter(limit)
+
     def reset(self) -> None:
         self.resources.clear()
         self.calls.clear()
         self.rate_limiter.reset()
         self.secrets_rate_limiter.reset()
+        self.delete_rate_limiter.reset()

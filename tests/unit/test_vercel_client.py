@@ -495,3 +495,41 @@ def test_limit_reset_is_bounded_and_hostile_bodies_fall_back_to_the_backoff(
     body: bytes, expected: float | None
 ) -> None:
     assert limit_reset_seconds(body, now=NOW) == expected
+
+
+# --- DELETE of a resource (REMOVAL_MODE=delete) -----------------------------------------------------
+
+
+def test_delete_sends_a_bodyless_delete_and_takes_204(client: VercelClient, api: respx.MockRouter) -> None:
+    route = api.delete("/v1/installations/icfg_1/resources/res%2F1").respond(204)
+
+    assert client.delete_resource("icfg_1", "res/1", token=TOKEN) is None
+
+    request = route.calls.last.request
+    assert request.method == "DELETE"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "content-type" not in request.headers
+    assert request.content == b""
+
+
+def test_delete_of_a_resource_vercel_does_not_hold_is_success(client: VercelClient, api: respx.MockRouter) -> None:
+    api.delete(url__regex=r".*").respond(404, json={"error": {"code": "not_found", "message": "gone"}})
+    assert client.delete_resource("icfg_1", "res_1", token=TOKEN) is None
+
+
+def test_delete_failures_are_classified_as_an_imports_are(client: VercelClient, api: respx.MockRouter) -> None:
+    api.delete(url__regex=r".*").mock(
+        side_effect=[
+            httpx.Response(403, json={"error": {"code": "forbidden", "message": "no"}}),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(401),
+        ]
+    )
+    with pytest.raises(PermanentSyncError) as refused:
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)
+    assert (refused.value.http_status, refused.value.message) == (403, "Vercel rejected the deletion (403): forbidden")
+    with pytest.raises(TransientSyncError) as throttled:
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)
+    assert (throttled.value.http_status, throttled.value.retry_after_seconds) == (429, 3)
+    with pytest.raises(VercelUnauthorizedError):
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)

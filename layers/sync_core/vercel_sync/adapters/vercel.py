@@ -59,7 +59,7 @@ class VercelClient:
         if isinstance(self._http, httpx.HTTPTransport):
             install_call_deadline(self._http)
         self._timeout = http_timeout(timeout_seconds).as_dict()
-        self._headers = (
+        self._headers = (  # Content-Type last: a call without a body leaves it out
             ("User-Agent", USER_AGENT),
             ("Accept", "application/json"),
             ("Content-Type", "application/json"),
@@ -93,6 +93,15 @@ class VercelClient:
         url = self.secrets_url(integration_configuration_id, resource_id)
         return self._put(url, body, token=token, what="secrets update")
 
+    def delete_resource(self, integration_configuration_id: str, resource_id: str, *, token: str) -> None:
+        """DELETE the resource (Vercel answers 204); a 404 is success: it is gone already."""
+        url = self.resource_url(integration_configuration_id, resource_id)
+        try:
+            self._send("DELETE", url, None, token=token, what="deletion")
+        except PermanentSyncError as error:
+            if error.http_status != 404:
+                raise
+
     def _put(self, url: str, body: Mapping[str, Any], *, token: str, what: str) -> dict[str, Any]:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if len(content) > MAX_REQUEST_BODY_BYTES:
@@ -100,6 +109,9 @@ class VercelClient:
                 f"the {what} body is {len(content)} bytes, over the {MAX_REQUEST_BODY_BYTES}-byte limit",
                 reason="invalid_record",
             )
+        return self._send("PUT", url, content, token=token, what=what)
+
+    def _send(self, method: str, url: str, content: bytes | None, *, token: str, what: str) -> dict[str, Any]:
         seconds, timeout = self._timeout_seconds, self._timeout
         left = seconds_left()
         if left is not None and left < seconds:
@@ -107,8 +119,11 @@ class VercelClient:
                 raise TransientSyncError(f"no time left for a call to Vercel ({max(0.0, left):.1f} s)")
             seconds, timeout = left, http_timeout(left).as_dict()
         try:
-            headers = [*self._headers, ("Authorization", f"Bearer {token}")]
-            request = httpx.Request("PUT", url, content=content, headers=headers, extensions={"timeout": timeout})
+            headers = [
+                *(self._headers if content is not None else self._headers[:2]),
+                ("Authorization", f"Bearer {token}"),
+            ]
+            request = httpx.Request(method, url, content=content, headers=headers, extensions={"timeout": timeout})
             with within(seconds):  # the whole call, headers and body (http_deadline.py)
                 response = self._http.handle_request(request)
                 try:
