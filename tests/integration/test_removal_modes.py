@@ -76,3 +76,20 @@ def test_default_mode_a_removal_is_imported_uninstalled_through_both_triggers(
 
     assert at_vercel(local_stack, "s_1", "q_1") == {"s_1": "uninstalled", "q_1": "uninstalled"}
     assert (deletions(local_stack, "s_1"), deletions(local_stack, "q_1")) == ({}, {})
+
+
+@pytest.mark.parametrize("template_parameters", [{"RemovalMode": "delete", "VercelRateLimit": "2/3"}])
+def test_delete_mode_deletions_keep_under_vercels_limit_through_the_rate_limiter(
+    local_stack: LocalStack, handlers: dict[str, ModuleType]
+) -> None:
+    """Vercel (the emulator) allows 2 imports and, apart, 2 deletions per 3 s: none is answered 429."""
+    resource_ids = [f"lim_{n}" for n in range(4)]
+    for resource_id in resource_ids:
+        put_item(local_stack, record(resource_id))
+    assert reported(sync_stream(local_stack, handlers)) == []
+    for resource_id in resource_ids:
+        delete_item(local_stack, resource_id)
+    assert reported(sync_stream(local_stack, handlers)) == []
+
+    assert at_vercel(local_stack, *resource_ids) == dict.fromkeys(resource_ids)
+    assert [deletions(local_stack, resource_id) for resource_id in resource_ids] == [{"204": 1}] * 4
