@@ -45,6 +45,7 @@ class VercelCall:
     resource_id: str
     body: dict[str, Any]
     token: str
+    method: str = "PUT"  # DELETE: a deletion (its body is empty)
 
 
 @dataclass
@@ -57,9 +58,11 @@ class ScriptedVercel:
     failing: dict[str, Exception] = field(default_factory=dict)
     valid_tokens: set[str] = field(default_factory=lambda: {TOKEN})
 
-    def _answer(self, installation_id: str, resource_id: str, body: Mapping[str, Any], token: str) -> None:
+    def _answer(
+        self, installation_id: str, resource_id: str, body: Mapping[str, Any], token: str, method: str = "PUT"
+    ) -> None:
         """Records the call; raises what the token, the script or ``failing`` says it meets."""
-        self.calls.append(VercelCall(installation_id, resource_id, dict(body), token))
+        self.calls.append(VercelCall(installation_id, resource_id, dict(body), token, method))
         if token not in self.valid_tokens:
             raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
         outcomes = self.script.get(resource_id)
@@ -79,6 +82,9 @@ class FakeVercel(ScriptedVercel):
     ) -> dict[str, Any]:
         self._answer(integration_configuration_id, resource_id, body, token)
         return {"name": body["name"]}
+
+    def delete_resource(self, integration_configuration_id: str, resource_id: str, *, token: str) -> None:
+        self._answer(integration_configuration_id, resource_id, {}, token, "DELETE")
 
     def resources_called(self) -> list[str]:
         return [c.resource_id for c in self.calls]
@@ -254,7 +260,7 @@ class FakeSecretsManagerClient:
 _ADAPTERS = {name: name for name in ("vercel", "secrets", "failed_records", "observer", "state_store")}
 _ADAPTERS |= {name: name for name in ("rate_limiter", "source_queue", "wrap_task")}
 _TUNING = {"max_concurrency": "max_concurrency", "retry_policy": "retry", "time_budget": "time_budget"}
-_TUNING |= {name: name for name in ("park_stream_records_after_seconds", "call_interval_seconds")}
+_TUNING |= {name: name for name in ("park_stream_records_after_seconds", "call_interval_seconds", "removal_mode")}
 _CLOCK = {"clock": "now", "monotonic": "monotonic", "sleep": "sleep", "uniform": "uniform"}
 
 

@@ -1,4 +1,4 @@
-"""A local emulator of Vercel's Marketplace API (import, read back, secrets, credentials): the test oracle for the sync.
+"""A local emulator of Vercel's Marketplace API (import, read back, delete, secrets, credentials): the test oracle.
 
 Run it as ``vercel-emulator --port 0 --token icfg_1=secret-token`` (or ``python -m vercel_emulator``),
 or in-process with :class:`EmulatorServer`. It is independent of the sync core (it never imports
@@ -16,6 +16,10 @@ The Vercel API (Marketplace API reference: Import Resource)
     "name", "status", "ownership"?, "metadata"?, "billingPlan"?, "notification"?, "extras"?,
     "secrets": [{"name", "prefix"?}]}``. Secret values are never returned. 404 when not held.
     ``id`` is stable: derived from the installation and partner ids.
+``DELETE /v1/installations/{id}/resources/{resourceId}``
+    Delete Resource: 204 with no body; then ``GET`` of it is 404 and the list leaves it out. Its own
+    rate limit, ``--delete-rate-limit`` (default ``100/60``, Vercel's), counted apart from imports:
+    every authorised call counts. Then 404 ``not_found`` for a resource not held.
 ``GET /v1/installations/{id}/resources``
     ``{"resources": [...]}`` in the same shape, in first-import order.
 ``PUT /v1/installations/{id}/resources/{resourceId}/secrets``
@@ -48,26 +52,29 @@ Checks, in this order, for an API call:
    (with ``WWW-Authenticate: Bearer``); then an installation with no token configured: 404
    ``not_found``; then a token that belongs to another installation: 403 ``forbidden``;
 4. for imports: the rate limit (429 ``rate_limited``), then ``Content-Type``, JSON and schema (400);
-   for secrets updates: their own rate limit, then 404 for a resource not held, then the body (400).
+   for secrets updates: their own rate limit, then 404 for a resource not held, then the body (400);
+   for deletions: their own rate limit, then 404 for a resource not held.
 
 Rate limit: ``--rate-limit CALLS/SECONDS`` (default ``100/60``, Vercel's) imports per installation,
 in fixed windows that open at the first call after the previous window ended. Every authorised
 import counts, including ones then refused with 400; calls refused with 429 do not use up the
 next window. ``Retry-After`` is the whole seconds until the window ends, at least 1. Reads are
-not limited.
+not limited. With ``--retry-after-in body`` (or ``both``) every 429, injected or not, carries
+Vercel's ``error.limit`` ``{"total", "remaining": 0, "reset"}`` (``reset`` in epoch seconds) in
+its body, without (or beside) the ``Retry-After`` header.
 
 Faults (``--latency-ms``, ``--error-rate``, ``--throttle-rate``, ``--throttle-retry-after``,
-``--drop-rate``, ``--slow-rate``, ``--slow-ms``, ``--seed``) apply to the API routes only. Whether a
-request is faulted is decided from a hash of (seed, method, installation id, resource id, n) where n
-counts that method's calls to that resource, so the same seed gives the same sequence per resource
-however concurrent calls to other resources interleave. A faulted request is answered before
+``--retry-after-in``, ``--drop-rate``, ``--slow-rate``, ``--slow-ms``, ``--seed``) apply to the API
+routes only. Whether a request is faulted is decided from a hash of (seed, method, installation id,
+resource id, n) where n counts that method's calls to that resource, so the same seed gives the
+same sequence per resource however concurrent calls to other resources interleave. A faulted request is answered before
 authentication, does not count toward the rate limit and changes no stored state: a 5xx or an
 injected 429 stores nothing, and a dropped request's connection is aborted (a TCP reset) without
 any response or store. Slow requests are only delayed; they are then handled normally.
 
 Call counts: every call on an API route is counted per (method, route, installation, resource)
 when it arrives, and its outcome (the status as a string, or ``"dropped"``) when it is answered.
-Routes: ``resource`` (import and read of one resource), ``resources`` (the list), ``secrets``,
+Routes: ``resource`` (import, read and delete of one resource), ``resources`` (the list), ``secrets``,
 ``credentials/rotate``, ``credentials/revoke``. The fault sequence of each non-resource route is its
 own (the method in the hash is ``"PUT secrets"``, ``"POST credentials/rotate"``, ...).
 
@@ -91,11 +98,13 @@ a page in the developer's browser can then neither read it through DNS rebinding
     valid (Vercel's rotate); setting the new token again without it revokes the rest.
 ``GET|POST /_emulator/faults``
     The fault settings ``{"latencyMs", "errorRate", "throttleRate", "throttleRetryAfter",
-    "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
+    "retryAfterIn", "dropRate", "slowRate", "slowMs", "seed"}``; POST changes the fields it names.
 ``GET|POST /_emulator/rate-limit`` ``{"calls", "seconds"}``
     POST replaces the import limit and starts every window afresh.
 ``GET|POST /_emulator/secrets-rate-limit`` ``{"calls", "seconds"}``
     The same for secrets updates.
+``GET|POST /_emulator/delete-rate-limit`` ``{"calls", "seconds"}``
+    The same for deletions.
 ``POST /_emulator/reset``
     Forgets resources, counts and rate windows, and restarts the fault sequence (n = 1 again).
     Tokens, the rate limit and fault settings stay.

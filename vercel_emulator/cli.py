@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from vercel_emulator.server import start_listening
-from vercel_emulator.state import EmulatorState, FaultSettings, RateLimit
+from vercel_emulator.state import RETRY_AFTER_PLACES, EmulatorState, FaultSettings, RateLimit
 
 
 def _token(text: str) -> tuple[str, str]:
@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="secrets updates allowed per installation per fixed window (default 240/60, Vercel's)",
     )
     parser.add_argument(
+        "--delete-rate-limit",
+        type=_rate_limit,
+        default=RateLimit(100, 60.0),
+        metavar="CALLS/SECONDS",
+        help="deletions allowed per installation per fixed window (default 100/60, Vercel's)",
+    )
+    parser.add_argument(
         "--client-secret",
         help="the integration's client secret that credentials/rotate and revoke require (default: any)",
     )
@@ -90,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--throttle-rate", type=_fraction, default=0.0, help="fraction answered 429")
     faults.add_argument(
         "--throttle-retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of injected 429s"
+    )
+    faults.add_argument(
+        "--retry-after-in",
+        choices=RETRY_AFTER_PLACES,
+        default="header",
+        help="where a 429 says when to come back: the Retry-After header (default), the body's error.limit.reset "
+        "(epoch seconds), or both",
     )
     faults.add_argument("--drop-rate", type=_fraction, default=0.0, help="fraction closed without a response")
     faults.add_argument("--slow-rate", type=_fraction, default=0.0, help="fraction delayed by --slow-ms")
@@ -125,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             slow_rate=args.slow_rate,
             slow_ms=args.slow_ms,
             throttle_retry_after=args.throttle_retry_after,
+            retry_after_in=args.retry_after_in,
             seed=args.seed,
         )
     except ValueError as exc:
@@ -145,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens,
         rate_limit=args.rate_limit,
         secrets_rate_limit=args.secrets_rate_limit,
+        delete_rate_limit=args.delete_rate_limit,
         faults=faults,
         client_secret=args.client_secret,
     )

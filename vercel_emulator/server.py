@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -74,7 +75,7 @@ BEARER = "Bearer"  # the type of the tokens the credentials routes issue
 # The methods each API route answers.
 _ROUTE_METHODS = {
     ROUTE_LIST: ("GET",),
-    ROUTE_RESOURCE: ("GET", "PUT"),
+    ROUTE_RESOURCE: ("GET", "PUT", "DELETE"),
     ROUTE_SECRETS: ("PUT",),
     ROUTE_ROTATE: ("POST",),
     ROUTE_REVOKE: ("POST",),
@@ -227,6 +228,7 @@ class EmulatorHandler:
             "faults": {"GET": self._faults, "POST": self._set_faults},
             "rate-limit": {"GET": self._rate_limit, "POST": self._set_rate_limit},
             "secrets-rate-limit": {"GET": self._secrets_rate_limit, "POST": self._set_secrets_rate_limit},
+            "delete-rate-limit": {"GET": self._delete_rate_limit, "POST": self._set_delete_rate_limit},
             "reset": {"POST": self._reset},
         }
 
@@ -300,10 +302,10 @@ class EmulatorHandler:
             assert decision.status is not None
             return error_response(decision.status, "Injected fault: the request was not processed.")
         if decision.kind == "throttle":
-            return error_response(
-                429,
+            return self._too_many_requests(
                 "Injected throttle: too many requests, try again later.",
-                {"Retry-After": str(faults.throttle_retry_after)},
+                faults.throttle_retry_after,
+                state.rate_limiter.limit,
             )
 
         refusal = self._authorize(request, installation_id)
@@ -311,6 +313,9 @@ class EmulatorHandler:
             return refusal
         if method == "GET":
             return self._read(installation_id, resource_id)
+        if method == "DELETE":
+            assert resource_id is not None
+            return self._delete(installation_id, resource_id)
         if route == ROUTE_ROTATE:
             return await self._rotate_credentials(request, installation_id)
         if route == ROUTE_REVOKE:
@@ -343,6 +348,16 @@ class EmulatorHandler:
             return error_response(404, "The resource was not found.")
         return _json_response(200, vercel_view(resource_id, stored))
 
+    def _delete(self, installation_id: str, resource_id: str) -> web.Response:
+        """Delete Resource: 204 with no body. Its own rate limit (every authorised call counts), then
+        404 for a resource not held; afterwards GET and the list no longer have it."""
+        limited = self._rate_limited(self.state.delete_rate_limiter, installation_id, "deletions")
+        if limited is not None:
+            return limited
+        if not self.state.remove(installation_id, resource_id):
+            return error_response(404, "The resource was not found.")
+        return web.Response(status=204)
+
     async def _read_body(self, request: web.BaseRequest) -> bytes | web.Response:
         """The request body, or the answer to give instead (413)."""
         if request.headers.get("Expect", "").lower() == "100-continue":
@@ -354,18 +369,32 @@ class EmulatorHandler:
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, "The request body is too large.")
 
-    @staticmethod
-    def _rate_limited(limiter: FixedWindowRateLimiter, installation_id: str, what: str) -> web.Response | None:
+    def _rate_limited(self, limiter: FixedWindowRateLimiter, installation_id: str, what: str) -> web.Response | None:
         retry_after = limiter.admit(installation_id, time.monotonic())
         if retry_after is None:
             return None
         limit = limiter.limit
-        return error_response(
-            429,
+        return self._too_many_requests(
             f"Rate limit exceeded: {limit.calls} {what} per {limit.seconds:g} s per installation. "
             f"Try again in {retry_after} s.",
-            {"Retry-After": str(retry_after)},
+            retry_after,
+            limit,
         )
+
+    def _too_many_requests(self, message: str, retry_after: int, limit: RateLimit) -> web.Response:
+        """429 ``rate_limited`` with its wait where the fault setting ``retry_after_in`` puts it: the
+        ``Retry-After`` header, the body's ``error.limit`` (``reset`` in epoch seconds), or both."""
+        place = self.state.faults.retry_after_in
+        headers = {"Retry-After": str(retry_after)} if place in ("header", "both") else None
+        if place == "header":
+            return error_response(429, message, headers)
+        reset = math.ceil(time.time()) + retry_after
+        error = {
+            "code": "rate_limited",
+            "message": message,
+            "limit": {"total": limit.calls, "remaining": 0, "reset": reset},
+        }
+        return _json_response(429, {"error": error}, headers)
 
     @staticmethod
     def _json_document(request: web.BaseRequest, raw: bytes) -> object | web.Response:
@@ -553,6 +582,17 @@ class EmulatorHandler:
         self.state.set_secrets_rate_limit(limit)
         return await self._secrets_rate_limit(request)
 
+    async def _delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = self.state.delete_rate_limiter.limit
+        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+
+    async def _set_delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
+        limit = await _control_rate_limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        self.state.set_delete_rate_limit(limit)
+        return await self._delete_rate_limit(request)
+
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.state.reset()
         return _json_response(200, {"status": "ok"})
@@ -625,6 +665,7 @@ class EmulatorServer:
         *,
         rate_limit: RateLimit | str | None = None,
         secrets_rate_limit: RateLimit | str | None = None,
+        delete_rate_limit: RateLimit | str | None = None,
         faults: FaultSettings | None = None,
         seed: int | None = None,
         client_secret: str | None = None,
@@ -636,12 +677,15 @@ class EmulatorServer:
             rate_limit = RateLimit.parse(rate_limit)
         if isinstance(secrets_rate_limit, str):
             secrets_rate_limit = RateLimit.parse(secrets_rate_limit)
+        if isinstance(delete_rate_limit, str):
+            delete_rate_limit = RateLimit.parse(delete_rate_limit)
         if seed is not None:
             faults = replace(faults or FaultSettings(), seed=seed)
         self.state = EmulatorState(
             tokens,
             rate_limit=rate_limit,
             secrets_rate_limit=secrets_rate_limit,
+            delete_rate_limit=delete_rate_limit,
             faults=faults,
             client_secret=client_secret,
         )
@@ -771,6 +815,10 @@ class EmulatorServer:
     def set_secrets_rate_limit(self, rate_limit: RateLimit | str) -> None:
         limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
         self._on_loop(lambda: self.state.set_secrets_rate_limit(limit))
+
+    def set_delete_rate_limit(self, rate_limit: RateLimit | str) -> None:
+        limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
+        self._on_loop(lambda: self.state.set_delete_rate_limit(limit))
 
     def accepted_tokens(self, installation_id: str) -> int:
         """How many tokens the installation accepts now (2 between a rotate and its revoke)."""

@@ -22,7 +22,7 @@ DROPPED = "dropped"
 ABORTED = "aborted"
 
 # The API routes, as the call counters name them.
-ROUTE_RESOURCE = "resource"  # GET or PUT (import) .../resources/{resourceId}
+ROUTE_RESOURCE = "resource"  # GET, PUT (import) or DELETE .../resources/{resourceId}
 ROUTE_LIST = "resources"  # GET .../resources
 ROUTE_SECRETS = "secrets"  # PUT .../resources/{resourceId}/secrets
 ROUTE_ROTATE = "credentials/rotate"  # POST .../credentials/rotate
@@ -77,8 +77,12 @@ _FAULT_JSON_NAMES: Mapping[str, str] = {
     "slowRate": "slow_rate",
     "slowMs": "slow_ms",
     "throttleRetryAfter": "throttle_retry_after",
+    "retryAfterIn": "retry_after_in",
     "seed": "seed",
 }
+# Where a 429 says when to come back: the ``Retry-After`` header, the body's ``error.limit``
+# (Vercel's ``{total, remaining, reset}``, reset in epoch seconds), or both.
+RETRY_AFTER_PLACES = ("header", "body", "both")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class FaultSettings:
     ``Retry-After: throttle_retry_after`` (``throttle_rate``); else it is handled normally. Which
     requests are chosen depends only on the seed and the call's identity (see
     :func:`decide_fault`), so a run is reproducible however its requests interleave.
+    ``retry_after_in`` (one of :data:`RETRY_AFTER_PLACES`) says where every 429, injected or past
+    the rate limit, carries its wait.
     """
 
     latency_ms: float = 0.0
@@ -100,6 +106,7 @@ class FaultSettings:
     slow_rate: float = 0.0
     slow_ms: float = 0.0
     throttle_retry_after: int = 1
+    retry_after_in: str = "header"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,6 +120,8 @@ class FaultSettings:
             raise ValueError("latency_ms and slow_ms must not be negative")
         if self.throttle_retry_after < 0:
             raise ValueError("throttle_retry_after must not be negative")
+        if self.retry_after_in not in RETRY_AFTER_PLACES:
+            raise ValueError(f"retry_after_in must be one of {', '.join(RETRY_AFTER_PLACES)}")
 
     @property
     def draws_needed(self) -> bool:
@@ -131,6 +140,9 @@ class FaultSettings:
         updates: dict[str, Any] = {}
         for json_name, value in changes.items():
             name = _FAULT_JSON_NAMES[json_name]
+            if name == "retry_after_in":
+                updates[name] = value  # a word, checked by __post_init__
+                continue
             integral = name in ("seed", "throttle_retry_after")
             if type(value) is bool or not isinstance(value, int | float) or (integral and not isinstance(value, int)):
                 raise ValueError(f"{json_name} must be {'an integer' if integral else 'a number'}")
@@ -367,6 +379,7 @@ class EmulatorState:
         *,
         rate_limit: RateLimit | None = None,
         secrets_rate_limit: RateLimit | None = None,
+        delete_rate_limit: RateLimit | None = None,
         faults: FaultSettings | None = None,
         client_secret: str | None = None,
     ) -> None:
@@ -374,6 +387,8 @@ class EmulatorState:
         self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
         # Vercel limits secrets updates on their own: 240 per 60 s per installation.
         self.secrets_rate_limiter = FixedWindowRateLimiter(secrets_rate_limit or RateLimit(240, 60.0))
+        # And deletions: 100 per 60 s per installation.
+        self.delete_rate_limiter = FixedWindowRateLimiter(delete_rate_limit or RateLimit(100, 60.0))
         self.faults = faults or FaultSettings()
         # The integration's client secret that credentials/rotate and revoke require (None: any).
         self.client_secret = client_secret
@@ -403,6 +418,10 @@ class EmulatorState:
         stored.body = {**stored.body, "secrets": secrets}
         return True
 
+    def remove(self, installation_id: str, resource_id: str) -> bool:
+        """Forget a held resource (Vercel's delete); False when it is not held."""
+        return self.resources.get(installation_id, {}).pop(resource_id, None) is not None
+
     def resource(self, installation_id: str, resource_id: str) -> StoredResource | None:
         return self.resources.get(installation_id, {}).get(resource_id)
 
@@ -417,8 +436,12 @@ class EmulatorState:
     def set_secrets_rate_limit(self, limit: RateLimit) -> None:
         self.secrets_rate_limiter = FixedWindowRateLimiter(limit)
 
+    def set_delete_rate_limit(self, limit: RateLimit) -> None:
+        self.delete_rate_limiter = FixedWindowRateLimiter(limit)
+
     def reset(self) -> None:
         self.resources.clear()
         self.calls.clear()
         self.rate_limiter.reset()
         self.secrets_rate_limiter.reset()
+        self.delete_rate_limiter.reset()

@@ -166,6 +166,7 @@ def local_stack(
     emulator.reset()
     emulator.set_faults(FaultSettings())
     emulator.set_rate_limit(template_parameters.get("VercelRateLimit", DEFAULT_RATE_LIMIT))
+    emulator.set_delete_rate_limit(template_parameters.get("VercelRateLimit", DEFAULT_RATE_LIMIT))
     emulator.set_token(INSTALLATION_ID, stack.token)
 
     environment = resources.local_function_environment(

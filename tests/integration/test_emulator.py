@@ -277,6 +277,59 @@ def test_the_sdk_headers_are_accepted(client: httpx.Client) -> None:
         assert response.status_code == 200, response.text
 
 
+# -- deletion -------------------------------------------------------------------------------------
+
+
+def test_delete_answers_204_then_the_resource_is_gone_from_get_and_the_list(
+    vercel: EmulatorServer, client: httpx.Client
+) -> None:
+    put(client, resource_path("icfg_1", "a"), valid_body(name="A"))
+    put(client, resource_path("icfg_1", "b/1"), valid_body(name="B"))
+
+    deleted = client.delete(resource_path("icfg_1", "b/1"))
+
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert_error(client.get(resource_path("icfg_1", "b/1")), 404, "not_found")
+    assert [r["partnerId"] for r in client.get(resource_path("icfg_1")).json()["resources"]] == ["a"]
+    assert vercel.held_resource("icfg_1", "b/1") is None
+    assert [i["resourceId"] for i in client.get("/_emulator/imports").json()["imports"]] == ["a"]
+    # Unknown (or already deleted): 404. Imported again: held again, under the same id.
+    assert_error(client.delete(resource_path("icfg_1", "b/1")), 404, "not_found")
+    assert_error(client.delete(resource_path("icfg_1", "never")), 404, "not_found")
+    assert put(client, resource_path("icfg_1", "b/1"), valid_body(name="B")).status_code == 200
+    assert (vercel.held_resource("icfg_1", "b/1") or {})["name"] == "B"
+    assert vercel.call_count("icfg_1", "b/1", "DELETE").by_status == {"204": 1, "404": 1}
+
+
+def test_delete_is_authorised_as_an_import_is(vercel: EmulatorServer, client: httpx.Client) -> None:
+    put(client, resource_path("icfg_1", "a"), valid_body())
+    assert_error(
+        client.delete(resource_path("icfg_1", "a"), headers={"Authorization": "Bearer nope"}), 401, "unauthorized"
+    )
+    other = {"Authorization": f"Bearer {TOKEN_2}"}
+    assert_error(client.delete(resource_path("icfg_1", "a"), headers=other), 403, "forbidden")
+    assert vercel.held_resource("icfg_1", "a") is not None
+
+
+def test_deletions_have_a_rate_limit_of_their_own(vercel: EmulatorServer, client: httpx.Client) -> None:
+    vercel.set_delete_rate_limit("2/30")
+    for name in ("a", "b", "c"):
+        put(client, resource_path("icfg_1", name), valid_body())
+
+    statuses = [client.delete(resource_path("icfg_1", name)) for name in ("a", "missing", "c")]
+
+    assert [r.status_code for r in statuses] == [204, 404, 429]  # every authorised call counts
+    assert "2 deletions per 30 s" in assert_error(statuses[2], 429, "rate_limited")
+    assert 29 <= int(statuses[2].headers["retry-after"]) <= 30
+    assert put(client, resource_path("icfg_1", "d"), valid_body()).status_code == 200  # imports are apart
+    assert client.post("/_emulator/delete-rate-limit", json={"calls": 5, "seconds": 1}).json() == {
+        "calls": 5,
+        "seconds": 1,
+    }
+    assert client.delete(resource_path("icfg_1", "c")).status_code == 204
+
+
 # -- routes ---------------------------------------------------------------------------------------
 
 
@@ -284,10 +337,10 @@ def test_unknown_routes_are_404_and_wrong_methods_405(client: httpx.Client) -> N
     for path in ("/", "/v2/installations/icfg_1/resources/r", "/v1/installations/icfg_1/things/r", "/_emulator/x"):
         assert_error(client.get(path), 404, "not_found")
     assert_error(client.get("/v1/installations//resources/r"), 404, "not_found")
-    for method in ("DELETE", "PATCH", "POST"):
+    for method in ("PATCH", "POST"):  # DELETE is Vercel's Delete Resource (below)
         response = client.request(method, resource_path("icfg_1", "r"))
         assert_error(response, 405, "method_not_allowed")
-        assert response.headers["allow"] == "GET, PUT"
+        assert response.headers["allow"] == "GET, PUT, DELETE"
     assert client.put(resource_path("icfg_1")).headers["allow"] == "GET"
     assert_error(client.get("/_emulator/reset"), 405, "method_not_allowed")
     assert client.get("/_emulator/health").json() == {"status": "ok"}
@@ -329,6 +382,40 @@ def test_the_rate_limit_is_set_at_start_and_from_the_control_api(client: httpx.C
 
 
 # -- faults ---------------------------------------------------------------------------------------
+
+
+def test_a_429_can_say_when_the_limit_resets_in_its_body_instead_of_retry_after(
+    vercel: EmulatorServer, client: httpx.Client
+) -> None:
+    vercel.set_rate_limit("1/30")
+    assert client.post("/_emulator/faults", json={"retryAfterIn": "body"}).json()["retryAfterIn"] == "body"
+    path = resource_path("icfg_1", "r")
+    assert put(client, path, valid_body()).status_code == 200
+    before = time.time()
+    refused = put(client, path, valid_body())
+
+    assert refused.status_code == 429
+    assert "retry-after" not in refused.headers
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["limit"]["total"] == 1
+    assert error["limit"]["remaining"] == 0
+    assert before + 29 <= error["limit"]["reset"] <= time.time() + 31  # epoch seconds: the window's end
+
+    # Both places, and an injected throttle answers the same way.
+    vercel.set_faults(FaultSettings(throttle_rate=1.0, throttle_retry_after=5, retry_after_in="both"))
+    throttled = put(client, resource_path("icfg_1", "other"), valid_body())
+    assert throttled.headers["retry-after"] == "5"
+    assert throttled.json()["error"]["limit"]["reset"] >= int(before) + 5
+    assert_error(client.post("/_emulator/faults", json={"retryAfterIn": "nowhere"}), 400, "bad_request")
+
+
+def test_the_cli_takes_where_a_429_says_when_to_come_back() -> None:
+    from vercel_emulator.cli import build_parser
+
+    assert build_parser().parse_args(["--retry-after-in", "body"]).retry_after_in == "body"
+    assert build_parser().parse_args([]).retry_after_in == "header"
+
 
 FAULTY = FaultSettings(error_rate=0.2, throttle_rate=0.15, drop_rate=0.15, throttle_retry_after=0)
 

@@ -21,7 +21,7 @@ import pytest
 from local_aws.provision import drain_json_messages, store_installation_token, store_resource_secret
 from local_runner import Runner, SecretRotationPoller, send_failure_to_queue
 from tests.integration.conftest import INSTALLATION_ID, LocalStack
-from tests.integration.support import put_item, record, sync_stream
+from tests.integration.support import delete_item, put_item, record, sync_stream
 from tests.leak_scan import register_secret
 from tools.lambda_local import load_handler
 from vercel_sync import wiring
@@ -179,6 +179,31 @@ def test_a_resource_vercel_does_not_hold_is_parked_and_the_others_updated(
     assert message["source"]["eventName"] == "PutSecretValue"
     assert password not in json.dumps(message)
     assert stack.emulator.secrets_call_count(INSTALLATION_ID, "db_primary").by_status == {"201": 1}
+
+
+@pytest.mark.parametrize("template_parameters", [{"RemovalMode": "delete"}])
+def test_a_resource_deleted_at_vercel_gets_no_secrets_update(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], rotation_handler: ModuleType
+) -> None:
+    """As for one imported uninstalled: the deletion's state records no secret, so rotation finds
+    only the resource still using it."""
+    stack = local_stack
+    name = stack.resource_secret_name
+    put_item(stack, record("db_primary", secretsArn=name))
+    put_item(stack, record("db_gone", secretsArn=name))
+    assert [r for result in sync_stream(stack, handlers) for r in result.reported] == []
+    delete_item(stack, "db_gone")
+    assert [r for result in sync_stream(stack, handlers) for r in result.reported] == []
+    assert stack.emulator.call_count(INSTALLATION_ID, "db_gone", "DELETE").by_status == {"204": 1}
+    poller = rotation_poller(stack, rotation_handler)
+    rotate_resource_secret(stack)
+
+    summary = Runner([poller], idle_sleep_seconds=0.05).run_until_idle(idle_seconds=0.3, timeout_seconds=30)
+
+    assert [(r.records, r.error) for r in summary] == [(1, None)]
+    assert stack.emulator.secrets_call_count(INSTALLATION_ID, "db_primary").by_status == {"201": 1}
+    assert stack.emulator.secrets_call_count(INSTALLATION_ID, "db_gone").total == 0
+    assert drain_json_messages(stack.aws["sqs"], stack.queue_url("FailedRecordsQueue")) == []
 
 
 def test_a_rotation_never_reaches_a_resource_of_another_installation(

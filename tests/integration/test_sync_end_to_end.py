@@ -196,6 +196,25 @@ def test_transient_vercel_failures_go_back_to_the_source_and_succeed_later(
     assert failed_records(local_stack) == []
 
 
+def test_a_429_without_retry_after_is_waited_out_until_its_bodys_limit_reset(
+    local_stack: LocalStack, handlers: dict[str, ModuleType]
+) -> None:
+    from vercel_emulator.state import FaultSettings
+
+    # One import per 3 s at "Vercel", its 429s saying when in the body only; the backoff alone
+    # (at most 0.2 s after a first failure) would call again inside the window.
+    local_stack.emulator.set_rate_limit("1/3")
+    local_stack.emulator.set_faults(FaultSettings(retry_after_in="body"))
+    send(local_stack, record("limited_1"), group="limited_1")
+    send(local_stack, record("limited_2"), group="limited_2")
+
+    results = sync_queue(local_stack, handlers)
+
+    assert reported(results) == []
+    assert {held(local_stack, r)["status"] for r in ("limited_1", "limited_2")} == {"ready"}  # type: ignore[index]
+    assert local_stack.emulator.calls()["byStatus"] == {"200": 2, "429": 1}
+
+
 def test_no_secret_appears_in_logs_or_failed_records(
     local_stack: LocalStack,
     handlers: dict[str, ModuleType],

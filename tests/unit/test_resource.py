@@ -210,3 +210,108 @@ def test_a_refused_installation_parks_its_record_with_vercels_error() -> None:
     assert message["reason"] == "installation_unavailable"
     assert message["httpStatus"] == 403
     assert json.loads(message["vercelError"]) == json.loads(refused)
+
+
+# -- removal by DELETE (REMOVAL_MODE=delete) -------------------------------------------------------
+
+
+class RecordingLimiter:
+    """The rate limiter's buckets, as the calls take them."""
+
+    def __init__(self) -> None:
+        self.acquired: list[str] = []
+        self.paused: list[str] = []
+
+    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
+        self.acquired.append(installation_id)
+        return True
+
+    def pause(self, installation_id: str, seconds: float) -> None:
+        self.paused.append(installation_id)
+
+
+def test_in_delete_mode_a_removal_is_a_delete_under_the_deletions_own_buckets() -> None:
+    vercel, limiter = FakeVercel(), RecordingLimiter()
+    service = make_service(vercel, state=FakeStateStore(), removal_mode="delete", rate_limiter=limiter)
+
+    assert sync_one(service, stream(record_without_secret("r1"), "100")) == "imported"
+    assert sync_one(service, stream(record_without_secret("r1"), "200", removed=True)) == "imported"
+    assert sync_one(service, sqs(record_without_secret("r2", deleted=True))) == "imported"
+    # A partner status that maps to uninstalled is a status, not a removal: it is imported.
+    assert sync_one(service, sqs(record_without_secret("r3", status="terminated"))) == "imported"
+
+    assert [(c.method, c.resource_id) for c in vercel.calls] == [
+        ("PUT", "r1"),
+        ("DELETE", "r1"),
+        ("DELETE", "r2"),
+        ("PUT", "r3"),
+    ]
+    assert limiter.acquired == [INSTALLATION, f"delete/{INSTALLATION}", f"delete/{INSTALLATION}", INSTALLATION]
+
+
+def test_in_the_default_mode_a_removal_is_imported_uninstalled() -> None:
+    vercel = FakeVercel()
+    service = make_service(vercel, state=FakeStateStore())
+
+    assert sync_one(service, sqs(record_without_secret("r2", deleted=True))) == "imported"
+
+    assert [(c.method, c.body["status"]) for c in vercel.calls] == [("PUT", "uninstalled")]
+
+
+def test_a_delete_keeps_the_version_guard_both_ways() -> None:
+    vercel = FakeVercel()
+    state = FakeStateStore()
+    service = make_service(vercel, state=state, removal_mode="delete")
+
+    assert sync_one(service, sqs(record_without_secret(version=5))) == "imported"
+    # A deletion older than the applied version is not sent.
+    assert sync_one(service, sqs(record_without_secret(version=4, deleted=True))) == "stale"
+    assert sync_one(service, sqs(record_without_secret(version=6, deleted=True))) == "imported"
+    # An older change after the deletion is not applied; a newer one brings the resource back.
+    assert sync_one(service, sqs(record_without_secret(version=Decimal("5.5"), name="late"))) == "stale"
+    assert sync_one(service, sqs(record_without_secret(version=7))) == "imported"
+
+    assert [(c.method, c.body.get("name")) for c in vercel.calls] == [
+        ("PUT", "name-r1"),
+        ("DELETE", None),
+        ("PUT", "name-r1"),
+    ]
+    assert state.items[(INSTALLATION, "r1")]["status"] == "ready"
+
+
+def test_suppression_never_swallows_a_delete_nor_the_import_after_one() -> None:
+    vercel = FakeVercel()
+    service = make_service(vercel, state=FakeStateStore(), removal_mode="delete")
+
+    assert sync_one(service, sqs(record_without_secret(version=1))) == "imported"
+    assert sync_one(service, sqs(record_without_secret(version=2, deleted=True))) == "imported"
+    # The same deletion again (e.g. the resource came back at Vercel by another way): sent again.
+    assert sync_one(service, sqs(record_without_secret(version=3, deleted=True))) == "imported"
+    # The same body as before the deletion: not unchanged, the resource must be imported again.
+    assert sync_one(service, sqs(record_without_secret(version=4))) == "imported"
+
+    assert [c.method for c in vercel.calls] == ["PUT", "DELETE", "DELETE", "PUT"]
+
+
+def test_a_deleted_resource_is_recorded_as_deleted_without_its_secret() -> None:
+    state = FakeStateStore()
+    service = make_service(FakeVercel(), state=state, removal_mode="delete")
+    item = record_with_secret(version=1)
+
+    assert sync_one(service, stream(item, "100")) == "imported"
+    assert sync_one(service, stream(item, "200", removed=True)) == "imported"
+
+    held = state.items[("icfg_1", "db_primary")]
+    assert (held["status"], held["secret_name"]) == ("deleted", None)
+
+
+def test_a_failed_delete_goes_back_or_is_parked_as_an_import_would() -> None:
+    vercel = FakeVercel(script={"r1": [vercel_unavailable(503), None], "r2": [vercel_rejects(400)]})
+    failed = FakeFailedRecords()
+    service = make_service(vercel, state=FakeStateStore(), failed=failed, removal_mode="delete")
+
+    assert sync_one(service, sqs(record_without_secret("r1", deleted=True))) == "imported"  # retried
+    assert sync_one(service, sqs(record_without_secret("r2", deleted=True))) == "parked"
+
+    assert [(c.method, c.resource_id) for c in vercel.calls] == [("DELETE", "r1"), ("DELETE", "r1"), ("DELETE", "r2")]
+    assert failed.reasons() == ["vercel_rejected"]

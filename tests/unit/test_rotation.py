@@ -138,6 +138,11 @@ def test_state_items_become_targets() -> None:
     assert target_from_item({"kind": "resource", "installationId": "i"}) is None
 
 
+def test_a_resource_deleted_at_vercel_is_no_target_as_an_uninstalled_one_is() -> None:
+    item = {"kind": "resource", "installationId": "i", "resourceId": "r", "status": "deleted"}
+    assert target_from_item(item) is None
+
+
 # -- the service ------------------------------------------------------------------------------------
 
 

@@ -93,3 +93,12 @@ def test_a_secret_is_looked_up_under_each_name_an_import_may_have_kept() -> None
     # A partial ARN of a name that ends like a suffix: kept as given, never read as another secret's.
     assert secret_names_of(arn + "-backup")[0] == "partner/resources/icfg_a/orders-backup"
     assert secret_names_of("partner/resources/icfg_a/orders-backup") == ("partner/resources/icfg_a/orders-backup",)
+
+
+def test_the_removal_mode_is_uninstalled_or_delete() -> None:
+    from vercel_sync.settings import SyncSettings
+
+    assert SyncSettings.from_env({}).removal_mode == "uninstalled"
+    assert SyncSettings.from_env({"REMOVAL_MODE": "delete"}).removal_mode == "delete"
+    with pytest.raises(ConfigurationError, match="REMOVAL_MODE"):
+        SyncSettings.from_env({"REMOVAL_MODE": "purge"})

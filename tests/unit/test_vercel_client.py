@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from vercel_sync.adapters.vercel import (
     VercelClient,
     VercelUnauthorizedError,
     environment_proxy,
+    limit_reset_seconds,
     retry_after_seconds,
 )
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
@@ -353,8 +355,6 @@ def test_retry_after_is_bounded(headers: dict[str, str], expected: float | None)
 
 class DrippingStream(httpx.SyncByteStream):
     def __iter__(self) -> Any:
-        import time
-
         for _ in range(20):
             time.sleep(0.1)
             yield b" "
@@ -414,3 +414,122 @@ def test_secrets_path_ids_are_length_checked() -> None:
     with pytest.raises(PermanentSyncError) as caught:
         VercelClient(BASE).secrets_url("icfg_1", "r" * 257)
     assert caught.value.reason == "invalid_record"
+
+
+# --- a 429 without Retry-After: the body's error.limit.reset (epoch seconds), else the backoff -----
+
+
+def _limited_body(reset: object) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": "rate_limited",
+            "message": "slow down",
+            "limit": {"total": 100, "remaining": 0, "reset": reset},
+        }
+    }
+
+
+def test_a_429_without_retry_after_waits_until_the_body_says_the_limit_resets(
+    client: VercelClient, api: respx.MockRouter
+) -> None:
+    reset = int(time.time()) + 30
+    api.put(url__regex=r".*").respond(429, json=_limited_body(reset))
+
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+
+    assert caught.value.http_status == 429
+    assert caught.value.retry_after_seconds is not None
+    assert 28 <= caught.value.retry_after_seconds <= 30
+
+
+def test_retry_after_wins_over_the_body(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(429, headers={"Retry-After": "4"}, json=_limited_body(int(time.time()) + 300))
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.retry_after_seconds == 4
+
+
+def test_only_a_429_body_is_read_for_a_reset(client: VercelClient, api: respx.MockRouter) -> None:
+    api.put(url__regex=r".*").respond(503, json=_limited_body(int(time.time()) + 30))
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.retry_after_seconds is None
+
+
+def test_a_429_body_past_the_size_cap_is_not_read_for_a_reset(client: VercelClient, api: respx.MockRouter) -> None:
+    padded = json.dumps(_limited_body(int(time.time()) + 30) | {"padding": "x" * MAX_ERROR_BODY_BYTES})
+    api.put(url__regex=r".*").respond(429, content=padded.encode())
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.retry_after_seconds is None
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (json.dumps(_limited_body(NOW + 12)).encode(), 12.0),
+        (json.dumps(_limited_body(NOW + 2.5)).encode(), 2.5),
+        (json.dumps(_limited_body(NOW + 10**9)).encode(), MAX_RETRY_AFTER_SECONDS),  # capped as Retry-After
+        (json.dumps(_limited_body(NOW - 5)).encode(), None),  # already past: the backoff decides
+        (json.dumps(_limited_body(NOW)).encode(), None),
+        (json.dumps(_limited_body(str(NOW + 12))).encode(), None),  # not a number
+        (json.dumps(_limited_body(True)).encode(), None),
+        (json.dumps(_limited_body(None)).encode(), None),
+        (json.dumps(_limited_body([NOW + 12])).encode(), None),
+        (b'{"error": {"limit": {"reset": 1e999}}}', None),  # infinity once parsed
+        (b'{"error": {"limit": {"reset": NaN}}}', None),
+        (b'{"error": {"limit": {"reset": 1' + b"0" * 400 + b"}}}", None),  # an integer no float holds
+        (b"<html>Too Many Requests</html>", None),  # not JSON
+        (b"", None),
+        (b"[" * 5000 + b"]" * 5000, None),  # nested deeper than the parser recurses
+        (b'{"error": "rate_limited"}', None),
+        (b'{"error": {"limit": 1800000012}}', None),
+        (b'["error"]', None),
+    ],
+)
+def test_limit_reset_is_bounded_and_hostile_bodies_fall_back_to_the_backoff(
+    body: bytes, expected: float | None
+) -> None:
+    assert limit_reset_seconds(body, now=NOW) == expected
+
+
+# --- DELETE of a resource (REMOVAL_MODE=delete) -----------------------------------------------------
+
+
+def test_delete_sends_a_bodyless_delete_and_takes_204(client: VercelClient, api: respx.MockRouter) -> None:
+    route = api.delete("/v1/installations/icfg_1/resources/res%2F1").respond(204)
+
+    assert client.delete_resource("icfg_1", "res/1", token=TOKEN) is None
+
+    request = route.calls.last.request
+    assert request.method == "DELETE"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "content-type" not in request.headers
+    assert request.content == b""
+
+
+def test_delete_of_a_resource_vercel_does_not_hold_is_success(client: VercelClient, api: respx.MockRouter) -> None:
+    api.delete(url__regex=r".*").respond(404, json={"error": {"code": "not_found", "message": "gone"}})
+    assert client.delete_resource("icfg_1", "res_1", token=TOKEN) is None
+
+
+def test_delete_failures_are_classified_as_an_imports_are(client: VercelClient, api: respx.MockRouter) -> None:
+    api.delete(url__regex=r".*").mock(
+        side_effect=[
+            httpx.Response(403, json={"error": {"code": "forbidden", "message": "no"}}),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(401),
+        ]
+    )
+    with pytest.raises(PermanentSyncError) as refused:
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)
+    assert (refused.value.http_status, refused.value.message) == (403, "Vercel rejected the deletion (403): forbidden")
+    with pytest.raises(TransientSyncError) as throttled:
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)
+    assert (throttled.value.http_status, throttled.value.retry_after_seconds) == (429, 3)
+    with pytest.raises(VercelUnauthorizedError):
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)

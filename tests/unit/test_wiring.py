@@ -76,3 +76,11 @@ def test_rotation_takes_calls_from_buckets_of_its_own() -> None:
 def test_an_adapter_rotation_does_not_take_is_refused() -> None:
     with pytest.raises(TypeError, match="not an adapter rotation is given: vercel"):
         build_rotation_service(RotationSettings(), vercel=object())
+
+
+def test_the_removal_mode_reaches_the_sync_from_the_environment() -> None:
+    default = build_sync_service(SyncSettings.from_env({}), **adapters())
+    deleting = build_sync_service(SyncSettings.from_env({"REMOVAL_MODE": "delete"}), **adapters())
+
+    assert default.tuning.removal_mode == "uninstalled"
+    assert deleting.tuning.removal_mode == "delete"

@@ -107,11 +107,15 @@ class Calls:
         subject: S,
         observer: CallObserver[S],
         tries: Tries,
+        *,
+        rate_limiter: RateLimiter | None = None,
     ) -> float:
-        """``send(token=...)`` until Vercel accepts it (after :meth:`token`); the latency in ms, or the last failure."""
+        """``send(token=...)`` until Vercel accepts it (after :meth:`token`); the latency in ms, or the last failure.
+        ``rate_limiter``: the buckets of an operation Vercel limits on its own (default: the batch's)."""
+        limiter = rate_limiter if rate_limiter is not None else self.rate_limiter
         failed_calls = 0
         while True:
-            token = self._ready(installation)
+            token = self._ready(installation, limiter)
             started = time.perf_counter()
             tries.calls += 1
             try:
@@ -126,7 +130,7 @@ class Calls:
                         continue
                     raise
                 failed_calls += 1
-                delay = self._retry_delay(installation, error, failed_calls)
+                delay = self._retry_delay(installation, error, failed_calls, limiter)
                 observer.call_failed(subject, error, retry_in_seconds=delay)
                 if delay is None:
                     raise
@@ -136,13 +140,13 @@ class Calls:
         with waiting("sleep", seconds):
             self.clock.sleep(seconds)
 
-    def _ready(self, installation: Installation) -> str:
+    def _ready(self, installation: Installation, limiter: RateLimiter | None) -> str:
         """The token to call with, once a pause is waited out and the rate limiter gave a call."""
         self._wait_while_paused(installation)
-        if self.rate_limiter is not None:
+        if limiter is not None:
             wait = min(self.max_limiter_wait_seconds, self.deadline.spare_seconds("vercel_call"))
             with waiting("limiter"):
-                acquired = self.rate_limiter.acquire(installation.id, max_wait_seconds=wait)
+                acquired = limiter.acquire(installation.id, max_wait_seconds=wait)
             if not acquired:
                 raise TransientSyncError(
                     "no call left under the rate limit in this invocation: back to the source",
@@ -168,10 +172,12 @@ class Calls:
         observer.token_refreshed(installation.id)
         return True
 
-    def _retry_delay(self, installation: Installation, error: TransientSyncError, failed_calls: int) -> float | None:
+    def _retry_delay(
+        self, installation: Installation, error: TransientSyncError, failed_calls: int, limiter: RateLimiter | None
+    ) -> float | None:
         """The wait before the next call (never sooner than ``Retry-After``), or None: no retry here."""
         if error.http_status == 429:
-            self._pause(installation, error, failed_calls)
+            self._pause(installation, error, failed_calls, limiter)
         delay = self.retry.backoff_seconds(failed_calls, self.clock.uniform)
         if error.retry_after_seconds is not None:
             delay = max(delay, error.retry_after_seconds)
@@ -179,7 +185,9 @@ class Calls:
             return None
         return delay
 
-    def _pause(self, installation: Installation, error: TransientSyncError, failed_calls: int) -> None:
+    def _pause(
+        self, installation: Installation, error: TransientSyncError, failed_calls: int, limiter: RateLimiter | None
+    ) -> None:
         seconds = error.retry_after_seconds
         if seconds is None:
             seconds = self.retry.backoff_seconds(failed_calls, lambda _low, high: high)
@@ -187,9 +195,9 @@ class Calls:
             with installation.lock:
                 installation.paused_until = max(installation.paused_until, self.clock.monotonic() + seconds)
         # Best effort: the bucket's own spacing still holds.
-        if self.rate_limiter is not None and self.deadline.allows_best_effort_aws_call():
+        if limiter is not None and self.deadline.allows_best_effort_aws_call():
             with self.deadline.limit("aws_read"):
-                self.rate_limiter.pause(installation.id, seconds)
+                limiter.pause(installation.id, seconds)
 
     def _wait_while_paused(self, installation: Installation) -> None:
         while True:

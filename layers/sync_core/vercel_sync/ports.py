@@ -19,6 +19,7 @@ class VercelApi(Protocol):
     def import_resource(
         self, integration_configuration_id: str, resource_id: str, body: Mapping[str, Any], *, token: str
     ) -> dict[str, Any]: ...
+    def delete_resource(self, integration_configuration_id: str, resource_id: str, *, token: str) -> None: ...
 
 
 class SecretsApi(Protocol):

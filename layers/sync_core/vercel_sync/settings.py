@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,10 +30,14 @@ ENVIRONMENT_VARIABLES = {
     "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field's name  # nosec B105
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
+    "REMOVAL_MODE": "removal_mode",
     # Not AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
     "FUNCTION_ACCOUNT_ID": "aws_account_id",
     "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
 }
+
+
+RemovalMode = Literal["uninstalled", "delete"]
 
 
 class RateLimit(BaseModel):
@@ -225,6 +229,8 @@ class SyncSettings(Settings):
 
     # A stream keeps a record 24 h: one still failing at this age is parked whole before it expires.
     stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
+    # How a removed resource reaches Vercel: imported with status uninstalled, or deleted.
+    removal_mode: RemovalMode = "uninstalled"
 
 
 class RotationSettings(Settings):

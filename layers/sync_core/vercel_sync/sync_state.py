@@ -15,6 +15,10 @@ from typing import Any, Literal
 from vercel_sync.errors import InvalidRecordError
 
 VersionKind = Literal["partner", "sequence"]
+# The status recorded for a resource deleted at Vercel (REMOVAL_MODE=delete), beside Vercel's own words.
+DELETED_STATUS = "deleted"
+# A resource recorded with one of these is gone from Vercel's view: rotation pushes nothing to it.
+REMOVED_STATUSES = frozenset({"uninstalled", DELETED_STATUS})
 MAX_VERSION_DIGITS = 38  # a DynamoDB number's
 SEQUENCE_WIDTH = 40  # stream sequence numbers (21 to 40 digits) padded to compare as numbers
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

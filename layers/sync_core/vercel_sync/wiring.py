@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vercel_sync.backfill.settings import BackfillSettings
 from vercel_sync.deadline import TimeBudget
-from vercel_sync.ports import RateLimiter
+from vercel_sync.ratelimit.operations import SecretsUpdateBuckets
 from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import RotationSettings, Settings, SyncSettings
 from vercel_sync.sync.service import Adapters, SyncService, Tuning
@@ -67,6 +67,7 @@ def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
         time_budget=time_budget(settings),
         park_stream_records_after_seconds=settings.stream_park_after_seconds,
         call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
+        removal_mode=settings.removal_mode,
     )
     return SyncService(adapters, tuning)
 
@@ -143,19 +144,6 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
         invoker=LambdaInvoker(client_factory=aws.factory("lambda")),
         log=lambda message, extra: logger.info(message, extra=extra),
     )
-
-
-class SecretsUpdateBuckets:
-    """The shared rate limiter on buckets of rotation's own (``secrets-update/<id>``), apart from the imports'."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-
-    def acquire(self, installation_id: str, *, max_wait_seconds: float) -> bool:
-        return self._limiter.acquire("secrets-update/" + installation_id, max_wait_seconds=max_wait_seconds)
-
-    def pause(self, installation_id: str, seconds: float) -> None:
-        self._limiter.pause("secrets-update/" + installation_id, seconds)
 
 
 def time_budget(settings: Settings) -> TimeBudget:

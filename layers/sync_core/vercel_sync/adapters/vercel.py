@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -58,7 +59,7 @@ class VercelClient:
         if isinstance(self._http, httpx.HTTPTransport):
             install_call_deadline(self._http)
         self._timeout = http_timeout(timeout_seconds).as_dict()
-        self._headers = (
+        self._headers = (  # Content-Type last: a call without a body leaves it out
             ("User-Agent", USER_AGENT),
             ("Accept", "application/json"),
             ("Content-Type", "application/json"),
@@ -92,6 +93,15 @@ class VercelClient:
         url = self.secrets_url(integration_configuration_id, resource_id)
         return self._put(url, body, token=token, what="secrets update")
 
+    def delete_resource(self, integration_configuration_id: str, resource_id: str, *, token: str) -> None:
+        """DELETE the resource (Vercel answers 204); a 404 is success: it is gone already."""
+        url = self.resource_url(integration_configuration_id, resource_id)
+        try:
+            self._send("DELETE", url, None, token=token, what="deletion")
+        except PermanentSyncError as error:
+            if error.http_status != 404:
+                raise
+
     def _put(self, url: str, body: Mapping[str, Any], *, token: str, what: str) -> dict[str, Any]:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if len(content) > MAX_REQUEST_BODY_BYTES:
@@ -99,6 +109,9 @@ class VercelClient:
                 f"the {what} body is {len(content)} bytes, over the {MAX_REQUEST_BODY_BYTES}-byte limit",
                 reason="invalid_record",
             )
+        return self._send("PUT", url, content, token=token, what=what)
+
+    def _send(self, method: str, url: str, content: bytes | None, *, token: str, what: str) -> dict[str, Any]:
         seconds, timeout = self._timeout_seconds, self._timeout
         left = seconds_left()
         if left is not None and left < seconds:
@@ -106,8 +119,11 @@ class VercelClient:
                 raise TransientSyncError(f"no time left for a call to Vercel ({max(0.0, left):.1f} s)")
             seconds, timeout = left, http_timeout(left).as_dict()
         try:
-            headers = [*self._headers, ("Authorization", f"Bearer {token}")]
-            request = httpx.Request("PUT", url, content=content, headers=headers, extensions={"timeout": timeout})
+            headers = [
+                *(self._headers if content is not None else self._headers[:2]),
+                ("Authorization", f"Bearer {token}"),
+            ]
+            request = httpx.Request(method, url, content=content, headers=headers, extensions={"timeout": timeout})
             with within(seconds):  # the whole call, headers and body (http_deadline.py)
                 response = self._http.handle_request(request)
                 try:
@@ -153,6 +169,8 @@ class VercelClient:
             raise VercelUnauthorizedError("Vercel refused the installation token (401)", http_status=401)
         if is_transient_http_status(status):
             retry_after = retry_after_seconds(response.headers)
+            if retry_after is None and status == 429 and complete:
+                retry_after = limit_reset_seconds(content)
             raise TransientSyncError(f"Vercel answered {status}", http_status=status, retry_after_seconds=retry_after)
         raise PermanentSyncError(
             f"Vercel rejected the {what} ({status}){_error_summary(error_body)}",
@@ -222,6 +240,25 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return _bounded((moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def limit_reset_seconds(body: bytes, *, now: float | None = None) -> float | None:
+    """The wait a 429 body's ``error.limit.reset`` (epoch seconds) asks for, bounded as ``Retry-After`` is;
+    ``None`` (the backoff decides) when the body is not JSON, the reset is no number or already past."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    limit = error.get("limit") if isinstance(error, dict) else None
+    reset = limit.get("reset") if isinstance(limit, dict) else None
+    if isinstance(reset, bool) or not isinstance(reset, int | float):
+        return None
+    try:
+        seconds = float(reset) - (time.time() if now is None else now)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return _bounded(seconds) if seconds > 0 else None
 
 
 def _bounded(seconds: float) -> float | None:

@@ -11,6 +11,7 @@ from vercel_sync.errors import InvalidRecordError, PermanentSyncError, Transient
 from vercel_sync.failed_record import MAX_ID_TEXT, SCHEMA_VERSION
 from vercel_sync.redaction import scrub, scrub_error_body, scrub_text, truncate
 from vercel_sync.settings import normalized_secret_name
+from vercel_sync.sync_state import REMOVED_STATUSES
 
 ROTATION_EVENT_NAMES = frozenset({"RotationSucceeded", "PutSecretValue", "UpdateSecret"})
 CURRENT_STAGE = "AWSCURRENT"
@@ -100,11 +101,11 @@ class RotationTarget:
 
 
 def target_from_item(item: Mapping[str, Any]) -> RotationTarget | None:
-    """A sync-state item (plain values) as a target; ``None`` for another kind, or an uninstalled resource."""
+    """A sync-state item (plain values) as a target; ``None`` for another kind, or a resource uninstalled or deleted."""
     installation = item.get("installationId")
     resource = item.get("resourceId")
     prefix = item.get("secretsPrefix")
-    if item.get("kind", "resource") != "resource" or item.get("status") == "uninstalled":
+    if item.get("kind", "resource") != "resource" or item.get("status") in REMOVED_STATUSES:
         return None
     if not isinstance(installation, str) or not isinstance(resource, str) or not installation or not resource:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -16,22 +16,40 @@ from vercel_sync.errors import (
     PermanentSyncError,
     TransientSyncError,
 )
+from vercel_sync.ratelimit.operations import DeletionBuckets
+from vercel_sync.settings import RemovalMode
 from vercel_sync.sync.crew import waiting
 from vercel_sync.sync.failures import Failures
 from vercel_sync.sync.plan import DONE, ParsedChange, RecordResult, ResourceWork
-from vercel_sync.sync_state import ImportedState, payload_digest
+from vercel_sync.sync_state import DELETED_STATUS, ImportedState, payload_digest
 from vercel_sync.transform import build_import_body, needs_secrets
 
 if TYPE_CHECKING:
     from vercel_sync.sync.service import Adapters
 
 
+# What stands for a deletion's payload in the sync-state table: no import body digests the same,
+# so an import after a deletion is never taken for unchanged.
+_DELETION = {"deletedAtVercel": True}
+
+
 class ResourceSync:
     """The resources of one batch, each synced on its own (one worker at a time per resource)."""
 
-    def __init__(self, adapters: Adapters, calls: Calls, failures: Failures, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        adapters: Adapters,
+        calls: Calls,
+        failures: Failures,
+        deadline: Deadline,
+        removal_mode: RemovalMode = "uninstalled",
+    ) -> None:
         self.adapters, self.calls, self.failures, self.deadline = adapters, calls, failures, deadline
         self.observer = adapters.observer
+        self.removal_mode = removal_mode
+        # Vercel limits deletions apart from imports: buckets of their own in the same limiter.
+        limiter = adapters.rate_limiter
+        self.deletion_limiter = DeletionBuckets(limiter) if limiter is not None else None
 
     def run(self, work: ResourceWork, results: list[RecordResult]) -> None:
         """The newest change is synced; the others it coalesced share its fate."""
@@ -73,19 +91,21 @@ class ResourceSync:
                 f"not sent: {stopped.message} (for another resource of this installation in this batch)",
                 http_status=stopped.http_status,
             )
-        body = self._body(item, secret_values)
+        body = None if self.deletes(item) else self._body(item, secret_values)
         token = self.calls.token(installation)
         secret_values.append(token)
         if self.adapters.state_store is None:
             latency_ms = self._call(item, installation, body, tries)
         else:
-            digest = payload_digest(body, key=token)
+            digest = payload_digest(_DELETION if body is None else body, key=token)
             claim_id, unchanged = self._claim(item, digest)
             if claim_id is None:
                 self.observer.skipped(item.change, "stale")
                 return DONE["stale"]
             try:
-                if unchanged:
+                # A deletion is always sent (404 is success): Vercel may hold the resource again
+                # although the table's last payload was this deletion.
+                if unchanged and body is not None:
                     self._record_state(item, claim_id, digest, body)
                     self.observer.skipped(item.change, "unchanged")
                     return DONE["unchanged"]
@@ -117,9 +137,23 @@ class ResourceSync:
         secret_values.extend(payload.secret_values())
         return body
 
-    def _call(self, item: ParsedChange, installation: Installation, body: Mapping[str, Any], tries: Tries) -> float:
-        send = partial(self.adapters.vercel.import_resource, installation.id, item.record.resource_id, body)
-        return self.calls.call(installation, send, item.change, self.observer, tries)
+    def deletes(self, item: ParsedChange) -> bool:
+        """Whether the change reaches Vercel as a DELETE: a removal (a stream REMOVE, ``deleted: true``)
+        in delete mode. Otherwise it is imported (a removal with status ``uninstalled``)."""
+        return self.removal_mode == "delete" and (item.change.removed or item.record.deleted)
+
+    def _call(
+        self, item: ParsedChange, installation: Installation, body: Mapping[str, Any] | None, tries: Tries
+    ) -> float:
+        """The import of ``body``; ``None``: the resource's deletion."""
+        vercel, resource_id = self.adapters.vercel, item.record.resource_id
+        send: Callable[..., object]
+        if body is None:
+            send = partial(vercel.delete_resource, installation.id, resource_id)
+            limiter = self.deletion_limiter
+        else:
+            send, limiter = partial(vercel.import_resource, installation.id, resource_id, body), None
+        return self.calls.call(installation, send, item.change, self.observer, tries, rate_limiter=limiter)
 
     def _claim(self, item: ParsedChange, digest: str) -> tuple[str | None, bool]:
         """(claim id, whether the payload is unchanged); claim id None: the change is stale."""
@@ -141,10 +175,12 @@ class ResourceSync:
                 raise TransientSyncError("another invocation is syncing this resource: back to the source")
             self.calls.sleep(wait)
 
-    def _record_state(self, item: ParsedChange, claim_id: str | None, digest: str, body: Mapping[str, Any]) -> None:
+    def _record_state(
+        self, item: ParsedChange, claim_id: str | None, digest: str, body: Mapping[str, Any] | None
+    ) -> None:
         store, record = self.adapters.state_store, item.record
         assert store is not None
-        uses_secret = record.secrets_arn is not None and "secrets" in body
+        uses_secret = record.secrets_arn is not None and body is not None and "secrets" in body
         # In parking's share of the time, which the call's bound kept free.
         with self.deadline.bound("park", "recording the import in the sync-state table"), waiting("state"):
             store.record(
@@ -155,7 +191,7 @@ class ResourceSync:
                     version=item.version,
                     payload_digest=digest,
                     product_id=record.product_id,
-                    status=str(body.get("status")),
+                    status=DELETED_STATUS if body is None else str(body.get("status")),
                     secret_name=record.secrets_arn if uses_secret else None,
                     secrets_prefix=record.secrets_prefix if uses_secret else None,
                     imported_at=self.calls.clock.now(),

@@ -19,6 +19,7 @@ from vercel_sync.ports import (
     SyncObserver,
     VercelApi,
 )
+from vercel_sync.settings import RemovalMode
 from vercel_sync.sync import crew
 from vercel_sync.sync.failures import Failures
 from vercel_sync.sync.plan import Broken, Parking, RecordResult, ResourceWork, Task, Unit, plan
@@ -47,6 +48,7 @@ class Tuning:
     time_budget: TimeBudget | None = None  # None: no step is refused for lack of time
     park_stream_records_after_seconds: float | None = None
     call_interval_seconds: float = 0.6  # the rate limit's spacing of one installation's calls
+    removal_mode: RemovalMode = "uninstalled"  # how a removed resource reaches Vercel (settings.py)
 
 
 class SyncService:
@@ -74,7 +76,9 @@ class SyncService:
             deadline,
             call_interval_seconds=tuning.call_interval_seconds,
         )
-        batch = _Batch([_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline), failures)
+        batch = _Batch(
+            [_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline, tuning.removal_mode), failures
+        )
         try:
             crew.Crew(plan(changes), batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
