@@ -11,7 +11,7 @@ import itertools
 import json
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -93,9 +93,10 @@ class LocalStack:
     resources: LocalResources
     aws: dict[str, Any]
     emulator: EmulatorServer
-    token: str
-    database_password: str
-    preview_password: str
+    # Kept out of the repr: a failed assertion prints the stack, and no secret value may reach test output.
+    token: str = field(repr=False)
+    database_password: str = field(repr=False)
+    preview_password: str = field(repr=False)
 
     @property
     def secret_values(self) -> list[str]:
