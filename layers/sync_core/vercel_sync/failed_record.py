@@ -9,7 +9,7 @@ from typing import Any
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.partner_schema import RECORD_FIELDS
+from vercel_sync.mapping import default_mapping
 from vercel_sync.redaction import scrub, truncate
 from vercel_sync.transform import json_safe
 
@@ -24,11 +24,14 @@ def build_failed_record_message(
     failed_at: datetime,
     secret_values: Iterable[str] = (),
     calls: int = 0,
+    record_fields: frozenset[str] | None = None,
 ) -> dict[str, Any]:
+    """``record_fields``: the item's attributes the message keeps (by default the default mapping's)."""
     installation_id, resource_id = change.ids()
+    fields = default_mapping().source_attributes if record_fields is None else record_fields
     try:
         record = (
-            {key: json_safe(value) for key, value in change.item.items() if key in RECORD_FIELDS}
+            {key: json_safe(value) for key, value in change.item.items() if key in fields}
             if change.item is not None
             else None
         )

@@ -30,6 +30,8 @@ ENVIRONMENT_VARIABLES = {
     "TOKEN_CACHE_SECONDS": "token_cache_seconds",  # a settings field's name  # nosec B105
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
+    "PARTNER_MAPPING_FILE": "partner_mapping_file",
+    "PARTNER_MAPPING_PARAMETER": "partner_mapping_parameter",
     # Not AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
     "FUNCTION_ACCOUNT_ID": "aws_account_id",
     "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
@@ -221,6 +223,9 @@ class SyncSettings(Settings):
 
     # A stream keeps a record 24 h: one still failing at this age is parked whole before it expires.
     stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
+    # The partner mapping (docs/configuration.md): a file, else an SSM parameter's text, else the default.
+    partner_mapping_file: str = ""
+    partner_mapping_parameter: str = ""
 
 
 class RotationSettings(Settings):

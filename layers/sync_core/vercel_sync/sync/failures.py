@@ -49,6 +49,7 @@ class Failures:
     clock: Clock
     deadline: Deadline
     park_stream_records_after_seconds: float | None
+    record_fields: frozenset[str] | None = None  # the item's attributes a failed record keeps (the mapping's)
 
     def park(
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
@@ -59,7 +60,12 @@ class Failures:
             why = f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)"
             return self._back_to_source(change, why, error)
         message = build_failed_record_message(
-            change, error, failed_at=self.clock.now(), secret_values=secret_values, calls=calls
+            change,
+            error,
+            failed_at=self.clock.now(),
+            secret_values=secret_values,
+            calls=calls,
+            record_fields=self.record_fields,
         )
         refused = send_to_failed_records(self.failed_records, message, self.deadline)
         if refused is not None:
