@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from operations import backfill_cli, replay, stream_failures
+from operations import backfill_cli, filter_pattern, replay, stream_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cli.add_parser(subparsers)
     replay.add_parser(subparsers)
     stream_failures.add_parser(subparsers)
+    filter_pattern.add_parser(subparsers)
     return parser
 
 
