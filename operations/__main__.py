@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from operations import backfill_cli, filter_pattern, replay, stream_failures
+from operations import backfill_cli, filter_pattern, preview, replay, stream_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(subparsers)
     stream_failures.add_parser(subparsers)
     filter_pattern.add_parser(subparsers)
+    preview.add_parser(subparsers)
     return parser
 
 
