@@ -134,3 +134,18 @@ def test_an_unreadable_parameter_is_a_configuration_error_naming_it() -> None:
 
     with pytest.raises(ConfigurationError, match="SSM parameter /vrs/mapping: cannot be read"):
         load_partner_mapping(settings(PARTNER_MAPPING_PARAMETER="/vrs/mapping"), FakeAws(Refusing("")))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("removal:\n  - {flag: d, x: 1}\n", "line 9: removal.0.x: Extra inputs are not permitted"),
+        ("  metadata: {attributes: {Zone: {attribute: r, type: x}}}\n", "line 8: fields.metadata.attributes.Zone.type"),
+        ("  billingPlan: {attribute: p, plans: {Pro: {id: p, type: x, name: P}}}\n", "billingPlan.plans.Pro.type"),
+    ],
+)  # fmt: skip
+def test_an_error_inside_a_form_names_the_documents_own_keys(extra: str, expected: str) -> None:
+    message = error_of(GOOD + extra)
+    assert expected in message
+    assert len(message.splitlines()) == 1  # the form's own error only, not the other forms'
+    assert "line 8" in message or "line 9" in message

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from vercel_sync.errors import ConfigurationError
 from vercel_sync.mapping.engine import PartnerMapping
-from vercel_sync.mapping.model import MappingDocument
+from vercel_sync.mapping.model import FORM_TAGS, MappingDocument
 
 DEFAULT_MAPPING_FILE = Path(__file__).with_name("default.yaml")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the nodes, for their lines
@@ -55,8 +55,8 @@ def _describe(error: ValidationError, root: yaml.Node | None, origin: str, limit
 
 
 def _is_union_branch(part: Any) -> bool:
-    """pydantic names the branch of a union it tried (``Condition``, ``str``): not a key of the document."""
-    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "constrained-str"})
+    """pydantic names the form of a union it read (a tag of ``model.py``): not a key of the document."""
+    return isinstance(part, str) and part in FORM_TAGS
 
 
 def _line_of(node: yaml.Node | None, keys: list[Any]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag, model_validator
 
 from vercel_sync.payload import BillingPlan, ResourceStatus
 
@@ -47,6 +47,21 @@ class Typed(BaseModel):
 
     attribute: Path
     type: Literal["string", "number", "boolean"] | None = None
+
+
+def _form(value: Any) -> str:
+    """Which form an entry of a list or map is (so an error names that form's keys only)."""
+    if isinstance(value, dict):
+        return "flag" if "flag" in value else "entry"
+    return "path"
+
+
+# A metadata entry: an attribute path, or {attribute, type}.
+MetadataEntry = Annotated[Annotated[Path, Tag("path")] | Annotated[Typed, Tag("entry")], Discriminator(_form)]
+# A removal form: a condition, or {flag}.
+RemovalForm = Annotated[Annotated[Condition, Tag("entry")] | Annotated[Flag, Tag("flag")], Discriminator(_form)]
+# The tags above, as they appear in an error's location (not keys of the document).
+FORM_TAGS = frozenset({"path", "entry", "flag"})
 
 
 class Source(BaseModel):
@@ -92,7 +107,7 @@ class PlanSource(Source):
 class MetadataSource(Source):
     """``metadata``, also from ``attributes``: metadata key -> attribute path, or ``{attribute, type}``."""
 
-    attributes: dict[StrictStr, Path | Typed] | None = None
+    attributes: dict[StrictStr, MetadataEntry] | None = None
 
 
 class Fields(BaseModel):
@@ -145,4 +160,4 @@ class MappingDocument(BaseModel):
     resources: list[Condition] = []
     fields: Fields
     version: Version = Version(streamOrder=True)
-    removal: list[Condition | Flag] = []
+    removal: list[RemovalForm] = []
