@@ -99,3 +99,13 @@ def test_the_observer_counts_items_not_resources_in_one_metric(monkeypatch: Any)
     observer.batch_finished(3)
 
     assert counted == [("ItemsNotResources", 3)]
+
+
+def test_a_failed_record_names_the_ids_the_mapping_reads() -> None:
+    failed = FakeFailedRecords()
+    service = make_sync_service(vercel=FakeVercel(), secrets=FakeSecrets(), failed_records=failed, mapping=MAPPING)
+
+    service.sync_batch([sqs(item("RES#db-9", state="melting"))])
+
+    (message,) = failed.messages
+    assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_1", "RES#db-9")

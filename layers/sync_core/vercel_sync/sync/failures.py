@@ -12,6 +12,7 @@ from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import Deadline
 from vercel_sync.errors import PermanentSyncError, RetriesExhaustedError, SyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
+from vercel_sync.mapping import PartnerMapping
 from vercel_sync.ports import FailedRecordSink, SyncObserver
 from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
 from vercel_sync.sync.crew import waiting
@@ -49,7 +50,7 @@ class Failures:
     clock: Clock
     deadline: Deadline
     park_stream_records_after_seconds: float | None
-    record_fields: frozenset[str] | None = None  # the item's attributes a failed record keeps (the mapping's)
+    mapping: PartnerMapping | None = None  # what a failed record keeps of the item, and its ids
 
     def park(
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
@@ -65,7 +66,7 @@ class Failures:
             failed_at=self.clock.now(),
             secret_values=secret_values,
             calls=calls,
-            record_fields=self.record_fields,
+            mapping=self.mapping,
         )
         refused = send_to_failed_records(self.failed_records, message, self.deadline)
         if refused is not None:

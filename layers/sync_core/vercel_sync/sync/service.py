@@ -77,7 +77,7 @@ class SyncService:
             clock,
             deadline,
             tuning.park_stream_records_after_seconds,
-            record_fields=self.mapping.source_attributes,
+            mapping=self.mapping,
         )
         calls = Calls(
             adapters.secrets,
