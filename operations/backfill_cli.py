@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -36,6 +37,7 @@ from vercel_sync.backfill.checkpoints import (
 )
 from vercel_sync.backfill.engine import DEFAULT_PAGE_SIZE, Backfill, BackfillResult, OutboundMessage
 from vercel_sync.backfill.settings import parse_rate
+from vercel_sync.mapping import MappingError, PartnerMapping
 from vercel_sync.ratelimit.limiter import InstallationPacer
 
 EXIT_INTERRUPTED = 130
@@ -53,6 +55,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--queue-url", help="the partner events queue (default: $PARTNER_EVENTS_QUEUE_URL)")
     parser.add_argument(
         "--segments", type=int, help=f"parallel scan segments, one worker thread each (default {DEFAULT_SEGMENTS})"
+    )
+    parser.add_argument(
+        "--mapping", help="the partner mapping file (default: $PARTNER_MAPPING_FILE, else the default mapping)"
     )
     parser.add_argument("--installation", help="only this installation (integrationConfigurationId)")
     parser.add_argument("--product", help="only this product (productId)")
@@ -88,6 +93,17 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     except BackfillError as exc:
         err.write(f"backfill: {exc}\n")
         return 2
+
+
+def partner_mapping(path: str | None, environ: Mapping[str, str]) -> PartnerMapping:
+    """The mapping the items are read through: ``--mapping``, else ``$PARTNER_MAPPING_FILE``, else the default."""
+    from vercel_sync.mapping import default_mapping, read_mapping_file
+
+    chosen = path or environ.get("PARTNER_MAPPING_FILE")
+    try:
+        return read_mapping_file(chosen) if chosen else default_mapping()
+    except MappingError as error:
+        raise BackfillError(str(error)) from None
 
 
 def _plan_from(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> BackfillPlan:
@@ -167,6 +183,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         on_message=show,
         page_size=args.page_size,
         stop=stop,
+        mapping=partner_mapping(args.mapping, os.environ),
     )
     done_before = state.totals()
     err.write(
