@@ -375,10 +375,15 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m demo", description="Vercel Resource Sync, end to end, locally.")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
+    parser.add_argument("--mapping", type=Path, help="a partner mapping, with the items.json beside it to sync")
     args = parser.parse_args(argv)
     # SIGTERM stops the demo as Ctrl-C does, so what it started is stopped too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if args.mapping is not None:
+            from demo.mapped import run_mapped
+
+            return run_mapped(args.mapping, verbose=args.verbose)
         return Demo(verbose=args.verbose).run()
     except KeyboardInterrupt:
         print("\ninterrupted; everything the demo started is stopped")

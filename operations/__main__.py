@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from operations import backfill_cli, replay, stack, stream_failures
+from operations import backfill_cli, filter_pattern, preview, replay, stack, stream_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cli.add_parser(subparsers)
     replay.add_parser(subparsers)
     stream_failures.add_parser(subparsers)
+    filter_pattern.add_parser(subparsers)
+    preview.add_parser(subparsers)
     stack.add_arguments(subparsers)  # --stack-name and --region, on every command above
     return parser
 

@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -44,6 +45,7 @@ from vercel_sync.backfill.engine import (
     ProgressSnapshot,
 )
 from vercel_sync.backfill.settings import parse_rate
+from vercel_sync.mapping import MappingError, PartnerMapping
 from vercel_sync.ratelimit.limiter import InstallationPacer
 
 EXIT_INTERRUPTED = 130
@@ -61,6 +63,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--queue-url", help="the partner events queue (default: $PARTNER_EVENTS_QUEUE_URL)")
     parser.add_argument(
         "--segments", type=int, help=f"parallel scan segments, one worker thread each (default {DEFAULT_SEGMENTS})"
+    )
+    parser.add_argument(
+        "--mapping", help="the partner mapping file (default: $PARTNER_MAPPING_FILE, else the default mapping)"
     )
     parser.add_argument("--installation", help="only this installation (integrationConfigurationId)")
     parser.add_argument("--product", help="only this product (productId)")
@@ -96,6 +101,17 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     except BackfillError as exc:
         err.write(f"backfill: {exc}\n")
         return 2
+
+
+def partner_mapping(path: str | None, environ: Mapping[str, str]) -> PartnerMapping:
+    """The mapping the items are read through: ``--mapping``, else ``$PARTNER_MAPPING_FILE``, else the default."""
+    from vercel_sync.mapping import default_mapping, read_mapping_file
+
+    chosen = path or environ.get("PARTNER_MAPPING_FILE")
+    try:
+        return read_mapping_file(chosen) if chosen else default_mapping()
+    except MappingError as error:
+        raise BackfillError(str(error)) from None
 
 
 def _plan_from(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> BackfillPlan:
@@ -152,9 +168,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     display = ProgressDisplay.auto(err, args.progress)
     printing = threading.Lock()
     invalid: Counter[str] = Counter()  # the dry run's: the queue function would park these, by reason
+    mapping = partner_mapping(args.mapping, os.environ)
 
     def show(message: OutboundMessage) -> None:
-        problem = import_problem(message.body)
+        problem = import_problem(message.body, mapping)
         with printing:
             display.clear()
             ids = f"{safe(message.installation_id)}/{safe(message.resource_id)}"
@@ -182,6 +199,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         on_message=show,
         page_size=args.page_size,
         stop=stop,
+        mapping=mapping,
     )
     done_before = state.totals()
     err.write(

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vercel_sync.changes import SourceChange, SourcePosition
+from vercel_sync.mapping import PartnerMapping
 from vercel_sync.ports import NullObserver
 from vercel_sync.settings import SyncSettings
 from vercel_sync.sync.service import SyncService
@@ -99,20 +100,22 @@ def describe_outcomes(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{counts[name]:,} {OUTCOME_WORDS.get(name, name)}" for name in order if counts.get(name))
 
 
-def import_problem(message_body: str) -> str | None:
-    """Why the queue function would park this partner-events message as ``invalid_record``, or None when it
-    would import it: the sync's own steps (the queue function's reading of a body, the partner record's
-    validation, the payload's transform). A named secret is neither read nor checked for its owner here."""
+def import_problem(message_body: str, mapping: PartnerMapping) -> str | None:
+    """Why the queue function would park this partner-events message as ``invalid_record`` (or leave it
+    as not a resource), or None when it would import it: the preview's check of one item, after the
+    queue function's reading of a body. A named secret is neither read nor checked for its owner here."""
+    from operations.preview import preview_item
     from vercel_sync.errors import InvalidRecordError
-    from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record, unwrap_message_body
+    from vercel_sync.transform import unwrap_message_body
 
     try:
-        record = parse_partner_record(unwrap_message_body(message_body))
-        # An empty secret document stands for the unread one: every other field is validated as sent.
-        build_import_body(record, secret_document={} if needs_secrets(record, removed=False) else None)
+        item = unwrap_message_body(message_body)
     except InvalidRecordError as error:
         return error.message
-    return None
+    verdict = preview_item(item, mapping)
+    if verdict.outcome == "would send":
+        return None
+    return verdict.detail or verdict.outcome
 
 
 def change_from_stream_record(raw: Mapping[str, Any], stream_arn: str) -> SourceChange:

@@ -271,9 +271,10 @@ def make_sync_service(**options: Any) -> SyncService:
         return {field: options.pop(name) for name, field in names.items() if name in options}
 
     adapters, tuning, clock = take(_ADAPTERS), take(_TUNING), take(_CLOCK)
+    mapping = options.pop("mapping", None)
     if options:
         raise TypeError(f"unknown options: {sorted(options)}")
-    return SyncService(Adapters(**adapters), Tuning(**tuning), Clock(**clock))
+    return SyncService(Adapters(**adapters), Tuning(**tuning), Clock(**clock), mapping=mapping)
 
 
 def sync_one(service: SyncService, change: SourceChange, *, time_left_ms: int | None = None) -> str:

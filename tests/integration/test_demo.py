@@ -26,3 +26,20 @@ def test_the_demo_ends_in_the_expected_state(capfd: pytest.CaptureFixture[str]) 
     emitted = output + "".join(capfd.readouterr())
     for value in (demo.token, demo.password, demo.password[::-1]):
         assert value not in emitted
+
+
+def test_the_demo_with_the_worked_examples_mapping() -> None:
+    from pathlib import Path
+
+    from demo.mapped import run_mapped
+
+    lines: list[str] = []
+    mapping = Path(__file__).resolve().parents[2] / "examples/single-table/mapping.yaml"
+
+    code = run_mapped(mapping, out=lines.append)
+
+    output = "\n".join(lines)
+    assert code == 0, output
+    assert "DB#legacy            would send      Vercel: uninstalled" in output
+    assert "PROFILE#settings     not a resource  Vercel: -" in output
+    assert lines[-1].strip().startswith("OK: 0 problem(s)")

@@ -3,13 +3,13 @@ record; docs/architecture.md, "The failed-records message", has its fields."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import PermanentSyncError
-from vercel_sync.partner_schema import RECORD_FIELDS
+from vercel_sync.mapping import PartnerMapping, default_mapping
 from vercel_sync.redaction import scrub, truncate
 from vercel_sync.transform import json_safe
 
@@ -24,11 +24,15 @@ def build_failed_record_message(
     failed_at: datetime,
     secret_values: Iterable[str] = (),
     calls: int = 0,
+    mapping: PartnerMapping | None = None,
 ) -> dict[str, Any]:
-    installation_id, resource_id = change.ids()
+    """``mapping`` (by default the default one) says the item's ids and the attributes the message keeps."""
+    mapping = mapping or default_mapping()
+    installation_id, resource_id = _ids(change, mapping)
+    fields = mapping.source_attributes
     try:
         record = (
-            {key: json_safe(value) for key, value in change.item.items() if key in RECORD_FIELDS}
+            {key: json_safe(value) for key, value in change.item.items() if key in fields}
             if change.item is not None
             else None
         )
@@ -51,3 +55,11 @@ def build_failed_record_message(
     }
     result: dict[str, Any] = scrub(message, secret_values)
     return result
+
+
+def _ids(change: SourceChange, mapping: PartnerMapping) -> tuple[str | None, str | None]:
+    """The item's installation and resource ids as the mapping reads them, where it names them."""
+    item = change.item
+    if not isinstance(item, Mapping):
+        return None, None
+    return mapping.text(item, "integrationConfigurationId"), mapping.text(item, "resourceId")

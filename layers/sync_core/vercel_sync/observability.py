@@ -247,6 +247,7 @@ _SKIPS: dict[Skip, tuple[str, str]] = {  # why -> (metric, DEBUG log message)
     "unchanged": ("ResourcesSkippedUnchanged", "payload unchanged since the last import; no call"),
     "stale": ("ResourcesSkippedStale", "a version at least as new is already applied; skipped"),
     "coalesced": ("RecordsCoalesced", "superseded by a newer change to the same resource in this batch"),
+    "not_a_resource": ("ItemsNotResources", "not a resource by the partner mapping; ignored"),
 }
 
 

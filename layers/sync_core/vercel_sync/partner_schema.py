@@ -1,7 +1,6 @@
-"""The partner record: what one of the provider's resources looks like in their table or queue.
-
-The one file to change for another partner schema: the field names (aliases), the status words and
-how they map onto Vercel's, how ``version`` is read. docs/configuration.md, "The partner record".
+"""The partner record: one provider resource as the sync reads it, whatever the provider's items look
+like. The partner mapping (``vercel_sync.mapping``, docs/configuration.md "The partner mapping")
+makes it of an item; this model validates it. Not the place to describe another schema: the mapping is.
 """
 
 from __future__ import annotations
@@ -10,22 +9,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationInfo, field_validator
 
+from vercel_sync.mapping import default_mapping
 from vercel_sync.paths import DOT_SEGMENTS, MAX_ID_LENGTH
 
-# Vercel resource status -> the partner status words (case-insensitive) meaning it; Vercel's own
-# words map to themselves.
-_STATUS_WORDS: dict[str, tuple[str, ...]] = {
-    "ready": ("active", "available", "running", "healthy"),  # usable
-    "pending": ("creating", "provisioning", "starting", "updating"),  # being created or changed
-    "onboarding": (),  # waiting for the customer to finish set-up
-    "suspended": ("paused", "stopped", "disabled"),  # exists but not serving
-    "resumed": (),  # back from suspended
-    "uninstalled": ("deleted", "removed", "terminated"),
-    "error": ("failed", "degraded"),
-}
-STATUS_TABLE: dict[str, str] = {word: status for status, words in _STATUS_WORDS.items() for word in (status, *words)}
+# The default mapping's partner status word -> Vercel status; Vercel's own words map to themselves.
+STATUS_TABLE: dict[str, str] = default_mapping().status_table
 
 # Each id is one segment of the Vercel URL path, by that path's rules.
 NonEmptyId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -40,7 +30,7 @@ class PartnerRecord(BaseModel):
     resource_id: NonEmptyId = Field(alias="resourceId")
     product_id: Annotated[StrictStr, Field(min_length=1)] = Field(alias="productId")
     name: Annotated[StrictStr, Field(min_length=1)]
-    status: StrictStr
+    status: StrictStr  # the Vercel status: validation reads the partner's word through the mapping's table
     ownership: Any = None
     metadata: Any = None
     billing_plan: Any = Field(default=None, alias="billingPlan")
@@ -60,12 +50,14 @@ class PartnerRecord(BaseModel):
 
     @field_validator("status")
     @classmethod
-    def _known_status(cls, value: str) -> str:
+    def _known_status(cls, value: str, info: ValidationInfo) -> str:
+        """The Vercel status of the partner's word, by the mapping's table (the validation context's)."""
+        table: dict[str, str] = (info.context or {}).get("status_table", STATUS_TABLE)
         word = value.strip().lower()
-        if word not in STATUS_TABLE:
-            known = ", ".join(sorted(STATUS_TABLE))
+        if word not in table:
+            known = ", ".join(sorted(table))
             raise ValueError(f"unknown partner status {value!r}; expected one of: {known}")
-        return word
+        return table[word]
 
     @field_validator("version", mode="before")
     @classmethod
@@ -90,9 +82,4 @@ class PartnerRecord(BaseModel):
 
     @property
     def vercel_status(self) -> str:
-        return "uninstalled" if self.deleted else STATUS_TABLE[self.status]
-
-
-# The record's field names as they appear in the partner's item (the aliases): what a failed-records
-# message and the backfill keep of an item.
-RECORD_FIELDS = frozenset(field.alias or name for name, field in PartnerRecord.model_fields.items())
+        return "uninstalled" if self.deleted else self.status

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
     from vercel_sync.sync_state import Claim, ImportedState, VersionKey
 
-Skip = Literal["unchanged", "stale", "coalesced"]
+Skip = Literal["unchanged", "stale", "coalesced", "not_a_resource"]
 
 
 class VercelApi(Protocol):

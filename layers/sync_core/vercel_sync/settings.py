@@ -31,6 +31,8 @@ ENVIRONMENT_VARIABLES = {
     "RESOURCE_SECRET_CACHE_SECONDS": "resource_secret_cache_seconds",  # a settings field's name  # nosec B105
     "STREAM_PARK_AFTER_SECONDS": "stream_park_after_seconds",
     "REMOVAL_MODE": "removal_mode",
+    "PARTNER_MAPPING_FILE": "partner_mapping_file",
+    "PARTNER_MAPPING_PARAMETER": "partner_mapping_parameter",
     # Not AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
     "FUNCTION_ACCOUNT_ID": "aws_account_id",
     "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
@@ -231,6 +233,9 @@ class SyncSettings(Settings):
     stream_park_after_seconds: Annotated[int, Field(ge=60, le=86_400)] = 20 * 3600
     # How a removed resource reaches Vercel: imported with status uninstalled, or deleted.
     removal_mode: RemovalMode = "uninstalled"
+    # The partner mapping (docs/configuration.md): a file, else an SSM parameter's text, else the default.
+    partner_mapping_file: str = ""
+    partner_mapping_parameter: str = ""
 
 
 class RotationSettings(Settings):

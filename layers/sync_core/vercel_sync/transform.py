@@ -13,16 +13,19 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from vercel_sync.errors import InvalidRecordError
+from vercel_sync.mapping import NotAResource, NotAResourceError, PartnerMapping, default_mapping
 from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.payload import ImportResourcePayload, SecretsUpdatePayload
 
 ENVIRONMENTS = ("development", "preview", "production")
 
 
-def _validated[M: BaseModel](model: type[M], body: Any, what: str, *, limit: int = 5) -> M:
+def _validated[M: BaseModel](
+    model: type[M], body: Any, what: str, *, limit: int = 5, context: dict[str, Any] | None = None
+) -> M:
     """``model`` from ``body``, or an invalid record whose reason never echoes the input values."""
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context=context)
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False, include_context=False)
         parts = []
@@ -106,13 +109,19 @@ def _load_json_object(text: str, what: str) -> dict[str, Any]:
     return document
 
 
-def parse_partner_record(item: Mapping[str, Any], *, json_ready: bool = False, removed: bool = False) -> PartnerRecord:
-    """``json_ready``: the item has passed ``json_safe``'s checks already (the stream decoder's output).
+def parse_partner_record(
+    item: Mapping[str, Any], *, json_ready: bool = False, removed: bool = False, mapping: PartnerMapping | None = None
+) -> PartnerRecord:
+    """The partner record ``mapping`` (by default the default mapping) makes of ``item``, validated; raises
+    :class:`NotAResourceError` for an item the mapping leaves out. ``json_ready``: the item has passed
+    ``json_safe``'s checks already (the stream decoder's output).
 
     A removal's status is not checked (an unknown word must not keep a deleted resource alive at Vercel)."""
-    if removed or item.get("deleted") is True:
-        item = {**item, "status": "uninstalled"}
-    return _validated(PartnerRecord, item if json_ready else json_safe(item), "partner record")
+    mapping = mapping or default_mapping()
+    record = mapping.apply(item if json_ready else json_safe(item), removed=removed)
+    if isinstance(record, NotAResource):
+        raise NotAResourceError("the item is not a resource by the partner mapping")
+    return _validated(PartnerRecord, record, "partner record", context={"status_table": mapping.status_table})
 
 
 def needs_secrets(record: PartnerRecord, *, removed: bool) -> bool:

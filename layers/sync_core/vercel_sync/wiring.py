@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vercel_sync.backfill.settings import BackfillSettings
 from vercel_sync.deadline import TimeBudget
+from vercel_sync.errors import ConfigurationError
 from vercel_sync.ratelimit.operations import SecretsUpdateBuckets
 from vercel_sync.rotation.service import RotationAdapters, RotationService
 from vercel_sync.settings import RotationSettings, Settings, SyncSettings
@@ -18,6 +19,7 @@ from vercel_sync.sync.service import Adapters, SyncService, Tuning
 if TYPE_CHECKING:
     from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.backfill.function import BackfillRunner
+    from vercel_sync.mapping import PartnerMapping
 
 
 class Provider[T]:
@@ -43,9 +45,10 @@ class Provider[T]:
             self._value = value
 
 
-def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
+def build_sync_service(settings: SyncSettings, *, mapping: PartnerMapping | None = None, **given: Any) -> SyncService:
     """The sync functions' service; an adapter given by name (:class:`Adapters`) replaces the one the
-    settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...)."""
+    settings describe (``None`` switches an optional one off: ``failed_records``, ``state_store``, ...).
+    ``mapping``: the partner mapping, else the one the settings name (:func:`load_partner_mapping`)."""
     from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.adapters.source_queue import SqsSourceQueue
     from vercel_sync.adapters.state_table import DynamoDbStateStore
@@ -69,7 +72,26 @@ def build_sync_service(settings: SyncSettings, **given: Any) -> SyncService:
         call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
         removal_mode=settings.removal_mode,
     )
-    return SyncService(adapters, tuning)
+    return SyncService(adapters, tuning, mapping=mapping or load_partner_mapping(settings, aws))
+
+
+def load_partner_mapping(settings: SyncSettings | BackfillSettings, aws: AwsClients) -> PartnerMapping:
+    """The deployment's partner mapping, read and validated once: ``PARTNER_MAPPING_FILE``, else the SSM
+    parameter ``PARTNER_MAPPING_PARAMETER`` (Powertools Parameters), else the shipped default."""
+    from vercel_sync.mapping import default_mapping, parse_mapping, read_mapping_file
+
+    if settings.partner_mapping_file:
+        return read_mapping_file(settings.partner_mapping_file)
+    name = settings.partner_mapping_parameter
+    if not name:
+        return default_mapping()
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    try:
+        text = SSMProvider(boto3_client=aws.tier_client("ssm", 0)).get(name)
+    except Exception as error:  # noqa: BLE001 - any failure: the batch goes back while it is fixed
+        raise ConfigurationError(f"SSM parameter {name}: cannot be read ({type(error).__name__})") from None
+    return parse_mapping(str(text), f"SSM parameter {name}")
 
 
 def build_rotation_service(settings: RotationSettings, **given: Any) -> RotationService:
@@ -143,6 +165,7 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
         store=StateTableCheckpoints(settings.state_table, client_factory=aws.factory("dynamodb")),
         invoker=LambdaInvoker(client_factory=aws.factory("lambda")),
         log=lambda message, extra: logger.info(message, extra=extra),
+        mapping=load_partner_mapping(settings, aws),
     )
 
 

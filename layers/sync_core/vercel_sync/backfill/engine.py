@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from vercel_sync.backfill.checkpoints import (
     COUNT_FIELDS,
     INSTALLATION_FIELD,
+    PRODUCT_FIELD,
     BackfillError,
     BackfillPlan,
     CheckpointStore,
@@ -26,11 +27,10 @@ from vercel_sync.backfill.checkpoints import (
     SegmentState,
 )
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.partner_schema import RECORD_FIELDS, PartnerRecord
+from vercel_sync.mapping import PartnerMapping, default_mapping
 from vercel_sync.ratelimit.limiter import InstallationPacer
 from vercel_sync.transform import json_safe
 
-RESOURCE_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 # SQS's limits per SendMessageBatch, message and group id (a little room left for attributes).
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 250 * 1024
@@ -90,21 +90,26 @@ def message_group_id(installation_id: str, resource_id: str) -> str:
     return f"sha256-{digest}"
 
 
-def record_body(item: Mapping[str, Any]) -> str:
-    """The partner record's own fields as canonical JSON (other attributes of the item are not copied)."""
-    record = {name: json_safe(value) for name, value in item.items() if name in RECORD_FIELDS}
+def record_body(item: Mapping[str, Any], mapping: PartnerMapping | None = None) -> str:
+    """The attributes the partner mapping reads, as canonical JSON (the item's others are not copied):
+    the queue function maps the message as the stream function maps the item."""
+    fields = (mapping or default_mapping()).source_attributes
+    record = {name: json_safe(value) for name, value in item.items() if name in fields}
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def classify(item: Mapping[str, Any], plan: BackfillPlan) -> tuple[Verdict, OutboundMessage | None]:
-    """What the backfill does with one item: send it (with its message), or why not."""
-    installation_id, resource_id = item.get(INSTALLATION_FIELD), item.get(RESOURCE_FIELD)
-    if not isinstance(installation_id, str) or not isinstance(resource_id, str) or not installation_id:
+def classify(
+    item: Mapping[str, Any], plan: BackfillPlan, mapping: PartnerMapping | None = None
+) -> tuple[Verdict, OutboundMessage | None]:
+    """What the backfill does with one item (read through ``mapping``): send it (with its message), or why not."""
+    mapping = mapping or default_mapping()
+    installation_id, resource_id = mapping.text(item, INSTALLATION_FIELD), mapping.text(item, "resourceId")
+    if not mapping.is_resource(item) or not installation_id or resource_id is None:
         return "not_a_resource", None
-    if not plan.matches(item):
+    if not plan.matches({INSTALLATION_FIELD: installation_id, PRODUCT_FIELD: mapping.text(item, PRODUCT_FIELD)}):
         return "filtered", None
     try:
-        body = record_body(item)
+        body = record_body(item, mapping)
     except InvalidRecordError:  # e.g. a number that JSON cannot hold
         return "not_sendable", None
     if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
@@ -175,6 +180,7 @@ class Backfill:
         max_workers: int | None = None,
         stop: threading.Event | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        mapping: PartnerMapping | None = None,
     ) -> None:
         if not dry_run and (sink is None or checkpoints is None):
             raise BackfillError("a backfill that sends needs a queue and a checkpoint store")
@@ -190,6 +196,7 @@ class Backfill:
         self.max_workers = max_workers or min(self.plan.total_segments, 16)
         self.stop = stop or threading.Event()
         self._monotonic = monotonic
+        self.mapping = mapping or default_mapping()
         self._lock = threading.Lock()
         self._errors: list[str] = []
         self._not_sendable: list[tuple[str, str]] = []
@@ -252,7 +259,7 @@ class Backfill:
             batch: list[OutboundMessage] = []
             last_counted: Key | None = committed.start_key
             for scanned in page.items:
-                verdict, message = classify(scanned.item, self.plan)
+                verdict, message = classify(scanned.item, self.plan, self.mapping)
                 if message is not None:
                     full = batch and sum(m.size for m in batch) + message.size > MAX_BATCH_BYTES
                     # A full batch ends before this item: the checkpoint is the item counted last.
@@ -307,4 +314,5 @@ class Backfill:
     def _note_not_sendable(self, item: Mapping[str, Any]) -> None:
         with self._lock:
             if len(self._not_sendable) < MAX_REPORTED_NOT_SENDABLE:
-                self._not_sendable.append((str(item.get(INSTALLATION_FIELD)), str(item.get(RESOURCE_FIELD))))
+                ids = (self.mapping.text(item, INSTALLATION_FIELD), self.mapping.text(item, "resourceId"))
+                self._not_sendable.append((str(ids[0]), str(ids[1])))

@@ -22,6 +22,7 @@ from vercel_sync.backfill.checkpoints import (
 )
 from vercel_sync.backfill.engine import Backfill, BackfillResult, ItemSource, MessageSink
 from vercel_sync.backfill.settings import BackfillSettings
+from vercel_sync.mapping import PartnerMapping
 from vercel_sync.ratelimit.limiter import InstallationPacer
 
 
@@ -77,6 +78,7 @@ class BackfillRunner:
     store: LeaseStore
     invoker: Invoker
     log: Callable[[str, dict[str, Any]], None] = lambda message, extra: None
+    mapping: PartnerMapping | None = None  # the partner mapping (None: the default)
 
     def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """One invocation, as Lambda makes it."""
@@ -98,7 +100,15 @@ class BackfillRunner:
         if request.dry_run:
             state = RunState.new(request.run_id, plan)
             with _stop_before_the_end(time_left_ms, self.settings.stop_margin_seconds) as stop:
-                result = Backfill(state, source=self.source, sink=None, checkpoints=None, dry_run=True, stop=stop).run()
+                result = Backfill(
+                    state,
+                    source=self.source,
+                    sink=None,
+                    checkpoints=None,
+                    dry_run=True,
+                    stop=stop,
+                    mapping=self.mapping,
+                ).run()
             return {**result.to_dict(), "dryRun": True}
 
         owner = request.lease or uuid.uuid4().hex
@@ -119,6 +129,7 @@ class BackfillRunner:
                     checkpoints=self.store,
                     pacer=InstallationPacer(rate) if rate else None,
                     stop=stop,
+                    mapping=self.mapping,
                 ).run()
         except BaseException:
             self.store.release(request.run_id, owner)  # so a retry or a new invocation can take the run at once

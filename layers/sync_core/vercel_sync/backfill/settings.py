@@ -20,6 +20,8 @@ ENVIRONMENT_VARIABLES = {
     "BACKFILL_RATE": "rate",
     "BACKFILL_MAX_INVOCATIONS": "max_invocations",
     "BACKFILL_STOP_MARGIN_SECONDS": "stop_margin_seconds",
+    "PARTNER_MAPPING_FILE": "partner_mapping_file",
+    "PARTNER_MAPPING_PARAMETER": "partner_mapping_parameter",
 }
 
 
@@ -44,6 +46,8 @@ class BackfillSettings(BaseModel):
     rate: RateLimit | None = RateLimit(calls=100, seconds=60)  # per installation; None: no pacing
     max_invocations: int = 200
     stop_margin_seconds: float = 60.0
+    partner_mapping_file: str = ""  # the partner mapping, as the sync functions read it
+    partner_mapping_parameter: str = ""
 
     @field_validator("rate", mode="before")
     @classmethod

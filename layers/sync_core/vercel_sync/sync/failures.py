@@ -12,6 +12,7 @@ from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import Deadline
 from vercel_sync.errors import PermanentSyncError, RetriesExhaustedError, SyncError, TransientSyncError
 from vercel_sync.failed_record import build_failed_record_message
+from vercel_sync.mapping import PartnerMapping
 from vercel_sync.ports import FailedRecordSink, SyncObserver
 from vercel_sync.redaction import scrub_error_body, scrub_text, truncate
 from vercel_sync.sync.crew import waiting
@@ -49,6 +50,7 @@ class Failures:
     clock: Clock
     deadline: Deadline
     park_stream_records_after_seconds: float | None
+    mapping: PartnerMapping | None = None  # what a failed record keeps of the item, and its ids
 
     def park(
         self, change: SourceChange, error: PermanentSyncError, secret_values: Iterable[str], *, calls: int
@@ -59,7 +61,12 @@ class Failures:
             why = f"{error.reason}: {error.message} (no failed-records queue configured: back to the source)"
             return self._back_to_source(change, why, error)
         message = build_failed_record_message(
-            change, error, failed_at=self.clock.now(), secret_values=secret_values, calls=calls
+            change,
+            error,
+            failed_at=self.clock.now(),
+            secret_values=secret_values,
+            calls=calls,
+            mapping=self.mapping,
         )
         refused = send_to_failed_records(self.failed_records, message, self.deadline)
         if refused is not None:

@@ -8,11 +8,12 @@ from typing import Literal, get_args
 
 from vercel_sync.changes import SourceChange
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError, TransientSyncError
+from vercel_sync.mapping import NotAResourceError, PartnerMapping, default_mapping
 from vercel_sync.partner_schema import PartnerRecord
 from vercel_sync.sync_state import VersionKey, partner_version, sequence_version
 from vercel_sync.transform import parse_partner_record
 
-Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked"]
+Outcome = Literal["imported", "unchanged", "stale", "coalesced", "parked", "ignored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +83,25 @@ class Broken:
         return [self.index]
 
 
-Unit = ResourceWork | Parking | Broken
+@dataclass(slots=True)
+class Ignored:
+    """A unit of work: an item the mapping says is not a resource (done, counted, never a failure)."""
+
+    index: int
+    change: SourceChange
+
+    def indexes(self) -> list[int]:
+        return [self.index]
+
+
+Unit = ResourceWork | Parking | Broken | Ignored
 Task = Unit | list[Unit]  # a list: a FIFO group's units, run in batch order up to its first failure
 
 
-def plan(changes: Sequence[SourceChange]) -> list[Task]:
-    """The batch's tasks in batch order (docs/architecture.md, step 2). A resource's unit stands at its
-    first change; a FIFO group's at its first unit."""
+def plan(changes: Sequence[SourceChange], mapping: PartnerMapping | None = None) -> list[Task]:
+    """The batch's tasks in batch order (docs/architecture.md, step 2), each item read through ``mapping``
+    (by default the default mapping). A resource's unit stands at its first change; a FIFO group's at its first unit."""
+    mapping = mapping or default_mapping()
     tasks: list[Task] = []
     groups: dict[str, list[Unit]] = {}
     works: dict[tuple[str | None, str, str], ResourceWork] = {}
@@ -96,7 +109,9 @@ def plan(changes: Sequence[SourceChange]) -> list[Task]:
         group = change.position.message_group_id
         unit: Unit
         try:
-            parsed = parse(index, change)
+            parsed = parse(index, change, mapping)
+        except NotAResourceError:
+            unit = Ignored(index, change)
         except PermanentSyncError as error:
             unit = Parking(index, change, error)
         except Exception as error:  # noqa: BLE001 - a bug in parsing: this record goes back
@@ -116,10 +131,11 @@ def plan(changes: Sequence[SourceChange]) -> list[Task]:
     return tasks
 
 
-def parse(index: int, change: SourceChange) -> ParsedChange:
+def parse(index: int, change: SourceChange, mapping: PartnerMapping) -> ParsedChange:
+    """The change's parsed record; :class:`NotAResourceError` when the mapping leaves the item out."""
     if change.decode_error is not None or change.item is None:
         raise InvalidRecordError(change.decode_error or "the change carries no record")
-    record = parse_partner_record(change.item, json_ready=change.json_ready, removed=change.removed)
+    record = parse_partner_record(change.item, json_ready=change.json_ready, removed=change.removed, mapping=mapping)
     version: VersionKey | None = None
     stream = change.position.kind == "dynamodb-stream"
     if change.removed and stream:

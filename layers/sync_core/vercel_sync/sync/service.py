@@ -9,6 +9,7 @@ from vercel_sync.calls import Calls, Clock, RetryPolicy
 from vercel_sync.changes import SourceChange
 from vercel_sync.deadline import Deadline, TimeBudget, check_function_timeout
 from vercel_sync.errors import TransientSyncError
+from vercel_sync.mapping import PartnerMapping, default_mapping
 from vercel_sync.ports import (
     FailedRecordSink,
     NullObserver,
@@ -22,7 +23,7 @@ from vercel_sync.ports import (
 from vercel_sync.settings import RemovalMode
 from vercel_sync.sync import crew
 from vercel_sync.sync.failures import Failures
-from vercel_sync.sync.plan import Broken, Parking, RecordResult, ResourceWork, Task, Unit, plan
+from vercel_sync.sync.plan import DONE, Broken, Ignored, Parking, RecordResult, ResourceWork, Task, Unit, plan
 from vercel_sync.sync.resource import ResourceSync
 
 
@@ -52,10 +53,17 @@ class Tuning:
 
 
 class SyncService:
-    def __init__(self, adapters: Adapters, tuning: Tuning | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        adapters: Adapters,
+        tuning: Tuning | None = None,
+        clock: Clock | None = None,
+        mapping: PartnerMapping | None = None,
+    ) -> None:
         self.adapters = adapters
         self.tuning = tuning or Tuning()
         self.clock = clock or Clock()
+        self.mapping = mapping or default_mapping()  # how the partner's items read as partner records
         self._timeout_checked = False  # at the first batch, whose time left is the function's timeout
 
     def sync_batch(self, changes: Sequence[SourceChange], *, time_left_ms: int | None = None) -> list[RecordResult]:
@@ -66,7 +74,12 @@ class SyncService:
             self._timeout_checked = True
             check_function_timeout(time_left_ms, tuning.time_budget, adapters.observer.function_timeout_too_short)
         failures = Failures(
-            adapters.failed_records, adapters.observer, clock, deadline, tuning.park_stream_records_after_seconds
+            adapters.failed_records,
+            adapters.observer,
+            clock,
+            deadline,
+            tuning.park_stream_records_after_seconds,
+            mapping=self.mapping,
         )
         calls = Calls(
             adapters.secrets,
@@ -80,7 +93,7 @@ class SyncService:
             [_LOST] * len(changes), ResourceSync(adapters, calls, failures, deadline, tuning.removal_mode), failures
         )
         try:
-            crew.Crew(plan(changes), batch.run, tuning.max_concurrency, adapters.wrap_task).work()
+            crew.Crew(plan(changes, self.mapping), batch.run, tuning.max_concurrency, adapters.wrap_task).work()
         finally:
             adapters.observer.batch_finished(len(changes))
         return batch.results
@@ -104,6 +117,9 @@ class _Batch:
             self.resources.run(task, self.results)
         elif isinstance(task, Broken):
             self.results[task.index] = self.failures.bug(task.change, task.error)
+        elif isinstance(task, Ignored):
+            self.failures.observer.skipped(task.change, "not_a_resource")
+            self.results[task.index] = DONE["ignored"]
         elif isinstance(task, Parking):
             try:
                 self.results[task.index] = self.failures.park(task.change, task.error, [], calls=0)
