@@ -52,10 +52,12 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     fifo = (event_source_arn(records[0]) or "").endswith(".fifo")
     reported = _reported(records, results, fifo=fifo)
     # Neither step is needed: without time for them, a message comes back after its visibility timeout.
+    # They take the time kept free after every call for parking a record (one SQS call): a wait for the
+    # rate limit ends leaving it, unless another record is parked in those last seconds.
     source_queue = service.adapters.source_queue
     deadline = Deadline(time_left_ms(context), service.tuning.time_budget, time.monotonic)
-    if source_queue is not None and deadline.allows_best_effort_aws_call():
-        with deadline.limit("aws_read"):
+    if source_queue is not None and deadline.allows("park"):
+        with deadline.limit("park"):
             if not fifo:  # a FIFO message sent again would go behind its group's later ones
                 resent = _resend_messages_that_waited_before(source_queue, records, results, reported)
                 reported = [index for index in reported if index not in resent]
