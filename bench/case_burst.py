@@ -24,6 +24,7 @@ than at full scale: the scaled run is the harsher one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -45,6 +46,11 @@ class Sizes:
     scale: float = 10.0  # time runs this many times faster than the template's figures
     latency_ms: float = 20.0
     max_seconds: float = 300.0
+    # None: the trigger's MaximumConcurrency as the template deploys it; else a provider's QueueMaximumConcurrency.
+    max_concurrency: int | None = None
+    # The installation's bucket drained this long (scaled seconds) as the burst starts, as a 429's
+    # Retry-After drains it when another caller used the installation's calls.
+    paused_seconds: float = 0.0
 
 
 QUICK = Sizes(changes=40, scale=10.0, latency_ms=5.0, max_seconds=60.0)
@@ -140,6 +146,8 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
 def run_burst(servers: Servers, sizes: Sizes) -> dict[str, Any]:
     """Run the burst once; every figure of it (the test asserts on these)."""
     figures = TemplateFigures.read()
+    if sizes.max_concurrency is not None:
+        figures = dataclasses.replace(figures, max_concurrency=sizes.max_concurrency)
     window = figures.seconds / sizes.scale
     rate_limit = f"{figures.calls}/{window:g}"
     stack = servers.stack("burst", VERCEL_RATE_LIMIT=rate_limit)
@@ -150,6 +158,8 @@ def run_burst(servers: Servers, sizes: Sizes) -> dict[str, Any]:
     visibility = max(1, round(figures.visibility_timeout / sizes.scale))
     stack.aws["sqs"].set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": str(visibility)})
     send_backlog(stack, queue.url, sizes.changes)
+    if sizes.paused_seconds:
+        _pause_bucket(stack, rate_limit, sizes.paused_seconds)
     with tempfile.TemporaryDirectory(prefix="vercel-sync-bench-burst-") as directory:
         folder = Path(directory)
         go, stop = folder / "go", folder / "stop"
@@ -229,6 +239,15 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path, window: float
         "puts": counts.as_dict(),
         "peakCallsPerWindow": max_in_window(ok_times, window),
     }
+
+
+def _pause_bucket(stack: Stack, rate_limit: str, seconds: float) -> None:
+    from vercel_sync.adapters.bucket_table import DynamoDbRateLimiter
+    from vercel_sync.settings import RateLimit
+
+    table = stack.resources.tables["SyncStateTable"].name
+    limiter = DynamoDbRateLimiter(table, RateLimit.parse(rate_limit), dynamodb_client=stack.aws["dynamodb"])
+    limiter.pause(stack.installation_id, seconds)
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:

@@ -200,11 +200,13 @@ def samconfig_parameters(environment: str) -> dict[str, str]:
 
 def test_dev_creates_the_sample_sources_and_prod_only_uses_the_given_ones() -> None:
     dev = deployed(samconfig_parameters("dev"))
-    assert dev.included("PartnerTable") and dev.included("PartnerEventsQueue")
+    assert dev.included("PartnerTable")
+    assert dev.included("PartnerEventsQueue")
 
     prod = samconfig_parameters("prod")
     with pytest.raises(TemplateRuleError):  # until the provider's ARNs are added, as its comment says
         deployed(prod)
     with_queue = deployed({**prod, "PartnerQueueArn": QUEUE_ARN})
-    assert not with_queue.included("PartnerTable") and not with_queue.included("PartnerEventsQueue")
+    assert not with_queue.included("PartnerTable")
+    assert not with_queue.included("PartnerEventsQueue")
     assert not with_queue.included("StreamSyncFunction")
