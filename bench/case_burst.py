@@ -12,14 +12,14 @@ A backlog fills every batch at once, so the trigger's batching window (which onl
 to fill) is not played.
 
 Time is scaled by ``scale``: the emulator's limit and ``VERCEL_RATE_LIMIT`` become the same calls per
-``seconds / scale``, and the function timeout and visibility timeout are divided by ``scale`` too.
-Every duration that decides how often a message is received (how long it waits for the limit, an
-invocation's length, a deferral computed from the limit's interval, the visibility timeout) then
-shrinks by the same factor, so the receives per message, the figure ``maxReceiveCount`` is compared
-with, stay as at full scale. What does not scale (each call's latency, the time an invocation keeps
-for parking a record after its last call: a few seconds of a 60 s timeout, but most of a scaled
-6 s one) leaves the scaled invocation less time to wait for slots, so more messages are sent back
-than at full scale: the scaled run is the harsher one.
+``seconds / scale``, and the visibility timeout is divided by ``scale``. Of the function timeout, the
+part a record may spend waiting for the limit is divided by ``scale``; the part every invocation keeps
+for its last call, parking and returning (``TimeBudget.record_ms``, 5 s) is not, as it is the time of
+AWS and Vercel calls, which do not run faster here. Every duration that decides how often a message
+is received (how long it waits for the limit, how long an invocation may wait, a deferral computed
+from the limit's interval, the visibility timeout) then shrinks by the same factor, so the receives
+per message, the figure ``maxReceiveCount`` is compared with, stay as at full scale. The calls' own
+latency and this machine's CPU do not shrink: they only make an invocation slower than at full scale.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
         f"{figures['maxConcurrency']} worker processes (the trigger's MaximumConcurrency) taking batches of "
         f"{figures['batchSize']}, the template's {figures['calls']}/{figures['seconds']:g} s limit and "
         f"{figures['functionTimeout']:g} s timeout with time scaled {sizes.scale:g}x faster ({limit}, timeout "
-        f"{figures['functionTimeout'] / sizes.scale:g} s, "
+        f"{_scaled_timeout(figures['functionTimeout'], sizes.scale):g} s, "
         f"visibility {figures['visibilityTimeout'] / sizes.scale:g} s), "
         f"latency {sizes.latency_ms:g} ms. {outcome['puts']['total']} PUTs {outcome['puts']['byStatus']}, "
         f"{outcome['invocations']} invocations, {outcome['received']} receives ({outcome['mostReceives']} at most "
@@ -168,7 +168,7 @@ def run_burst(servers: Servers, sizes: Sizes) -> dict[str, Any]:
             config = {
                 "queueUrl": queue.url,
                 "batchSize": figures.batch_size,
-                "timeoutSeconds": figures.function_timeout / sizes.scale,
+                "timeoutSeconds": _scaled_timeout(figures.function_timeout, sizes.scale),
                 "ready": str(folder / f"ready{number}"),
                 "go": str(go),
                 "stop": str(stop),
@@ -239,6 +239,15 @@ def _watch(servers: Servers, stack: Stack, sizes: Sizes, go: Path, window: float
         "puts": counts.as_dict(),
         "peakCallsPerWindow": max_in_window(ok_times, window),
     }
+
+
+def _scaled_timeout(timeout: float, scale: float) -> float:
+    """The part of ``timeout`` an invocation may wait, scaled; the part kept for its calls, not."""
+    from vercel_sync.settings import Settings
+    from vercel_sync.wiring import time_budget
+
+    kept = time_budget(Settings()).record_ms / 1000
+    return kept + (timeout - kept) / scale
 
 
 def _pause_bucket(stack: Stack, rate_limit: str, seconds: float) -> None:
