@@ -107,13 +107,13 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
         ),
         Row(
             "",
-            f"peak calls in any {figures['seconds'] / sizes.scale:g} s",
+            f"peak calls in any {figures['seconds'] / sizes.scale:g} s (sampled)",
             str(outcome["peakCallsPerWindow"]),
             "-",
             f"{figures['calls']} (limit)",
             f"{outcome['peakCallsPerWindow'] / figures['calls']:.0%}",
-            f"<= {figures['calls']}, zero 429s",
-            outcome["peakCallsPerWindow"] <= figures["calls"] and outcome["puts"]["byStatus"].get("429", 0) == 0,
+            "zero 429s",
+            outcome["puts"]["byStatus"].get("429", 0) == 0,
         ),
         Row(
             "",
@@ -137,7 +137,9 @@ def run(servers: Servers, sizes: Sizes) -> CaseResult:
         f"latency {sizes.latency_ms:g} ms. {outcome['puts']['total']} PUTs {outcome['puts']['byStatus']}, "
         f"{outcome['invocations']} invocations, {outcome['received']} receives ({outcome['mostReceives']} at most "
         f"of one message id; a message sent again is a new id), {outcome['leftInQueue']} left in the queue. "
-        "Peak: the most 200s counted in any window of the limit's length, sampled every 0.1 s. "
+        "Peak: the most 200s counted in any window of the limit's length, from counts sampled every 0.1 s, so "
+        "a call may be placed up to 0.1 s late (a window can show one sample's calls more than it held); the "
+        "emulator itself refuses (429) any call beyond the limit in its windows, and counts them exactly. "
         "The naive baseline has no rate limiter (case 3 shows it): not run.",
     ]
     return CaseResult("burst", rows, notes, outcome)
