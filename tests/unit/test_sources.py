@@ -292,3 +292,33 @@ def test_fifo_messages_and_other_transient_failures_are_never_sent_again() -> No
     assert len(handle_queue_event(down, LambdaContext(), service)["batchItemFailures"]) == 1
 
     assert source.resent == []
+
+
+def test_a_message_sent_back_is_still_sent_again_in_the_time_kept_for_parking() -> None:
+    """A wait for the limit ends leaving the parking reserve (one AWS call and the margin): sending
+    again and deferring fit in it, where a read's reserve (a call, then parking, then the margin) would not."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    class ParkingReserveLeft(LambdaContext):
+        def __init__(self) -> None:
+            self.answers = [60_000, 2_500]  # at the start; after the batch (parking needs 2,000 ms, a read 3,000)
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    source = ResendingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(),
+        source_queue=source,
+        call_interval_seconds=0.6,
+        max_concurrency=1,
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+    event = received(sqs_event([record_without_secret("r0"), record_without_secret("r1")]), 2, 1)
+
+    response = handle_queue_event(event, ParkingReserveLeft(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m1"]
+    assert len(source.resent) == 1
+    assert [handle for _arn, handle, _delay in source.deferred] == ["h1"]
