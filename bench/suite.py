@@ -1,6 +1,6 @@
-"""``python -m bench`` (``make bench``): the five cases, each side by side, then one table.
+"""``python -m bench`` (``make bench``): the six cases, each side by side, then one table.
 
-    python -m bench [--cases 1,2,3,4,5] [--quick] [--json PATH] [--markdown] [--charts DIR]
+    python -m bench [--cases 1,2,3,4,5,6] [--quick] [--json PATH] [--markdown] [--charts DIR]
 
 Prints progress to stderr and the table (then a note per case) to stdout. ``--quick`` runs
 every case at a tiny size (a check that the harness works, not a measurement); ``--json`` also
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import case_calls, case_coldstart, case_latency, case_overhead, case_rate, charts
+from bench import case_burst, case_calls, case_coldstart, case_latency, case_overhead, case_rate, charts
 from bench.fixtures import ROOT, Servers, servers
 from bench.report import CaseResult, markdown, table
 
@@ -34,6 +34,7 @@ CASES: dict[str, tuple[str, Any]] = {
     "3": ("rate limit", case_rate),
     "4": ("overhead", case_overhead),
     "5": ("cold start", case_coldstart),
+    "6": ("burst", case_burst),
 }
 
 

@@ -3,7 +3,8 @@
     python -m local_aws [--port 5000] [--token INSTALLATION_ID=TOKEN ...] [--parameter Name=Value ...]
 
 Starts moto server on 127.0.0.1, creates the queues and tables template.yaml declares (with
-its parameter defaults, or ``--parameter`` values, e.g. ``CreatedPartnerQueueType=standard``),
+its parameter defaults and the sample sources on, as a local account has no partner table or queue
+of its own, or ``--parameter`` values, e.g. ``CreatedPartnerQueueType=standard``),
 stores each ``--token`` as Vercel sends it under the token prefix, then prints the functions'
 environment (``export`` lines) and the local runner's command line. Runs until Ctrl-C; moto
 keeps everything in memory, so stopping it forgets it all.

@@ -4,8 +4,8 @@ What is created comes from ``template.yaml`` (its ``AWS::SQS::Queue`` and
 ``AWS::DynamoDB::Table`` resources whose conditions hold, with their properties, global
 secondary indexes included), so the local account has what a deployed stack has: the
 failed-records, stream-failure and rotation-failure queues, the sync-state table (with its
-``bySecretName`` index), and, with the default parameters, the demo partner table (with its
-stream) and the partner events queue with its dead-letter queue. Names are
+``bySecretName`` index), and, with the local account's parameters (``CreateSampleSources=true``),
+the sample partner table (with its stream) and the partner events queue with its dead-letter queue. Names are
 ``<stack>-<LogicalId>`` (with ``.fifo`` for FIFO queues), as CloudFormation's are unique per
 stack.
 

@@ -1,10 +1,12 @@
 """template.yaml, read and resolved for a local account.
 
-Only what a local run needs is interpreted: parameter defaults (and overrides), conditions
+Only what a local run needs is interpreted: parameter defaults (and overrides), the rules'
+assertions (a broken one is refused, as CloudFormation refuses the deploy), conditions
 (``Equals``, ``Not``, ``And``, ``Or``, ``Condition``), and the intrinsic functions the
-template uses in the functions' environment and the resources' properties (``Ref``,
-``Fn::GetAtt``, ``Fn::Sub`` with ``${Name}``, ``Fn::If``). Anything else raises, so a template
-change that this reader cannot follow fails loudly in the tests instead of being skipped.
+template uses in the functions' environment, the conditions and the resources' properties
+(``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` with ``${Name}``, ``Fn::If``, ``Fn::Select``,
+``Fn::Split``). Anything else raises, so a template change that this reader cannot follow fails
+loudly in the tests instead of being skipped.
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
 
 
+# A local account has no partner table or queue of its own: the sample ones stand in, as in
+# samconfig.toml's dev environment. ``Template.load(..., local_account=False)`` reads the deploy's defaults.
+LOCAL_ACCOUNT_PARAMETERS = {"CreateSampleSources": "true"}
+
+
 class UnsupportedTemplateError(ValueError):
     """The template uses a construct this local reader does not interpret."""
+
+
+class TemplateRuleError(ValueError):
+    """The parameter values break one of the template's rules: CloudFormation would refuse the deploy."""
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
@@ -38,14 +49,32 @@ class Template:
     parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, overrides: Mapping[str, str] | None = None, path: Path = TEMPLATE_PATH) -> Template:
+    def load(
+        cls, overrides: Mapping[str, str] | None = None, path: Path = TEMPLATE_PATH, *, local_account: bool = True
+    ) -> Template:
         document = load_template(path)
         values = {name: str(spec.get("Default", "")) for name, spec in document.get("Parameters", {}).items()}
         unknown = set(overrides or {}) - set(values)
         if unknown:
             raise UnsupportedTemplateError(f"no such template parameters: {sorted(unknown)}")
+        if local_account:
+            values.update({name: value for name, value in LOCAL_ACCOUNT_PARAMETERS.items() if name in values})
         values.update(overrides or {})
-        return cls(document, values)
+        template = cls(document, values)
+        broken = template.broken_rules()
+        if broken:
+            raise TemplateRuleError(" ".join(broken))
+        return template
+
+    def broken_rules(self) -> list[str]:
+        """The descriptions of the rules' assertions these parameter values break."""
+        return [
+            " ".join(str(assertion.get("AssertDescription", rule)).split())
+            for rule, spec in self.document.get("Rules", {}).items()
+            if "RuleCondition" not in spec or self._evaluate_condition(spec["RuleCondition"])
+            for assertion in spec.get("Assertions", [])
+            if not self._evaluate_condition(assertion["Assert"])
+        ]
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -131,4 +160,10 @@ class Template:
         if function == "Fn::If":
             condition, when_true, when_false = argument
             return self.resolve(when_true if self.condition(condition) else when_false, attribute)
+        if function == "Fn::Split":
+            separator, text = argument
+            return str(self.resolve(text, attribute)).split(separator)
+        if function == "Fn::Select":
+            index, values = argument
+            return self.resolve(values, attribute)[int(index)]
         raise UnsupportedTemplateError(f"intrinsic function {function}")

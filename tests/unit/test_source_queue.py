@@ -119,3 +119,50 @@ def test_queue_urls_are_built_from_arns() -> None:
         "https://sqs.eu-west-1.amazonaws.com/123456789012/q.fifo"
     )
     assert queue_url_from_arn("arn:aws:dynamodb:eu-west-1:1:table/t") is None
+
+
+STANDARD_ARN = "arn:aws:sqs:eu-west-1:123456789012:partner-events"
+STANDARD_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/partner-events"
+
+
+def test_messages_are_sent_again_with_their_attributes_and_delay(sqs: tuple[Any, Stubber]) -> None:
+    """Lambda's attribute form becomes SendMessage's; the delay is rounded up and kept within SQS's
+    15 minutes; a message whose attribute cannot be sent is left out (it is deferred instead)."""
+    client, stubber = sqs
+    stubber.add_response(
+        "send_message_batch",
+        {
+            "Successful": [{"Id": "0", "MessageId": "n0", "MD5OfMessageBody": "x"}],
+            "Failed": [{"Id": "2", "SenderFault": False, "Code": "InternalError"}],
+        },
+        {
+            "QueueUrl": STANDARD_URL,
+            "Entries": [
+                {
+                    "Id": "0",
+                    "MessageBody": "{}",
+                    "DelaySeconds": 2,
+                    "MessageAttributes": {
+                        "kind": {"DataType": "String", "StringValue": "db"},
+                        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+                    },
+                },
+                {"Id": "2", "MessageBody": "[]", "DelaySeconds": 900},
+            ],
+        },
+    )
+    messages = [
+        (
+            "{}",
+            {
+                "kind": {"stringValue": "db", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+                "blob": {"binaryValue": "AAE=", "dataType": "Binary"},
+            },
+            1.2,
+        ),
+        ("{}", {"odd": {"dataType": "String"}}, 1.0),
+        ("[]", {}, 5000.0),
+    ]
+
+    assert SqsSourceQueue(sqs_client=client).resend(STANDARD_ARN, messages) == {0}
+    stubber.assert_no_pending_responses()

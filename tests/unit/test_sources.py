@@ -211,3 +211,114 @@ def test_a_fifo_groups_messages_imported_before_its_failure_do_not_decide_when_i
 
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m1", "m2"]
     assert sorted((handle, delay) for _arn, handle, delay in source.deferred) == [("h1", 2.0), ("h2", 2.0)]
+
+
+class ResendingSourceQueue(RecordingSourceQueue):
+    """Also takes messages sent again (``accept``: whether SQS takes them)."""
+
+    def __init__(self, *, accept: bool = True) -> None:
+        super().__init__()
+        self.accept = accept
+        self.resent: list[tuple[str, str, dict[str, Any], float]] = []
+
+    def resend(self, queue_arn: str, messages: Any) -> set[int]:
+        if not self.accept:
+            return set()
+        self.resent.extend((queue_arn, body, dict(attributes), seconds) for body, attributes, seconds in messages)
+        return set(range(len(messages)))
+
+
+def received(event: dict[str, Any], *counts: int) -> dict[str, Any]:
+    for record, count in zip(event["Records"], counts, strict=True):
+        record["attributes"]["ApproximateReceiveCount"] = str(count)
+    return event
+
+
+def test_a_standard_queues_message_waiting_for_the_rate_limit_again_is_sent_as_a_new_message() -> None:
+    """Its second wait would spend a second receive of the dead-letter limit: sent again instead (a
+    new message, receive count 0), delayed as it would have been deferred, and not reported (deleted)."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = ResendingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=0.6, max_concurrency=1
+    )
+    event = received(sqs_event([record_without_secret("r0"), record_without_secret("r1")]), 1, 2)
+    event["Records"][1]["messageAttributes"] = {"kind": {"stringValue": "db", "dataType": "String"}}
+
+    response = handle_queue_event(event, LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert [(handle, round(delay, 3)) for _arn, handle, delay in source.deferred] == [("h0", 0.6)]
+    ((arn, body, attributes, seconds),) = source.resent
+    assert arn == event["Records"][1]["eventSourceARN"]
+    assert body == event["Records"][1]["body"]
+    assert attributes == {"kind": {"stringValue": "db", "dataType": "String"}}
+    assert round(seconds, 3) == 1.2
+
+
+def test_a_message_sqs_does_not_take_again_goes_back_as_before() -> None:
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = ResendingSourceQueue(accept=False)
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=0.6, max_concurrency=1
+    )
+
+    response = handle_queue_event(received(sqs_event([record_without_secret("r0")]), 4), LambdaContext(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
+    assert [handle for _arn, handle, _delay in source.deferred] == ["h0"]
+
+
+def test_fifo_messages_and_other_transient_failures_are_never_sent_again() -> None:
+    """A FIFO message sent again would go behind its group's later ones; a failure that is not the
+    rate limit's (Vercel down) keeps counting towards the dead-letter queue, as it should."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    source = ResendingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(), source_queue=source, call_interval_seconds=0.6, max_concurrency=1
+    )
+    fifo = received(sqs_event([record_without_secret("a")], fifo_groups=["g"]), 3)
+    assert len(handle_queue_event(fifo, LambdaContext(), service)["batchItemFailures"]) == 1
+
+    vercel = FakeVercel(failing={"r0": vercel_unavailable(503)})
+    service = make_service(vercel, source_queue=source, retry_policy=RetryPolicy(max_calls=1))
+    down = received(sqs_event([record_without_secret("r0")]), 3)
+    assert len(handle_queue_event(down, LambdaContext(), service)["batchItemFailures"]) == 1
+
+    assert source.resent == []
+
+
+def test_a_message_sent_back_is_still_sent_again_in_the_time_kept_for_parking() -> None:
+    """A wait for the limit ends leaving the parking reserve (one AWS call and the margin): sending
+    again and deferring fit in it, where a read's reserve (a call, then parking, then the margin) would not."""
+    from tests.fakes import LambdaContext
+    from vercel_sync.sources import handle_queue_event
+
+    class ParkingReserveLeft(LambdaContext):
+        def __init__(self) -> None:
+            self.answers = [60_000, 2_500]  # at the start; after the batch (parking needs 2,000 ms, a read 3,000)
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    source = ResendingSourceQueue()
+    service = make_service(
+        rate_limiter=NoCallsLeft(),
+        source_queue=source,
+        call_interval_seconds=0.6,
+        max_concurrency=1,
+        time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
+    )
+    event = received(sqs_event([record_without_secret("r0"), record_without_secret("r1")]), 2, 1)
+
+    response = handle_queue_event(event, ParkingReserveLeft(), service)
+
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m1"]
+    assert len(source.resent) == 1
+    assert [handle for _arn, handle, _delay in source.deferred] == ["h1"]

@@ -52,6 +52,12 @@ def dashboard() -> dict[str, Any]:
     body, variables = props("OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     dlq_snippet, _ = variables["PartnerDeadLetterMetric"]["Fn::If"][1]["Fn::Sub"]
     body = body.replace("${PartnerDeadLetterMetric}", dlq_snippet.replace("${Name}", "ref:PartnerDeadLetterQueue"))
+    # The other snippets (a source's widgets and lines, left out without it) as with every source.
+    for name, value in variables.items():
+        if "Fn::If" in value:
+            snippet = value["Fn::If"][1]
+            snippet = snippet["Fn::Sub"] if isinstance(snippet, dict) else snippet
+            body = body.replace(f"${{{name}}}", snippet[0] if isinstance(snippet, list) else snippet)
     numbers = {"${VercelThrottledAlarmThreshold}": "10", "${IteratorAgeAlarmSeconds}": "1800"}
     for placeholder, value in numbers.items():
         body = body.replace(placeholder, value)

@@ -151,6 +151,7 @@ class Calls:
                 raise TransientSyncError(
                     "no call left under the rate limit in this invocation: back to the source",
                     retry_after_seconds=self._come_back_in(installation, 0.0),
+                    rate_limited=True,
                 )
         self.deadline.require("vercel_call", "the Vercel call")
         token = installation.token
@@ -209,6 +210,7 @@ class Calls:
                     f"Vercel asked to wait {wait:.1f} s (429) and this invocation cannot: back to the source",
                     http_status=429,
                     retry_after_seconds=self._come_back_in(installation, wait),
+                    rate_limited=True,
                 )
             self.sleep(wait)
 

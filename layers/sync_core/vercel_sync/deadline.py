@@ -134,6 +134,10 @@ class Deadline:
             return float("inf")
         return max(0.0, (self._left_ms() - self._needs_ms[before]) / 1000)
 
+    def allows(self, step: Step) -> bool:
+        """Whether ``step`` can still start, with what must stay free after it."""
+        return self._budget is None or self._left_ms() >= self._needs_ms[step]
+
     def allows_best_effort_aws_call(self) -> bool:
         """Whether one more AWS call that decides nothing still fits (else it is skipped)."""
         return self._budget is None or self._left_ms() >= self._needs_ms["aws_read"]

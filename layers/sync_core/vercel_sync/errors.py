@@ -67,11 +67,18 @@ class TransientSyncError(SyncError):
     """Worth another try later: the record goes back to its event source."""
 
     def __init__(
-        self, message: str, *, http_status: int | None = None, retry_after_seconds: float | None = None
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after_seconds: float | None = None,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.retry_after_seconds = retry_after_seconds  # what Vercel asked (Retry-After, retry-after-ms)
+        # Sent back only for want of a call under the rate limit (ours, or Vercel's pause): nothing failed.
+        self.rate_limited = rate_limited
 
 
 class ConfigurationError(Exception):

@@ -48,9 +48,11 @@ class RateLimiter(Protocol):
 
 
 class SourceQueue(Protocol):
-    """The queue function's source: makes messages visible again after their seconds."""
+    """The queue function's source: makes messages visible again after their seconds, or sends them
+    again as new messages (a standard queue's; ``(body, Lambda's messageAttributes, delay seconds)``)."""
 
     def defer(self, queue_arn: str, messages: Sequence[tuple[str, float]]) -> int: ...
+    def resend(self, queue_arn: str, messages: Sequence[tuple[str, Mapping[str, Any], float]]) -> set[int]: ...
 
 
 class StateStore(Protocol):

@@ -49,14 +49,56 @@ def handle_queue_event(event: dict[str, Any], context: Any, service: SyncService
     if not records:
         return {"batchItemFailures": []}
     results = _sync(records, change_from_sqs_record, context, service)
-    reported = _reported(records, results, fifo=(event_source_arn(records[0]) or "").endswith(".fifo"))
-    # Deferring decides nothing: without time for it, a message comes back after its visibility timeout.
+    fifo = (event_source_arn(records[0]) or "").endswith(".fifo")
+    reported = _reported(records, results, fifo=fifo)
+    # Neither step is needed: without time for them, a message comes back after its visibility timeout.
+    # They take the time kept free after every call for parking a record (one SQS call): a wait for the
+    # rate limit ends leaving it, unless another record is parked in those last seconds.
     source_queue = service.adapters.source_queue
     deadline = Deadline(time_left_ms(context), service.tuning.time_budget, time.monotonic)
-    if source_queue is not None and deadline.allows_best_effort_aws_call():
-        with deadline.limit("aws_read"):
+    if source_queue is not None and deadline.allows("park"):
+        with deadline.limit("park"):
+            if not fifo:  # a FIFO message sent again would go behind its group's later ones
+                resent = _resend_messages_that_waited_before(source_queue, records, results, reported)
+                reported = [index for index in reported if index not in resent]
             _defer_messages_sent_back(source_queue, records, results, reported)
     return {"batchItemFailures": [{"itemIdentifier": records[index].get("messageId")} for index in reported]}
+
+
+# A message sent back for the rate limit a second time is sent again as a new message (receive count 0),
+# so waiting for the limit spends at most two receives of any message (docs/architecture.md, "Bursts").
+RESEND_FROM_RECEIVE = 2
+
+
+def _resend_messages_that_waited_before(
+    source_queue: SourceQueue, records: Sequence[Mapping[str, Any]], results: list[RecordResult], reported: list[int]
+) -> set[int]:
+    """The reported standard-queue messages SQS took again: those that only waited for the rate limit,
+    received before, delayed until a call is expected free. Their originals are then deleted by Lambda."""
+    by_queue: dict[str, list[int]] = defaultdict(list)
+    for index in reported:
+        record, error = records[index], results[index].error
+        queue_arn, body = event_source_arn(record), record.get("body")
+        if (
+            error is not None
+            and error.rate_limited
+            and sqs_receive_count(record) >= RESEND_FROM_RECEIVE
+            and queue_arn
+            and isinstance(body, str)
+        ):
+            by_queue[queue_arn].append(index)
+    resent: set[int] = set()
+    for queue_arn, indexes in by_queue.items():
+        messages = []
+        for index in indexes:
+            attributes = records[index].get("messageAttributes")
+            error = results[index].error
+            when = error.retry_after_seconds if error is not None else None
+            messages.append(
+                (records[index]["body"], attributes if isinstance(attributes, Mapping) else {}, when or 0.0)
+            )
+        resent.update(indexes[position] for position in source_queue.resend(queue_arn, messages))
+    return resent
 
 
 def _sync(
