@@ -117,6 +117,10 @@ class Calls:
             try:
                 with self.deadline.limit("vercel_call"), waiting("vercel"):
                     send(token=token)
+                if installation.refreshed and installation.token == token:
+                    # The re-read token worked: when it expires (short-lived), it gets a re-read of its own.
+                    with installation.lock:
+                        installation.refreshed = installation.token != token
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:
