@@ -827,6 +827,14 @@ class EmulatorServer:
         limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
         self._on_loop(lambda: self.state.set_secrets_rate_limit(limit))
 
+    def set_client_credentials(self, client_id: str | None, client_secret: str | None) -> None:
+        """The integration's client id and secret the token and credentials routes require (None: any)."""
+
+        def apply() -> None:
+            self.state.client_id, self.state.client_secret = client_id, client_secret
+
+        self._on_loop(apply)
+
     def set_token_lifetime(self, seconds: int) -> None:
         """The life of the tokens issued from now on (the token endpoint's and credentials/rotate's)."""
 

@@ -216,6 +216,8 @@ class TokenRegistry:
         self._tokens_by_installation: dict[str, set[str]] = {}
         self._expires_at: dict[str, float] = {}  # the tokens that expire (issued or rotated), monotonic
         self._clock = clock
+        # Told each token the emulator makes (rotate, the token endpoint): tests register them with their leak scan.
+        self.on_issue: Callable[[str], None] | None = None
         for installation_id, given in (tokens or {}).items():
             for token in [given] if isinstance(given, str) else given:
                 self.set_token(installation_id, token, keep_previous=True)
@@ -260,6 +262,8 @@ class TokenRegistry:
         """Vercel's credentials/rotate: a new token for the installation; the old ones stay valid.
         ``lifetime_seconds``: it expires then (the answer's ``expires_in``)."""
         token = "vrcl_emu_" + secrets.token_urlsafe(24)
+        if self.on_issue is not None:
+            self.on_issue(token)
         self.set_token(installation_id, token, keep_previous=True)
         if lifetime_seconds is not None:
             self._expires_at[token] = self._clock() + lifetime_seconds

@@ -25,6 +25,7 @@ TOKEN_PATH = "/v2/oauth/access_token"
 @pytest.fixture
 def vercel() -> Iterator[EmulatorServer]:
     with EmulatorServer({"icfg_1": TOKEN_1}, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as server:
+        server.state.tokens.on_issue = lambda token: register_secret(token, label="a token the emulator issued")
         yield server
 
 
