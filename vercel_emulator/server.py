@@ -486,7 +486,8 @@ class EmulatorHandler:
                 return error_response(401, "The client credentials are not the integration's.")
         lifetime = state.token_lifetime_seconds
         token = state.tokens.issue(installation_id, lifetime)
-        return _json_response(200, {"access_token": token, "token_type": BEARER, "expires_in": lifetime})
+        announced = lifetime if state.announced_expires_in is None else state.announced_expires_in
+        return _json_response(200, {"access_token": token, "token_type": BEARER, "expires_in": announced})
 
     async def _revoke_credential(self, request: web.BaseRequest, installation_id: str) -> web.Response:
         """Retire the token named in the body (``access_token``); never the installation's last."""
@@ -835,11 +836,13 @@ class EmulatorServer:
 
         self._on_loop(apply)
 
-    def set_token_lifetime(self, seconds: int) -> None:
-        """The life of the tokens issued from now on (the token endpoint's and credentials/rotate's)."""
+    def set_token_lifetime(self, seconds: int, *, announced: int | None = None) -> None:
+        """The life of the tokens issued from now on (the token endpoint's and credentials/rotate's);
+        ``announced``: the token endpoint's ``expires_in`` if not the truth."""
 
         def apply() -> None:
             self.state.token_lifetime_seconds = seconds
+            self.state.announced_expires_in = announced
 
         self._on_loop(apply)
 

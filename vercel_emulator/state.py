@@ -410,6 +410,9 @@ class EmulatorState:
         # it and credentials/rotate issue.
         self.client_id = client_id
         self.token_lifetime_seconds = token_lifetime_seconds
+        # The expires_in the token endpoint announces (None: the true lifetime). Longer: tokens end before
+        # the client expects (chaos: every expiry is met by a 401).
+        self.announced_expires_in: int | None = None
         self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
         # Vercel limits secrets updates on their own: 240 per 60 s per installation.
         self.secrets_rate_limiter = FixedWindowRateLimiter(secrets_rate_limit or RateLimit(240, 60.0))
