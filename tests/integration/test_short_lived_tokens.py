@@ -144,3 +144,20 @@ def test_rotation_sync_pushes_a_rotated_secret_with_a_requested_token(
     assert password in json.dumps(emulator.imported_body(INSTALLATION_ID, "db_primary"))
     # The sync's container and rotation's are two: each requested its own token.
     assert emulator.token_requests(INSTALLATION_ID).by_status == {"200": 2}
+
+
+def test_an_unchanged_payload_is_skipped_after_the_token_is_renewed(
+    short_lived: LocalStack, handlers: dict[str, ModuleType]
+) -> None:
+    """Change suppression's digests must not be keyed by a token that changes every hour (and per
+    container): with short-lived tokens the key is derived from the integration's client secret."""
+    stack, emulator = short_lived, short_lived.emulator
+    emulator.set_token_lifetime(1)
+    send(stack, record("q_same", metadata={"rev": 1}))
+    assert reported(sync_queue(stack, handlers)) == []
+    time.sleep(1.2)  # the next batch requests a new token
+    send(stack, record("q_same", metadata={"rev": 1}))
+    assert reported(sync_queue(stack, handlers)) == []
+
+    assert emulator.token_requests(INSTALLATION_ID).by_status == {"200": 2}
+    assert emulator.call_count(INSTALLATION_ID, "q_same").by_status == {"200": 1}  # the second one skipped

@@ -37,7 +37,7 @@ def credentials_reader(document: object = None) -> SecretsManagerReader:
     return SecretsManagerReader(SETTINGS, client_factory=lambda: client)
 
 
-class Clock:
+class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
 
@@ -63,7 +63,7 @@ class CountingEndpoint:
         return token, self.expires_in
 
 
-def provider(endpoint: object, clock: Clock | None = None, margin: float = 60.0) -> ShortLivedTokens:
+def provider(endpoint: object, clock: FakeClock | None = None, margin: float = 60.0) -> ShortLivedTokens:
     return ShortLivedTokens(
         credentials_reader(),
         endpoint,  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def test_the_installation_field_is_a_setting(token_api: respx.MockRouter) -> Non
 
 
 def test_a_token_is_requested_once_and_kept_until_shortly_before_it_expires() -> None:
-    clock, endpoint = Clock(), CountingEndpoint(expires_in=3600)
+    clock, endpoint = FakeClock(), CountingEndpoint(expires_in=3600)
     tokens = provider(endpoint, clock, margin=60)
 
     assert tokens.installation_token("icfg_1") == SHORT_TOKENS[0]
@@ -117,7 +117,7 @@ def test_a_token_is_requested_once_and_kept_until_shortly_before_it_expires() ->
 
 
 def test_a_lifetime_shorter_than_twice_the_margin_is_kept_for_half_of_it() -> None:
-    clock, endpoint = Clock(), CountingEndpoint(expires_in=4)
+    clock, endpoint = FakeClock(), CountingEndpoint(expires_in=4)
     tokens = provider(endpoint, clock, margin=60)
 
     tokens.installation_token("icfg_1")
@@ -252,3 +252,31 @@ def test_the_wiring_hands_the_sync_short_lived_tokens_only_in_that_mode() -> Non
     long = _shared_adapters(Settings(), AwsClients())["secrets"]()
     assert isinstance(short, ShortLivedTokens)
     assert isinstance(long, SecretsManagerReader)
+
+
+def test_the_digest_key_outlives_tokens_and_is_the_installations_own() -> None:
+    endpoint = CountingEndpoint()
+    tokens = provider(endpoint)
+    key = tokens.digest_key("icfg_1")
+    tokens.installation_token("icfg_1")
+    tokens.installation_token("icfg_1", force_fetch=True)
+
+    assert tokens.digest_key("icfg_1") == key  # the same after a renewal, and in another container
+    assert provider(CountingEndpoint()).digest_key("icfg_1") == key
+    assert tokens.digest_key("icfg_2") != key
+    assert CLIENT_SECRET not in key
+
+
+def test_change_suppression_is_keyed_by_the_token_unless_the_store_has_a_steadier_key() -> None:
+    from tests.fakes import FakeSecrets
+    from vercel_sync.calls import Calls, Clock, Installation, RetryPolicy
+    from vercel_sync.deadline import Deadline
+
+    clock = Clock()
+    long_lived = Calls(FakeSecrets(), None, RetryPolicy(), clock, Deadline(None, None, clock.monotonic))
+    short = provider(CountingEndpoint())
+    short_lived = Calls(short, None, RetryPolicy(), clock, Deadline(None, None, clock.monotonic))
+    installation = Installation("icfg_1")
+
+    assert long_lived.digest_key(installation, SHORT_TOKENS[5]) == SHORT_TOKENS[5]
+    assert short_lived.digest_key(installation, SHORT_TOKENS[5]) == short.digest_key("icfg_1")

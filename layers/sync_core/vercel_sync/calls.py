@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from vercel_sync.deadline import Deadline
 from vercel_sync.errors import InstallationUnavailableError, PermanentSyncError, TransientSyncError
-from vercel_sync.ports import CallObserver, RateLimiter, SecretStore
+from vercel_sync.ports import CallObserver, RateLimiter, SecretStore, StableDigestKeys
 from vercel_sync.sync.crew import waiting
 
 
@@ -99,6 +99,12 @@ class Calls:
             installation.token = token
             installation.tokens_used.append(token)
             return token
+
+    def digest_key(self, installation: Installation, token: str) -> str:
+        """What keys change suppression's digests: the token, unless the store has a steadier secret."""
+        if isinstance(self.secrets, StableDigestKeys):
+            return self.secrets.digest_key(installation.id)
+        return token
 
     def call[S](
         self,

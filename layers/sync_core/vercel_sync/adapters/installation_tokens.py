@@ -5,6 +5,8 @@ through ``force_fetch``). One request per installation at a time: concurrent cal
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -166,6 +168,13 @@ class ShortLivedTokens:
             margin = min(self._margin_seconds, expires_in / 2)
             self._held[integration_configuration_id] = _Held(token, started + expires_in - margin, self._monotonic())
             return token
+
+    def digest_key(self, integration_configuration_id: str) -> str:
+        """Change suppression's key for the installation: from the client secret, which every container
+        shares and which outlives the tokens (keyed by a token, every renewal would re-import all)."""
+        _, client_secret = self._reader.integration_credentials()
+        message = ("payload-digest/" + integration_configuration_id).encode("utf-8", "surrogatepass")
+        return hmac.new(client_secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
     def check_owner(self, secret_id: str, installation_id: str) -> None:
         self._reader.check_owner(secret_id, installation_id)
