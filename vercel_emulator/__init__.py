@@ -31,13 +31,24 @@ The Vercel API (Marketplace API reference: Import Resource)
     authorised call counts. Then 404 ``not_found`` when the resource was never imported. What it
     stored shows in ``GET .../resources/{resourceId}`` (names) and ``/_emulator/imports`` (values).
 ``POST /v1/installations/{id}/credentials/rotate`` ``{"client_secret"}``
-    A new token for the installation: 200 ``{"access_token", "token_type": "Bearer"}`` (the
-    emulator's assumption of the answer's shape). The old token stays valid until revoked.
+    A new token for the installation: 200 ``{"access_token", "token_type": "oauth2-token",
+    "expires_in", "scope"}`` (the shape ``@vercel/sdk`` validates). The old token stays valid until
+    revoked; the new one expires after ``--token-lifetime-seconds``.
 ``POST /v1/installations/{id}/credentials/revoke`` ``{"client_secret", "access_token"}``
     Retires the named token (the emulator's name for the field): 204; 404 if it is not a live
     token of the installation; 409 ``conflict`` for its last live token. Both credentials routes
     need a live token of the installation and, with ``--client-secret``, that client secret (403
     otherwise; without it any non-empty string is taken).
+
+``POST /v2/oauth/access_token`` (the sync's default ``VERCEL_TOKEN_URL`` path; Vercel's own is not confirmed)
+    The OAuth ``client_credentials`` grant for one installation: a form body (or JSON) with
+    ``grant_type=client_credentials``, ``client_id``, ``client_secret``, ``installation_id``. 200
+    ``{"access_token", "token_type": "Bearer", "expires_in"}``: a short-lived token, valid beside the
+    installation's others until it expires after ``--token-lifetime-seconds`` (default 3600; an
+    expired token gets 401 like an unknown one). 400 for another grant or a missing field; 401 when
+    the client id or secret is not ``--client-id``/``--client-secret`` (either unset: any). Never
+    faulted; counted under its installation on route ``oauth/token``. Tokens set with ``--token``
+    or the control API never expire (long-lived).
 
 Ids are percent-decoded once per segment from the raw path, after splitting on ``/``, so
 ``cache%2Feu%20west%231`` is the one resource ``cache/eu west#1``. An id that is not valid

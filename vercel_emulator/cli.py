@@ -14,7 +14,23 @@ import sys
 from collections.abc import Sequence
 
 from vercel_emulator.server import start_listening
-from vercel_emulator.state import RETRY_AFTER_PLACES, EmulatorState, FaultSettings, RateLimit
+from vercel_emulator.state import (
+    DEFAULT_TOKEN_LIFETIME_SECONDS,
+    RETRY_AFTER_PLACES,
+    EmulatorState,
+    FaultSettings,
+    RateLimit,
+)
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected whole seconds, e.g. 3600") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return seconds
 
 
 def _token(text: str) -> tuple[str, str]:
@@ -91,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-secret",
         help="the integration's client secret that credentials/rotate and revoke require (default: any)",
     )
+    parser.add_argument(
+        "--client-id",
+        help="the integration's client id that the token endpoint requires (default: any)",
+    )
+    parser.add_argument(
+        "--token-lifetime-seconds",
+        type=_positive_seconds,
+        default=DEFAULT_TOKEN_LIFETIME_SECONDS,
+        help="how long the tokens the token endpoint and credentials/rotate issue stay valid (default 3600)",
+    )
     faults = parser.add_argument_group("injected faults (reproducible from --seed)")
     faults.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="delay added to every API request")
     faults.add_argument("--error-rate", type=_fraction, default=0.0, help="fraction answered 500/502/503/504")
@@ -163,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         delete_rate_limit=args.delete_rate_limit,
         faults=faults,
         client_secret=args.client_secret,
+        client_id=args.client_id,
+        token_lifetime_seconds=args.token_lifetime_seconds,
     )
     try:
         asyncio.run(serve(state, args.host, args.port, access_log=args.access_log))

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 from aiohttp.log import access_logger
@@ -38,6 +38,7 @@ from vercel_emulator.state import (
     ROUTE_REVOKE,
     ROUTE_ROTATE,
     ROUTE_SECRETS,
+    ROUTE_TOKEN,
     EmulatorState,
     FaultSettings,
     FixedWindowRateLimiter,
@@ -70,7 +71,12 @@ _ERROR_CODES = {
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-BEARER = "Bearer"  # the type of the tokens the credentials routes issue
+BEARER = "Bearer"  # the type of the tokens the token endpoint issues
+# The shape @vercel/sdk validates for credentials/rotate's answer.
+ROTATED_TOKEN_TYPE = "oauth2-token"  # noqa: S105 - a token type's name, not a token  # nosec B105
+TOKEN_SCOPE = "read-write:integration-resource"  # noqa: S105 - the emulator's choice: the SDK checks only that it is a string  # nosec B105
+# The client_credentials token endpoint (VERCEL_TOKEN_URL's default path in the sync).
+TOKEN_PATH = "/v2/oauth/access_token"  # noqa: S105 - a URL path, not a secret  # nosec B105
 
 # The methods each API route answers.
 _ROUTE_METHODS = {
@@ -236,6 +242,8 @@ class EmulatorHandler:
         path = request.raw_path.partition("?")[0]
         if path.startswith("/v1/"):
             return await self._api(request, path)
+        if path == TOKEN_PATH:
+            return await self._token_endpoint(request)
         if path.startswith(CONTROL_PREFIX):
             return await self._control(request, path[len(CONTROL_PREFIX) :])
         return error_response(404, "The requested route does not exist.")
@@ -476,8 +484,39 @@ class EmulatorHandler:
         document = await self._credentials_body(request)
         if isinstance(document, web.Response):
             return document
-        token = self.state.tokens.rotate(installation_id)
-        return _json_response(200, {"access_token": token, "token_type": BEARER})
+        lifetime = self.state.token_lifetime_seconds
+        token = self.state.tokens.rotate(installation_id, lifetime)
+        answer = {"access_token": token, "token_type": ROTATED_TOKEN_TYPE, "expires_in": lifetime, "scope": TOKEN_SCOPE}
+        return _json_response(200, answer)
+
+    async def _token_endpoint(self, request: web.BaseRequest) -> web.Response:
+        """The client_credentials grant for one installation (``installation_id``), counted under it."""
+        if request.method != "POST":
+            return error_response(405, "Use POST here.", {"Allow": "POST"})
+        raw = await self._read_body(request)
+        if isinstance(raw, web.Response):
+            return raw
+        form = _token_form(request, raw)
+        installation_id = form.get("installation_id") or ""
+        calls = self.state.calls
+        calls.received("POST", installation_id, None, ROUTE_TOKEN)
+        response = self._token_answer(form, installation_id)
+        calls.answered("POST", installation_id, None, str(response.status), ROUTE_TOKEN)
+        return response
+
+    def _token_answer(self, form: Mapping[str, str], installation_id: str) -> web.Response:
+        if form.get("grant_type") != "client_credentials":
+            return error_response(400, "Expected grant_type=client_credentials.")
+        if not form.get("client_id") or not form.get("client_secret") or not installation_id:
+            return error_response(400, "Expected client_id, client_secret and installation_id.")
+        state = self.state
+        for given, configured in ((form["client_id"], state.client_id), (form["client_secret"], state.client_secret)):
+            if configured is not None and not hmac.compare_digest(given, configured):
+                return error_response(401, "The client credentials are not the integration's.")
+        lifetime = state.token_lifetime_seconds
+        token = state.tokens.issue(installation_id, lifetime)
+        announced = lifetime if state.announced_expires_in is None else state.announced_expires_in
+        return _json_response(200, {"access_token": token, "token_type": BEARER, "expires_in": announced})
 
     async def _revoke_credential(self, request: web.BaseRequest, installation_id: str) -> web.Response:
         """Retire the token named in the body (``access_token``); never the installation's last."""
@@ -627,6 +666,18 @@ async def _control_rate_limit(request: web.BaseRequest) -> RateLimit | web.Respo
         return error_response(400, str(exc))
 
 
+def _token_form(request: web.BaseRequest, raw: bytes) -> dict[str, str]:
+    """The token request's fields: a form body (RFC 6749) or JSON; anything else has none."""
+    text = raw.decode("utf-8", errors="replace")
+    if _is_json(request):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return {}
+        return {k: v for k, v in document.items() if isinstance(v, str)} if isinstance(document, dict) else {}
+    return {name: values[0] for name, values in parse_qs(text).items()}
+
+
 async def start_listening(
     state: EmulatorState, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False
 ) -> tuple[web.ServerRunner, int]:
@@ -669,6 +720,8 @@ class EmulatorServer:
         faults: FaultSettings | None = None,
         seed: int | None = None,
         client_secret: str | None = None,
+        client_id: str | None = None,
+        token_lifetime_seconds: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         access_log: bool = False,
@@ -688,7 +741,10 @@ class EmulatorServer:
             delete_rate_limit=delete_rate_limit,
             faults=faults,
             client_secret=client_secret,
+            client_id=client_id,
         )
+        if token_lifetime_seconds is not None:
+            self.state.token_lifetime_seconds = token_lifetime_seconds
         self._host = host
         self._port = port
         self._access_log = access_log
@@ -819,6 +875,29 @@ class EmulatorServer:
     def set_delete_rate_limit(self, rate_limit: RateLimit | str) -> None:
         limit = RateLimit.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
         self._on_loop(lambda: self.state.set_delete_rate_limit(limit))
+
+    def set_client_credentials(self, client_id: str | None, client_secret: str | None) -> None:
+        """The integration's client id and secret the token and credentials routes require (None: any)."""
+
+        def apply() -> None:
+            self.state.client_id, self.state.client_secret = client_id, client_secret
+
+        self._on_loop(apply)
+
+    def set_token_lifetime(self, seconds: int, *, announced: int | None = None) -> None:
+        """The life of the tokens issued from now on (the token endpoint's and credentials/rotate's);
+        ``announced``: the token endpoint's ``expires_in`` if not the truth."""
+
+        def apply() -> None:
+            self.state.token_lifetime_seconds = seconds
+            self.state.announced_expires_in = announced
+
+        self._on_loop(apply)
+
+    def token_requests(self, installation_id: str) -> CallCount:
+        """The token endpoint's requests for the installation, and their outcomes."""
+        total, by_status = self._on_loop(lambda: self.state.calls.count("POST", installation_id, None, ROUTE_TOKEN))
+        return CallCount(total, by_status)
 
     def accepted_tokens(self, installation_id: str) -> int:
         """How many tokens the installation accepts now (2 between a rotate and its revoke)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -28,6 +29,9 @@ ROUTE_SECRETS = "secrets"  # PUT .../resources/{resourceId}/secrets
 ROUTE_ROTATE = "credentials/rotate"  # POST .../credentials/rotate
 ROUTE_REVOKE = "credentials/revoke"  # POST .../credentials/revoke
 ROUTES = (ROUTE_RESOURCE, ROUTE_LIST, ROUTE_SECRETS, ROUTE_ROTATE, ROUTE_REVOKE)
+ROUTE_TOKEN = "oauth/token"  # noqa: S105 - POST the token endpoint (client_credentials): counted under its installation  # nosec B105
+# Vercel's short-lived tokens live one hour.
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 
 
 def default_route(resource_id: str | None) -> str:
@@ -217,9 +221,15 @@ class FixedWindowRateLimiter:
 class TokenRegistry:
     """Which bearer tokens each installation accepts (several while a rotation is in progress)."""
 
-    def __init__(self, tokens: Mapping[str, str | Iterable[str]] | None = None) -> None:
+    def __init__(
+        self, tokens: Mapping[str, str | Iterable[str]] | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._installation_by_token: dict[str, str] = {}
         self._tokens_by_installation: dict[str, set[str]] = {}
+        self._expires_at: dict[str, float] = {}  # the tokens that expire (issued or rotated), monotonic
+        self._clock = clock
+        # Told each token the emulator makes (rotate, the token endpoint): tests register them with their leak scan.
+        self.on_issue: Callable[[str], None] | None = None
         for installation_id, given in (tokens or {}).items():
             for token in [given] if isinstance(given, str) else given:
                 self.set_token(installation_id, token, keep_previous=True)
@@ -239,23 +249,47 @@ class TokenRegistry:
         if not keep_previous:
             for old in tokens - {token}:
                 del self._installation_by_token[old]
+                self._expires_at.pop(old, None)
             tokens.clear()
+        self._expires_at.pop(token, None)  # set by hand: it never expires
         tokens.add(token)
         self._installation_by_token[token] = installation_id
         return len(tokens)
 
     def installation_for(self, token: str) -> str | None:
+        """The installation ``token`` belongs to, while it is valid (an expired token is forgotten)."""
+        expires_at = self._expires_at.get(token)
+        if expires_at is not None and expires_at <= self._clock():
+            self._forget(token)
         return self._installation_by_token.get(token)
 
     def accepted(self, installation_id: str) -> int:
         """How many tokens the installation accepts now."""
-        return len(self._tokens_by_installation.get(installation_id, ()))
+        return sum(
+            self.installation_for(token) is not None
+            for token in self._tokens_by_installation.get(installation_id, set()).copy()
+        )
 
-    def rotate(self, installation_id: str) -> str:
-        """Vercel's credentials/rotate: a new token for the installation; the old ones stay valid."""
+    def rotate(self, installation_id: str, lifetime_seconds: float | None = None) -> str:
+        """Vercel's credentials/rotate: a new token for the installation; the old ones stay valid.
+        ``lifetime_seconds``: it expires then (the answer's ``expires_in``)."""
         token = "vrcl_emu_" + secrets.token_urlsafe(24)
+        if self.on_issue is not None:
+            self.on_issue(token)
         self.set_token(installation_id, token, keep_previous=True)
+        if lifetime_seconds is not None:
+            self._expires_at[token] = self._clock() + lifetime_seconds
         return token
+
+    def issue(self, installation_id: str, lifetime_seconds: float) -> str:
+        """A short-lived token (the client_credentials grant): valid beside the others until it expires."""
+        return self.rotate(installation_id, lifetime_seconds)
+
+    def _forget(self, token: str) -> None:
+        owner = self._installation_by_token.pop(token, None)
+        self._expires_at.pop(token, None)
+        if owner is not None:
+            self._tokens_by_installation.get(owner, set()).discard(token)
 
     def revoke(self, installation_id: str, token: str) -> Literal["revoked", "unknown", "last"]:
         """Vercel's credentials/revoke: retire one of the installation's tokens, never its last."""
@@ -264,8 +298,7 @@ class TokenRegistry:
             return "unknown"
         if len(tokens) == 1:
             return "last"
-        tokens.discard(token)
-        del self._installation_by_token[token]
+        self._forget(token)
         return "revoked"
 
     def is_known_installation(self, installation_id: str) -> bool:
@@ -382,8 +415,17 @@ class EmulatorState:
         delete_rate_limit: RateLimit | None = None,
         faults: FaultSettings | None = None,
         client_secret: str | None = None,
+        client_id: str | None = None,
+        token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS,
     ) -> None:
         self.tokens = TokenRegistry(tokens)
+        # The integration's client id the token endpoint requires (None: any); the life of the tokens
+        # it and credentials/rotate issue.
+        self.client_id = client_id
+        self.token_lifetime_seconds = token_lifetime_seconds
+        # The expires_in the token endpoint announces (None: the true lifetime). Longer: tokens end before
+        # the client expects (chaos: every expiry is met by a 401).
+        self.announced_expires_in: int | None = None
         self.rate_limiter = FixedWindowRateLimiter(rate_limit or RateLimit())
         # Vercel limits secrets updates on their own: 240 per 60 s per installation.
         self.secrets_rate_limiter = FixedWindowRateLimiter(secrets_rate_limit or RateLimit(240, 60.0))

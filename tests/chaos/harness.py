@@ -350,6 +350,21 @@ class ChaosWorld:
         self.tokens[installation] = token
         return token
 
+    def use_short_lived_tokens(self, *, lifetime_seconds: int, announced_seconds: int | None = None) -> None:
+        """TOKEN_MODE short-lived (the template's parameters say so): the integration's credentials in
+        Secrets Manager, the emulator checking them and issuing tokens that expire after
+        ``lifetime_seconds``. Vercel no longer takes the long-lived tokens the secrets hold."""
+        client_id, client_secret = "oac_chaos_" + uuid.uuid4().hex[:8], "chaos-client-" + secrets.token_urlsafe(24)
+        self.every_secret_value.add(client_secret)
+        name = self.resources.template.parameters["IntegrationCredentialsSecretName"]
+        document = json.dumps({"client_id": client_id, "client_secret": client_secret})
+        self.aws["secretsmanager"].create_secret(Name=name, SecretString=document)
+        self.emulator.state.tokens.on_issue = self.every_secret_value.add
+        self.emulator.set_client_credentials(client_id, client_secret)
+        self.emulator.set_token_lifetime(lifetime_seconds, announced=announced_seconds)
+        for installation in list(self.tokens):
+            self.rotate_token(installation, in_vercel=True, in_secrets_manager=False)  # the stored one refused
+
     def revoke_all_but(self, installation: str, token: str) -> None:
         """Vercel accepts only ``token`` for the installation from now on."""
         self.emulator.set_token(installation, token)

@@ -16,7 +16,7 @@ than the client's timeout; (b) tokens rotated mid-run and the old ones revoked (
 abruptly, and with Vercel ahead of Secrets Manager for a moment); (c) Vercel down (connection
 refused) for a stretch, twice; (d) a standard queue delivering versioned changes out of order,
 with duplicates and redeliveries; (e) duplicates: a stream read again from its start, and
-resends on a FIFO queue.
+resends on a FIFO queue; (f) short-lived tokens expiring every 3 s during the run.
 
 Sizes (``CHAOS_SCALE``): ``ci`` (default) and ``full`` (every scenario 5,000 changes to 300
 resources); see ``SIZES``.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -70,7 +71,9 @@ SIZES = {
 }
 SIZE = SIZES[SCALE]
 
-SEEDS = {"a": 4_001, "b": 4_002, "c": 4_003, "d": 4_004, "e": 4_005}
+SEEDS = {"a": 4_001, "b": 4_002, "c": 4_003, "d": 4_004, "e": 4_005, "f": 4_006}
+# Scenario (f): how long a short-lived token lives at Vercel (the emulator).
+TOKEN_LIFETIME_SECONDS = 3
 INSTALLATIONS = ["icfg_chaos_a", "icfg_chaos_b", "icfg_chaos_c", "icfg_chaos_d"]
 GONE_INSTALLATION = "icfg_chaos_gone"
 
@@ -104,7 +107,9 @@ def make_scenario(
         http_timeout_seconds: float = 2.0,
         resources: int = SIZE.resources,
         sources: tuple[str, ...] = ("table",),
+        gone_resources: int = SIZE.gone_resources,
     ) -> Scenario:
+        gone = GONE_INSTALLATION if gone_resources else None
         world = ChaosWorld(
             name=name,
             aws=chaos_aws,
@@ -113,7 +118,7 @@ def make_scenario(
             installations=INSTALLATIONS,
             template_parameters=template_parameters,
             http_timeout_seconds=http_timeout_seconds,
-            gone_installation=GONE_INSTALLATION,
+            gone_installation=gone,
         )
         worlds.append(world)
         partner = Partner(
@@ -122,8 +127,8 @@ def make_scenario(
             resources=resources,
             secret_names=world.secret_names_by_installation,
             invalid_resources=SIZE.invalid_resources,
-            gone_installation=GONE_INSTALLATION,
-            gone_resources=SIZE.gone_resources,
+            gone_installation=gone,
+            gone_resources=gone_resources,
             sources=sources,
         )
         return Scenario(name, seed, world, partner, started=time.monotonic())
@@ -450,3 +455,48 @@ def test_e_duplicates_stream_replay_and_fifo_resends(
     assessment = finish(scenario, driver, record_figures=record_figures, captured_logs=captured_logs, capfd=capfd)
     assert_converged(assessment)
     assert assessment.figures.redelivered > 0
+
+
+def test_f_short_lived_tokens_expiring_every_few_seconds(
+    make_scenario: Callable[..., Scenario],
+    chaos_handlers: dict[str, ModuleType],
+    record_figures: Callable[[Figures], None],
+    captured_logs: LogCapture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Short-lived tokens (TokenMode short-lived) that expire every 3 s at Vercel, through the stream and
+    a FIFO queue. Vercel announces an hour (expires_in 3600), so the function keeps each token until
+    Vercel refuses it: every expiry is met by a 401, which requests a new token once and the call goes
+    on. Nothing lost; only the invalid records parked (no installation here is unknown to Vercel)."""
+    credentials = f"chaos/credentials-{uuid.uuid4().hex[:8]}"
+    scenario = make_scenario(
+        "f-short-tokens",
+        SEEDS["f"],
+        sources=("table", "queue"),
+        gone_resources=0,
+        template_parameters={"TokenMode": "short-lived", "IntegrationCredentialsSecretName": credentials},
+    )
+    world = scenario.world
+    # Vercel announces an hour and ends each token after 3 s: the function never renews one in time.
+    world.use_short_lived_tokens(lifetime_seconds=TOKEN_LIFETIME_SECONDS, announced_seconds=3600)
+    driver = ChaosDriver(world, chaos_handlers, stream=True, queue=True, stream_retry_delay_seconds=0.2)
+    total = SIZE.changes
+    writer = interleave(table_writer(scenario, total // 2), queue_writer(scenario, total - total // 2))
+
+    driver.run(writer, timeout_seconds=SIZE.timeout_seconds)
+
+    calls = world.emulator.calls()
+    refused = calls["byStatus"].get("401", 0)
+    token_requests = calls["byRoute"].get("oauth/token", 0)
+    rereads = sum("re-read the installation token" in line for line in captured_logs.lines)
+    notes = (
+        f"tokens live {TOKEN_LIFETIME_SECONDS} s; {token_requests} token requests (counted in calls), "
+        f"{refused} answers 401, {rereads} token re-reads after a 401"
+    )
+    assessment = finish(
+        scenario, driver, record_figures=record_figures, captured_logs=captured_logs, capfd=capfd, notes=notes
+    )
+    assert_converged(assessment)
+    assert refused > 0, "no call met an expired token: the scenario tested nothing"
+    assert 0 < rereads <= refused
+    assert token_requests > len(INSTALLATIONS)  # tokens were renewed during the run

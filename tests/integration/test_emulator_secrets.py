@@ -135,7 +135,9 @@ def test_credentials_rotate_then_revoke(vercel: EmulatorServer, client: httpx.Cl
 
     assert rotated.status_code == 200
     answer = rotated.json()
-    assert set(answer) == {"access_token", "token_type"}
+    # The shape @vercel/sdk validates (issue 16): the SDK's type, a lifetime and a scope.
+    assert set(answer) == {"access_token", "token_type", "expires_in", "scope"}
+    assert answer["token_type"] == "oauth2-token"
     new_token = answer["access_token"]
     assert new_token != TOKEN_1
     assert vercel.accepted_tokens("icfg_1") == 2

@@ -21,9 +21,13 @@ from tests.fakes import (
     sync_one,
     vercel_unavailable,
 )
+from tests.leak_scan import register_secret
 from vercel_sync.calls import RetryPolicy
 from vercel_sync.deadline import TimeBudget
 from vercel_sync.errors import TransientSyncError
+
+THIRD_TOKEN = "vrcl_third_token_for_calls_tests"  # nosec B105 - a test value
+register_secret(THIRD_TOKEN, label="a third installation token (test_calls)")
 
 
 def test_backoff_is_exponential_with_full_jitter_and_never_sooner_than_retry_after() -> None:
@@ -326,3 +330,40 @@ def test_a_401_answered_by_a_reread_is_reported_as_retried_at_once() -> None:
 
     assert sync_one(service, sqs(record_without_secret("r1"))) == "imported"
     assert reported == [(401, 0.0)]
+
+
+def test_a_refreshed_token_that_worked_gets_a_refresh_of_its_own_when_refused_later() -> None:
+    """Short-lived tokens expire within a batch: a re-read token Vercel accepted and later refuses (it
+    expired) is re-read again; one refused straight after its re-read is not (the test above)."""
+    from vercel_sync.calls import Calls, Clock, Installation, Tries
+    from vercel_sync.deadline import Deadline
+    from vercel_sync.ports import NullObserver
+
+    handed = iter([TOKEN, ROTATED_TOKEN, THIRD_TOKEN])
+    reads: list[bool] = []
+
+    def token(installation_id: str, *, force_fetch: bool = False) -> str:
+        reads.append(force_fetch)
+        return next(handed)
+
+    secrets = FakeSecrets()
+    secrets.installation_token = token  # type: ignore[method-assign]
+    clock = Clock(sleep=lambda _s: None)
+    calls = Calls(secrets, None, RetryPolicy(), clock, Deadline(None, None, clock.monotonic))
+    installation = Installation(INSTALLATION)
+    calls.token(installation)
+    accepted = {ROTATED_TOKEN}
+    sent: list[str] = []
+
+    def send(*, token: str) -> None:
+        sent.append(token)
+        if token not in accepted:
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+
+    calls.call(installation, send, "first", NullObserver(), Tries())
+    accepted.clear()
+    accepted.add(THIRD_TOKEN)  # the re-read token has expired
+    calls.call(installation, send, "second", NullObserver(), Tries())
+
+    assert reads == [False, True, True]
+    assert sent == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN, THIRD_TOKEN]

@@ -379,3 +379,25 @@ def test_rotation_writes_only_its_own_rate_limit_buckets() -> None:
     # Keys the rotation role must not touch: an import bucket, a resource's state, a backfill run.
     for key in (PK_PREFIX + "icfg_1", PK_PREFIX + "icfg_secrets-update/x", "icfg_1#db", "backfill#run"):
         assert not any(fnmatchcase(key, pattern) for pattern in patterns), key
+
+
+@pytest.mark.parametrize("role", ["StreamSyncRole", "QueueSyncRole", "RotationSyncRole"])
+def test_short_lived_tokens_read_the_one_credentials_secret_when_it_is_named(role: str) -> None:
+    (conditional,) = [
+        s["Fn::If"]
+        for policy in props(role)["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if "Fn::If" in s and s["Fn::If"][0] == "HasIntegrationCredentials"
+    ]
+    statement = conditional[1]
+    assert actions(statement) == ["secretsmanager:GetSecretValue"]
+    credentials = "${IntegrationCredentialsSecretName}-??????"
+    assert statement["Resource"] == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{credentials}"
+    }
+    assert conditional[2] == {"Ref": "AWS::NoValue"}
+    variables = GLOBALS["Environment"]["Variables"]
+    assert variables["TOKEN_MODE"] == {"Ref": "TokenMode"}
+    assert variables["INTEGRATION_CREDENTIALS_SECRET_ID"] == {"Ref": "IntegrationCredentialsSecretName"}
+    assert variables["VERCEL_TOKEN_URL"] == {"Ref": "VercelTokenUrl"}
+    assert TEMPLATE["Parameters"]["TokenMode"]["Default"] == "long-lived"

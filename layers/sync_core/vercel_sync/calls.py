@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from vercel_sync.deadline import Deadline
 from vercel_sync.errors import InstallationUnavailableError, PermanentSyncError, TransientSyncError
-from vercel_sync.ports import CallObserver, RateLimiter, SecretStore
+from vercel_sync.ports import CallObserver, RateLimiter, SecretStore, StableDigestKeys
 from vercel_sync.sync.crew import waiting
 
 
@@ -100,6 +100,12 @@ class Calls:
             installation.tokens_used.append(token)
             return token
 
+    def digest_key(self, installation: Installation, token: str) -> str:
+        """What keys change suppression's digests: the token, unless the store has a steadier secret."""
+        if isinstance(self.secrets, StableDigestKeys):
+            return self.secrets.digest_key(installation.id)
+        return token
+
     def call[S](
         self,
         installation: Installation,
@@ -121,6 +127,10 @@ class Calls:
             try:
                 with self.deadline.limit("vercel_call"), waiting("vercel"):
                     send(token=token)
+                if installation.refreshed and installation.token == token:
+                    # The re-read token worked: when it expires (short-lived), it gets a re-read of its own.
+                    with installation.lock:
+                        installation.refreshed = installation.token != token
                 return (time.perf_counter() - started) * 1000
             except TransientSyncError as error:
                 if error.http_status == 401:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from vercel_sync.changes import SourceChange
@@ -34,6 +34,14 @@ class SecretStore(Protocol):
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str: ...
     def check_owner(self, secret_id: str, installation_id: str) -> None: ...
     def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any: ...
+
+
+@runtime_checkable
+class StableDigestKeys(Protocol):
+    """A SecretStore whose tokens change too often to key change suppression's digests (short-lived
+    tokens: hourly, and per container) gives a secret key per installation that does not."""
+
+    def digest_key(self, integration_configuration_id: str) -> str: ...
 
 
 class FailedRecordSink(Protocol):

@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vercel_sync.errors import ConfigurationError
 
 INSTALLATION_PLACEHOLDER = "{integrationConfigurationId}"
 DEFAULT_VERCEL_API_URL = "https://api.vercel.com"
 DEFAULT_TOKEN_SECRET_ID = "vercel/installations/" + INSTALLATION_PLACEHOLDER
+# Not confirmed by Vercel's public pages (docs/configuration.md, "Short-lived tokens"): hence a setting.
+DEFAULT_TOKEN_PATH = "/v2/oauth/access_token"  # noqa: S105 - a URL path, not a secret  # nosec B105
 
 # Environment variable -> settings field.
 ENVIRONMENT_VARIABLES = {
@@ -33,6 +35,11 @@ ENVIRONMENT_VARIABLES = {
     "REMOVAL_MODE": "removal_mode",
     "PARTNER_MAPPING_FILE": "partner_mapping_file",
     "PARTNER_MAPPING_PARAMETER": "partner_mapping_parameter",
+    "TOKEN_MODE": "token_mode",  # a settings field's name  # nosec B105
+    "INTEGRATION_CREDENTIALS_SECRET_ID": "integration_credentials_secret_id",
+    "VERCEL_TOKEN_URL": "vercel_token_url",  # a settings field's name  # nosec B105
+    "VERCEL_TOKEN_INSTALLATION_FIELD": "token_installation_field",  # a settings field's name  # nosec B105
+    "TOKEN_REFRESH_MARGIN_SECONDS": "token_refresh_margin_seconds",  # a settings field's name  # nosec B105
     # Not AWS_ACCOUNT_ID: botocore reads that one too (account-based DynamoDB endpoints).
     "FUNCTION_ACCOUNT_ID": "aws_account_id",
     "AWS_REGION": "aws_region",  # set by Lambda; AWS_DEFAULT_REGION when it is not set
@@ -123,10 +130,18 @@ class Settings(BaseModel):
     http_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     token_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     resource_secret_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    # short-lived: each installation's token is requested with the integration's client credentials.
+    token_mode: Literal["long-lived", "short-lived"] = "long-lived"  # noqa: S105 - a mode  # nosec B105
+    integration_credentials_secret_id: str | None = None
+    vercel_token_url: str | None = None  # unset: VERCEL_API_URL + DEFAULT_TOKEN_PATH
+    token_installation_field: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "installation_id"  # noqa: S105  # nosec B105
+    token_refresh_margin_seconds: Annotated[int, Field(ge=0, le=1800)] = 60
 
-    @field_validator("vercel_api_url")
+    @field_validator("vercel_api_url", "vercel_token_url")
     @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         host = parts.hostname or ""
         if parts.scheme not in {"https", "http"} or not host:
@@ -144,7 +159,23 @@ class Settings(BaseModel):
             raise ValueError(f"must contain {INSTALLATION_PLACEHOLDER}")
         return value
 
+    @model_validator(mode="after")
+    def _short_lived_needs_credentials(self) -> Self:
+        if self.short_lived_tokens and self.integration_credentials_secret_id is None:
+            raise ValueError("TOKEN_MODE short-lived needs INTEGRATION_CREDENTIALS_SECRET_ID")
+        return self
+
+    @property
+    def short_lived_tokens(self) -> bool:
+        return self.token_mode == "short-lived"  # noqa: S105 - a mode  # nosec B105
+
+    @property
+    def token_url(self) -> str:
+        return self.vercel_token_url or self.vercel_api_url + DEFAULT_TOKEN_PATH
+
     @field_validator(
+        "vercel_token_url",
+        "integration_credentials_secret_id",
         "failed_records_queue_url",
         "sync_state_table",
         "resource_secret_prefix",

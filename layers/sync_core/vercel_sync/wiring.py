@@ -125,13 +125,27 @@ def _shared_adapters(settings: Settings, aws: AwsClients) -> dict[str, Callable[
     from vercel_sync.adapters.vercel import VercelClient
 
     queue_url = settings.failed_records_queue_url
+
+    def _secret_store(reader: SecretsManagerReader) -> Any:
+        """Long-lived: the reader itself; short-lived: tokens from the token endpoint, the rest from the reader."""
+        if not settings.short_lived_tokens:
+            return reader
+        from vercel_sync.adapters.installation_tokens import ShortLivedTokens, TokenEndpoint
+
+        endpoint = TokenEndpoint(
+            settings.token_url,
+            installation_field=settings.token_installation_field,
+            timeout_seconds=settings.http_timeout_seconds,
+        )
+        return ShortLivedTokens(reader, endpoint, margin_seconds=settings.token_refresh_margin_seconds)
+
     return {
         "vercel": lambda: VercelClient(
             settings.vercel_api_url,
             timeout_seconds=settings.http_timeout_seconds,
             max_connections=settings.max_concurrency,
         ),
-        "secrets": lambda: SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager")),
+        "secrets": lambda: _secret_store(SecretsManagerReader(settings, client_factory=aws.factory("secretsmanager"))),
         "failed_records": lambda: (
             SqsFailedRecordsQueue(queue_url, client_factory=aws.factory("sqs")) if queue_url else None
         ),

@@ -61,11 +61,28 @@ class SecretsManagerReader:
         if not token:
             expected = '{"access_token": ...} or the bare token'
             raise PermanentSyncError(f"secret {secret_id} holds no access token (expected {expected})", reason=reason)
-        if not (token.isascii() and all(33 <= ord(c) <= 126 for c in token)):
+        if not header_safe(token):
             # An HTTP header carries only visible ASCII; the HTTP library's error would quote the token.
             unsafe = "characters an Authorization header cannot carry"
             raise PermanentSyncError(f"secret {secret_id} holds a token with {unsafe}", reason=reason)
         return token
+
+    def integration_credentials(self, *, force_fetch: bool = False) -> tuple[str, str]:
+        """The integration's ``(client_id, client_secret)``: the secret INTEGRATION_CREDENTIALS_SECRET_ID
+        names holds ``{"client_id": ..., "client_secret": ...}`` (short-lived tokens)."""
+        secret_id, reason = self._settings.integration_credentials_secret_id, "token_unavailable"
+        if secret_id is None:
+            raise PermanentSyncError("INTEGRATION_CREDENTIALS_SECRET_ID is not set", reason=reason)
+        raw = self._read(secret_id, max_age=self._settings.token_cache_seconds, force_fetch=force_fetch, reason=reason)
+        try:
+            document = json.loads(raw)
+        except (ValueError, RecursionError):
+            document = None
+        pair = [document.get(name) if isinstance(document, dict) else None for name in ("client_id", "client_secret")]
+        if not all(isinstance(value, str) and value.strip() for value in pair):
+            expected = '{"client_id": ..., "client_secret": ...}'
+            raise PermanentSyncError(f"secret {secret_id} does not hold {expected}", reason=reason)
+        return pair[0].strip(), pair[1].strip()  # type: ignore[union-attr]
 
     def resource_secrets(self, secret_id: str, *, installation_id: str, force_fetch: bool = False) -> Any:
         """The resource secret's JSON document, if the secret belongs to ``installation_id`` (else nothing
@@ -176,6 +193,11 @@ def _aws_error_code(error: BaseException | None) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code else None
     return type(error).__name__ if error is not None else None
+
+
+def header_safe(token: str) -> bool:
+    """Whether an Authorization header can carry ``token`` (visible ASCII only)."""
+    return token.isascii() and all(33 <= ord(c) <= 126 for c in token)
 
 
 def _token_from_secret(raw: str) -> str:

@@ -97,7 +97,7 @@ class ResourceSync:
         if self.adapters.state_store is None:
             latency_ms = self._call(item, installation, body, tries)
         else:
-            digest = payload_digest(_DELETION if body is None else body, key=token)
+            digest = payload_digest(_DELETION if body is None else body, key=self.calls.digest_key(installation, token))
             claim_id, unchanged = self._claim(item, digest)
             if claim_id is None:
                 self.observer.skipped(item.change, "stale")
