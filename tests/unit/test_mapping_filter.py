@@ -127,3 +127,18 @@ def test_the_mapping_parameter_is_readable_only_when_set() -> None:
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "ssm:GetParameter"
     assert statement["Resource"]["Fn::Sub"].endswith(":parameter${PartnerMappingParameter}")
+
+
+def test_the_functions_that_map_items_wait_for_the_mapping_read_policy() -> None:
+    """A policy of its own is attached after the role: the functions wait for it (through a handle that
+    depends on it only when it exists), so their first invocations after a deploy can read the mapping."""
+    resources = TEMPLATE["Resources"]
+    for function in ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction"):
+        depends = resources[function].get("DependsOn", [])
+        assert "PartnerMappingReadable" in ([depends] if isinstance(depends, str) else depends), function
+    handle = resources["PartnerMappingReadable"]
+    assert "Condition" not in handle  # always there, so a function may depend on it
+    assert handle["Metadata"]["ReadPolicy"] == {
+        "Fn::If": ["HasPartnerMappingParameter", {"Ref": "PartnerMappingReadPolicy"}, ""]
+    }
+
