@@ -47,11 +47,10 @@ def test_equals_and_starts_with_on_typed_attributes_of_either_image() -> None:
             "entityType": {"S": ["DATABASE"]},
             "pk": {"S": [{"prefix": "RES#"}]},
             "active": {"BOOL": [True]},
-            "tier": {"N": [{"numeric": ["=", 2]}]},
             "meta": {"M": {"kind": {"S": ["db"]}}},
         }
     )
-    assert left_out == []
+    assert [note.split(":")[0] for note in left_out] == ["resources.3 (tier)"]  # a number: see below
 
 
 def test_what_a_filter_cannot_say_is_left_out_and_named() -> None:
@@ -69,6 +68,15 @@ def test_what_a_filter_cannot_say_is_left_out_and_named() -> None:
         "resources.3 (kind)",
         "resources.4 (spec)",
     ]
+
+
+def test_a_number_is_left_out_as_a_stream_carries_it_as_text() -> None:
+    """A stream image holds a number as text (``{"N": "2"}``); a ``numeric`` rule matches JSON numbers
+    only, so it would drop every item it should let through: the engine checks numbers instead."""
+    pattern, left_out = pattern_of("  - {attribute: tier, equals: 2}\n  - {attribute: ratio, equals: 0.5}\n")
+    assert pattern is None
+    assert [note.split(":")[0] for note in left_out] == ["resources.0 (tier)", "resources.1 (ratio)"]
+    assert "as text" in left_out[0]
 
 
 def test_no_conditions_no_filter() -> None:
