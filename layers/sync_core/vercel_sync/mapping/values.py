@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.mapping.model import Condition
+from vercel_sync.mapping.model import PLACEHOLDER, Condition
 
 
 class _Missing:
@@ -18,7 +18,6 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
-PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
 def resolve(item: Any, path: str) -> Any:
