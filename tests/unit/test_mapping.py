@@ -215,3 +215,12 @@ def test_the_engine_is_pure_core() -> None:
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603 - this interpreter
 
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("nodes", ["9" * 5000, "1e400", "1e999999999", "-1e309"])
+def test_a_metadata_number_beyond_what_vercel_holds_is_invalid_not_a_crash(mapping: PartnerMapping, nodes: str) -> None:
+    """Vercel reads JSON numbers as doubles: a larger one is an invalid record, never a huge integer that
+    fails later (a bug: the record would go back to its source again and again) or takes the memory."""
+    attrs = {"region": "iad1", "nodes": nodes, "ha": "true", "zones": ["a"]}
+    with pytest.raises(InvalidRecordError, match=r"metadata\.nodes: not a number"):
+        parse_partner_record(item(attrs=attrs), mapping=mapping)

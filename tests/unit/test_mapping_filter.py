@@ -149,4 +149,3 @@ def test_the_functions_that_map_items_wait_for_the_mapping_read_policy() -> None
     assert handle["Metadata"]["ReadPolicy"] == {
         "Fn::If": ["HasPartnerMappingParameter", {"Ref": "PartnerMappingReadPolicy"}, ""]
     }
-

@@ -159,7 +159,9 @@ def test_python_tags_are_refused_never_run() -> None:
 
 
 def test_a_key_given_twice_is_refused_naming_it_and_its_line() -> None:
-    text = GOOD.replace("  productId: {constant: prod_x}\n", "  productId: {constant: prod_x}\n  productId: {constant: y}\n")
+    text = GOOD.replace(
+        "  productId: {constant: prod_x}\n", "  productId: {constant: prod_x}\n  productId: {constant: y}\n"
+    )
     assert error_of(text) == "mapping.yaml: line 6: fields.productId: given twice (first on line 5)"
 
 
@@ -182,26 +184,34 @@ def test_a_word_for_two_statuses_is_refused() -> None:
 
 def test_a_vercel_status_word_cannot_mean_another_status() -> None:
     text = GOOD.replace("words: {ready: [live]}", "words: {error: [ready]}")
-    assert "fields.status.words: Value error, 'ready' is Vercel's own status ready: it cannot mean error" in error_of(text)
+    assert "fields.status.words: Value error, 'ready' is Vercel's own status ready: it cannot mean error" in error_of(
+        text
+    )
 
 
 def test_an_empty_word_is_refused() -> None:
-    assert "fields.status.words: Value error, an empty word under ready" in error_of(GOOD.replace("[live]", "[live, ' ']"))
+    assert "fields.status.words: Value error, an empty word under ready" in error_of(
+        GOOD.replace("[live]", "[live, ' ']")
+    )
 
 
 @pytest.mark.parametrize("template", ["{a..b}", "{}x{.a}", "{a.}"])
 def test_a_template_placeholder_must_be_an_attribute_path(template: str) -> None:
     text = GOOD.replace("name: {attribute: name}", f"name: {{template: '{template}'}}")
-    assert "line 6: fields.name.template: Value error, a template's placeholder must be an attribute path" in error_of(text)
+    assert "line 6: fields.name.template: Value error, a template's placeholder must be an attribute path" in error_of(
+        text
+    )
 
 
 def test_format_string_tricks_in_a_template_are_attribute_names_never_evaluated() -> None:
     from vercel_sync.errors import InvalidRecordError
     from vercel_sync.transform import parse_partner_record
 
-    mapping = parse_mapping(GOOD.replace("name: {attribute: name}", "name: {template: '{0.__class__}{x!r:>99999}'}"), "m")
+    mapping = parse_mapping(
+        GOOD.replace("name: {attribute: name}", "name: {template: '{0.__class__}{x!r:>99999}'}"), "m"
+    )
     item = {"installation": "icfg_1", "id": "r", "state": "live"}
-    with pytest.raises(InvalidRecordError, match="the template's attribute '0.__class__' is missing"):
+    with pytest.raises(InvalidRecordError, match=r"the template.s attribute .0\.__class__. is missing"):
         parse_partner_record(item, mapping=mapping)
     named = parse_partner_record({**item, "0": {"__class__": "a"}, "x!r:>99999": "b"}, mapping=mapping)
     assert named.name == "ab"

@@ -243,7 +243,10 @@ class PowertoolsObserver(_Observer):
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
         self._count("RecordsFailedUnexpectedly")
-        logger.error("unexpected error; record goes back to its source", extra={**_record_keys(change, self._mapping), **_bug(error)})
+        logger.error(
+            "unexpected error; record goes back to its source",
+            extra={**_record_keys(change, self._mapping), **_bug(error)},
+        )
 
 
 _SKIPS: dict[Skip, tuple[str, str]] = {  # why -> (metric, DEBUG log message)

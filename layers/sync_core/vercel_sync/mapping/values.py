@@ -4,8 +4,9 @@ and metadata types. Pure; the item is JSON-safe already (``transform.json_safe``
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
@@ -18,6 +19,7 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
+_LARGEST_DOUBLE: Final = Decimal(sys.float_info.max)
 
 
 def resolve(item: Any, path: str) -> Any:
@@ -78,9 +80,10 @@ def typed(value: Any, kind: str | None, key: str) -> Any:
     if kind == "number" and not isinstance(value, bool) and isinstance(value, str | int | float | Decimal):
         try:
             number = Decimal(str(value).strip())
-        except InvalidOperation:
+        except ArithmeticError:  # not a number, or beyond what Decimal holds (Overflow)
             number = None
-        if number is not None and number.is_finite():
+        # Vercel reads a JSON number as a double: beyond one it is none (int() of 1e999999999 takes the memory).
+        if number is not None and number.is_finite() and number.copy_abs() <= _LARGEST_DOUBLE:
             return int(number) if number == number.to_integral_value() else float(number)
     if kind == "boolean":
         if isinstance(value, bool):
