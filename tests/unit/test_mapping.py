@@ -224,3 +224,12 @@ def test_a_metadata_number_beyond_what_vercel_holds_is_invalid_not_a_crash(mappi
     attrs = {"region": "iad1", "nodes": nodes, "ha": "true", "zones": ["a"]}
     with pytest.raises(InvalidRecordError, match=r"metadata\.nodes: not a number"):
         parse_partner_record(item(attrs=attrs), mapping=mapping)
+
+
+@pytest.mark.parametrize("changes", [{"state": "z" * 1_000_000}, {"plan": "z" * 1_000_000}])
+def test_an_unknown_word_is_named_but_a_huge_one_is_cut(mapping: PartnerMapping, changes: dict[str, Any]) -> None:
+    """The reason is logged as it is (the failed record cuts its copy): a megabyte word must not make a megabyte line."""
+    with pytest.raises(InvalidRecordError) as raised:
+        parse_partner_record(item(**changes), mapping=mapping)
+    assert "'zzzzzzzzzz" in raised.value.message
+    assert len(raised.value.message) < 1_000

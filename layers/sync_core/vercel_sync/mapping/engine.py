@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.mapping.model import Flag, MappingDocument, MetadataSource, NameSource, PlanSource, Source
-from vercel_sync.mapping.values import MISSING, PLACEHOLDER, holds, render, resolve, typed
+from vercel_sync.mapping.values import MISSING, PLACEHOLDER, holds, quoted, render, resolve, typed
 from vercel_sync.payload import RESOURCE_STATUSES, BillingPlan
 
 
@@ -104,7 +104,9 @@ def _plan(plans: Mapping[str, BillingPlan], value: Any, name: str) -> dict[str, 
     plan = plans.get(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else None
     if plan is None:
         known = ", ".join(sorted(plans))
-        raise InvalidRecordError(f"invalid partner record: {name}: unknown plan {value!r}; expected one of: {known}")
+        raise InvalidRecordError(
+            f"invalid partner record: {name}: unknown plan {quoted(value)}; expected one of: {known}"
+        )
     return plan.model_dump(exclude_unset=True)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
 from vercel_sync.mapping.model import PLACEHOLDER, Condition
+from vercel_sync.redaction import truncate
 
 
 class _Missing:
@@ -69,6 +70,15 @@ def render(template: str, item: Any, field: str) -> str:
         return str(value)
 
     return PLACEHOLDER.sub(text, template)
+
+
+# An unknown word or plan id is named in the reason, which is logged whole: enough of it to recognise.
+MAX_QUOTED = 100
+
+
+def quoted(value: Any) -> str:
+    """``value`` as a reason names it: its repr, cut at :data:`MAX_QUOTED` characters."""
+    return truncate(repr(value[: MAX_QUOTED + 1] if isinstance(value, str) else value), MAX_QUOTED)
 
 
 def typed(value: Any, kind: str | None, key: str) -> Any:
