@@ -228,7 +228,7 @@ def test_a_metadata_number_beyond_what_vercel_holds_is_invalid_not_a_crash(mappi
 
 @pytest.mark.parametrize("changes", [{"state": "z" * 1_000_000}, {"plan": "z" * 1_000_000}])
 def test_an_unknown_word_is_named_but_a_huge_one_is_cut(mapping: PartnerMapping, changes: dict[str, Any]) -> None:
-    """The reason is logged as it is (the failed record cuts its copy): a megabyte word must not make a megabyte line."""
+    """The reason is logged whole (the failed record cuts its copy): a megabyte word made a megabyte line."""
     with pytest.raises(InvalidRecordError) as raised:
         parse_partner_record(item(**changes), mapping=mapping)
     assert "'zzzzzzzzzz" in raised.value.message
