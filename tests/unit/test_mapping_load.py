@@ -215,3 +215,10 @@ def test_format_string_tricks_in_a_template_are_attribute_names_never_evaluated(
         parse_partner_record(item, mapping=mapping)
     named = parse_partner_record({**item, "0": {"__class__": "a"}, "x!r:>99999": "b"}, mapping=mapping)
     assert named.name == "ab"
+
+
+def test_a_file_that_is_not_utf8_text_is_a_mapping_error(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.yaml"
+    path.write_bytes(b"\xff\xfeschemaVersion: 1\n")
+    with pytest.raises(MappingError, match="not UTF-8 text"):
+        read_mapping_file(path)

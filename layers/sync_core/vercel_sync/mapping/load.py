@@ -119,6 +119,8 @@ def read_mapping_file(path: str | Path) -> PartnerMapping:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise MappingError(f"{path}: cannot be read ({error.strerror or type(error).__name__})") from None
+    except UnicodeDecodeError:
+        raise MappingError(f"{path}: not UTF-8 text") from None
     return parse_mapping(text, str(path))
 
 
