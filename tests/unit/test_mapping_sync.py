@@ -139,3 +139,23 @@ def test_the_deployed_observer_reads_ids_through_the_deployed_mapping(tmp_path: 
 
     (line,) = [json.loads(line) for line in captured_logs.lines if "failed-records" in line]
     assert (line["integrationConfigurationId"], line["resourceId"]) == ("icfg_1", "RES#db-9")
+
+
+def test_a_mapped_secret_of_another_installation_is_refused_unread() -> None:
+    """The mapping says where secretsArn comes from; issue 13's rule still binds it to the record's installation."""
+    from tests.fakes import DB_PASSWORD
+
+    status = "  status: {attribute: state, words: {ready: [live]}}\n"
+    mapping = parse_mapping(MAPPING_TEXT.replace(status, status + "  secretsArn: {attribute: refs.secret}\n"), "m")
+    read: list[str] = []
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    secrets = FakeSecrets(on_resource_read=read.append)
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed, mapping=mapping)
+
+    others = {"secret": "partner/resources/icfg_demo01/db_primary"}  # icfg_demo01's, named by icfg_1's item
+    service.sync_batch([sqs(item("RES#db-1", refs=others))])
+
+    assert (read, vercel.calls) == ([], [])
+    (message,) = failed.messages
+    assert message["reason"] == "invalid_record"
+    assert DB_PASSWORD not in json.dumps(message)
