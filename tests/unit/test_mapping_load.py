@@ -222,3 +222,8 @@ def test_a_file_that_is_not_utf8_text_is_a_mapping_error(tmp_path: Path) -> None
     path.write_bytes(b"\xff\xfeschemaVersion: 1\n")
     with pytest.raises(MappingError, match="not UTF-8 text"):
         read_mapping_file(path)
+
+
+def test_an_empty_metadata_key_is_refused_at_load() -> None:
+    text = GOOD + "  metadata: {attributes: {'': region}}\n"
+    assert "line 8: fields.metadata.attributes..[key]: String should have at least 1 character" in error_of(text)

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.mapping.model import Flag, MappingDocument, MetadataSource, NameSource, PlanSource, Source
-from vercel_sync.mapping.values import MISSING, PLACEHOLDER, holds, quoted, render, resolve, typed
+from vercel_sync.mapping.model import PLACEHOLDER, Flag, MappingDocument, MetadataSource, NameSource, PlanSource, Source
+from vercel_sync.mapping.values import MISSING, holds, quoted, render, resolve, typed
 from vercel_sync.payload import RESOURCE_STATUSES, BillingPlan
 
 

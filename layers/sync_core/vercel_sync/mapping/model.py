@@ -143,7 +143,7 @@ class PlanSource(Source):
 class MetadataSource(Source):
     """``metadata``, also from ``attributes``: metadata key -> attribute path, or ``{attribute, type}``."""
 
-    attributes: dict[StrictStr, MetadataEntry] | None = None
+    attributes: dict[Annotated[StrictStr, Field(min_length=1)], MetadataEntry] | None = None
 
 
 class Fields(BaseModel):
