@@ -289,3 +289,9 @@ def test_a_null_attribute_is_left_out_of_metadata_and_a_null_plan_is_no_plan() -
     body = small_body(optional=None, plan=None)
     assert "metadata" not in body or "maybe" not in body["metadata"]
     assert "billingPlan" not in body
+
+
+def test_a_stream_remove_imports_uninstalled_whatever_a_soft_delete_flag_holds(mapping: PartnerMapping) -> None:
+    """The item is gone: a flag that is not a boolean must not park its removal (and keep the resource alive)."""
+    record = parse_partner_record(item(gone="yes"), mapping=mapping, removed=True)
+    assert build_import_body(record, removed=True)[1]["status"] == "uninstalled"

@@ -64,6 +64,8 @@ class PartnerMapping:
         if version is not None and (value := resolve(item, version)) is not MISSING:
             record["version"] = value
         deleted = self._removal(item)
+        if removed and deleted is not True:
+            deleted = None  # the item is gone: a flag's bad value must not park its removal
         if deleted is not None:
             record["deleted"] = deleted
         if removed or deleted is True:
