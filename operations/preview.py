@@ -61,17 +61,30 @@ def preview_item(item: Mapping[str, Any], mapping: PartnerMapping) -> Verdict:
 def items_from_file(path: Path) -> Iterator[Sample]:
     """A JSON array of items, or ``aws dynamodb scan``'s output (``{"Items": [typed items]}``)."""
     document = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(document, dict) and isinstance(document.get("Items"), list):
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        document = [{k: deserializer.deserialize(v) for k, v in typed.items()} for typed in document["Items"]]
+    typed = isinstance(document, dict) and isinstance(document.get("Items"), list)
+    if typed:
+        document = document["Items"]
     if not isinstance(document, list):
         raise ValueError('expected a JSON array of items, or {"Items": [...]} as `aws dynamodb scan` prints')
     for index, item in enumerate(document, 1):
-        yield (
-            Sample(f"item {index}", item) if isinstance(item, dict) else Sample(f"item {index}", None, "not an object")
-        )
+        label = f"item {index}"
+        if not isinstance(item, dict):
+            yield Sample(label, None, "not an object")
+        elif typed:
+            yield _typed_sample(label, item)
+        else:
+            yield Sample(label, item)
+
+
+def _typed_sample(label: str, typed: Mapping[str, Any]) -> Sample:
+    """A typed item of ``aws dynamodb scan`` (``{"name": {"S": "x"}}``), or why boto3 cannot read it."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    try:
+        return Sample(label, {name: deserializer.deserialize(value) for name, value in typed.items()})
+    except (TypeError, AttributeError, ValueError, ArithmeticError) as error:
+        return Sample(label, None, f"not a DynamoDB item ({type(error).__name__}: {error})")
 
 
 def items_from_table(table: str, limit: int, client: Any = None) -> Iterator[Sample]:
@@ -172,8 +185,23 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     except (OSError, ValueError) as error:
         err.write(f"preview: cannot read the items: {safe(error)}\n")
         return 2
+    except Exception as error:
+        if (described := _aws_error(error)) is None:
+            raise
+        err.write(f"preview: cannot read the items: {safe(described, 500)}\n")
+        return 2
     counts = report(iter(samples), mapping, out)
     return 1 if counts["invalid"] else 0
+
+
+def _aws_error(error: Exception) -> str | None:
+    """An AWS failure (no such queue or table, no credentials, no region) as one line; None: not one."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return f"{detail.get('Code')}: {detail.get('Message')}"
+    return f"{type(error).__name__}: {error}" if isinstance(error, BotoCoreError) else None
 
 
 def _sqs() -> Any:

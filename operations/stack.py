@@ -119,11 +119,15 @@ class Clients:
 def clients_for(region: str | None) -> tuple[Clients, str]:
     """The clients a stack is read with, and their region (``AWS_ENDPOINT_URL`` and credentials as usual)."""
     import boto3
+    from botocore.exceptions import BotoCoreError
 
-    session = boto3.session.Session(region_name=region)
-    if not session.region_name:
-        raise StackError("no region: give --region, or set AWS_REGION")
-    clients = Clients(session.client("cloudformation"), session.client("lambda"), session.client("sqs"))
+    try:
+        session = boto3.session.Session(region_name=region)
+        if not session.region_name:
+            raise StackError("no region: give --region, or set AWS_REGION")
+        clients = Clients(session.client("cloudformation"), session.client("lambda"), session.client("sqs"))
+    except BotoCoreError as exc:  # a profile that does not exist, a broken config file
+        raise StackError(str(exc)) from None
     return clients, session.region_name
 
 

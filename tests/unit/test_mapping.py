@@ -215,3 +215,83 @@ def test_the_engine_is_pure_core() -> None:
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603 - this interpreter
 
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("nodes", ["9" * 5000, "1e400", "1e999999999", "-1e309"])
+def test_a_metadata_number_beyond_what_vercel_holds_is_invalid_not_a_crash(mapping: PartnerMapping, nodes: str) -> None:
+    """Vercel reads JSON numbers as doubles: a larger one is an invalid record, never a huge integer that
+    fails later (a bug: the record would go back to its source again and again) or takes the memory."""
+    attrs = {"region": "iad1", "nodes": nodes, "ha": "true", "zones": ["a"]}
+    with pytest.raises(InvalidRecordError, match=r"metadata\.nodes: not a number"):
+        parse_partner_record(item(attrs=attrs), mapping=mapping)
+
+
+@pytest.mark.parametrize("changes", [{"state": "z" * 1_000_000}, {"plan": "z" * 1_000_000}])
+def test_an_unknown_word_is_named_but_a_huge_one_is_cut(mapping: PartnerMapping, changes: dict[str, Any]) -> None:
+    """The reason is logged whole (the failed record cuts its copy): a megabyte word made a megabyte line."""
+    with pytest.raises(InvalidRecordError) as raised:
+        parse_partner_record(item(**changes), mapping=mapping)
+    assert "'zzzzzzzzzz" in raised.value.message
+    assert len(raised.value.message) < 1_000
+
+
+# ---------------------------------------------------------------- what mutation testing found untested
+
+SMALL = """
+schemaVersion: 1
+fields:
+  integrationConfigurationId: {attribute: inst}
+  resourceId: {attribute: id}
+  productId: {constant: p}
+  name: {template: "{label}"}
+  status: {attribute: state, words: {ready: [" Live "]}}
+  billingPlan: {attribute: plan, plans: {pro: {id: pro, type: subscription, name: Pro}}}
+  metadata:
+    attributes:
+      flagText: {attribute: flag, type: string}
+      flagBool: {attribute: flagWord, type: boolean}
+      maybe: optional
+removal:
+  - {flag: archived}
+  - {flag: gone}
+"""
+
+
+def small(**changes: Any) -> dict[str, Any]:
+    return {"inst": "icfg_1", "id": "r1", "label": "orders", "state": "live", **changes}
+
+
+def small_body(**changes: Any) -> dict[str, Any]:
+    return build_import_body(parse_partner_record(small(**changes), mapping=parse_mapping(SMALL, "m")))[1]
+
+
+@pytest.mark.parametrize("word", ["live", "LIVE", " Live "])
+def test_a_word_the_mapping_spells_in_capitals_or_with_spaces_matches_any_case(word: str) -> None:
+    assert small_body(state=word)["status"] == "ready"
+
+
+def test_a_true_flag_removes_even_when_another_flag_is_not_a_boolean() -> None:
+    """A removal wins: a bad value in one soft-delete flag must not keep a deleted resource alive."""
+    assert small_body(archived="yes", gone=True)["status"] == "uninstalled"
+
+
+def test_a_template_attribute_that_is_a_boolean_is_not_text() -> None:
+    with pytest.raises(InvalidRecordError, match="the template's attribute 'label' is not text"):
+        small_body(label=True)
+
+
+def test_metadata_typed_string_and_boolean_read_booleans_and_words() -> None:
+    assert small_body(flag=True, flagWord=" TRUE ")["metadata"] == {"flagText": "true", "flagBool": True}
+    assert small_body(flag=False, flagWord="false")["metadata"] == {"flagText": "false", "flagBool": False}
+
+
+def test_a_null_attribute_is_left_out_of_metadata_and_a_null_plan_is_no_plan() -> None:
+    body = small_body(optional=None, plan=None)
+    assert "metadata" not in body or "maybe" not in body["metadata"]
+    assert "billingPlan" not in body
+
+
+def test_a_stream_remove_imports_uninstalled_whatever_a_soft_delete_flag_holds(mapping: PartnerMapping) -> None:
+    """The item is gone: a flag that is not a boolean must not park its removal (and keep the resource alive)."""
+    record = parse_partner_record(item(gone="yes"), mapping=mapping, removed=True)
+    assert build_import_body(record, removed=True)[1]["status"] == "uninstalled"

@@ -47,11 +47,10 @@ def test_equals_and_starts_with_on_typed_attributes_of_either_image() -> None:
             "entityType": {"S": ["DATABASE"]},
             "pk": {"S": [{"prefix": "RES#"}]},
             "active": {"BOOL": [True]},
-            "tier": {"N": [{"numeric": ["=", 2]}]},
             "meta": {"M": {"kind": {"S": ["db"]}}},
         }
     )
-    assert left_out == []
+    assert [note.split(":")[0] for note in left_out] == ["resources.3 (tier)"]  # a number: see below
 
 
 def test_what_a_filter_cannot_say_is_left_out_and_named() -> None:
@@ -69,6 +68,15 @@ def test_what_a_filter_cannot_say_is_left_out_and_named() -> None:
         "resources.3 (kind)",
         "resources.4 (spec)",
     ]
+
+
+def test_a_number_is_left_out_as_a_stream_carries_it_as_text() -> None:
+    """A stream image holds a number as text (``{"N": "2"}``); a ``numeric`` rule matches JSON numbers
+    only, so it would drop every item it should let through: the engine checks numbers instead."""
+    pattern, left_out = pattern_of("  - {attribute: tier, equals: 2}\n  - {attribute: ratio, equals: 0.5}\n")
+    assert pattern is None
+    assert [note.split(":")[0] for note in left_out] == ["resources.0 (tier)", "resources.1 (ratio)"]
+    assert "as text" in left_out[0]
 
 
 def test_no_conditions_no_filter() -> None:
@@ -122,8 +130,28 @@ def test_the_mapping_parameter_is_readable_only_when_set() -> None:
     }
     policy = TEMPLATE["Resources"]["PartnerMappingReadPolicy"]
     assert policy["Condition"] == "HasPartnerMappingParameter"
-    roles = {role["Ref"] for role in policy["Properties"]["Roles"]}
-    assert roles == {"StreamSyncRole", "QueueSyncRole", "BackfillRole"}
+    # Each role only where the stack has its function (a stack may have a stream or a queue alone).
+    roles = {role["Fn::If"][1]["Ref"]: role["Fn::If"][0] for role in policy["Properties"]["Roles"]}
+    assert roles == {
+        "StreamSyncRole": "HasPartnerStream",
+        "QueueSyncRole": "HasPartnerQueue",
+        "BackfillRole": "HasPartnerStreamAndQueue",
+    }
+    assert all(role["Fn::If"][2] == {"Ref": "AWS::NoValue"} for role in policy["Properties"]["Roles"])
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "ssm:GetParameter"
     assert statement["Resource"]["Fn::Sub"].endswith(":parameter${PartnerMappingParameter}")
+
+
+def test_the_functions_that_map_items_wait_for_the_mapping_read_policy() -> None:
+    """A policy of its own is attached after the role: the functions wait for it (through a handle that
+    depends on it only when it exists), so their first invocations after a deploy can read the mapping."""
+    resources = TEMPLATE["Resources"]
+    for function in ("StreamSyncFunction", "QueueSyncFunction", "BackfillFunction"):
+        depends = resources[function].get("DependsOn", [])
+        assert "PartnerMappingReadable" in ([depends] if isinstance(depends, str) else depends), function
+    handle = resources["PartnerMappingReadable"]
+    assert "Condition" not in handle  # always there, so a function may depend on it
+    assert handle["Metadata"]["ReadPolicy"] == {
+        "Fn::If": ["HasPartnerMappingParameter", {"Ref": "PartnerMappingReadPolicy"}, ""]
+    }

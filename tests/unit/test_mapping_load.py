@@ -149,3 +149,81 @@ def test_an_error_inside_a_form_names_the_documents_own_keys(extra: str, expecte
     assert expected in message
     assert len(message.splitlines()) == 1  # the form's own error only, not the other forms'
     assert "line 8" in message or "line 9" in message
+
+
+# ---------------------------------------------------------------- hostile documents
+
+
+def test_python_tags_are_refused_never_run() -> None:
+    assert "could not determine a constructor" in error_of(GOOD + "extras: !!python/object/apply:os.system [true]\n")
+
+
+def test_a_key_given_twice_is_refused_naming_it_and_its_line() -> None:
+    text = GOOD.replace(
+        "  productId: {constant: prod_x}\n", "  productId: {constant: prod_x}\n  productId: {constant: y}\n"
+    )
+    assert error_of(text) == "mapping.yaml: line 6: fields.productId: given twice (first on line 5)"
+
+
+def test_anchors_and_aliases_are_refused() -> None:
+    """A billion-laughs document would otherwise expand into every payload of a constant that holds it."""
+    bomb = "\n".join(f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9))
+    text = GOOD.replace("  productId: {constant: prod_x}", "  productId: {constant: &l0 x}") + "extras:\n  " + bomb
+    assert "anchors and aliases" in error_of(text)
+    assert "line 5" in error_of(GOOD.replace("{constant: prod_x}", "&p {constant: prod_x}") + "x: *p\n")
+
+
+def test_a_huge_document_is_refused_before_it_is_parsed() -> None:
+    assert "larger than" in error_of(GOOD + "#" + "x" * 2_000_000 + "\n")
+
+
+def test_a_word_for_two_statuses_is_refused() -> None:
+    text = GOOD.replace("words: {ready: [live]}", "words: {ready: [live], error: [Live]}")
+    assert "line 7: fields.status.words: Value error, 'Live' means ready and error" in error_of(text)
+
+
+def test_a_vercel_status_word_cannot_mean_another_status() -> None:
+    text = GOOD.replace("words: {ready: [live]}", "words: {error: [ready]}")
+    assert "fields.status.words: Value error, 'ready' is Vercel's own status ready: it cannot mean error" in error_of(
+        text
+    )
+
+
+def test_an_empty_word_is_refused() -> None:
+    assert "fields.status.words: Value error, an empty word under ready" in error_of(
+        GOOD.replace("[live]", "[live, ' ']")
+    )
+
+
+@pytest.mark.parametrize("template", ["{a..b}", "{}x{.a}", "{a.}"])
+def test_a_template_placeholder_must_be_an_attribute_path(template: str) -> None:
+    text = GOOD.replace("name: {attribute: name}", f"name: {{template: '{template}'}}")
+    assert "line 6: fields.name.template: Value error, a template's placeholder must be an attribute path" in error_of(
+        text
+    )
+
+
+def test_format_string_tricks_in_a_template_are_attribute_names_never_evaluated() -> None:
+    from vercel_sync.errors import InvalidRecordError
+    from vercel_sync.transform import parse_partner_record
+
+    mapping = parse_mapping(
+        GOOD.replace("name: {attribute: name}", "name: {template: '{0.__class__}{x!r:>99999}'}"), "m"
+    )
+    item = {"installation": "icfg_1", "id": "r", "state": "live"}
+    with pytest.raises(InvalidRecordError, match=r"the template.s attribute .0\.__class__. is missing"):
+        parse_partner_record(item, mapping=mapping)
+    named = parse_partner_record({**item, "0": {"__class__": "a"}, "x!r:>99999": "b"}, mapping=mapping)
+    assert named.name == "ab"
+
+
+def test_a_file_that_is_not_utf8_text_is_a_mapping_error(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.yaml"
+    path.write_bytes(b"\xff\xfeschemaVersion: 1\n")
+    with pytest.raises(MappingError, match="not UTF-8 text"):
+        read_mapping_file(path)
+
+
+def test_an_empty_metadata_key_is_refused_at_load() -> None:
+    text = GOOD + "  metadata: {attributes: {'': region}}\n"
+    assert "line 8: fields.metadata.attributes..[key]: String should have at least 1 character" in error_of(text)

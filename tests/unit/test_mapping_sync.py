@@ -3,6 +3,7 @@ record), a soft delete is imported uninstalled, a failed record keeps the attrib
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.builders import sqs, stream
@@ -11,8 +12,7 @@ from vercel_sync.changes import SourceChange
 from vercel_sync.mapping import parse_mapping
 from vercel_sync.ports import NullObserver, Skip
 
-MAPPING = parse_mapping(
-    """
+MAPPING_TEXT = """
 schemaVersion: 1
 resources: [{attribute: sk, startsWith: "RES#"}]
 fields:
@@ -22,9 +22,8 @@ fields:
   name: {attribute: label}
   status: {attribute: state, words: {ready: [live]}}
 removal: [{attribute: deletedAt, present: true}]
-""",
-    "test mapping",
-)
+"""
+MAPPING = parse_mapping(MAPPING_TEXT, "test mapping")
 
 
 def item(sk: str, **changes: Any) -> dict[str, Any]:
@@ -109,3 +108,54 @@ def test_a_failed_record_names_the_ids_the_mapping_reads() -> None:
 
     (message,) = failed.messages
     assert (message["integrationConfigurationId"], message["resourceId"]) == ("icfg_1", "RES#db-9")
+
+
+def test_log_lines_name_the_ids_the_mapping_reads(captured_logs: Any) -> None:
+    from vercel_sync.observability import PowertoolsObserver
+
+    failed = FakeFailedRecords()
+    observer = PowertoolsObserver(mapping=MAPPING)
+    service = make_sync_service(
+        vercel=FakeVercel(), secrets=FakeSecrets(), failed_records=failed, observer=observer, mapping=MAPPING
+    )
+
+    service.sync_batch([sqs(item("RES#db-9", state="melting"))])
+
+    (line,) = [json.loads(line) for line in captured_logs.lines if "failed-records" in line]
+    assert (line["integrationConfigurationId"], line["resourceId"]) == ("icfg_1", "RES#db-9")
+
+
+def test_the_deployed_observer_reads_ids_through_the_deployed_mapping(tmp_path: Any, captured_logs: Any) -> None:
+    from vercel_sync.settings import SyncSettings
+    from vercel_sync.wiring import build_sync_service
+
+    mapping_file = tmp_path / "mapping.yaml"
+    mapping_file.write_text(MAPPING_TEXT, encoding="utf-8")
+    given = {"vercel": FakeVercel(), "secrets": FakeSecrets(), "failed_records": FakeFailedRecords()}
+    given |= {"state_store": None, "rate_limiter": None, "source_queue": None, "wrap_task": None}
+    service = build_sync_service(SyncSettings(partner_mapping_file=str(mapping_file)), **given)
+
+    service.sync_batch([sqs(item("RES#db-9", state="melting"))])
+
+    (line,) = [json.loads(line) for line in captured_logs.lines if "failed-records" in line]
+    assert (line["integrationConfigurationId"], line["resourceId"]) == ("icfg_1", "RES#db-9")
+
+
+def test_a_mapped_secret_of_another_installation_is_refused_unread() -> None:
+    """The mapping says where secretsArn comes from; issue 13's rule still binds it to the record's installation."""
+    from tests.fakes import DB_PASSWORD
+
+    status = "  status: {attribute: state, words: {ready: [live]}}\n"
+    mapping = parse_mapping(MAPPING_TEXT.replace(status, status + "  secretsArn: {attribute: refs.secret}\n"), "m")
+    read: list[str] = []
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    secrets = FakeSecrets(on_resource_read=read.append)
+    service = make_sync_service(vercel=vercel, secrets=secrets, failed_records=failed, mapping=mapping)
+
+    others = {"secret": "partner/resources/icfg_demo01/db_primary"}  # icfg_demo01's, named by icfg_1's item
+    service.sync_batch([sqs(item("RES#db-1", refs=others))])
+
+    assert (read, vercel.calls) == ([], [])
+    (message,) = failed.messages
+    assert message["reason"] == "invalid_record"
+    assert DB_PASSWORD not in json.dumps(message)

@@ -75,3 +75,44 @@ def test_a_file_that_is_not_items_is_a_usage_error(tmp_path: Path) -> None:
     assert code == 2
     assert out == ""
     assert "preview: cannot read the items: expected a JSON array of items" in err
+
+
+def test_a_typed_item_boto3_cannot_read_is_an_invalid_item_not_a_traceback(tmp_path: Path) -> None:
+    scan = {"Items": [{"sk": {"S": "RES#db-1"}, "odd": {"Q": "x"}}, 7, {"sk": "not typed"}]}
+    code, out, _ = run(tmp_path, scan)
+
+    assert code == 1
+    assert out.splitlines()[-1] == "preview: 3 item(s): 0 would send, 3 invalid, 0 not a resource"
+    assert "not a DynamoDB item" in out
+
+
+class Refusing:
+    """An AWS client whose every call fails as AWS answers for a queue or table that does not exist."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __getattr__(self, operation: str) -> Any:
+        from botocore.exceptions import ClientError
+
+        def call(**_: Any) -> Any:
+            raise ClientError({"Error": {"Code": self.code, "Message": "does not exist"}}, operation)
+
+        return call
+
+
+def test_a_queue_or_table_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mapping.yaml").write_text(MAPPING)
+    for source, code in (
+        (
+            {"queue": "https://sqs.us-east-1.amazonaws.com/1/nope", "table": None},
+            "AWS.SimpleQueueService.NonExistentQueue",
+        ),
+        ({"queue": None, "table": "nope"}, "ResourceNotFoundException"),
+    ):
+        args = argparse.Namespace(mapping=str(tmp_path / "mapping.yaml"), items=None, limit=25, **source)
+        out, err = io.StringIO(), io.StringIO()
+
+        assert preview.run(args, out=out, err=err, aws=Refusing(code)) == 2
+        assert err.getvalue().startswith(f"preview: cannot read the items: {code}: does not exist")
+        assert out.getvalue() == ""

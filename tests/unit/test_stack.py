@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from typing import Any
 
 from local_aws.template import load_template
 from operations.stack import FUNCTION_OUTPUTS, OUTPUT_VARIABLES, Clients, exported, variables_for
@@ -66,3 +67,15 @@ def test_the_variables_are_set_for_the_run_only() -> None:
     with exported({"REPLACED": "new", "ADDED": "x"}, environ):
         assert environ == {"KEPT": "1", "REPLACED": "new", "ADDED": "x"}
     assert environ == {"KEPT": "1", "REPLACED": "old"}
+
+
+def test_a_profile_that_does_not_exist_is_a_stack_error_not_a_traceback(tmp_path: Any, monkeypatch: Any) -> None:
+    import pytest
+
+    from operations.stack import StackError, clients_for
+
+    (tmp_path / "config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(StackError, match="no-such-profile"):
+        clients_for("us-east-1")

@@ -24,6 +24,7 @@ CUSTOM_METRICS = {
     "ResourcesSkippedUnchanged",
     "ResourcesSkippedStale",
     "RecordsCoalesced",
+    "ItemsNotResources",
     "VercelCallRetries",
     "VercelThrottled",
     "RecordsReturnedForRetry",
@@ -91,6 +92,13 @@ def test_dashboard_shows_every_custom_metric_by_service() -> None:
     assert variables["POWERTOOLS_SERVICE_NAME"] == "vercel-resource-sync"
     latency = {o.get("stat") for _, m, _, o in dashboard_metrics() if m == "VercelCallLatency"}
     assert {"p50", "p99", "Maximum"} <= latency
+
+
+def test_dashboard_shows_every_count_the_sync_observer_keeps() -> None:
+    from vercel_sync.observability import _SKIPS
+
+    shown = {metric for namespace, metric, _, _ in dashboard_metrics() if namespace == "VercelResourceSync"}
+    assert {metric for metric, _ in _SKIPS.values()} <= shown
 
 
 def test_dashboard_shows_iterator_age_queue_depths_and_function_health() -> None:

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from vercel_sync.partner_schema import PartnerRecord
+from vercel_sync.mapping import PartnerMapping, default_mapping
 
 SourceKind = Literal["dynamodb-stream", "sqs"]
-INSTALLATION_ID_FIELD = PartnerRecord.model_fields["integration_configuration_id"].alias or "integrationConfigurationId"
-RESOURCE_ID_FIELD = PartnerRecord.model_fields["resource_id"].alias or "resourceId"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +55,10 @@ class SourceChange:
     decode_error: str | None = None
     json_ready: bool = False  # ``item`` is ``transform.json_safe``'s already: parsing does not walk it again
 
-    def ids(self) -> tuple[str | None, str | None]:
-        """(integrationConfigurationId, resourceId) if the record names them, for correlation."""
+    def ids(self, mapping: PartnerMapping | None = None) -> tuple[str | None, str | None]:
+        """(integrationConfigurationId, resourceId) as ``mapping`` (by default the default one) reads them
+        from the item, where it names them as text: for log lines and failed records."""
         if not isinstance(self.item, Mapping):
             return None, None
-        installation = self.item.get(INSTALLATION_ID_FIELD)
-        resource = self.item.get(RESOURCE_ID_FIELD)
-        return (
-            installation if isinstance(installation, str) else None,
-            resource if isinstance(resource, str) else None,
-        )
+        mapping = mapping or default_mapping()
+        return mapping.text(self.item, "integrationConfigurationId"), mapping.text(self.item, "resourceId")

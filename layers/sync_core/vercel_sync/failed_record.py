@@ -3,7 +3,7 @@ record; docs/architecture.md, "The failed-records message", has its fields."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ def build_failed_record_message(
 ) -> dict[str, Any]:
     """``mapping`` (by default the default one) says the item's ids and the attributes the message keeps."""
     mapping = mapping or default_mapping()
-    installation_id, resource_id = _ids(change, mapping)
+    installation_id, resource_id = change.ids(mapping)
     fields = mapping.source_attributes
     try:
         record = (
@@ -55,11 +55,3 @@ def build_failed_record_message(
     }
     result: dict[str, Any] = scrub(message, secret_values)
     return result
-
-
-def _ids(change: SourceChange, mapping: PartnerMapping) -> tuple[str | None, str | None]:
-    """The item's installation and resource ids as the mapping reads them, where it names them."""
-    item = change.item
-    if not isinstance(item, Mapping):
-        return None, None
-    return mapping.text(item, "integrationConfigurationId"), mapping.text(item, "resourceId")

@@ -25,6 +25,7 @@ from vercel_sync.redaction import truncate
 from vercel_sync.rotation.events import RotationResult, RotationTarget, SecretChange
 
 if TYPE_CHECKING:
+    from vercel_sync.mapping import PartnerMapping
     from vercel_sync.rotation.service import RotationService
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "vercel-resource-sync")
@@ -111,8 +112,8 @@ def _loggable(text: str | None) -> str | None:
     return truncate(text.encode("utf-8", "backslashreplace").decode("utf-8"), MAX_LOGGED_ID)
 
 
-def _record_keys(change: SourceChange) -> dict[str, object]:
-    installation_id, resource_id = change.ids()
+def _record_keys(change: SourceChange, mapping: PartnerMapping | None) -> dict[str, object]:
+    installation_id, resource_id = change.ids(mapping)
     return {
         "integrationConfigurationId": _loggable(installation_id),
         "resourceId": _loggable(resource_id),
@@ -162,9 +163,11 @@ class _Observer:
 class PowertoolsObserver(_Observer):
     """The sync's log lines and metrics. Counts become metrics once per batch (:meth:`batch_finished`):
     one ``add_metric`` per record would cost more than the record's work. Imports and skips are logged
-    at DEBUG only; every failure, retry or parking is a WARNING."""
+    at DEBUG only; every failure, retry or parking is a WARNING. ``mapping``: the deployment's partner
+    mapping, which reads the ids a log line names (by default the default mapping)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mapping: PartnerMapping | None = None) -> None:
+        self._mapping = mapping
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._latencies_ms: list[float] = []
@@ -178,7 +181,7 @@ class PowertoolsObserver(_Observer):
             self._counts["ResourcesImported"] += 1
             self._latencies_ms.append(round(latency_ms, 1))
         if logger.log_level <= logging.DEBUG:
-            extra = {**_record_keys(change), "latencyMs": round(latency_ms, 1), "calls": calls}
+            extra = {**_record_keys(change, self._mapping), "latencyMs": round(latency_ms, 1), "calls": calls}
             logger.debug("imported resource into Vercel", extra=extra)
 
     def batch_finished(self, records: int) -> None:
@@ -208,7 +211,7 @@ class PowertoolsObserver(_Observer):
         metric, message = _SKIPS[why]
         self._count(metric)
         if logger.log_level <= logging.DEBUG:
-            logger.debug(message, extra=_record_keys(change))
+            logger.debug(message, extra=_record_keys(change, self._mapping))
 
     def call_failed(self, change: SourceChange, error: TransientSyncError, *, retry_in_seconds: float | None) -> None:
         if error.http_status == 429:
@@ -216,7 +219,7 @@ class PowertoolsObserver(_Observer):
         if retry_in_seconds is None:
             return  # the record's fate is logged by retrying() or parked()
         self._count("VercelCallRetries")
-        extra = {**_record_keys(change), **_failure(error), "retryInSeconds": round(retry_in_seconds, 3)}
+        extra = {**_record_keys(change, self._mapping), **_failure(error), "retryInSeconds": round(retry_in_seconds, 3)}
         logger.info("Vercel call failed; retrying", extra=extra)
 
     def parked(self, change: SourceChange, error: PermanentSyncError) -> None:
@@ -230,17 +233,20 @@ class PowertoolsObserver(_Observer):
             with self._lock, metric as one:
                 one.add_dimension(name="service", value=SERVICE_NAME)
                 one.add_dimension(name="reason", value=error.reason)
-        extra = {**_record_keys(change), "reason": error.reason, **_failure(error)}
+        extra = {**_record_keys(change, self._mapping), "reason": error.reason, **_failure(error)}
         logger.warning("record cannot succeed; sent to the failed-records queue", extra=extra)
 
     def retrying(self, change: SourceChange, error: TransientSyncError) -> None:
         self._count("RecordsReturnedForRetry")
-        extra = {**_record_keys(change), **_failure(error)}
+        extra = {**_record_keys(change, self._mapping), **_failure(error)}
         logger.warning("transient failure; record goes back to its source", extra=extra)
 
     def unexpected(self, change: SourceChange, error: Exception) -> None:
         self._count("RecordsFailedUnexpectedly")
-        logger.error("unexpected error; record goes back to its source", extra={**_record_keys(change), **_bug(error)})
+        logger.error(
+            "unexpected error; record goes back to its source",
+            extra={**_record_keys(change, self._mapping), **_bug(error)},
+        )
 
 
 _SKIPS: dict[Skip, tuple[str, str]] = {  # why -> (metric, DEBUG log message)

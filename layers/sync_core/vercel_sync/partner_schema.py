@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationInfo, field_validator
 
 from vercel_sync.mapping import default_mapping
+from vercel_sync.mapping.values import quoted
 from vercel_sync.paths import DOT_SEGMENTS, MAX_ID_LENGTH
 
 # The default mapping's partner status word -> Vercel status; Vercel's own words map to themselves.
@@ -56,7 +57,7 @@ class PartnerRecord(BaseModel):
         word = value.strip().lower()
         if word not in table:
             known = ", ".join(sorted(table))
-            raise ValueError(f"unknown partner status {value!r}; expected one of: {known}")
+            raise ValueError(f"unknown partner status {quoted(value)}; expected one of: {known}")
         return table[word]
 
     @field_validator("version", mode="before")

@@ -55,10 +55,11 @@ def build_sync_service(settings: SyncSettings, *, mapping: PartnerMapping | None
     from vercel_sync.observability import PowertoolsObserver, trace_context_propagator
 
     aws, table = AwsClients(), settings.sync_state_table
+    mapping = mapping or load_partner_mapping(settings, aws)
     builders: dict[str, Callable[[], Any]] = {
         **_shared_adapters(settings, aws),
         "state_store": lambda: DynamoDbStateStore(table, client_factory=aws.factory("dynamodb")) if table else None,
-        "observer": PowertoolsObserver,
+        "observer": lambda: PowertoolsObserver(mapping),
         "source_queue": lambda: SqsSourceQueue(client_factory=aws.factory("sqs")),
         "wrap_task": trace_context_propagator,
     }
@@ -72,7 +73,7 @@ def build_sync_service(settings: SyncSettings, *, mapping: PartnerMapping | None
         call_interval_seconds=settings.rate_limit.seconds / settings.rate_limit.calls,
         removal_mode=settings.removal_mode,
     )
-    return SyncService(adapters, tuning, mapping=mapping or load_partner_mapping(settings, aws))
+    return SyncService(adapters, tuning, mapping=mapping)
 
 
 def load_partner_mapping(settings: SyncSettings | BackfillSettings, aws: AwsClients) -> PartnerMapping:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.mapping.model import Flag, MappingDocument, MetadataSource, NameSource, PlanSource, Source
-from vercel_sync.mapping.values import MISSING, PLACEHOLDER, holds, render, resolve, typed
+from vercel_sync.mapping.model import PLACEHOLDER, Flag, MappingDocument, MetadataSource, NameSource, PlanSource, Source
+from vercel_sync.mapping.values import MISSING, holds, quoted, render, resolve, typed
 from vercel_sync.payload import RESOURCE_STATUSES, BillingPlan
 
 
@@ -64,6 +64,8 @@ class PartnerMapping:
         if version is not None and (value := resolve(item, version)) is not MISSING:
             record["version"] = value
         deleted = self._removal(item)
+        if removed and deleted is not True:
+            deleted = None  # the item is gone: a flag's bad value must not park its removal
         if deleted is not None:
             record["deleted"] = deleted
         if removed or deleted is True:
@@ -104,7 +106,9 @@ def _plan(plans: Mapping[str, BillingPlan], value: Any, name: str) -> dict[str, 
     plan = plans.get(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else None
     if plan is None:
         known = ", ".join(sorted(plans))
-        raise InvalidRecordError(f"invalid partner record: {name}: unknown plan {value!r}; expected one of: {known}")
+        raise InvalidRecordError(
+            f"invalid partner record: {name}: unknown plan {quoted(value)}; expected one of: {known}"
+        )
     return plan.model_dump(exclude_unset=True)
 
 

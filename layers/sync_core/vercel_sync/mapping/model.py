@@ -4,14 +4,27 @@ docs/configuration.md, "The partner mapping"."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from vercel_sync.payload import BillingPlan, ResourceStatus
+from vercel_sync.payload import RESOURCE_STATUSES, BillingPlan, ResourceStatus
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-Path = Annotated[StrictStr, Field(min_length=1, pattern=r"^[^.]+(\.[^.]+)*$")]
+PATH_PATTERN = r"^[^.]+(\.[^.]+)*$"
+Path = Annotated[StrictStr, Field(min_length=1, pattern=PATH_PATTERN)]
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")  # a template's ``{attribute.path}``
 
 
 class Condition(BaseModel):
@@ -91,11 +104,34 @@ class NameSource(Source):
 
     template: Annotated[StrictStr, Field(min_length=1)] | None = None
 
+    @field_validator("template")
+    @classmethod
+    def _placeholders_are_paths(cls, template: str | None) -> str | None:
+        if template is not None and any(not re.match(PATH_PATTERN, p) for p in PLACEHOLDER.findall(template)):
+            raise ValueError("a template's placeholder must be an attribute path: {name} or {a.b}, no empty segment")
+        return template
+
 
 class StatusSource(Source):
     """``status``, with ``words``: Vercel status -> the partner's words meaning it."""
 
     words: dict[ResourceStatus, list[StrictStr]] | None = None
+
+    @field_validator("words")
+    @classmethod
+    def _one_status_per_word(cls, words: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        """Words are read case-insensitively, so each, folded, means one status; Vercel's own mean themselves."""
+        meaning: dict[str, str] = {}
+        for status, given in (words or {}).items():
+            for word in given:
+                folded = word.strip().lower()
+                if not folded:
+                    raise ValueError(f"an empty word under {status}")
+                if folded in RESOURCE_STATUSES and folded != status:
+                    raise ValueError(f"{word!r} is Vercel's own status {folded}: it cannot mean {status}")
+                if meaning.setdefault(folded, status) != status:
+                    raise ValueError(f"{word!r} means {meaning[folded]} and {status}")
+        return words
 
 
 class PlanSource(Source):
@@ -107,7 +143,7 @@ class PlanSource(Source):
 class MetadataSource(Source):
     """``metadata``, also from ``attributes``: metadata key -> attribute path, or ``{attribute, type}``."""
 
-    attributes: dict[StrictStr, MetadataEntry] | None = None
+    attributes: dict[Annotated[StrictStr, Field(min_length=1)], MetadataEntry] | None = None
 
 
 class Fields(BaseModel):

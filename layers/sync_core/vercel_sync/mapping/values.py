@@ -4,12 +4,14 @@ and metadata types. Pure; the item is JSON-safe already (``transform.json_safe``
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from vercel_sync.errors import InvalidRecordError
-from vercel_sync.mapping.model import Condition
+from vercel_sync.mapping.model import PLACEHOLDER, Condition
+from vercel_sync.redaction import truncate
 
 
 class _Missing:
@@ -18,7 +20,7 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
-PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_LARGEST_DOUBLE: Final = Decimal(sys.float_info.max)
 
 
 def resolve(item: Any, path: str) -> Any:
@@ -70,6 +72,15 @@ def render(template: str, item: Any, field: str) -> str:
     return PLACEHOLDER.sub(text, template)
 
 
+# An unknown word or plan id is named in the reason, which is logged whole: enough of it to recognise.
+MAX_QUOTED = 100
+
+
+def quoted(value: Any) -> str:
+    """``value`` as a reason names it: its repr, cut at :data:`MAX_QUOTED` characters."""
+    return truncate(repr(value[: MAX_QUOTED + 1] if isinstance(value, str) else value), MAX_QUOTED)
+
+
 def typed(value: Any, kind: str | None, key: str) -> Any:
     """``value`` as metadata type ``kind`` (None: as it is); an invalid record when it cannot be."""
     if kind is None:
@@ -79,9 +90,10 @@ def typed(value: Any, kind: str | None, key: str) -> Any:
     if kind == "number" and not isinstance(value, bool) and isinstance(value, str | int | float | Decimal):
         try:
             number = Decimal(str(value).strip())
-        except InvalidOperation:
+        except ArithmeticError:  # not a number, or beyond what Decimal holds (Overflow)
             number = None
-        if number is not None and number.is_finite():
+        # Vercel reads a JSON number as a double: beyond one it is none (int() of 1e999999999 takes the memory).
+        if number is not None and number.is_finite() and number.copy_abs() <= _LARGEST_DOUBLE:
             return int(number) if number == number.to_integral_value() else float(number)
     if kind == "boolean":
         if isinstance(value, bool):
