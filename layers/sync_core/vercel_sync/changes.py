@@ -56,6 +56,7 @@ class SourceChange:
     removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
     decode_error: str | None = None
     json_ready: bool = False  # ``item`` is ``transform.json_safe``'s already: parsing does not walk it again
+    repair: bool = False  # a reconcile repair: sent even when the payload is unchanged (never when stale)
 
     def ids(self) -> tuple[str | None, str | None]:
         """(integrationConfigurationId, resourceId) if the record names them, for correlation."""
