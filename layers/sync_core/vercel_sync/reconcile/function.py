@@ -115,4 +115,11 @@ def run_scheduled(
         "removeOrphans": settings.remove_orphans,
     }
     logger.info("reconcile run finished", extra=summary)
+    if summary["failed"]:
+        # An error of the function: its errors alarm is the one to watch.
+        raise ReconcileRunError(f"{summary['failed']} installation(s) could not be compared; see the log lines above")
     return summary
+
+
+class ReconcileRunError(Exception):
+    """The scheduled run could not compare some installation."""
