@@ -114,3 +114,28 @@ def test_an_interrupted_run_resumes_with_the_installations_left(
     assert reconcile(local_stack, store, "--resume", "rc-it") == 0
     assert local_stack.emulator.call_count(INSTALLATION_ID, None, "GET").total == lists_before
     assert "1 installation(s) finished in an earlier session" in capsys.readouterr().out
+
+
+def test_reconcile_function_repairs_on_its_schedule_as_its_parameters_say(
+    local_stack: LocalStack, handlers: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.lambda_local import LambdaContext, load_handler
+    from vercel_sync import wiring
+
+    put_item(local_stack, record("db_lost"))
+    assert reported(sync_stream(local_stack, handlers)) == []
+    with loopback_client(local_stack.emulator.url, local_stack.token) as vercel:
+        assert vercel.delete(resource_path(INSTALLATION_ID, "db_lost")).status_code == 204
+    monkeypatch.setenv("PARTNER_TABLE_NAME", local_stack.resources.tables["PartnerTable"].name)
+    monkeypatch.setenv("PARTNER_EVENTS_QUEUE_ARN", local_stack.resources.queues["PartnerEventsQueue"].arn)
+    monkeypatch.setenv("PARTNER_EVENTS_QUEUE_URL", local_stack.queue_url("PartnerEventsQueue"))
+    monkeypatch.setenv("RECONCILE_APPLY", "true")
+    wiring.reconcile_parts.set(None)
+    try:
+        summary = load_handler("reconcile").lambda_handler({}, LambdaContext(remaining_ms=900_000))
+    finally:
+        wiring.reconcile_parts.set(None)
+
+    assert (summary["missing"], summary["failed"], summary["apply"]) == (1, 0, True)
+    assert reported(sync_queue(local_stack, handlers)) == []
+    assert statuses(local_stack, "db_lost") == {"db_lost": ("ready", "db_lost-name")}
