@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from operations import backfill_cli, filter_pattern, preview, replay, stack, stream_failures
+from operations import backfill_cli, filter_pattern, preview, reconcile_cli, replay, stack, stream_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_failures.add_parser(subparsers)
     filter_pattern.add_parser(subparsers)
     preview.add_parser(subparsers)
+    reconcile_cli.add_parser(subparsers)
     stack.add_arguments(subparsers)  # --stack-name and --region, on every command above
     return parser
 

@@ -167,16 +167,18 @@ class FakeStateStore:
         self._lock = threading.Lock()
         self._clock = clock or time.time
 
-    def claim(self, installation_id: str, resource_id: str, version: Any, *, lease_seconds: float) -> Any:
+    def claim(
+        self, installation_id: str, resource_id: str, version: Any, *, lease_seconds: float, repair: bool = False
+    ) -> Any:
         import uuid
 
-        from vercel_sync.sync_state import Claim, ResourceState
+        from vercel_sync.sync_state import Claim, ResourceState, is_stale
 
         with self._lock:
             self.writes += 1
             item = self.items.setdefault((installation_id, resource_id), {})
             state = ResourceState(item.get("partner"), item.get("sequence"), item.get("digest"))
-            if version is not None and not version.newer_than(item.get(version.kind)):
+            if version is not None and is_stale(version, item.get(version.kind), repair=repair):
                 return Claim("stale", state=state)
             if self.busy.get(resource_id, 0) > 0:
                 self.busy[resource_id] -= 1

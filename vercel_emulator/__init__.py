@@ -12,9 +12,11 @@ The Vercel API (Marketplace API reference: Import Resource)
     ``Content-Type`` must be ``application/json`` (parameters such as ``charset`` are fine);
     ``Accept`` is not checked. Invalid JSON, ``NaN``/``Infinity`` or a non-object body: 400.
 ``GET /v1/installations/{id}/resources/{resourceId}``
-    What it holds for that partner id, Vercel-style: ``{"id": "res_...", "partnerId", "productId",
-    "name", "status", "ownership"?, "metadata"?, "billingPlan"?, "notification"?, "extras"?,
-    "secrets": [{"name", "prefix"?}]}``. Secret values are never returned. 404 when not held.
+    What it holds for that partner id, Vercel-style: ``{"id": "res_...", "internalId": "res_...",
+    "partnerId", "productId", "name", "status", "ownership"?, "metadata"?, "billingPlan"?,
+    "billingPlanId"?, "notification"?, "extras"?, "secrets": [{"name", "prefix"?}]}``, the shape the
+    official SDK validates (tests/integration/test_official_sdk.py). Secret values are never
+    returned. 404 when not held.
     ``id`` is stable: derived from the installation and partner ids.
 ``DELETE /v1/installations/{id}/resources/{resourceId}``
     Delete Resource: 204 with no body; then ``GET`` of it is 404 and the list leaves it out. Its own

@@ -321,12 +321,16 @@ _VIEW_FIELDS = ("productId", "name", "status", "ownership", "metadata", "billing
 
 
 def vercel_view(partner_id: str, stored: StoredResource) -> dict[str, Any]:
-    """The resource as Vercel reports it: secret names (and prefixes), never their values."""
-    view: dict[str, Any] = {"id": stored.emulator_id, "partnerId": partner_id}
+    """The resource as Vercel reports it: secret names (and prefixes), never their values. The official
+    SDK validates ``internalId`` (Vercel's id) and reads the plan as ``billingPlanId``; it drops the rest."""
+    view: dict[str, Any] = {"id": stored.emulator_id, "internalId": stored.emulator_id, "partnerId": partner_id}
     body = stored.body
     for name in _VIEW_FIELDS:
         if name in body:
             view[name] = body[name]
+    plan = body.get("billingPlan")
+    if isinstance(plan, dict) and isinstance(plan.get("id"), str):
+        view["billingPlanId"] = plan["id"]
     view["secrets"] = [
         {"name": secret["name"], **({"prefix": secret["prefix"]} if "prefix" in secret else {})}
         for secret in body.get("secrets", ())

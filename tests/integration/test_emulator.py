@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -574,3 +575,15 @@ def test_the_cli_prints_its_port_serves_and_stops_on_sigterm() -> None:
     assert emulator.returncode == 0
     assert "cli-token" not in errors
     assert SECRET_VALUE not in errors
+
+
+def test_list_and_get_carry_what_the_official_sdk_validates(vercel: EmulatorServer, client: httpx.Client) -> None:
+    put(client, resource_path("icfg_1", "db_primary"), valid_body())
+    resource = client.get(resource_path("icfg_1", "db_primary")).json()
+    (listed,) = client.get(resource_path("icfg_1")).json()["resources"]
+    for view in (resource, listed):
+        assert view["internalId"] == view["id"]
+        assert view["internalId"].startswith("res_")
+        assert (view["partnerId"], view["billingPlanId"]) == ("db_primary", "plan_pro")
+        assert {"productId", "name", "status"} <= set(view)
+    assert "TOP-SECRET" not in json.dumps([resource, listed])

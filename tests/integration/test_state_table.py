@@ -191,3 +191,14 @@ def test_a_refused_claim_is_explained_by_the_item_it_failed_against_without_a_re
     assert (first.status, busy.status, stale.status) == ("claimed", "busy", "stale")
     assert stale.state.partner_version == partner_version(Decimal(5))
     assert calls == Counter(update_item=4)  # no GetItem: each failure brought its item back
+
+
+def test_a_repair_claims_the_version_applied_but_not_an_older_one(local_stack: LocalStack) -> None:
+    states = store(local_stack)
+    v5, v4 = partner_version(Decimal(5)), partner_version(Decimal(4))
+    claim = states.claim(INSTALLATION_ID, "r_repair", v5, lease_seconds=30)
+    states.record(claim.claim_id, imported("r_repair", v5))
+
+    assert states.claim(INSTALLATION_ID, "r_repair", v5, lease_seconds=30).status == "stale"
+    assert states.claim(INSTALLATION_ID, "r_repair", v4, lease_seconds=30, repair=True).status == "stale"
+    assert states.claim(INSTALLATION_ID, "r_repair", v5, lease_seconds=30, repair=True).status == "claimed"

@@ -46,7 +46,7 @@ def _run(arguments: list[str], cwd: Path, home: Path) -> subprocess.CompletedPro
 
 
 def test_the_operations_tool_has_the_commands_the_docs_print() -> None:
-    assert _subcommands() == ["backfill", "filter-pattern", "preview", "replay", "replay-stream-failures"]
+    assert _subcommands() == ["backfill", "filter-pattern", "preview", "reconcile", "replay", "replay-stream-failures"]
 
 
 @pytest.mark.parametrize("where", ["repository", "elsewhere"])

@@ -54,6 +54,7 @@ class SourceChange:
     removed: bool = False  # a DynamoDB REMOVE: ``item`` is the old image
     decode_error: str | None = None
     json_ready: bool = False  # ``item`` is ``transform.json_safe``'s already: parsing does not walk it again
+    repair: bool = False  # a reconcile repair: sent even when the payload is unchanged (never when stale)
 
     def ids(self, mapping: PartnerMapping | None = None) -> tuple[str | None, str | None]:
         """(integrationConfigurationId, resourceId) as ``mapping`` (by default the default one) reads them

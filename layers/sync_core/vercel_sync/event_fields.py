@@ -58,6 +58,17 @@ def event_source_arn(record: Any) -> str | None:
     return arn if isinstance(arn, str) else None
 
 
+REPAIR_ATTRIBUTE = "repair"
+
+
+def sqs_repair_marker(record: Mapping[str, Any]) -> bool:
+    """A reconcile run's repair (message attribute ``repair`` = ``true``): sent because Vercel differs
+    from the partner, so it must not be skipped as unchanged (docs/operations.md, "Reconcile")."""
+    attributes = record.get("messageAttributes")
+    marker = attributes.get(REPAIR_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+    return isinstance(marker, Mapping) and marker.get("stringValue") == "true"
+
+
 def sqs_message_group(record: Mapping[str, Any]) -> str | None:
     group = sqs_attributes(record).get("MessageGroupId")
     return group if isinstance(group, str) else None

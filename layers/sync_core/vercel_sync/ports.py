@@ -67,7 +67,13 @@ class StateStore(Protocol):
     """The sync-state table: ``record`` never moves a version backwards; ``release`` records nothing."""
 
     def claim(
-        self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
+        self,
+        installation_id: str,
+        resource_id: str,
+        version: VersionKey | None,
+        *,
+        lease_seconds: float,
+        repair: bool = False,  # the version applied may be sent again (never an older one)
     ) -> Claim: ...
     def record(self, claim_id: str | None, state: ImportedState) -> None: ...
     def release(self, installation_id: str, resource_id: str, claim_id: str) -> None: ...

@@ -19,6 +19,7 @@ from vercel_sync.event_fields import (
     sqs_fields_problem,
     sqs_message_group,
     sqs_receive_count,
+    sqs_repair_marker,
     stream_created_at,
     stream_event_name,
     stream_sequence_number,
@@ -205,7 +206,7 @@ def change_from_sqs_record(raw: Mapping[str, Any]) -> SourceChange:
         item = unwrap_message_body(raw["body"])
     except InvalidRecordError as error:
         return SourceChange(position, None, decode_error=problem or error.message)
-    return SourceChange(position, item, decode_error=problem)
+    return SourceChange(position, item, decode_error=problem, repair=sqs_repair_marker(raw))
 
 
 _DESERIALIZER = TypeDeserializer()

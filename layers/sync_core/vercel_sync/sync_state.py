@@ -36,6 +36,13 @@ class VersionKey:
         return other is None or other.kind != self.kind or self.value > other.value
 
 
+def is_stale(version: VersionKey, applied: VersionKey | None, *, repair: bool = False) -> bool:
+    """The version guard: a change not newer than the version applied is stale; a repair only when older."""
+    if repair:
+        return applied is not None and applied.kind == version.kind and applied.value > version.value
+    return not version.newer_than(applied)
+
+
 def partner_version(version: Decimal | datetime) -> VersionKey:
     """The record's ``version`` as a key; a time counts as its epoch seconds (microseconds kept)."""
     if isinstance(version, datetime):

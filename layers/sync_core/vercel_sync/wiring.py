@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from vercel_sync.adapters.aws_clients import AwsClients
     from vercel_sync.backfill.function import BackfillRunner
     from vercel_sync.mapping import PartnerMapping
+    from vercel_sync.reconcile.function import ReconcileParts
+    from vercel_sync.reconcile.settings import ReconcileSettings
 
 
 class Provider[T]:
@@ -184,6 +186,37 @@ def build_backfill_runner(settings: BackfillSettings) -> BackfillRunner:
     )
 
 
+def build_reconcile_parts(settings: ReconcileSettings, *, apply: bool) -> ReconcileParts:
+    """A reconcile run's adapters: the sync's token reader and Vercel client, the shared rate limiter
+    (imports and deletions at their rate, lists in ``list/<id>`` buckets at Vercel's retrieval rate),
+    and with ``apply`` the partner events queue, each message marked a repair."""
+    from vercel_sync.adapters.aws_clients import PATIENT_AWS_TIMEOUTS, AwsClients
+    from vercel_sync.adapters.bucket_table import build_rate_limiter
+    from vercel_sync.adapters.partner_table import DynamoDBScanner
+    from vercel_sync.adapters.queue_sender import SqsSender
+    from vercel_sync.reconcile.function import ReconcileParts
+    from vercel_sync.reconcile.settings import LIST_RATE_LIMIT
+
+    aws = AwsClients(tiers=(PATIENT_AWS_TIMEOUTS,))
+    shared = _shared_adapters(settings, aws)
+    listing = settings.model_copy(update={"rate_limit": LIST_RATE_LIMIT})
+    from vercel_sync.adapters.source_queue import queue_url_from_arn
+
+    arn = settings.partner_events_queue_arn
+    queue_url = settings.partner_events_queue_url or (queue_url_from_arn(arn) if arn else None) or ""
+    if apply and not queue_url:
+        raise ConfigurationError("a reconcile run that repairs needs PARTNER_EVENTS_QUEUE_URL (or _ARN)")
+    return ReconcileParts(
+        source=DynamoDBScanner(settings.partner_table_name, client_factory=aws.factory("dynamodb")),
+        vercel=shared["vercel"](),
+        secrets=shared["secrets"](),
+        mapping=load_partner_mapping(settings, aws),
+        import_limiter=shared["rate_limiter"](),
+        list_limiter=build_rate_limiter(listing, client_factory=aws.factory("dynamodb")),
+        repair_sink=SqsSender(queue_url, repair=True, client_factory=aws.factory("sqs")) if apply else None,
+    )
+
+
 def time_budget(settings: Settings) -> TimeBudget:
     from vercel_sync.adapters.aws_clients import SHORTEST_AWS_TIMEOUTS
     from vercel_sync.adapters.vercel import SHORTEST_CALL_SECONDS
@@ -204,3 +237,13 @@ def aws_client_config() -> object:
 sync_service = Provider(lambda: build_sync_service(SyncSettings.from_env(os.environ)))
 rotation_service = Provider(lambda: build_rotation_service(RotationSettings.from_env(os.environ)))
 backfill_runner = Provider(lambda: build_backfill_runner(BackfillSettings.from_env(os.environ)))
+
+
+def _reconcile_parts() -> tuple[ReconcileSettings, ReconcileParts]:
+    from vercel_sync.reconcile.settings import ReconcileSettings
+
+    settings = ReconcileSettings.from_env(os.environ)
+    return settings, build_reconcile_parts(settings, apply=settings.apply)
+
+
+reconcile_parts = Provider(_reconcile_parts)

@@ -9,6 +9,7 @@ from typing import Any
 from vercel_sync.adapters.aws_clients import PATIENT_AWS_TIMEOUTS, LazyClient
 from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import OutboundMessage
+from vercel_sync.event_fields import REPAIR_ATTRIBUTE
 
 
 class SqsSender:
@@ -17,6 +18,7 @@ class SqsSender:
         queue_url: str,
         *,
         run_id: str | None = None,
+        repair: bool = False,
         client: Any = None,
         client_factory: Callable[[], Any] | None = None,
         attempts: int = 5,
@@ -26,6 +28,7 @@ class SqsSender:
         self.queue_url = queue_url
         self.fifo = queue_url.endswith(".fifo")
         self.run_id = run_id
+        self.repair = repair  # a reconcile run's repairs: marked so the sync does not skip them as unchanged
         self._sqs = LazyClient("sqs", client, PATIENT_AWS_TIMEOUTS.config(), client_factory)
         self._attempts = attempts
         self._backoff_seconds = backoff_seconds
@@ -35,13 +38,19 @@ class SqsSender:
         entry: dict[str, Any] = {
             "Id": str(index),
             "MessageBody": message.body,
-            "MessageAttributes": {"origin": {"DataType": "String", "StringValue": "backfill"}},
+            "MessageAttributes": {
+                "origin": {"DataType": "String", "StringValue": "reconcile" if self.repair else "backfill"}
+            },
         }
+        if self.repair:
+            entry["MessageAttributes"][REPAIR_ATTRIBUTE] = {"DataType": "String", "StringValue": "true"}
         if self.run_id:
             entry["MessageAttributes"]["backfillRunId"] = {"DataType": "String", "StringValue": self.run_id}
         if self.fifo:
             entry["MessageGroupId"] = message.group_id
-            entry["MessageDeduplicationId"] = message.deduplication_id
+            # A repair must not be dropped as a duplicate of a backfill's message of the same state.
+            prefix = "repair-" if self.repair else ""
+            entry["MessageDeduplicationId"] = prefix + message.deduplication_id
         return entry
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> None:

@@ -16,7 +16,14 @@ from vercel_sync.adapters.aws_clients import LazyClient
 from vercel_sync.adapters.dynamodb import ConditionFailed, number, write
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.settings import secret_name
-from vercel_sync.sync_state import Claim, ImportedState, ResourceState, VersionKey, stored_partner_version
+from vercel_sync.sync_state import (
+    Claim,
+    ImportedState,
+    ResourceState,
+    VersionKey,
+    is_stale,
+    stored_partner_version,
+)
 
 _VERSION_ATTRIBUTE = {"partner": "partnerVersion", "sequence": "sequenceVersion"}
 
@@ -39,7 +46,13 @@ class DynamoDbStateStore:
         self._clock = clock
 
     def claim(
-        self, installation_id: str, resource_id: str, version: VersionKey | None, *, lease_seconds: float
+        self,
+        installation_id: str,
+        resource_id: str,
+        version: VersionKey | None,
+        *,
+        lease_seconds: float,
+        repair: bool = False,
     ) -> Claim:
         now = self._clock()
         claim_id = uuid.uuid4().hex
@@ -55,7 +68,9 @@ class DynamoDbStateStore:
         condition = "(attribute_not_exists(claimUntil) OR claimUntil < :now)"
         if version is not None:
             attribute = _VERSION_ATTRIBUTE[version.kind]
-            condition += f" AND (attribute_not_exists({attribute}) OR {attribute} < :version)"
+            # A repair re-sends the version applied (Vercel lost it); an older one is stale all the same.
+            compare = "<=" if repair else "<"
+            condition += f" AND (attribute_not_exists({attribute}) OR {attribute} {compare} :version)"
             request["ExpressionAttributeValues"][":version"] = _version_value(version)
         try:
             response = self._write(
@@ -67,7 +82,7 @@ class DynamoDbStateStore:
                 **request,
             )
         except ConditionFailed as failure:
-            return self._why_not(installation_id, resource_id, version, now, claim_id, failure.item)
+            return self._why_not(installation_id, resource_id, version, now, claim_id, failure.item, repair=repair)
         return Claim("claimed", claim_id=claim_id, state=_state(response.get("Attributes") or {}))
 
     def _why_not(
@@ -78,6 +93,8 @@ class DynamoDbStateStore:
         now: float,
         claim_id: str,
         item: dict[str, Any] | None = None,
+        *,
+        repair: bool = False,
     ) -> Claim:
         """Why the claim's condition failed, from the item it failed against (else one consistent read)."""
         if not item:
@@ -87,7 +104,7 @@ class DynamoDbStateStore:
         if item.get("claimId", {}).get("S") == claim_id:
             # Ours: the write went through, its answer was lost, and botocore's retry failed against it.
             return Claim("claimed", claim_id=claim_id, state=state)
-        if version is not None and not version.newer_than(state.applied(version.kind)):
+        if version is not None and is_stale(version, state.applied(version.kind), repair=repair):
             return Claim("stale", state=state)
         busy_until = float(item["claimUntil"]["N"]) if "claimUntil" in item else now
         # The lease may have lapsed between the two calls: "busy" until now, so the caller retries at once.

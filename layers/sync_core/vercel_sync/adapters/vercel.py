@@ -24,6 +24,8 @@ from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 USER_AGENT = f"{PRODUCT_NAME}/{__version__} httpx/{httpx.__version__}"
 # Every answer is read up to this size (Vercel's are small).
 MAX_ERROR_BODY_BYTES = 16 * 1024
+# A resources list is read up to this size (a few KB per resource); a longer one is an error, not a partial list.
+MAX_LIST_BODY_BYTES = 32 * 1024 * 1024
 # A DynamoDB item is at most 400 KB: a larger body is an invalid record.
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Within a call's timeout, connecting, waiting for a pooled connection and sending get at most this each.
@@ -102,6 +104,16 @@ class VercelClient:
             if error.http_status != 404:
                 raise
 
+    def list_resources(self, integration_configuration_id: str, *, token: str) -> list[dict[str, Any]]:
+        """GET the installation's resources as Vercel reports them (``{"resources": [...]}``; not paginated)."""
+        # A resource's URL without its last segment: the installation's id checked and encoded the same way.
+        url = self.resource_url(integration_configuration_id, "-").rpartition("/")[0]
+        answer = self._send("GET", url, None, token=token, what="resources list", max_bytes=MAX_LIST_BODY_BYTES)
+        resources = answer.get("resources")
+        if not isinstance(resources, list):
+            raise TransientSyncError("Vercel's resources list was not {resources: [...]} (or too long to read)")
+        return [resource for resource in resources if isinstance(resource, dict)]
+
     def _put(self, url: str, body: Mapping[str, Any], *, token: str, what: str) -> dict[str, Any]:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if len(content) > MAX_REQUEST_BODY_BYTES:
@@ -111,7 +123,16 @@ class VercelClient:
             )
         return self._send("PUT", url, content, token=token, what=what)
 
-    def _send(self, method: str, url: str, content: bytes | None, *, token: str, what: str) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        *,
+        token: str,
+        what: str,
+        max_bytes: int = MAX_ERROR_BODY_BYTES,
+    ) -> dict[str, Any]:
         seconds, timeout = self._timeout_seconds, self._timeout
         left = seconds_left()
         if left is not None and left < seconds:
@@ -127,7 +148,7 @@ class VercelClient:
             with within(seconds):  # the whole call, headers and body (http_deadline.py)
                 response = self._http.handle_request(request)
                 try:
-                    answer, complete = self._read_capped(response)
+                    answer, complete = self._read_capped(response, max_bytes)
                 finally:
                     response.close()
         except httpx.TimeoutException as exc:
@@ -136,15 +157,15 @@ class VercelClient:
             raise TransientSyncError(f"could not reach Vercel ({type(exc).__name__})") from None
         return self._result(response, answer, complete=complete, what=what)
 
-    def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        """At most ``MAX_ERROR_BODY_BYTES`` of the answer, within the call's deadline, and whether that is all."""
+    def _read_capped(self, response: httpx.Response, max_bytes: int = MAX_ERROR_BODY_BYTES) -> tuple[bytes, bool]:
+        """At most ``max_bytes`` of the answer, within the call's deadline, and whether that is all."""
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
             chunks.append(chunk)
             size += len(chunk)
-            if size > MAX_ERROR_BODY_BYTES:
-                return b"".join(chunks)[:MAX_ERROR_BODY_BYTES], False
+            if size > max_bytes:
+                return b"".join(chunks)[:max_bytes], False
             # The network backend enforces the deadline; this covers a transport without it.
             left = seconds_left()
             if left is not None and left <= 0:

@@ -1,5 +1,5 @@
 """Buckets of one Vercel operation's own in the shared rate limiter (``<operation>/<installation id>``):
-Vercel limits secrets updates and deletions apart from imports (reference: rate limits)."""
+Vercel limits secrets updates, deletions and retrievals apart from imports (reference: rate limits)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,9 @@ class DeletionBuckets(OperationBuckets):
     """The removals' in delete mode (``delete/<id>``), apart from the imports'."""
 
     operation = "delete"
+
+
+class ListBuckets(OperationBuckets):
+    """Reconciliation's resource lists (``list/<id>``): Vercel allows 1000 retrievals per 60 s."""
+
+    operation = "list"

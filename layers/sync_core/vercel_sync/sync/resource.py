@@ -99,6 +99,8 @@ class ResourceSync:
         else:
             digest = payload_digest(_DELETION if body is None else body, key=self.calls.digest_key(installation, token))
             claim_id, unchanged = self._claim(item, digest)
+            # A reconcile repair is sent although the table says this payload went: Vercel lost it.
+            unchanged = unchanged and not item.change.repair
             if claim_id is None:
                 self.observer.skipped(item.change, "stale")
                 return DONE["stale"]
@@ -163,7 +165,11 @@ class ResourceSync:
         while True:
             with self.deadline.bound("aws_read", "claiming the resource in the sync-state table"), waiting("state"):
                 claim = store.claim(
-                    installation_id, resource_id, item.version, lease_seconds=self.deadline.lease_seconds()
+                    installation_id,
+                    resource_id,
+                    item.version,
+                    lease_seconds=self.deadline.lease_seconds(),
+                    repair=item.change.repair,
                 )
             if claim.status == "stale":
                 return None, False

@@ -1,0 +1,89 @@
+"""The partner's side of a reconcile run: the partner table read through the partner mapping, one entry
+per resource with the Import Resource body its record makes and the backfill's message that repairs it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vercel_sync.backfill.checkpoints import BackfillPlan
+from vercel_sync.backfill.engine import ItemSource, OutboundMessage, ScannedItem, classify
+from vercel_sync.errors import InvalidRecordError, PermanentSyncError
+from vercel_sync.mapping import PartnerMapping
+from vercel_sync.ports import SecretStore
+from vercel_sync.transform import build_import_body, needs_secrets, parse_partner_record
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class PartnerResource:
+    body: dict[str, Any]  # the Import Resource body its record makes (holds secret values: never logged)
+    message: OutboundMessage  # the partner events queue message a repair sends (the backfill's)
+
+
+@dataclass
+class PartnerView:
+    """Per installation, per partner id: what the partner holds. ``unreadable``: items the sync would
+    park (an invalid record, a secret not the installation's), by installation, which cannot be compared."""
+
+    resources: dict[str, dict[str, PartnerResource]] = field(default_factory=dict)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)
+
+    def installations(self) -> list[str]:
+        return sorted(set(self.resources) | set(self.unreadable))
+
+    def expected(self, installation_id: str) -> dict[str, dict[str, Any]]:
+        return {rid: entry.body for rid, entry in self.resources.get(installation_id, {}).items()}
+
+
+def scan(source: ItemSource) -> Iterator[ScannedItem]:
+    """Every item of the table, page by page (one segment: a reconcile run reads the table once)."""
+    start = None
+    while True:
+        page = source.scan_page(0, 1, start, PAGE_SIZE)
+        yield from page.items
+        if page.last_key is None:
+            return
+        start = page.last_key
+
+
+def read_partner_view(
+    source: ItemSource,
+    *,
+    table_name: str,
+    queue_url: str,
+    mapping: PartnerMapping,
+    secrets: SecretStore,
+    only: Collection[str] = (),
+) -> PartnerView:
+    """The table's resources (only the installations in ``only``, when given)."""
+    plan = BackfillPlan(table_name=table_name, queue_url=queue_url, total_segments=1)
+    view = PartnerView()
+    for scanned in scan(source):
+        _, message = classify(scanned.item, plan, mapping)
+        if message is None or (only and message.installation_id not in only):
+            continue
+        installation, resource = message.installation_id, message.resource_id
+        try:
+            body = _body(scanned.item, mapping, secrets)
+        except (InvalidRecordError, PermanentSyncError):
+            view.unreadable.setdefault(installation, []).append(resource)
+            continue
+        view.resources.setdefault(installation, {})[resource] = PartnerResource(body, message)
+    return view
+
+
+def _body(item: Any, mapping: PartnerMapping, secrets: SecretStore) -> dict[str, Any]:
+    """The body the sync would import for ``item``, its resource secret read as the sync reads it
+    (owner checked first). A transient failure (AWS throttling) propagates: the run stops and resumes."""
+    record = parse_partner_record(item, mapping=mapping)
+    document = None
+    if needs_secrets(record, removed=False):
+        assert record.secrets_arn is not None
+        installation_id = record.integration_configuration_id
+        secrets.check_owner(record.secrets_arn, installation_id)
+        document = secrets.resource_secrets(record.secrets_arn, installation_id=installation_id)
+    _, body = build_import_body(record, secret_document=document)
+    return body

@@ -1,0 +1,155 @@
+"""Reconciliation's comparison (pure) and its run over fakes: the four kinds, repairs and orphans."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeSecrets, FakeVercel
+from vercel_sync.backfill.engine import OutboundMessage
+from vercel_sync.reconcile.compare import compare_installation, differing_fields
+from vercel_sync.reconcile.engine import Reconcile, ReconcileOptions, new_state
+from vercel_sync.reconcile.partner import PartnerResource, PartnerView
+
+BODY: dict[str, Any] = {
+    "productId": "postgres",
+    "name": "orders-db",
+    "status": "ready",
+    "metadata": {"region": "iad1"},
+    "billingPlan": {"id": "plan_small", "type": "subscription", "name": "Small"},
+    "secrets": [{"name": "PGPASSWORD", "value": "never-compared"}],
+}
+HELD: dict[str, Any] = {
+    "id": "res_1",
+    "internalId": "res_1",
+    "partnerId": "orders",
+    "productId": "postgres",
+    "name": "orders-db",
+    "status": "ready",
+    "metadata": {"region": "iad1"},
+    "billingPlanId": "plan_small",
+    "secrets": [{"name": "PGPASSWORD"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "renamed"}, "name"),
+        ({"status": "suspended"}, "status"),
+        ({"productId": "redis"}, "productId"),
+        ({"billingPlanId": "plan_large"}, "billingPlan"),
+        ({"metadata": {"region": "fra1"}}, "metadata"),
+        ({"secrets": [{"name": "PGUSER"}]}, "secrets"),
+    ],
+)
+def test_each_compared_field_alone_makes_a_resource_different(change: dict[str, Any], field: str) -> None:
+    assert differing_fields(BODY, HELD) == ()
+    assert differing_fields(BODY, {**HELD, **change}) == (field,)
+
+
+def test_secret_names_are_not_compared_when_vercel_reports_no_secrets() -> None:
+    held = {key: value for key, value in HELD.items() if key != "secrets"}
+    assert differing_fields(BODY, held) == ()
+
+
+def test_the_four_kinds_and_removals_by_mode() -> None:
+    expected: dict[str, Mapping[str, Any] | None] = {
+        "orders": BODY,
+        "missing": BODY,
+        "changed": BODY,
+        "removed": {**BODY, "status": "uninstalled"},
+        "removed-and-gone": {**BODY, "status": "uninstalled"},
+    }
+    held = [
+        HELD,
+        {**HELD, "partnerId": "changed", "name": "old"},
+        {**HELD, "partnerId": "removed", "status": "uninstalled"},
+        {**HELD, "partnerId": "stray"},
+        {**HELD, "partnerId": "stray-uninstalled", "status": "uninstalled"},
+    ]
+    kinds = {f.resource_id: f.kind for f in compare_installation("icfg", expected, held).findings}
+    assert kinds == {
+        "orders": "in_step",
+        "missing": "missing",
+        "changed": "different",
+        "removed": "in_step",
+        "removed-and-gone": "in_step",
+        "stray": "orphaned",
+        "stray-uninstalled": "in_step",
+    }
+    in_delete_mode = compare_installation("icfg", expected, held, removal_mode="delete")
+    deleted_kinds = {f.resource_id: f.kind for f in in_delete_mode.findings}
+    assert deleted_kinds["removed"] == deleted_kinds["stray-uninstalled"] == "orphaned"
+    assert in_delete_mode.counts() == {"in_step": 2, "missing": 1, "different": 1, "orphaned": 3}
+
+
+class ListingVercel(FakeVercel):
+    def __init__(self, held: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.held = held
+        self.lists = 0
+
+    def list_resources(self, integration_configuration_id: str, *, token: str) -> list[dict[str, Any]]:
+        self.lists += 1
+        return self.held
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send_batch(self, messages: Any) -> None:
+        self.sent.extend(messages)
+
+
+def partner_view(*resource_ids: str) -> PartnerView:
+    entries = {
+        rid: PartnerResource({**BODY}, OutboundMessage("icfg", rid, "{}", f"icfg/{rid}", "d")) for rid in resource_ids
+    }
+    return PartnerView(resources={"icfg": entries})
+
+
+def test_a_dry_run_changes_nothing_and_apply_repairs_and_removes_only_when_asked() -> None:
+    held = [HELD, {**HELD, "partnerId": "changed", "name": "old"}, {**HELD, "partnerId": "stray"}]
+    view = partner_view("orders", "changed", "missing")
+
+    vercel, sink = ListingVercel(held), Sink()
+    dry = Reconcile(new_state("r1", ["icfg"]), view, vercel, FakeSecrets(), ReconcileOptions(), sink=sink).run()
+    assert dry[0].report.counts() == {"in_step": 1, "missing": 1, "different": 1, "orphaned": 1}
+    assert (sink.sent, vercel.calls) == ([], [])
+
+    applied = Reconcile(
+        new_state("r2", ["icfg"]), view, vercel, FakeSecrets(), ReconcileOptions(apply=True), sink=sink
+    ).run()
+    assert sorted(m.resource_id for m in sink.sent) == ["changed", "missing"]
+    assert (applied[0].repairs_sent, applied[0].orphans_removed, vercel.calls) == (2, 0, [])
+
+    options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+    removed = Reconcile(new_state("r3", ["icfg"]), view, vercel, FakeSecrets(), options).run()
+    assert [(c.resource_id, c.method) for c in vercel.calls] == [("stray", "DELETE")]
+    assert removed[0].orphans_removed == 1
+
+
+def test_an_orphan_is_imported_uninstalled_in_the_default_mode() -> None:
+    vercel = ListingVercel([{**HELD, "partnerId": "stray", "name": "stray-db"}])
+    options = ReconcileOptions(remove_orphans=True)
+    Reconcile(new_state("r", ["icfg"]), PartnerView(), vercel, FakeSecrets(), options).run()
+    assert [c.body for c in vercel.calls] == [{"productId": "postgres", "name": "stray-db", "status": "uninstalled"}]
+
+
+def test_a_resumed_run_skips_finished_installations_and_retries_failed_ones() -> None:
+    state = new_state("r", ["icfg", "icfg_b"])
+    state.done["icfg"] = {"installationId": "icfg"}
+    vercel = ListingVercel([])
+    saved: list[list[str]] = []
+
+    class Store:
+        def save(self, current: Any) -> None:
+            saved.append(sorted(current.done))
+
+    Reconcile(state, PartnerView(), vercel, FakeSecrets(), ReconcileOptions(), checkpoints=Store()).run()
+    assert vercel.lists == 1
+    assert saved == [["icfg", "icfg_b"]]

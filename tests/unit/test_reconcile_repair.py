@@ -1,0 +1,88 @@
+"""A reconcile repair (the SQS message attribute ``repair`` = ``true``) gets past change suppression,
+because Vercel lost what the sync-state table says was sent; the version guard still holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service, sync_one
+from vercel_sync.adapters.queue_sender import SqsSender
+from vercel_sync.backfill.engine import OutboundMessage
+from vercel_sync.sources import change_from_sqs_record
+from vercel_sync.sync.service import SyncService
+
+RECORD: dict[str, Any] = {
+    "integrationConfigurationId": "icfg_repair",
+    "resourceId": "orders",
+    "productId": "postgres",
+    "name": "orders-db",
+    "status": "active",
+}
+
+
+def sqs_record(body: dict[str, Any], message_id: str, *, repair: bool) -> dict[str, Any]:
+    import json
+
+    attributes = {"repair": {"stringValue": "true", "dataType": "String"}} if repair else {}
+    return {
+        "messageId": message_id,
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:partner-events",
+    }
+
+
+def service(vercel: FakeVercel) -> SyncService:
+    return make_sync_service(
+        vercel=vercel, secrets=FakeSecrets(), failed_records=FakeFailedRecords(), state_store=FakeStateStore()
+    )
+
+
+def test_the_marker_is_read_from_the_message_attributes() -> None:
+    assert change_from_sqs_record(sqs_record(RECORD, "m1", repair=True)).repair is True
+    assert change_from_sqs_record(sqs_record(RECORD, "m1", repair=False)).repair is False
+
+
+def test_a_repair_of_an_unchanged_payload_is_sent_where_a_plain_resend_is_skipped() -> None:
+    vercel = FakeVercel()
+    sync = service(vercel)
+    outcomes = [
+        sync_one(sync, change_from_sqs_record(sqs_record(RECORD, "m1", repair=False))),
+        sync_one(sync, change_from_sqs_record(sqs_record(RECORD, "m2", repair=False))),
+        sync_one(sync, change_from_sqs_record(sqs_record(RECORD, "m3", repair=True))),
+    ]
+    assert outcomes == ["imported", "unchanged", "imported"]
+    assert len(vercel.calls) == 2
+
+
+def test_a_repair_resends_the_version_applied_but_never_an_older_one() -> None:
+    vercel = FakeVercel()
+    sync = service(vercel)
+    newer = {**RECORD, "version": 5, "name": "orders-v5"}
+    assert sync_one(sync, change_from_sqs_record(sqs_record(newer, "m1", repair=False))) == "imported"
+    assert sync_one(sync, change_from_sqs_record(sqs_record(newer, "m2", repair=False))) == "stale"
+    assert sync_one(sync, change_from_sqs_record(sqs_record(newer, "m3", repair=True))) == "imported"
+    older = {**RECORD, "version": 4, "name": "orders-v4"}
+    assert sync_one(sync, change_from_sqs_record(sqs_record(older, "m4", repair=True))) == "stale"
+    assert [call.body["name"] for call in vercel.calls] == ["orders-v5", "orders-v5"]
+
+
+class RecordingSqs:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.entries.extend(Entries)
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_the_sender_marks_repairs_and_keeps_them_apart_from_backfill_duplicates() -> None:
+    message = OutboundMessage("icfg_repair", "orders", '{"a":1}', "icfg_repair/orders", "d" * 64)
+    backfill, repair = RecordingSqs(), RecordingSqs()
+    SqsSender("https://sqs/q.fifo", client=backfill).send_batch([message])
+    SqsSender("https://sqs/q.fifo", repair=True, client=repair).send_batch([message])
+    assert "repair" not in backfill.entries[0]["MessageAttributes"]
+    assert repair.entries[0]["MessageAttributes"]["repair"] == {"DataType": "String", "StringValue": "true"}
+    assert repair.entries[0]["MessageDeduplicationId"] != backfill.entries[0]["MessageDeduplicationId"]
