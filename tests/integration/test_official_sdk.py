@@ -111,11 +111,6 @@ def test_the_sdk_deletes_and_a_deleted_resource_is_404(sdk_results: dict[str, An
     assert sdk_results["heldAfter"] == ["cache"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rotate answers {access_token, token_type: Bearer} today; the short-lived tokens branch (s16-tok) "
-    "gives it the SDK's shape {access_token, token_type: oauth2-token, expires_in, scope}",
-)
 def test_the_sdk_validates_a_credential_rotation(sdk_results: dict[str, Any]) -> None:
     rotated = sdk_results["rotateInstallationCredential"]
     assert rotated["ok"], rotated
