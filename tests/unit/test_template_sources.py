@@ -210,3 +210,20 @@ def test_dev_creates_the_sample_sources_and_prod_only_uses_the_given_ones() -> N
     assert not with_queue.included("PartnerTable")
     assert not with_queue.included("PartnerEventsQueue")
     assert not with_queue.included("StreamSyncFunction")
+
+
+def test_a_scheduled_reconcile_needs_the_partner_table_and_its_repairs_the_queue() -> None:
+    """Reconcile reads the partner table and repairs through the partner queue: a schedule without the
+    table, or repairs without the queue, is refused with what to set, not deployed with a role on nothing."""
+    daily = {"ReconcileSchedule": "rate(1 day)"}
+    with pytest.raises(TemplateRuleError, match="needs the partner table"):
+        deployed({"PartnerQueueArn": QUEUE_ARN, **daily})
+    with pytest.raises(TemplateRuleError, match="needs the partner events queue"):
+        deployed({"PartnerTableStreamArn": STREAM_ARN, **daily, "ReconcileApply": "true"})
+
+    reporting = deployed({"PartnerTableStreamArn": STREAM_ARN, **daily})
+    assert reporting.included("ReconcileFunction") and reporting.included("ReconcileRole")
+    repairing = deployed(
+        {"PartnerTableStreamArn": STREAM_ARN, "PartnerQueueArn": QUEUE_ARN, **daily, "ReconcileApply": "true"}
+    )
+    assert repairing.included("ReconcileFunction")
