@@ -222,7 +222,8 @@ def test_a_scheduled_reconcile_needs_the_partner_table_and_its_repairs_the_queue
         deployed({"PartnerTableStreamArn": STREAM_ARN, **daily, "ReconcileApply": "true"})
 
     reporting = deployed({"PartnerTableStreamArn": STREAM_ARN, **daily})
-    assert reporting.included("ReconcileFunction") and reporting.included("ReconcileRole")
+    assert reporting.included("ReconcileFunction")
+    assert reporting.included("ReconcileRole")
     repairing = deployed(
         {"PartnerTableStreamArn": STREAM_ARN, "PartnerQueueArn": QUEUE_ARN, **daily, "ReconcileApply": "true"}
     )
