@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from vercel_sync.backfill.checkpoints import BackfillError, RunState, SegmentState, validate_run_id
 
@@ -51,8 +52,12 @@ class FileCheckpoints:
             self._write(state)
 
     def _write(self, state: RunState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path(state.run_id)
-        temporary = path.with_suffix(f".json.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(state.to_dict(), indent=1, sort_keys=True))
-        os.replace(temporary, path)
+        write_whole(self.path(state.run_id), state.to_dict())
+
+
+def write_whole(path: Path, document: dict[str, Any]) -> None:
+    """``document`` as ``path``'s JSON, written then renamed: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".json.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, indent=1, sort_keys=True))
+    os.replace(temporary, path)

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from operations.checkpoints import write_whole
 from operations.progress import ProgressDisplay, Status
 from operations.text import safe
 from vercel_sync.backfill.checkpoints import validate_run_id
@@ -85,11 +86,7 @@ class FileStates:
             raise ReconcileError(f"checkpoint {path} is unreadable ({type(exc).__name__})") from None
 
     def save(self, state: ReconcileState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path(state.run_id)
-        temporary = path.with_suffix(f".json.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(state.to_dict(), indent=1, sort_keys=True))
-        os.replace(temporary, path)
+        write_whole(self.path(state.run_id), state.to_dict())
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
