@@ -27,15 +27,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.case_rate import _finish, _queue_depth, _wait_for, _WatchedSqs, send_backlog
-from bench.fixtures import ROOT, Servers, Stack, child_command, child_environment
+from bench.case_rate import _queue_depth, _WatchedSqs, send_backlog
+from bench.fixtures import Servers, Stack, run_workers
 from bench.rate_limit_workers import max_in_window
 from bench.report import CaseResult, Row, seconds
 
@@ -162,35 +160,17 @@ def run_burst(servers: Servers, sizes: Sizes) -> dict[str, Any]:
     send_backlog(stack, queue.url, sizes.changes)
     if sizes.paused_seconds:
         _pause_bucket(stack, rate_limit, sizes.paused_seconds)
-    with tempfile.TemporaryDirectory(prefix="vercel-sync-bench-burst-") as directory:
-        folder = Path(directory)
-        go, stop = folder / "go", folder / "stop"
-        workers = []
-        for number in range(figures.max_concurrency):
-            config = {
-                "queueUrl": queue.url,
-                "batchSize": figures.batch_size,
-                "timeoutSeconds": _scaled_timeout(figures.function_timeout, sizes.scale),
-                "ready": str(folder / f"ready{number}"),
-                "go": str(go),
-                "stop": str(stop),
-            }
-            result_path = folder / f"result{number}.json"
-            log = (folder / f"stderr{number}").open("w")
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                child_command("bench.case_burst:worker", config, result_path),
-                env=child_environment(stack.environment),
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                cwd=ROOT,
-            )
-            workers.append((process, result_path, log, folder / f"stderr{number}"))
-        try:
-            _wait_for(lambda: all((folder / f"ready{n}").exists() for n in range(len(workers))), timeout=120)
-            outcome = _watch(servers, stack, sizes, go, window)
-        finally:
-            stop.touch()
-            results = [_finish(process, result_path, log, stderr) for process, result_path, log, stderr in workers]
+    config = {
+        "queueUrl": queue.url,
+        "batchSize": figures.batch_size,
+        "timeoutSeconds": _scaled_timeout(figures.function_timeout, sizes.scale),
+    }
+    outcome, results = run_workers(
+        "bench.case_burst:worker",
+        [config] * figures.max_concurrency,
+        stack.environment,
+        lambda go: _watch(servers, stack, sizes, go, window),
+    )
     received = [message_id for result in results for message_id in result.pop("receivedMessageIds")]
     counts: dict[str, int] = {}
     for message_id in received:

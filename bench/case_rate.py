@@ -26,15 +26,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import sides
-from bench.fixtures import ROOT, Servers, Stack, child_command, child_environment
+from bench.fixtures import Servers, Stack, run_workers
 from bench.report import CaseResult, Row, seconds
 
 if TYPE_CHECKING:
@@ -139,34 +137,10 @@ def run_side(servers: Servers, sizes: Sizes, side: str) -> dict[str, Any]:
     )
     queue = stack.resources.queues["PartnerEventsQueue"]
     send_backlog(stack, queue.url, sizes.changes)
-    with tempfile.TemporaryDirectory(prefix="vercel-sync-bench-rate-") as directory:
-        folder = Path(directory)
-        go, stop = folder / "go", folder / "stop"
-        workers = []
-        for number in range(sizes.workers):
-            config = {
-                "side": side,
-                "queueUrl": queue.url,
-                "ready": str(folder / f"ready{number}"),
-                "go": str(go),
-                "stop": str(stop),
-            }
-            result_path = folder / f"result{number}.json"
-            log = (folder / f"stderr{number}").open("w")
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                child_command("bench.case_rate:worker", config, result_path),
-                env=child_environment(stack.environment),
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                cwd=ROOT,
-            )
-            workers.append((process, result_path, log, folder / f"stderr{number}"))
-        try:
-            _wait_for(lambda: all((folder / f"ready{n}").exists() for n in range(sizes.workers)), timeout=120)
-            outcome = _watch(servers, stack, sizes, go)
-        finally:
-            stop.touch()
-            results = [_finish(process, result_path, log, stderr) for process, result_path, log, stderr in workers]
+    configs = [{"side": side, "queueUrl": queue.url} for _ in range(sizes.workers)]
+    outcome, results = run_workers(
+        "bench.case_rate:worker", configs, stack.environment, lambda go: _watch(servers, stack, sizes, go)
+    )
     dead_letter = stack.resources.queues["PartnerEventsDeadLetterQueue"].url
     outcome["deadLettered"] = _queue_depth(stack, dead_letter)
     outcome["leftInQueue"] = _queue_depth(stack, queue.url)
@@ -247,28 +221,6 @@ def _queue_depth(stack: Stack, queue_url: str) -> int:
     ]
     attributes = stack.aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
     return sum(int(attributes.get(name, "0")) for name in names)
-
-
-def _wait_for(condition: Any, *, timeout: float) -> None:
-    ends = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > ends:
-            raise TimeoutError("the rate-limit workers did not get ready in time")
-        time.sleep(0.05)
-
-
-def _finish(process: subprocess.Popen[bytes], result_path: Path, log: Any, stderr: Path) -> dict[str, Any]:
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()  # this worker only, by its own handle
-        process.wait(timeout=10)
-    log.close()
-    if process.returncode != 0 or not result_path.exists():
-        tail = "\n".join(stderr.read_text().strip().splitlines()[-15:])
-        raise RuntimeError(f"a rate-limit worker exited {process.returncode}:\n{tail}")
-    result: dict[str, Any] = json.loads(result_path.read_text())
-    return result
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,3 +226,61 @@ def run_child(
         result: dict[str, Any] = json.loads(result_path.read_text())
         result.setdefault("processSeconds", time.perf_counter() - started)
         return result
+
+
+def run_workers(
+    target: str,
+    configs: Sequence[Mapping[str, Any]],
+    environment: Mapping[str, str],
+    watch: Callable[[Path], dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One process per config running ``module:function(config)`` (Lambda instances polling a queue):
+    started, each waited for until ready, then ``watch(go)`` (which touches ``go`` to let them run),
+    then stopped. ``watch``'s outcome and each worker's result."""
+    with tempfile.TemporaryDirectory(prefix="vercel-sync-bench-workers-") as directory:
+        folder = Path(directory)
+        go, stop = folder / "go", folder / "stop"
+        workers = []
+        for number, config in enumerate(configs):
+            files = {"ready": str(folder / f"ready{number}"), "go": str(go), "stop": str(stop)}
+            result_path, stderr = folder / f"result{number}.json", folder / f"stderr{number}"
+            log = stderr.open("w")
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                child_command(target, {**config, **files}, result_path),
+                env=child_environment(environment),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=ROOT,
+            )
+            workers.append((process, result_path, log, stderr))
+        try:
+            _wait_until(lambda: all((folder / f"ready{n}").exists() for n in range(len(workers))), timeout=120)
+            outcome = watch(go)
+        finally:
+            stop.touch()
+            results = [
+                _worker_result(process, result_path, log, stderr) for process, result_path, log, stderr in workers
+            ]
+    return outcome, results
+
+
+def _wait_until(condition: Callable[[], bool], *, timeout: float) -> None:
+    ends = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > ends:
+            raise TimeoutError("the workers did not get ready in time")
+        time.sleep(0.05)
+
+
+def _worker_result(process: subprocess.Popen[bytes], result_path: Path, log: Any, stderr: Path) -> dict[str, Any]:
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # this worker only, by its own handle
+        process.wait(timeout=10)
+    log.close()
+    if process.returncode != 0 or not result_path.exists():
+        tail = "\n".join(stderr.read_text().strip().splitlines()[-15:])
+        raise RuntimeError(f"a worker exited {process.returncode}:\n{tail}")
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    return result
