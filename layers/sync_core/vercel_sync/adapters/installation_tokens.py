@@ -29,6 +29,10 @@ DEFAULT_EXPIRES_IN_SECONDS = 3600.0
 REASON = "token_unavailable"
 
 
+class CredentialsRefusedError(PermanentSyncError):
+    """The token endpoint refused the client id and secret (400, 401, 403)."""
+
+
 class TokenEndpoint:
     """POSTs the ``client_credentials`` grant (RFC 6749, 4.4: a form body) for one installation; answers
     ``(access_token, expires_in)``. No message quotes the answer's body: it could echo the client secret."""
@@ -109,7 +113,9 @@ def _token_from_answer(response: httpx.Response, content: bytes) -> tuple[str, f
         )
     if status >= 400:
         # 400 invalid_grant, 401 invalid_client, 403: the credentials or the installation are wrong.
-        raise PermanentSyncError(f"the token endpoint refused the integration's credentials ({status})", reason=REASON)
+        raise CredentialsRefusedError(
+            f"the token endpoint refused the integration's credentials ({status})", reason=REASON
+        )
     try:
         answer: Any = json.loads(content)
     except (ValueError, RecursionError):
@@ -162,12 +168,23 @@ class ShortLivedTokens:
             started = self._monotonic()
             if held is not None and held.refresh_at > started and (not force_fetch or held.fetched_at >= asked):
                 return held.token
-            client_id, client_secret = self._reader.integration_credentials()
-            token, expires_in = self._endpoint.request(integration_configuration_id, client_id, client_secret)
+            token, expires_in = self._request(integration_configuration_id)
             # Counted from before the request: the token may have been issued at its start.
             margin = min(self._margin_seconds, expires_in / 2)
             self._held[integration_configuration_id] = _Held(token, started + expires_in - margin, self._monotonic())
             return token
+
+    def _request(self, installation_id: str) -> tuple[str, float]:
+        credentials = self._reader.integration_credentials()
+        try:
+            return self._endpoint.request(installation_id, *credentials)
+        except CredentialsRefusedError:
+            # The client secret may have been rotated since this container cached it: read it once past
+            # the cache, and ask again only if it changed (else the refusal stands).
+            fresh = self._reader.integration_credentials(force_fetch=True)
+            if fresh == credentials:
+                raise
+            return self._endpoint.request(installation_id, *fresh)
 
     def digest_key(self, integration_configuration_id: str) -> str:
         """Change suppression's key for the installation: from the client secret, which every container
