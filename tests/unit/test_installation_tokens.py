@@ -409,7 +409,7 @@ def test_a_long_lived_token_secret_holding_the_credentials_shape_is_no_token() -
 
 
 def test_a_new_client_secret_changes_every_digest_key_once_and_keys_agree_across_containers() -> None:
-    # Documented (operations.md): rotating the client secret re-imports each resource on its next change.
+    # Documented (configuration.md): rotating the client secret re-imports each resource on its next change.
     before = provider(CountingEndpoint()).digest_key("icfg_1")
     client = FakeSecretsManagerClient(
         secrets={CREDENTIALS_SECRET: StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": "new"}))}
