@@ -453,3 +453,30 @@ def test_a_client_secret_rotated_under_the_cache_is_read_again_once_when_the_end
     with pytest.raises(PermanentSyncError):
         tokens.installation_token("icfg_1", force_fetch=True)
     assert requests[3:] == [new_secret]
+
+
+def test_a_refresh_never_hands_back_the_refused_token_on_a_clock_that_has_not_moved() -> None:
+    # A clock tick coarser than a call (or a frozen one): the token fetched in the same tick as the 401
+    # is the refused one, not another thread's refresh.
+    clock, endpoint = FakeClock(), CountingEndpoint()
+    tokens = provider(endpoint, clock)
+
+    assert tokens.installation_token("icfg_1") == SHORT_TOKENS[0]
+    assert tokens.installation_token("icfg_1", force_fetch=True) == SHORT_TOKENS[1]
+    assert tokens.installation_token("icfg_1", force_fetch=True) == SHORT_TOKENS[2]
+    assert tokens.installation_token("icfg_1") == SHORT_TOKENS[2]
+
+
+def test_an_endless_answer_is_read_no_further_than_the_cap() -> None:
+    chunk = b" " * 1024
+    sent: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while len(sent) < 10_000:  # 10 MB: a bound for the test, not for the code
+            sent.append(len(chunk))
+            yield chunk
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
+    with pytest.raises(TransientSyncError, match="access_token"):
+        TokenEndpoint(TOKEN_URL, transport=transport).request("icfg_1", CLIENT_ID, CLIENT_SECRET)
+    assert sum(sent) <= 17 * 1024

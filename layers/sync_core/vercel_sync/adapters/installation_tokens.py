@@ -133,7 +133,6 @@ def _token_from_answer(response: httpx.Response, content: bytes) -> tuple[str, f
 class _Held:
     token: str
     refresh_at: float  # monotonic: request another from then on
-    fetched_at: float  # monotonic: when it arrived
 
 
 class ShortLivedTokens:
@@ -159,19 +158,20 @@ class ShortLivedTokens:
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
         """The installation's token; ``force_fetch`` (after a 401) asks for a new one, unless one arrived
         since this call began (another thread's refresh: one request for all of them)."""
-        asked = self._monotonic()
-        held = self._held.get(integration_configuration_id)
-        if held is not None and not force_fetch and held.refresh_at > asked:
-            return held.token
+        seen = self._held.get(integration_configuration_id)
+        if seen is not None and not force_fetch and seen.refresh_at > self._monotonic():
+            return seen.token
         with self._lock_for(integration_configuration_id):
             held = self._held.get(integration_configuration_id)
             started = self._monotonic()
-            if held is not None and held.refresh_at > started and (not force_fetch or held.fetched_at >= asked):
+            # Another holding than the one seen on entry is a refresh since: by identity, not by time,
+            # which a coarse clock could tie with the refused token's fetch.
+            if held is not None and held.refresh_at > started and (not force_fetch or held is not seen):
                 return held.token
             token, expires_in = self._request(integration_configuration_id)
             # Counted from before the request: the token may have been issued at its start.
             margin = min(self._margin_seconds, expires_in / 2)
-            self._held[integration_configuration_id] = _Held(token, started + expires_in - margin, self._monotonic())
+            self._held[integration_configuration_id] = _Held(token, started + expires_in - margin)
             return token
 
     def _request(self, installation_id: str) -> tuple[str, float]:
