@@ -600,3 +600,14 @@ def test_a_reset_in_milliseconds_is_read_as_milliseconds() -> None:
     # installation across containers); no epoch in seconds is that large before the year 5000.
     assert limit_reset_seconds(json.dumps(_limited_body(NOW * 1000 + 12_000)).encode(), now=NOW) == 12.0
     assert limit_reset_seconds(json.dumps(_limited_body(NOW * 1000 - 5_000)).encode(), now=NOW) is None
+
+
+def test_a_429_body_that_parses_only_once_cut_is_not_read_for_a_reset(
+    client: VercelClient, api: respx.MockRouter
+) -> None:
+    # Valid JSON, then padding past the cap: what was not read in full is not trusted for a wait.
+    padded = json.dumps(_limited_body(int(time.time()) + 30)) + " " * MAX_ERROR_BODY_BYTES
+    api.put(url__regex=r".*").respond(429, content=padded.encode())
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.retry_after_seconds is None
