@@ -376,6 +376,8 @@ def test_a_token_endpoint_that_is_down_during_a_refresh_leaves_the_record_transi
         StoredSecret(string=json.dumps({"access_token": SHORT_TOKENS[0]})),  # the other mode's shape
         StoredSecret(string=SHORT_TOKENS[0]),  # a bare long-lived token
         StoredSecret(binary=b"\xff\xfe" + CLIENT_SECRET.encode()),
+        # A lone surrogate: JSON may hold one, no form body or HMAC key can (a bug on every record before).
+        StoredSecret(string='{"client_id": "oac_1", "client_secret": "' + CLIENT_SECRET + '\\ud800"}'),
     ],
 )
 def test_a_credentials_secret_of_another_kind_is_unavailable_and_not_quoted(stored: StoredSecret) -> None:
