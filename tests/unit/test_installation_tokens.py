@@ -482,3 +482,27 @@ def test_an_endless_answer_is_read_no_further_than_the_cap() -> None:
     with pytest.raises(TransientSyncError, match="access_token"):
         TokenEndpoint(TOKEN_URL, transport=transport).request("icfg_1", CLIENT_ID, CLIENT_SECRET)
     assert sum(sent) <= 17 * 1024
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(401, "parked"), (503, "back"), (302, "back"), (200, "back")])
+def test_a_batch_through_a_hostile_token_endpoint_parks_or_sends_back_and_leaks_nothing(
+    token_api: respx.MockRouter, status: int, outcome: str
+) -> None:
+    from tests.builders import record_without_secret, sqs
+    from tests.fakes import FakeFailedRecords, FakeVercel, make_sync_service
+
+    echo = {"error": "invalid_client", "client_secret": CLIENT_SECRET, "access_token": SHORT_TOKENS[0] + "\r\n"}
+    token_api.post(TOKEN_URL).respond(status, json=echo, headers={"Location": "https://elsewhere.example/"})
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    tokens = ShortLivedTokens(credentials_reader(), TokenEndpoint(TOKEN_URL))
+    service = make_sync_service(vercel=vercel, secrets=tokens, failed_records=failed, sleep=lambda _s: None)
+
+    (result,) = service.sync_batch([sqs(record_without_secret("r1"), "a")])
+
+    assert vercel.calls == []
+    assert (result.outcome, failed.reasons()) == (
+        ("parked", ["token_unavailable"]) if outcome == "parked" else (None, [])
+    )
+    shown = json.dumps(failed.messages) + str(result.error) + repr(getattr(result.error, "__dict__", ""))
+    assert CLIENT_SECRET not in shown
+    assert SHORT_TOKENS[0] not in shown
