@@ -475,7 +475,7 @@ class EmulatorHandler:
         ):
             return error_response(400, f"Invalid request body: expected {{{expected}}}.")
         configured = self.state.client_secret
-        if configured is not None and not hmac.compare_digest(document["client_secret"], configured):
+        if configured is not None and not _same_secret(document["client_secret"], configured):
             return error_response(403, "The client secret does not match the integration's.")
         return document
 
@@ -511,7 +511,7 @@ class EmulatorHandler:
             return error_response(400, "Expected client_id, client_secret and installation_id.")
         state = self.state
         for given, configured in ((form["client_id"], state.client_id), (form["client_secret"], state.client_secret)):
-            if configured is not None and not hmac.compare_digest(given, configured):
+            if configured is not None and not _same_secret(given, configured):
                 return error_response(401, "The client credentials are not the integration's.")
         lifetime = state.token_lifetime_seconds
         token = state.tokens.issue(installation_id, lifetime)
@@ -664,6 +664,11 @@ async def _control_rate_limit(request: web.BaseRequest) -> RateLimit | web.Respo
         return RateLimit(calls, float(seconds))
     except ValueError as exc:
         return error_response(400, str(exc))
+
+
+def _same_secret(given: str, configured: str) -> bool:
+    """Constant-time, on UTF-8 bytes: ``hmac.compare_digest`` raises on a str that is not ASCII."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), configured.encode("utf-8", "surrogatepass"))
 
 
 def _token_form(request: web.BaseRequest, raw: bytes) -> dict[str, str]:

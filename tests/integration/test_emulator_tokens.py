@@ -118,3 +118,13 @@ def test_the_command_line_takes_the_client_id_and_the_token_lifetime() -> None:
     assert build_parser().parse_args([]).token_lifetime_seconds == 3600
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--token-lifetime-seconds", "0"])
+
+
+@pytest.mark.parametrize("field", ["client_id", "client_secret"])
+def test_non_ascii_credentials_are_refused_not_an_error_of_the_emulator(vercel: EmulatorServer, field: str) -> None:
+    # hmac.compare_digest takes str of ASCII only: anything else raised, and the sync saw a 500 (transient).
+    response = request_token(vercel, **{field: "s\u00e9cret-\u2603"})
+    assert response.status_code == 401
+    with loopback_client(vercel.url, TOKEN_1) as http:
+        rotate = http.post("/v1/installations/icfg_1/credentials/rotate", json={"client_secret": "s\u00e9cret-\u2603"})
+    assert rotate.status_code == 403

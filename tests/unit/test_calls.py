@@ -367,3 +367,104 @@ def test_a_refreshed_token_that_worked_gets_a_refresh_of_its_own_when_refused_la
 
     assert reads == [False, True, True]
     assert sent == [TOKEN, ROTATED_TOKEN, ROTATED_TOKEN, THIRD_TOKEN]
+
+
+# --- short-lived tokens under 401 storms: one refresh, bounded, an endpoint outage transient ------------
+
+STORM_TOKENS = [f"vrcl_storm_token_{n:02d}_calls_tests" for n in range(8)]
+register_secret(*STORM_TOKENS, label="short-lived tokens of the 401 storms (test_calls)")
+
+
+class StormEndpoint:
+    """A token endpoint handing out STORM_TOKENS in turn, slowly (threads pile up on it); ``down``: refuses."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.down = False
+
+    def request(self, installation_id: str, client_id: str, client_secret: str) -> tuple[str, float]:
+        import time
+
+        self.requests += 1
+        time.sleep(0.05)
+        if self.down:
+            raise TransientSyncError("the token endpoint answered 503", http_status=503)
+        return STORM_TOKENS[self.requests - 1], 3600.0
+
+
+def storm_calls(endpoint: StormEndpoint) -> Any:
+    from vercel_sync.adapters.installation_tokens import ShortLivedTokens
+    from vercel_sync.calls import Calls, Clock
+    from vercel_sync.deadline import Deadline
+
+    class Credentials:
+        def integration_credentials(self, *, force_fetch: bool = False) -> tuple[str, str]:
+            return "client", "secret"
+
+    tokens = ShortLivedTokens(Credentials(), endpoint)  # type: ignore[arg-type]
+    clock = Clock(sleep=lambda _s: None)
+    return Calls(tokens, None, RetryPolicy(), clock, Deadline(None, None, clock.monotonic))
+
+
+def call_from_threads(calls: Any, send: Any, count: int) -> list[BaseException | None]:
+    import threading
+
+    from vercel_sync.calls import Tries
+    from vercel_sync.ports import NullObserver
+
+    installation = calls.installation(INSTALLATION)
+    calls.token(installation)
+    start = threading.Barrier(count)
+    outcomes: list[BaseException | None] = [None] * count
+
+    def one(index: int) -> None:
+        start.wait()
+        try:
+            calls.call(installation, send, index, NullObserver(), Tries())
+        except BaseException as error:  # noqa: BLE001 - kept for the assertions
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_many_calls_refused_at_once_make_one_token_request() -> None:
+    endpoint = StormEndpoint()
+    calls = storm_calls(endpoint)
+
+    def send(*, token: str) -> None:
+        if token != STORM_TOKENS[1]:  # the first token has expired for every call in flight
+            raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+
+    assert call_from_threads(calls, send, 12) == [None] * 12
+    assert endpoint.requests == 2
+
+
+def test_a_token_refused_right_after_its_refresh_ends_in_a_bounded_number_of_requests() -> None:
+    endpoint = StormEndpoint()
+    calls = storm_calls(endpoint)
+
+    def send(*, token: str) -> None:
+        raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+
+    outcomes = call_from_threads(calls, send, 6)
+    assert all(isinstance(error, TransientSyncError) and error.http_status == 401 for error in outcomes)
+    assert endpoint.requests == 2
+
+
+def test_a_token_endpoint_down_during_the_refresh_sends_the_records_back() -> None:
+    endpoint = StormEndpoint()
+    calls = storm_calls(endpoint)
+    calls.token(calls.installation(INSTALLATION))
+    endpoint.down = True
+
+    def send(*, token: str) -> None:
+        raise TransientSyncError("Vercel refused the installation token (401)", http_status=401)
+
+    outcomes = call_from_threads(calls, send, 4)
+    assert all(type(error) is TransientSyncError for error in outcomes)
+    assert endpoint.requests == 2

@@ -17,6 +17,7 @@ import pytest
 
 from tests.fakes import TOKEN
 from vercel_sync.adapters.http_deadline import DeadlineBackend, install_call_deadline
+from vercel_sync.adapters.installation_tokens import TokenEndpoint
 from vercel_sync.adapters.vercel import VercelClient
 from vercel_sync.deadline import within
 from vercel_sync.errors import TransientSyncError
@@ -209,6 +210,16 @@ def test_a_call_through_the_clients_own_transport_ends_at_its_deadline(trickle: 
         client.import_resource("icfg_1", "r1", {"name": "x"}, token=TOKEN)
     assert time.monotonic() - started < 1.2 + 1.8  # a loaded machine's delay, far from the 6 s
     client.close()
+
+
+def test_a_trickling_token_endpoint_ends_at_the_endpoints_timeout(trickle: HeadersTrickle) -> None:
+    # Short-lived tokens: the token request is bounded as a Vercel call is, inside a step or not.
+    endpoint = TokenEndpoint(trickle.url, timeout_seconds=1.2)
+    started = time.monotonic()
+    with pytest.raises(TransientSyncError, match="did not answer in time"):
+        endpoint.request("icfg_1", "client", "secret")
+    assert time.monotonic() - started < 1.2 + 1.8
+    endpoint.close()
 
 
 def test_a_transport_whose_pool_cannot_be_given_a_deadline_is_refused() -> None:

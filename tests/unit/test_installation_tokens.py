@@ -16,7 +16,7 @@ import respx
 
 from tests.fakes import FakeSecretsManagerClient, StoredSecret
 from tests.leak_scan import register_secret
-from vercel_sync.adapters.installation_tokens import ShortLivedTokens, TokenEndpoint
+from vercel_sync.adapters.installation_tokens import CredentialsRefusedError, ShortLivedTokens, TokenEndpoint
 from vercel_sync.adapters.secrets import SecretsManagerReader
 from vercel_sync.errors import ConfigurationError, PermanentSyncError, TransientSyncError
 from vercel_sync.settings import Settings
@@ -280,3 +280,229 @@ def test_change_suppression_is_keyed_by_the_token_unless_the_store_has_a_steadie
 
     assert long_lived.digest_key(installation, SHORT_TOKENS[5]) == SHORT_TOKENS[5]
     assert short_lived.digest_key(installation, SHORT_TOKENS[5]) == short.digest_key("icfg_1")
+
+
+# --- hostile token endpoints: every odd answer is transient, quotes nothing, and is never followed -------
+
+REDIRECT_TARGET = "https://elsewhere.example/collect"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<html>not json</html>",
+        b"",
+        b"{}",
+        b'{"access_token": ""}',
+        b'{"access_token": 12345}',
+        b'{"access_token": null}',
+        b'{"access_token": ["' + SHORT_TOKENS[0].encode() + b'"]}',
+        json.dumps({"access_token": SHORT_TOKENS[0] + "\r\nX-Injected: 1"}).encode(),
+        json.dumps({"access_token": SHORT_TOKENS[0] + "\u00e9"}).encode(),
+        json.dumps({"access_token": " " + SHORT_TOKENS[0]}).encode(),
+        json.dumps({"error": "invalid_grant", "error_description": CLIENT_SECRET}).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps({"access_token": SHORT_TOKENS[0], "pad": "x" * 40_000}).encode(),  # past the cap: cut
+    ],
+)
+def test_an_ok_answer_without_a_usable_token_is_transient_and_quotes_nothing(
+    token_api: respx.MockRouter, content: bytes
+) -> None:
+    token_api.post(TOKEN_URL).respond(200, content=content, headers={"Content-Type": "application/json"})
+
+    with pytest.raises(TransientSyncError) as caught:
+        TokenEndpoint(TOKEN_URL).request("icfg_1", CLIENT_ID, CLIENT_SECRET)
+
+    assert caught.value.http_status is None
+    shown = str(caught.value) + repr(caught.value.__dict__)
+    assert not any(value in shown for value in (CLIENT_SECRET, SHORT_TOKENS[0], "X-Injected"))
+
+
+@pytest.mark.parametrize(
+    "expires_in",
+    [None, -5, 0, 10**12, "3600", True, float("nan"), float("inf"), {"seconds": 60}],
+)
+def test_an_unusable_expires_in_is_taken_as_an_hour(token_api: respx.MockRouter, expires_in: object) -> None:
+    answer: dict[str, object] = {"access_token": SHORT_TOKENS[0]}
+    if expires_in is not None:
+        answer["expires_in"] = expires_in
+    token_api.post(TOKEN_URL).respond(200, content=json.dumps(answer).encode())  # NaN/Infinity as Python writes them
+
+    assert TokenEndpoint(TOKEN_URL).request("icfg_1", CLIENT_ID, CLIENT_SECRET) == (SHORT_TOKENS[0], 3600.0)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_with_the_client_secret(token_api: respx.MockRouter, status: int) -> None:
+    token_api.post(TOKEN_URL).respond(status, headers={"Location": REDIRECT_TARGET})
+    elsewhere = token_api.route(url__startswith="https://elsewhere.example").respond(200)
+
+    with pytest.raises(TransientSyncError, match="VERCEL_TOKEN_URL") as caught:
+        TokenEndpoint(TOKEN_URL).request("icfg_1", CLIENT_ID, CLIENT_SECRET)
+
+    assert not elsewhere.called
+    assert REDIRECT_TARGET not in str(caught.value)
+
+
+def test_a_token_endpoint_that_is_down_during_a_refresh_leaves_the_record_transient() -> None:
+    class DownAfterFirst(CountingEndpoint):
+        def request(self, installation_id: str, client_id: str, client_secret: str) -> tuple[str, float]:
+            if self.requests:
+                self.requests.append(installation_id)
+                raise TransientSyncError("could not reach the token endpoint (ConnectError)")
+            return super().request(installation_id, client_id, client_secret)
+
+    endpoint = DownAfterFirst()
+    tokens = provider(endpoint)
+    assert tokens.installation_token("icfg_1") == SHORT_TOKENS[0]
+    with pytest.raises(TransientSyncError):
+        tokens.installation_token("icfg_1", force_fetch=True)
+    # The next refresh asks again: a failure is not kept.
+    with pytest.raises(TransientSyncError):
+        tokens.installation_token("icfg_1", force_fetch=True)
+    assert len(endpoint.requests) == 3
+
+
+# --- the credentials secret: odd values are unavailable (permanent), never quoted ------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        StoredSecret(string="not json " + CLIENT_SECRET),
+        StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": 7})),
+        StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": {"v": CLIENT_SECRET}})),
+        StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": "   "})),
+        StoredSecret(string="[" * 100_000 + "]" * 100_000),
+        StoredSecret(string=json.dumps({"access_token": SHORT_TOKENS[0]})),  # the other mode's shape
+        StoredSecret(string=SHORT_TOKENS[0]),  # a bare long-lived token
+        StoredSecret(binary=b"\xff\xfe" + CLIENT_SECRET.encode()),
+        # A lone surrogate: JSON may hold one, no form body or HMAC key can (a bug on every record before).
+        StoredSecret(string='{"client_id": "oac_1", "client_secret": "' + CLIENT_SECRET + '\\ud800"}'),
+    ],
+)
+def test_a_credentials_secret_of_another_kind_is_unavailable_and_not_quoted(stored: StoredSecret) -> None:
+    client = FakeSecretsManagerClient(secrets={CREDENTIALS_SECRET: stored})
+    reader = SecretsManagerReader(SETTINGS, client_factory=lambda: client)
+
+    with pytest.raises(PermanentSyncError) as caught:
+        reader.integration_credentials()
+
+    assert caught.value.reason == "token_unavailable"
+    shown = str(caught.value) + repr(caught.value.__dict__)
+    assert CLIENT_SECRET not in shown
+    assert SHORT_TOKENS[0] not in shown
+
+
+def test_a_missing_credentials_secret_is_unavailable() -> None:
+    reader = SecretsManagerReader(SETTINGS, client_factory=lambda: FakeSecretsManagerClient())
+    with pytest.raises(PermanentSyncError, match="ResourceNotFoundException"):
+        reader.integration_credentials()
+
+
+def test_a_long_lived_token_secret_holding_the_credentials_shape_is_no_token() -> None:
+    settings = Settings()
+    secret_id = settings.token_secret_id_for("icfg_1")
+    document = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    client = FakeSecretsManagerClient(secrets={secret_id: StoredSecret(string=document)})
+
+    with pytest.raises(PermanentSyncError, match="holds no access token") as caught:
+        SecretsManagerReader(settings, client_factory=lambda: client).installation_token("icfg_1")
+    assert CLIENT_SECRET not in str(caught.value)
+
+
+def test_a_new_client_secret_changes_every_digest_key_once_and_keys_agree_across_containers() -> None:
+    # Documented (configuration.md): rotating the client secret re-imports each resource on its next change.
+    before = provider(CountingEndpoint()).digest_key("icfg_1")
+    client = FakeSecretsManagerClient(
+        secrets={CREDENTIALS_SECRET: StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": "new"}))}
+    )
+    other_container, third_container = (
+        ShortLivedTokens(SecretsManagerReader(SETTINGS, client_factory=lambda: client), CountingEndpoint())
+        for _ in range(2)
+    )
+
+    assert other_container.digest_key("icfg_1") != before
+    assert other_container.digest_key("icfg_1") == third_container.digest_key("icfg_1")
+
+
+def test_a_client_secret_rotated_under_the_cache_is_read_again_once_when_the_endpoint_refuses_it() -> None:
+    # The container read the old secret and keeps it for TOKEN_CACHE_SECONDS; the endpoint now takes only
+    # the new one. Refused, the credentials are read past the cache once: not every record parked.
+    new_secret = "unit-client-secret-rotated-9012"
+    register_secret(new_secret, label="the rotated client secret (unit)")
+    stored = StoredSecret(string=json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}))
+    client = FakeSecretsManagerClient(secrets={CREDENTIALS_SECRET: stored})
+    current = {"secret": CLIENT_SECRET}
+    requests: list[str] = []
+
+    class Endpoint:
+        def request(self, installation_id: str, client_id: str, client_secret: str) -> tuple[str, float]:
+            requests.append(client_secret)
+            if client_secret != current["secret"]:
+                raise CredentialsRefusedError("the token endpoint refused the integration's credentials (401)")
+            return SHORT_TOKENS[len(requests)], 3600.0
+
+    tokens = ShortLivedTokens(SecretsManagerReader(SETTINGS, client_factory=lambda: client), Endpoint())  # type: ignore[arg-type]
+    tokens.installation_token("icfg_1")
+    stored.string = json.dumps({"client_id": CLIENT_ID, "client_secret": new_secret})
+    current["secret"] = new_secret
+
+    assert tokens.installation_token("icfg_1", force_fetch=True) == SHORT_TOKENS[3]
+    assert requests == [CLIENT_SECRET, CLIENT_SECRET, new_secret]
+
+    # Refused with the credentials Secrets Manager holds: permanent after one re-read, no loop.
+    current["secret"] = "yet another"
+    with pytest.raises(PermanentSyncError):
+        tokens.installation_token("icfg_1", force_fetch=True)
+    assert requests[3:] == [new_secret]
+
+
+def test_a_refresh_never_hands_back_the_refused_token_on_a_clock_that_has_not_moved() -> None:
+    # A clock tick coarser than a call (or a frozen one): the token fetched in the same tick as the 401
+    # is the refused one, not another thread's refresh.
+    clock, endpoint = FakeClock(), CountingEndpoint()
+    tokens = provider(endpoint, clock)
+
+    assert tokens.installation_token("icfg_1") == SHORT_TOKENS[0]
+    assert tokens.installation_token("icfg_1", force_fetch=True) == SHORT_TOKENS[1]
+    assert tokens.installation_token("icfg_1", force_fetch=True) == SHORT_TOKENS[2]
+    assert tokens.installation_token("icfg_1") == SHORT_TOKENS[2]
+
+
+def test_an_endless_answer_is_read_no_further_than_the_cap() -> None:
+    chunk = b" " * 1024
+    sent: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while len(sent) < 10_000:  # 10 MB: a bound for the test, not for the code
+            sent.append(len(chunk))
+            yield chunk
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
+    with pytest.raises(TransientSyncError, match="access_token"):
+        TokenEndpoint(TOKEN_URL, transport=transport).request("icfg_1", CLIENT_ID, CLIENT_SECRET)
+    assert sum(sent) <= 17 * 1024
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(401, "parked"), (503, "back"), (302, "back"), (200, "back")])
+def test_a_batch_through_a_hostile_token_endpoint_parks_or_sends_back_and_leaks_nothing(
+    token_api: respx.MockRouter, status: int, outcome: str
+) -> None:
+    from tests.builders import record_without_secret, sqs
+    from tests.fakes import FakeFailedRecords, FakeVercel, make_sync_service
+
+    echo = {"error": "invalid_client", "client_secret": CLIENT_SECRET, "access_token": SHORT_TOKENS[0] + "\r\n"}
+    token_api.post(TOKEN_URL).respond(status, json=echo, headers={"Location": "https://elsewhere.example/"})
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    tokens = ShortLivedTokens(credentials_reader(), TokenEndpoint(TOKEN_URL))
+    service = make_sync_service(vercel=vercel, secrets=tokens, failed_records=failed, sleep=lambda _s: None)
+
+    (result,) = service.sync_batch([sqs(record_without_secret("r1"), "a")])
+
+    assert vercel.calls == []
+    assert (result.outcome, failed.reasons()) == (
+        ("parked", ["token_unavailable"]) if outcome == "parked" else (None, [])
+    )
+    shown = json.dumps(failed.messages) + str(result.error) + repr(getattr(result.error, "__dict__", ""))
+    assert CLIENT_SECRET not in shown
+    assert SHORT_TOKENS[0] not in shown

@@ -315,3 +315,47 @@ def test_a_failed_delete_goes_back_or_is_parked_as_an_import_would() -> None:
 
     assert [(c.method, c.resource_id) for c in vercel.calls] == [("DELETE", "r1"), ("DELETE", "r1"), ("DELETE", "r2")]
     assert failed.reasons() == ["vercel_rejected"]
+
+
+def test_in_delete_mode_a_removal_with_a_status_no_rule_knows_is_still_deleted() -> None:
+    vercel = FakeVercel()
+    service = make_service(vercel, state=FakeStateStore(), removal_mode="delete")
+
+    assert sync_one(service, stream(record_without_secret("r1", status="weird"), "200", removed=True)) == "imported"
+    assert sync_one(service, sqs(record_without_secret("r2", status="weird", deleted=True))) == "imported"
+
+    assert [(c.method, c.resource_id) for c in vercel.calls] == [("DELETE", "r1"), ("DELETE", "r2")]
+
+
+def test_a_429_on_delete_waits_the_reset_and_pauses_the_deletions_buckets() -> None:
+    limited = TransientSyncError("Vercel answered 429", http_status=429, retry_after_seconds=7.0)
+    vercel = FakeVercel(script={"r1": [limited, None]})
+    limiter, sleeps = RecordingLimiter(), Sleeps()
+    service = make_service(vercel, state=FakeStateStore(), removal_mode="delete", rate_limiter=limiter, sleeps=sleeps)
+
+    assert sync_one(service, sqs(record_without_secret("r1", deleted=True))) == "imported"
+
+    assert [c.method for c in vercel.calls] == ["DELETE", "DELETE"]
+    assert limiter.paused == [f"delete/{INSTALLATION}"]
+    assert sleeps.seconds == [7.0]
+
+
+def test_a_delete_of_a_dot_segment_id_is_parked_without_a_call() -> None:
+    vercel, failed = FakeVercel(), FakeFailedRecords()
+    service = make_service(vercel, state=FakeStateStore(), failed=failed, removal_mode="delete")
+
+    assert sync_one(service, sqs(record_without_secret("..", deleted=True))) == "parked"
+
+    assert vercel.calls == []
+    assert failed.reasons() == ["invalid_record"]
+
+
+def test_a_delete_then_an_older_import_then_a_newer_one_of_the_same_id() -> None:
+    vercel, state = FakeVercel(), FakeStateStore()
+    service = make_service(vercel, state=state, removal_mode="delete")
+
+    assert sync_one(service, stream(record_without_secret("r/1%.."), "300", removed=True)) == "imported"
+    assert sync_one(service, stream(record_without_secret("r/1%.."), "200")) == "stale"
+    assert sync_one(service, stream(record_without_secret("r/1%.."), "400")) == "imported"
+
+    assert [(c.method, c.resource_id) for c in vercel.calls] == [("DELETE", "r/1%.."), ("PUT", "r/1%..")]

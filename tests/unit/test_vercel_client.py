@@ -533,3 +533,81 @@ def test_delete_failures_are_classified_as_an_imports_are(client: VercelClient, 
     assert (throttled.value.http_status, throttled.value.retry_after_seconds) == (429, 3)
     with pytest.raises(VercelUnauthorizedError):
         client.delete_resource("icfg_1", "res_1", token=TOKEN)
+
+
+@pytest.mark.parametrize("status", [400, 409, 410, 422])
+def test_delete_refusals_are_permanent_and_keep_vercels_answer(
+    client: VercelClient, api: respx.MockRouter, status: int
+) -> None:
+    api.delete(url__regex=r".*").respond(status, json={"error": {"code": "conflict", "message": "no"}})
+    with pytest.raises(PermanentSyncError) as caught:
+        client.delete_resource("icfg_1", "res_1", token=TOKEN)
+    assert (caught.value.http_status, caught.value.reason) == (status, "vercel_rejected")
+    assert TOKEN not in str(caught.value)
+
+
+def test_a_429_on_delete_waits_for_the_body_reset_without_retry_after(
+    client: VercelClient, api: respx.MockRouter
+) -> None:
+    api.delete(url__regex=r".*").mock(
+        side_effect=[
+            httpx.Response(429, json=_limited_body(int(time.time()) + 20)),
+            httpx.Response(429, headers={"Retry-After": "2"}, json=_limited_body(int(time.time()) + 20)),
+            httpx.Response(429),
+        ]
+    )
+    waits = []
+    for _ in range(3):
+        with pytest.raises(TransientSyncError) as caught:
+            client.delete_resource("icfg_1", "res_1", token=TOKEN)
+        waits.append(caught.value.retry_after_seconds)
+    assert waits[0] is not None
+    assert 18 <= waits[0] <= 20
+    assert waits[1:] == [2, None]
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "path"),
+    [
+        ("a/b", "/v1/installations/icfg_1/resources/a%2Fb"),
+        ("100%", "/v1/installations/icfg_1/resources/100%25"),
+        ("%2e%2e", "/v1/installations/icfg_1/resources/%252e%252e"),
+        ("../secrets", "/v1/installations/icfg_1/resources/..%2Fsecrets"),
+        ("a?b#c", "/v1/installations/icfg_1/resources/a%3Fb%23c"),
+    ],
+)
+def test_delete_sends_each_id_as_one_path_segment(
+    client: VercelClient, api: respx.MockRouter, resource_id: str, path: str
+) -> None:
+    route = api.delete(url__regex=r".*").respond(204)
+    client.delete_resource("icfg_1", resource_id, token=TOKEN)
+    assert route.calls.last.request.url.raw_path.decode() == path
+
+
+@pytest.mark.parametrize("resource_id", ["..", ".", ""])
+def test_delete_of_a_dot_segment_is_refused_before_any_call(
+    client: VercelClient, api: respx.MockRouter, resource_id: str
+) -> None:
+    route = api.delete(url__regex=r".*").respond(204)
+    with pytest.raises(PermanentSyncError) as caught:
+        client.delete_resource("icfg_1", resource_id, token=TOKEN)
+    assert caught.value.reason == "invalid_record"
+    assert not route.called
+
+
+def test_a_reset_in_milliseconds_is_read_as_milliseconds() -> None:
+    # An epoch in milliseconds read as seconds is a wait of millennia (capped: an hour's pause of the
+    # installation across containers); no epoch in seconds is that large before the year 5000.
+    assert limit_reset_seconds(json.dumps(_limited_body(NOW * 1000 + 12_000)).encode(), now=NOW) == 12.0
+    assert limit_reset_seconds(json.dumps(_limited_body(NOW * 1000 - 5_000)).encode(), now=NOW) is None
+
+
+def test_a_429_body_that_parses_only_once_cut_is_not_read_for_a_reset(
+    client: VercelClient, api: respx.MockRouter
+) -> None:
+    # Valid JSON, then padding past the cap: what was not read in full is not trusted for a wait.
+    padded = json.dumps(_limited_body(int(time.time()) + 30)) + " " * MAX_ERROR_BODY_BYTES
+    api.put(url__regex=r".*").respond(429, content=padded.encode())
+    with pytest.raises(TransientSyncError) as caught:
+        client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
+    assert caught.value.retry_after_seconds is None

@@ -29,6 +29,10 @@ DEFAULT_EXPIRES_IN_SECONDS = 3600.0
 REASON = "token_unavailable"
 
 
+class CredentialsRefusedError(PermanentSyncError):
+    """The token endpoint refused the client id and secret (400, 401, 403)."""
+
+
 class TokenEndpoint:
     """POSTs the ``client_credentials`` grant (RFC 6749, 4.4: a form body) for one installation; answers
     ``(access_token, expires_in)``. No message quotes the answer's body: it could echo the client secret."""
@@ -109,7 +113,9 @@ def _token_from_answer(response: httpx.Response, content: bytes) -> tuple[str, f
         )
     if status >= 400:
         # 400 invalid_grant, 401 invalid_client, 403: the credentials or the installation are wrong.
-        raise PermanentSyncError(f"the token endpoint refused the integration's credentials ({status})", reason=REASON)
+        raise CredentialsRefusedError(
+            f"the token endpoint refused the integration's credentials ({status})", reason=REASON
+        )
     try:
         answer: Any = json.loads(content)
     except (ValueError, RecursionError):
@@ -127,7 +133,6 @@ def _token_from_answer(response: httpx.Response, content: bytes) -> tuple[str, f
 class _Held:
     token: str
     refresh_at: float  # monotonic: request another from then on
-    fetched_at: float  # monotonic: when it arrived
 
 
 class ShortLivedTokens:
@@ -153,21 +158,33 @@ class ShortLivedTokens:
     def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
         """The installation's token; ``force_fetch`` (after a 401) asks for a new one, unless one arrived
         since this call began (another thread's refresh: one request for all of them)."""
-        asked = self._monotonic()
-        held = self._held.get(integration_configuration_id)
-        if held is not None and not force_fetch and held.refresh_at > asked:
-            return held.token
+        seen = self._held.get(integration_configuration_id)
+        if seen is not None and not force_fetch and seen.refresh_at > self._monotonic():
+            return seen.token
         with self._lock_for(integration_configuration_id):
             held = self._held.get(integration_configuration_id)
             started = self._monotonic()
-            if held is not None and held.refresh_at > started and (not force_fetch or held.fetched_at >= asked):
+            # Another holding than the one seen on entry is a refresh since: by identity, not by time,
+            # which a coarse clock could tie with the refused token's fetch.
+            if held is not None and held.refresh_at > started and (not force_fetch or held is not seen):
                 return held.token
-            client_id, client_secret = self._reader.integration_credentials()
-            token, expires_in = self._endpoint.request(integration_configuration_id, client_id, client_secret)
+            token, expires_in = self._request(integration_configuration_id)
             # Counted from before the request: the token may have been issued at its start.
             margin = min(self._margin_seconds, expires_in / 2)
-            self._held[integration_configuration_id] = _Held(token, started + expires_in - margin, self._monotonic())
+            self._held[integration_configuration_id] = _Held(token, started + expires_in - margin)
             return token
+
+    def _request(self, installation_id: str) -> tuple[str, float]:
+        credentials = self._reader.integration_credentials()
+        try:
+            return self._endpoint.request(installation_id, *credentials)
+        except CredentialsRefusedError:
+            # The client secret may have been rotated since this container cached it: read it once past
+            # the cache, and ask again only if it changed (else the refusal stands).
+            fresh = self._reader.integration_credentials(force_fetch=True)
+            if fresh == credentials:
+                raise
+            return self._endpoint.request(installation_id, *fresh)
 
     def digest_key(self, integration_configuration_id: str) -> str:
         """Change suppression's key for the installation: from the client secret, which every container

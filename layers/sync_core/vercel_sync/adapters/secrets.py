@@ -79,7 +79,7 @@ class SecretsManagerReader:
         except (ValueError, RecursionError):
             document = None
         pair = [document.get(name) if isinstance(document, dict) else None for name in ("client_id", "client_secret")]
-        if not all(isinstance(value, str) and value.strip() for value in pair):
+        if not all(isinstance(value, str) and value.strip() and _utf8(value) for value in pair):
             expected = '{"client_id": ..., "client_secret": ...}'
             raise PermanentSyncError(f"secret {secret_id} does not hold {expected}", reason=reason)
         return pair[0].strip(), pair[1].strip()  # type: ignore[union-attr]
@@ -193,6 +193,15 @@ def _aws_error_code(error: BaseException | None) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code else None
     return type(error).__name__ if error is not None else None
+
+
+def _utf8(value: str) -> bool:
+    """Whether ``value`` has a UTF-8 form (JSON may hold a lone surrogate; a form body or HMAC key cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def header_safe(token: str) -> bool:

@@ -33,6 +33,8 @@ SHORT_PHASE_TIMEOUT_SECONDS = 2.0
 # A call with less time than this is not started: the record goes back to its source instead.
 SHORTEST_CALL_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 3600.0
+# A 429 body's reset above this is epoch milliseconds: in seconds it would be after the year 5000.
+LARGEST_RESET_IN_SECONDS = 10**11
 
 
 def http_timeout(timeout_seconds: float) -> httpx.Timeout:
@@ -264,8 +266,9 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
 
 
 def limit_reset_seconds(body: bytes, *, now: float | None = None) -> float | None:
-    """The wait a 429 body's ``error.limit.reset`` (epoch seconds) asks for, bounded as ``Retry-After`` is;
-    ``None`` (the backoff decides) when the body is not JSON, the reset is no number or already past."""
+    """The wait a 429 body's ``error.limit.reset`` (epoch seconds; one in milliseconds is read as such) asks for,
+    bounded as ``Retry-After`` is; ``None`` (the backoff decides) when the body is not JSON, the reset is no
+    number or already past."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -276,7 +279,8 @@ def limit_reset_seconds(body: bytes, *, now: float | None = None) -> float | Non
     if isinstance(reset, bool) or not isinstance(reset, int | float):
         return None
     try:
-        seconds = float(reset) - (time.time() if now is None else now)
+        reset_seconds = float(reset) / 1000 if reset > LARGEST_RESET_IN_SECONDS else float(reset)
+        seconds = reset_seconds - (time.time() if now is None else now)
     except OverflowError:  # an integer too large for a float
         return None
     return _bounded(seconds) if seconds > 0 else None
