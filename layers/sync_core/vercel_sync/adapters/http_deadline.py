@@ -10,7 +10,8 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from vercel_sync.deadline import seconds_left
+from vercel_sync.deadline import seconds_left, within
+from vercel_sync.errors import TransientSyncError
 
 # Writes go in pieces (one TLS record each), each given the time left: a slow reader overruns by one piece at most.
 WRITE_PIECE_BYTES = 16 * 1024
@@ -82,3 +83,37 @@ def install_call_deadline(transport: httpx.HTTPTransport) -> None:
         raise RuntimeError("this httpx transport's connection pool is not one whose calls can be given a deadline")
     if not isinstance(backend, DeadlineBackend):
         pool._network_backend = DeadlineBackend(backend)
+
+
+def send_within(
+    http: httpx.BaseTransport, request: httpx.Request, seconds: float, *, max_bytes: int, peer: str
+) -> tuple[httpx.Response, bytes, bool]:
+    """One call within ``seconds``, headers and body: the answer, at most ``max_bytes`` of its body and
+    whether that is all of it. A timeout or a transport error is transient, naming ``peer``."""
+    try:
+        with within(seconds):
+            response = http.handle_request(request)
+            try:
+                content, complete = _read_capped(response, max_bytes, peer)
+            finally:
+                response.close()
+    except httpx.TimeoutException as exc:
+        raise TransientSyncError(f"{peer} did not answer in time ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        raise TransientSyncError(f"could not reach {peer} ({type(exc).__name__})") from None
+    return response, content, complete
+
+
+def _read_capped(response: httpx.Response, max_bytes: int, peer: str) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], False
+        # The network backend enforces the deadline; this covers a transport without it.
+        left = seconds_left()
+        if left is not None and left <= 0:
+            raise TransientSyncError(f"{peer}'s answer took longer than the call's timeout to arrive")
+    return b"".join(chunks), True

@@ -17,11 +17,11 @@ from urllib.parse import urlencode
 
 import httpx
 
-from vercel_sync.adapters.http_deadline import install_call_deadline
+from vercel_sync.adapters.http_deadline import install_call_deadline, send_within
 from vercel_sync.adapters.secrets import SecretsManagerReader, header_safe
 from vercel_sync.adapters.vercel import MAX_ERROR_BODY_BYTES, USER_AGENT, environment_proxy, http_timeout
 from vercel_sync.adapters.vercel import retry_after_seconds as retry_after
-from vercel_sync.deadline import seconds_left, within
+from vercel_sync.deadline import seconds_left
 from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transient_http_status
 
 # Vercel's short-lived tokens live one hour; an answer without expires_in is taken as one.
@@ -74,31 +74,13 @@ class TokenEndpoint:
             headers=headers,
             extensions={"timeout": http_timeout(max(seconds, 0.001)).as_dict()},
         )
-        try:
-            with within(seconds):
-                response = self._http.handle_request(request)
-                try:
-                    content = _read_capped(response)
-                finally:
-                    response.close()
-        except httpx.TimeoutException as exc:
-            raise TransientSyncError(f"the token endpoint did not answer in time ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientSyncError(f"could not reach the token endpoint ({type(exc).__name__})") from None
+        response, content, _ = send_within(
+            self._http, request, seconds, max_bytes=MAX_ERROR_BODY_BYTES, peer="the token endpoint"
+        )
         return _token_from_answer(response, content)
 
     def close(self) -> None:
         self._http.close()
-
-
-def _read_capped(response: httpx.Response) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_ERROR_BODY_BYTES:
-            break
-    return b"".join(chunks)[:MAX_ERROR_BODY_BYTES]
 
 
 def _token_from_answer(response: httpx.Response, content: bytes) -> tuple[str, float]:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from vercel_sync import PRODUCT_NAME, __version__
-from vercel_sync.adapters.http_deadline import install_call_deadline
-from vercel_sync.deadline import seconds_left, within
+from vercel_sync.adapters.http_deadline import install_call_deadline, send_within
+from vercel_sync.deadline import seconds_left
 from vercel_sync.errors import PermanentSyncError, TransientSyncError, is_transient_http_status
 from vercel_sync.paths import MAX_ID_LENGTH, encode_path_segment
 
@@ -141,38 +141,13 @@ class VercelClient:
             if left < min(SHORTEST_CALL_SECONDS, seconds):
                 raise TransientSyncError(f"no time left for a call to Vercel ({max(0.0, left):.1f} s)")
             seconds, timeout = left, http_timeout(left).as_dict()
-        try:
-            headers = [
-                *(self._headers if content is not None else self._headers[:2]),
-                ("Authorization", f"Bearer {token}"),
-            ]
-            request = httpx.Request(method, url, content=content, headers=headers, extensions={"timeout": timeout})
-            with within(seconds):  # the whole call, headers and body (http_deadline.py)
-                response = self._http.handle_request(request)
-                try:
-                    answer, complete = self._read_capped(response, max_bytes)
-                finally:
-                    response.close()
-        except httpx.TimeoutException as exc:
-            raise TransientSyncError(f"Vercel did not answer in time ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientSyncError(f"could not reach Vercel ({type(exc).__name__})") from None
+        headers = [
+            *(self._headers if content is not None else self._headers[:2]),
+            ("Authorization", f"Bearer {token}"),
+        ]
+        request = httpx.Request(method, url, content=content, headers=headers, extensions={"timeout": timeout})
+        response, answer, complete = send_within(self._http, request, seconds, max_bytes=max_bytes, peer="Vercel")
         return self._result(response, answer, complete=complete, what=what)
-
-    def _read_capped(self, response: httpx.Response, max_bytes: int = MAX_ERROR_BODY_BYTES) -> tuple[bytes, bool]:
-        """At most ``max_bytes`` of the answer, within the call's deadline, and whether that is all."""
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                return b"".join(chunks)[:max_bytes], False
-            # The network backend enforces the deadline; this covers a transport without it.
-            left = seconds_left()
-            if left is not None and left <= 0:
-                raise TransientSyncError("Vercel's answer took longer than the call's timeout to arrive")
-        return b"".join(chunks), True
 
     def _result(self, response: httpx.Response, content: bytes, *, complete: bool, what: str) -> dict[str, Any]:
         status = response.status_code
