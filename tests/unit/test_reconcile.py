@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeSecrets, FakeVercel
-from vercel_sync.backfill.engine import OutboundMessage
+from vercel_sync.backfill.engine import OutboundMessage, Page, ScannedItem
+from vercel_sync.mapping import default_mapping
 from vercel_sync.reconcile.compare import compare_installation, differing_fields
 from vercel_sync.reconcile.engine import Reconcile, ReconcileOptions, new_state
-from vercel_sync.reconcile.partner import PartnerResource, PartnerView
+from vercel_sync.reconcile.partner import PartnerResource, PartnerView, read_partner_view
 
 BODY: dict[str, Any] = {
     "productId": "postgres",
@@ -153,3 +154,53 @@ def test_a_resumed_run_skips_finished_installations_and_retries_failed_ones() ->
     Reconcile(state, PartnerView(), vercel, FakeSecrets(), ReconcileOptions(), checkpoints=Store()).run()
     assert vercel.lists == 1
     assert saved == [["icfg", "icfg_b"]]
+
+
+class Table:
+    """A partner table of one page."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def approximate_item_count(self) -> int:
+        return len(self.items)
+
+    def scan_page(self, segment: int, total_segments: int, start_key: Any, limit: int) -> Page:
+        return Page([ScannedItem({"k": {"S": str(i)}}, item) for i, item in enumerate(self.items)], None)
+
+
+def partner_item(resource_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "integrationConfigurationId": "icfg",
+        "resourceId": resource_id,
+        "productId": "postgres",
+        "name": "orders-db",
+        "status": "ready",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # The sync would park it: a secret outside the installation's folder.
+        partner_item("orders", secretsArn="partner/resources/icfg_other/db"),
+        # The sync would park it: a field the record model refuses.
+        partner_item("orders", status=7),
+        # The backfill cannot send it: over SQS's message size.
+        partner_item("orders", metadata={"notes": "x" * (260 * 1024)}),
+    ],
+    ids=["foreign-secret", "invalid-field", "too-big-to-send"],
+)
+@pytest.mark.parametrize("removal_mode", ["uninstalled", "delete"])
+def test_a_resource_the_partner_holds_but_the_run_cannot_read_is_never_an_orphan(
+    item: dict[str, Any], removal_mode: Any
+) -> None:
+    view = read_partner_view(
+        Table([item]), table_name="partner", queue_url="-", mapping=default_mapping(), secrets=FakeSecrets()
+    )
+    vercel = ListingVercel([{**HELD, "partnerId": "orders"}])
+    options = ReconcileOptions(remove_orphans=True, removal_mode=removal_mode)
+    (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
+    assert vercel.calls == []
+    assert (outcome.report.counts()["orphaned"], outcome.orphans_removed, outcome.unreadable) == (0, 0, 1)

@@ -131,7 +131,8 @@ class Reconcile:
         return outcomes
 
     def installation(self, installation_id: str) -> InstallationOutcome:
-        unreadable = len(self.partner.unreadable.get(installation_id, ()))
+        unreadable_ids = self.partner.unreadable.get(installation_id, [])
+        unreadable = len(unreadable_ids)
         try:
             lists = ListBuckets(self.list_limiter) if self.list_limiter is not None else None
             held = self._vercel_call(installation_id, self.vercel.list_resources, lists)
@@ -139,7 +140,11 @@ class Reconcile:
             report = InstallationReport(installation_id, error=f"listing its resources at Vercel: {error.message}")
             return InstallationOutcome(report, unreadable=unreadable)
         report = compare_installation(
-            installation_id, self.partner.expected(installation_id), held, removal_mode=self.options.removal_mode
+            installation_id,
+            self.partner.expected(installation_id),
+            held,
+            removal_mode=self.options.removal_mode,
+            unreadable=unreadable_ids,
         )
         outcome = InstallationOutcome(report, unreadable=unreadable)
         if self.options.apply:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vercel_sync.backfill.checkpoints import BackfillPlan
+from vercel_sync.backfill.checkpoints import INSTALLATION_FIELD, BackfillPlan
 from vercel_sync.backfill.engine import ItemSource, OutboundMessage, ScannedItem, classify
 from vercel_sync.errors import InvalidRecordError, PermanentSyncError
 from vercel_sync.mapping import PartnerMapping
@@ -62,13 +62,17 @@ def read_partner_view(
     plan = BackfillPlan(table_name=table_name, queue_url=queue_url, total_segments=1)
     view = PartnerView()
     for scanned in scan(source):
-        _, message = classify(scanned.item, plan, mapping)
-        if message is None or (only and message.installation_id not in only):
+        verdict, message = classify(scanned.item, plan, mapping)
+        item = scanned.item
+        installation, resource = mapping.text(item, INSTALLATION_FIELD), mapping.text(item, "resourceId")
+        if verdict == "not_a_resource" or not installation or resource is None or (only and installation not in only):
             continue
-        installation, resource = message.installation_id, message.resource_id
         try:
+            if message is None:  # the backfill cannot send it (too big, a number JSON cannot hold)
+                raise InvalidRecordError("the record cannot be sent through the partner events queue")
             body = _body(scanned.item, mapping, secrets)
         except (InvalidRecordError, PermanentSyncError):
+            # Held by the partner all the same: never an orphan, never removed (docs/operations.md).
             view.unreadable.setdefault(installation, []).append(resource)
             continue
         view.resources.setdefault(installation, {})[resource] = PartnerResource(body, message)
