@@ -204,3 +204,19 @@ def test_a_resource_the_partner_holds_but_the_run_cannot_read_is_never_an_orphan
     (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
     assert vercel.calls == []
     assert (outcome.report.counts()["orphaned"], outcome.orphans_removed, outcome.unreadable) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        {k: v for k, v in HELD.items() if k != "partnerId"},  # ``id`` alone: in the list it is not the partner's
+        {**HELD, "partnerId": None},
+        {**HELD, "partnerId": 7},
+    ],
+    ids=["id-only", "null", "number"],
+)
+def test_a_listed_resource_without_a_partner_id_is_neither_compared_nor_removed(listed: dict[str, Any]) -> None:
+    vercel = ListingVercel([listed])
+    options = ReconcileOptions(remove_orphans=True)
+    (outcome,) = Reconcile(new_state("r", ["icfg"]), PartnerView(), vercel, FakeSecrets(), options).run()
+    assert (outcome.report.findings, vercel.calls) == ([], [])

@@ -46,8 +46,9 @@ class InstallationReport:
 
 
 def partner_id(held: Mapping[str, Any]) -> str | None:
-    """The partner's id of a resource Vercel reports: ``partnerId``, else ``id`` (the SDK's name for it)."""
-    value = held.get("partnerId", held.get("id"))
+    """The partner's id of a resource Vercel lists: ``partnerId`` only. The list's ``id``, if any, is not
+    documented as the partner's (the SDK's list model has none), and a guess could make an orphan."""
+    value = held.get("partnerId")
     return value if isinstance(value, str) else None
 
 
