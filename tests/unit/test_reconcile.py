@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes import FakeSecrets, FakeVercel
 from vercel_sync.backfill.engine import OutboundMessage, Page, ScannedItem
+from vercel_sync.errors import TransientSyncError
 from vercel_sync.mapping import default_mapping
 from vercel_sync.reconcile.compare import compare_installation, differing_fields
 from vercel_sync.reconcile.engine import Reconcile, ReconcileOptions, new_state
@@ -220,3 +221,32 @@ def test_a_listed_resource_without_a_partner_id_is_neither_compared_nor_removed(
     options = ReconcileOptions(remove_orphans=True)
     (outcome,) = Reconcile(new_state("r", ["icfg"]), PartnerView(), vercel, FakeSecrets(), options).run()
     assert (outcome.report.findings, vercel.calls) == ([], [])
+
+
+def test_an_orphan_the_partner_created_after_the_view_was_read_is_not_removed() -> None:
+    """The view is read once, when the run starts; an installation may be reached long after. Before a
+    removal the partner table is read again for that installation: what it holds now stays."""
+    vercel = ListingVercel([{**HELD, "partnerId": "late"}, {**HELD, "partnerId": "stray"}])
+    rereads: list[str] = []
+
+    def reread(installation_id: str) -> PartnerView:
+        rereads.append(installation_id)
+        return partner_view("late")
+
+    options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+    state = new_state("r", ["icfg"])
+    (outcome,) = Reconcile(state, PartnerView(), vercel, FakeSecrets(), options, reread=reread).run()
+    assert [(c.resource_id, c.method) for c in vercel.calls] == [("stray", "DELETE")]
+    assert (rereads, outcome.orphans_removed) == (["icfg"], 1)
+
+
+def test_no_orphan_is_removed_when_the_partner_table_cannot_be_read_again() -> None:
+    def reread(installation_id: str) -> PartnerView:
+        raise TransientSyncError("ProvisionedThroughputExceededException")
+
+    vercel = ListingVercel([{**HELD, "partnerId": "stray"}])
+    options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+    (outcome,) = Reconcile(new_state("r", ["icfg"]), PartnerView(), vercel, FakeSecrets(), options, reread=reread).run()
+    assert vercel.calls == []
+    assert outcome.report.error is not None
+    assert "ProvisionedThroughputExceededException" in outcome.report.error

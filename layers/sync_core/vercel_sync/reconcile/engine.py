@@ -109,6 +109,9 @@ class Reconcile:
     on_outcome: Callable[[InstallationOutcome], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     sleep: Callable[[float], None] = time.sleep
+    # The partner's view of one installation read again, just before orphans are removed: ``partner``
+    # was read when the run started, and what the partner created since must not be removed.
+    reread: Callable[[str], PartnerView] | None = None
 
     def __post_init__(self) -> None:
         if self.options.apply and self.sink is None:
@@ -164,7 +167,22 @@ class Reconcile:
     def _remove_orphans(
         self, installation_id: str, outcome: InstallationOutcome, held: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        for finding in outcome.report.of_kind("orphaned"):
+        orphans = outcome.report.of_kind("orphaned")
+        if orphans and self.reread is not None:
+            try:
+                fresh = self.reread(installation_id)
+            except (TransientSyncError, PermanentSyncError) as error:
+                outcome.report.error = f"reading the partner table again before removing orphans: {error.message}"
+                return
+            still = compare_installation(
+                installation_id,
+                fresh.expected(installation_id),
+                held.values(),
+                removal_mode=self.options.removal_mode,
+                unreadable=fresh.unreadable.get(installation_id, []),
+            ).of_kind("orphaned")
+            orphans = [finding for finding in orphans if finding in still]
+        for finding in orphans:
             try:
                 self._remove(installation_id, finding.resource_id, held[finding.resource_id])
             except (TransientSyncError, PermanentSyncError) as error:
