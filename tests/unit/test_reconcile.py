@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeSecrets, FakeVercel
+from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import OutboundMessage, Page, ScannedItem
 from vercel_sync.errors import TransientSyncError
 from vercel_sync.mapping import default_mapping
@@ -250,3 +251,18 @@ def test_no_orphan_is_removed_when_the_partner_table_cannot_be_read_again() -> N
     assert vercel.calls == []
     assert outcome.report.error is not None
     assert "ProvisionedThroughputExceededException" in outcome.report.error
+
+
+def test_a_queue_that_refuses_repairs_fails_that_installation_only() -> None:
+    class RefusingSink:
+        def send_batch(self, messages: Any) -> None:
+            raise BackfillError("SQS refused 1 message(s) of a batch (AccessDenied)")
+
+    vercel = ListingVercel([])
+    view = PartnerView(resources={**partner_view("missing").resources, "icfg_b": partner_view("x").resources["icfg"]})
+    state = new_state("r", ["icfg", "icfg_b"])
+    options = ReconcileOptions(apply=True)
+    outcomes = Reconcile(state, view, vercel, FakeSecrets(), options, sink=RefusingSink()).run()
+    assert [o.report.installation_id for o in outcomes] == ["icfg", "icfg_b"]
+    assert all("AccessDenied" in (o.report.error or "") for o in outcomes)
+    assert state.pending == ["icfg", "icfg_b"]  # tried again on resume

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import MessageSink
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.ratelimit.operations import DeletionBuckets, ListBuckets
@@ -161,8 +162,12 @@ class Reconcile:
         entries = self.partner.resources.get(installation_id, {})
         messages = [entries[f.resource_id].message for f in outcome.report.of_kind("missing", "different")]
         for start in range(0, len(messages), 10):  # SendMessageBatch's limit
-            self.sink.send_batch(messages[start : start + 10])
-        outcome.repairs_sent = len(messages)
+            try:
+                self.sink.send_batch(messages[start : start + 10])
+            except BackfillError as error:  # this installation is tried again on resume
+                outcome.report.error = f"sending repairs through the partner events queue: {error}"
+                return
+            outcome.repairs_sent = start + len(messages[start : start + 10])
 
     def _remove_orphans(
         self, installation_id: str, outcome: InstallationOutcome, held: Mapping[str, Mapping[str, Any]]
