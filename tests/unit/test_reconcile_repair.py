@@ -9,8 +9,9 @@ import pytest
 
 from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service, sync_one
 from vercel_sync.adapters.queue_sender import SqsSender
+from vercel_sync.adapters.source_queue import send_attributes
 from vercel_sync.backfill.engine import OutboundMessage
-from vercel_sync.sources import change_from_sqs_record
+from vercel_sync.sources import change_from_sqs_record, change_from_stream_record
 from vercel_sync.sync.service import SyncService
 
 RECORD: dict[str, Any] = {
@@ -117,3 +118,17 @@ def test_a_repair_coalesced_with_a_newer_change_sends_the_newer_state_never_the_
     ]
     assert [str(r.outcome) for r in sync.sync_batch(batch, time_left_ms=None)] == ["coalesced", "imported"]
     assert [call.body["name"] for call in vercel.calls] == ["orders-v6", "orders-v6"]
+
+
+def test_a_repair_resent_for_the_rate_limit_stays_a_repair_and_a_stream_record_is_never_one() -> None:
+    raw = sqs_record(RECORD, "m1", repair=True)
+    assert send_attributes(raw["messageAttributes"]) == {"repair": {"DataType": "String", "StringValue": "true"}}
+    for value in ("True", "1", "yes", None):
+        forged = {**raw, "messageAttributes": {"repair": {"stringValue": value, "dataType": "String"}}}
+        assert change_from_sqs_record(forged).repair is False
+    stream = {
+        "eventName": "MODIFY",
+        "messageAttributes": raw["messageAttributes"],
+        "dynamodb": {"SequenceNumber": "100", "NewImage": {k: {"S": v} for k, v in RECORD.items()}},
+    }
+    assert change_from_stream_record(stream).repair is False
