@@ -10,7 +10,7 @@ import pytest
 from tests.fakes import FakeSecrets, FakeVercel
 from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import OutboundMessage, Page, ScannedItem
-from vercel_sync.errors import TransientSyncError
+from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.mapping import default_mapping
 from vercel_sync.reconcile.compare import compare_installation, differing_fields
 from vercel_sync.reconcile.engine import Reconcile, ReconcileOptions, new_state
@@ -266,3 +266,20 @@ def test_a_queue_that_refuses_repairs_fails_that_installation_only() -> None:
     assert [o.report.installation_id for o in outcomes] == ["icfg", "icfg_b"]
     assert all("AccessDenied" in (o.report.error or "") for o in outcomes)
     assert state.pending == ["icfg", "icfg_b"]  # tried again on resume
+
+
+def test_an_installation_whose_token_is_missing_is_reported_not_compared_and_the_run_goes_on() -> None:
+    class NoToken(FakeSecrets):
+        def installation_token(self, integration_configuration_id: str, *, force_fetch: bool = False) -> str:
+            if integration_configuration_id == "icfg_gone":
+                raise PermanentSyncError("cannot read secret: ResourceNotFoundException", reason="token_unavailable")
+            return super().installation_token(integration_configuration_id, force_fetch=force_fetch)
+
+    vercel = ListingVercel([{**HELD, "partnerId": "stray"}])
+    state = new_state("r", ["icfg_gone", "icfg"])
+    options = ReconcileOptions(remove_orphans=True)
+    outcomes = Reconcile(state, PartnerView(), vercel, NoToken(), options).run()
+    errors = {o.report.installation_id: o.report.error for o in outcomes}
+    assert errors["icfg"] is None
+    assert "ResourceNotFoundException" in (errors["icfg_gone"] or "")
+    assert state.pending == ["icfg_gone"]
