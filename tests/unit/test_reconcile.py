@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from tests.fakes import FakeSecrets, FakeVercel
+from tests.fakes import DB_PASSWORD, FakeSecrets, FakeVercel
 from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import OutboundMessage, Page, ScannedItem
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
@@ -283,3 +284,14 @@ def test_an_installation_whose_token_is_missing_is_reported_not_compared_and_the
     assert errors["icfg"] is None
     assert "ResourceNotFoundException" in (errors["icfg_gone"] or "")
     assert state.pending == ["icfg_gone"]
+
+
+def test_the_partner_view_keeps_secret_names_and_never_their_values() -> None:
+    item = {**partner_item("db_primary"), "integrationConfigurationId": "icfg_1"}
+    item["secretsArn"] = "partner/resources/icfg_1/db_primary"
+    view = read_partner_view(
+        Table([item]), table_name="partner", queue_url="-", mapping=default_mapping(), secrets=FakeSecrets()
+    )
+    body = view.resources["icfg_1"]["db_primary"].body
+    assert sorted(secret["name"] for secret in body["secrets"]) == ["DATABASE_URL", "PGPASSWORD"]
+    assert DB_PASSWORD not in json.dumps(view.resources, default=repr)

@@ -19,7 +19,7 @@ PAGE_SIZE = 500
 
 @dataclass(frozen=True)
 class PartnerResource:
-    body: dict[str, Any]  # the Import Resource body its record makes (holds secret values: never logged)
+    body: dict[str, Any]  # the Import Resource body its record makes, its secrets by name only
     message: OutboundMessage  # the partner events queue message a repair sends (the backfill's)
 
 
@@ -90,4 +90,7 @@ def _body(item: Any, mapping: PartnerMapping, secrets: SecretStore) -> dict[str,
         secrets.check_owner(record.secrets_arn, installation_id)
         document = secrets.resource_secrets(record.secrets_arn, installation_id=installation_id)
     _, body = build_import_body(record, secret_document=document)
+    if "secrets" in body:
+        # Only names compare (Vercel cannot give values back): the values are not kept for the run.
+        body["secrets"] = [{"name": secret.get("name")} for secret in body["secrets"]]
     return body
