@@ -295,3 +295,36 @@ def test_the_partner_view_keeps_secret_names_and_never_their_values() -> None:
     body = view.resources["icfg_1"]["db_primary"].body
     assert sorted(secret["name"] for secret in body["secrets"]) == ["DATABASE_URL", "PGPASSWORD"]
     assert DB_PASSWORD not in json.dumps(view.resources, default=repr)
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["newest-last", "newest-first"])
+def test_two_items_of_one_resource_compare_by_the_newer_version_whatever_the_scan_order(order: int) -> None:
+    """A table keeping a row per version: the sync applies the newest, so the run compares with it."""
+    rows = [
+        partner_item("orders", version=1),
+        partner_item("orders", version=2, deleted=True),
+        partner_item("orders", version=3, name="orders-v3"),
+    ][::order]
+    view = read_partner_view(
+        Table(rows), table_name="partner", queue_url="-", mapping=default_mapping(), secrets=FakeSecrets()
+    )
+    vercel = ListingVercel([{**HELD, "partnerId": "orders", "name": "orders-v3"}])
+    options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+    (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
+    assert (view.expected("icfg")["orders"]["name"], vercel.calls) == ("orders-v3", [])
+
+
+@pytest.mark.parametrize("versions", [(None, None), (4, 4), (4, None)], ids=["none", "equal", "one"])
+def test_two_items_of_one_resource_that_no_version_orders_are_not_compared(versions: tuple[Any, Any]) -> None:
+    rows = [
+        partner_item("orders", **({} if versions[0] is None else {"version": versions[0]})),
+        partner_item("orders", deleted=True, **({} if versions[1] is None else {"version": versions[1]})),
+    ]
+    for ordered in (rows, rows[::-1]):
+        view = read_partner_view(
+            Table(ordered), table_name="partner", queue_url="-", mapping=default_mapping(), secrets=FakeSecrets()
+        )
+        vercel = ListingVercel([{**HELD, "partnerId": "orders"}])
+        options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+        (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
+        assert (outcome.report.findings, outcome.unreadable, vercel.calls) == ([], 1, [])
