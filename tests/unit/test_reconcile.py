@@ -312,6 +312,7 @@ def test_two_items_of_one_resource_compare_by_the_newer_version_whatever_the_sca
     options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
     (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
     assert (view.expected("icfg")["orders"]["name"], vercel.calls) == ("orders-v3", [])
+    assert outcome.report.counts()["in_step"] == 1
 
 
 @pytest.mark.parametrize("versions", [(None, None), (4, 4), (4, None)], ids=["none", "equal", "one"])
