@@ -308,7 +308,7 @@ def test_two_items_of_one_resource_compare_by_the_newer_version_whatever_the_sca
     view = read_partner_view(
         Table(rows), table_name="partner", queue_url="-", mapping=default_mapping(), secrets=FakeSecrets()
     )
-    vercel = ListingVercel([{**HELD, "partnerId": "orders", "name": "orders-v3"}])
+    vercel = ListingVercel([{"partnerId": "orders", "productId": "postgres", "name": "orders-v3", "status": "ready"}])
     options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
     (outcome,) = Reconcile(new_state("r", ["icfg"]), view, vercel, FakeSecrets(), options).run()
     assert (view.expected("icfg")["orders"]["name"], vercel.calls) == ("orders-v3", [])
