@@ -12,18 +12,19 @@ The Vercel API (Marketplace API reference: Import Resource)
     ``Content-Type`` must be ``application/json`` (parameters such as ``charset`` are fine);
     ``Accept`` is not checked. Invalid JSON, ``NaN``/``Infinity`` or a non-object body: 400.
 ``GET /v1/installations/{id}/resources/{resourceId}``
-    What it holds for that partner id, Vercel-style: ``{"id": "res_...", "internalId": "res_...",
+    What it holds for that partner id, Vercel-style: ``{"id": <partner id>, "internalId": "res_...",
     "partnerId", "productId", "name", "status", "ownership"?, "metadata"?, "billingPlan"?,
     "billingPlanId"?, "notification"?, "extras"?, "secrets": [{"name", "prefix"?}]}``, the shape the
-    official SDK validates (tests/integration/test_official_sdk.py). Secret values are never
-    returned. 404 when not held.
-    ``id`` is stable: derived from the installation and partner ids.
+    official SDK validates (tests/integration/test_official_sdk.py): its model documents ``id`` as
+    the partner's id and ``internalId`` as Vercel's. Secret values are never returned. 404 when not
+    held. ``internalId`` is stable: derived from the installation and partner ids.
 ``DELETE /v1/installations/{id}/resources/{resourceId}``
     Delete Resource: 204 with no body; then ``GET`` of it is 404 and the list leaves it out. Its own
     rate limit, ``--delete-rate-limit`` (default ``100/60``, Vercel's), counted apart from imports:
     every authorised call counts. Then 404 ``not_found`` for a resource not held.
 ``GET /v1/installations/{id}/resources``
-    ``{"resources": [...]}`` in the same shape, in first-import order.
+    ``{"resources": [...]}`` in the same shape without ``id`` (the SDK's list model names the partner's
+    id ``partnerId`` only), in first-import order.
 ``PUT /v1/installations/{id}/resources/{resourceId}/secrets``
     Update Resource Secrets (``vercel-api-facts.md``): ``{"secrets": [...], "partial"?: bool}`` with
     the import's secret items, closed (400 as for imports). 201 with no body. Replaces the held

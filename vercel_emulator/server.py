@@ -350,7 +350,8 @@ class EmulatorHandler:
     def _read(self, installation_id: str, resource_id: str | None) -> web.Response:
         if resource_id is None:
             held = self.state.resources.get(installation_id, {})
-            return _json_response(200, {"resources": [vercel_view(pid, stored) for pid, stored in held.items()]})
+            listed = [vercel_view(pid, stored, listed=True) for pid, stored in held.items()]
+            return _json_response(200, {"resources": listed})
         stored = self.state.resource(installation_id, resource_id)
         if stored is None:
             return error_response(404, "The resource was not found.")

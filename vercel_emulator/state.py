@@ -320,10 +320,13 @@ def emulator_resource_id(installation_id: str, resource_id: str) -> str:
 _VIEW_FIELDS = ("productId", "name", "status", "ownership", "metadata", "billingPlan", "notification", "extras")
 
 
-def vercel_view(partner_id: str, stored: StoredResource) -> dict[str, Any]:
+def vercel_view(partner_id: str, stored: StoredResource, *, listed: bool = False) -> dict[str, Any]:
     """The resource as Vercel reports it: secret names (and prefixes), never their values. The official
-    SDK validates ``internalId`` (Vercel's id) and reads the plan as ``billingPlanId``; it drops the rest."""
-    view: dict[str, Any] = {"id": stored.emulator_id, "internalId": stored.emulator_id, "partnerId": partner_id}
+    SDK validates ``internalId`` (Vercel's id), reads the plan as ``billingPlanId`` and drops the rest;
+    the partner's id is ``partnerId`` in the list and ``id`` in Get Resource (its models say so)."""
+    view: dict[str, Any] = {"internalId": stored.emulator_id, "partnerId": partner_id}
+    if not listed:
+        view["id"] = partner_id
     body = stored.body
     for name in _VIEW_FIELDS:
         if name in body:

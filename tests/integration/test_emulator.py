@@ -47,7 +47,7 @@ def test_import_answers_name_and_is_read_back_by_partner_id_without_secret_value
     held = client.get(resource_path("icfg_1", "db_primary"))
     assert held.status_code == 200
     resource = held.json()
-    assert resource["id"].startswith("res_")
+    assert resource["internalId"].startswith("res_")
     assert resource["partnerId"] == "db_primary"
     assert resource["status"] == "ready"
     assert resource["billingPlan"]["anExtraKey"] == {"allowed": True}
@@ -57,7 +57,7 @@ def test_import_answers_name_and_is_read_back_by_partner_id_without_secret_value
     # An upsert: the second import replaces the first and keeps the emulator's id.
     put(client, resource_path("icfg_1", "db_primary"), valid_body(status="suspended", secrets=[]))
     again = client.get(resource_path("icfg_1", "db_primary")).json()
-    assert again["id"] == resource["id"]
+    assert again["internalId"] == resource["internalId"]
     assert again["status"] == "suspended"
     assert again["secrets"] == []
 
@@ -581,8 +581,8 @@ def test_list_and_get_carry_what_the_official_sdk_validates(vercel: EmulatorServ
     put(client, resource_path("icfg_1", "db_primary"), valid_body())
     resource = client.get(resource_path("icfg_1", "db_primary")).json()
     (listed,) = client.get(resource_path("icfg_1")).json()["resources"]
+    assert (resource["id"], "id" in listed) == ("db_primary", False)  # the SDK's models: the partner's id
     for view in (resource, listed):
-        assert view["internalId"] == view["id"]
         assert view["internalId"].startswith("res_")
         assert (view["partnerId"], view["billingPlanId"]) == ("db_primary", "plan_pro")
         assert {"productId", "name", "status"} <= set(view)

@@ -104,6 +104,15 @@ def test_the_sdk_validates_one_resource(sdk_results: dict[str, Any]) -> None:
     assert resource["metadata"] == {"region": "eu-west-1", "replicas": 2, "zones": ["a", "b"], "ha": True}
 
 
+def test_the_sdk_reads_the_partners_id_as_id_and_vercels_as_internal_id(sdk_results: dict[str, Any]) -> None:
+    # The SDK's models: Get Resource's ``id`` is "the ID provided by the 3rd party provider", the
+    # list's is ``partnerId``; ``internalId`` is "the ID assigned by Vercel" in both.
+    resource = sdk_results["getIntegrationResource"]["value"]
+    assert (resource["id"], resource["internalId"][:4]) == ("db/eu 1", "res_")
+    listed = {r["partnerId"]: r for r in sdk_results["getIntegrationResources"]["value"]["resources"]}
+    assert listed["db/eu 1"]["internalId"] == resource["internalId"]
+
+
 def test_the_sdk_deletes_and_a_deleted_resource_is_404(sdk_results: dict[str, Any]) -> None:
     assert sdk_results["deleteIntegrationResource"] == {"ok": True, "value": None}
     after = sdk_results["getAfterDelete"]

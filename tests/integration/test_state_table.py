@@ -202,3 +202,14 @@ def test_a_repair_claims_the_version_applied_but_not_an_older_one(local_stack: L
     assert states.claim(INSTALLATION_ID, "r_repair", v5, lease_seconds=30).status == "stale"
     assert states.claim(INSTALLATION_ID, "r_repair", v4, lease_seconds=30, repair=True).status == "stale"
     assert states.claim(INSTALLATION_ID, "r_repair", v5, lease_seconds=30, repair=True).status == "claimed"
+
+
+def test_a_repair_of_the_version_applied_waits_while_another_call_holds_the_resource(local_stack: LocalStack) -> None:
+    """Busy, not stale: the repair goes once the call in flight is done (it may be a skip, not a send)."""
+    states = store(local_stack)
+    v5 = partner_version(Decimal(5))
+    claim = states.claim(INSTALLATION_ID, "r_repair_busy", v5, lease_seconds=30)
+    states.record(claim.claim_id, imported("r_repair_busy", v5))
+    holding = states.claim(INSTALLATION_ID, "r_repair_busy", v5, lease_seconds=30, repair=True)
+    waiting = states.claim(INSTALLATION_ID, "r_repair_busy", v5, lease_seconds=30, repair=True)
+    assert (holding.status, waiting.status) == ("claimed", "busy")

@@ -100,3 +100,46 @@ def test_the_scheduled_run_logs_and_meters_each_installation_and_fails_on_one_no
     lines = {r.installationId: r for r in caplog.records if r.getMessage() == "reconciled an installation"}
     assert (lines["icfg_a"].missing, lines["icfg_a"].orphaned) == (1, 1)
     assert "503" in lines["icfg_down"].error
+
+
+def test_a_resource_the_partner_created_while_the_run_went_on_is_not_removed_as_an_orphan() -> None:
+    """The partner view is read when the run starts; "late" is created (and synced) after that, before its
+    installation is reached. The run reads the table again before removing: "late" stays, "gone" goes."""
+    from tests.fakes import FakeVercel
+    from vercel_sync.reconcile.engine import ReconcileOptions
+    from vercel_sync.reconcile.function import run_reconcile
+
+    class GrowingTable:
+        scans = 0
+
+        def approximate_item_count(self) -> int:
+            return 1
+
+        def scan_page(self, segment: int, total_segments: int, start_key: Any, limit: int) -> Page:
+            self.scans += 1
+            ids = ["r1"] if self.scans == 1 else ["r1", "late"]
+            items = [
+                {
+                    "integrationConfigurationId": "icfg_a",
+                    "resourceId": rid,
+                    "productId": "p",
+                    "name": "n",
+                    "status": "ready",
+                }
+                for rid in ids
+            ]
+            return Page([ScannedItem({"k": {"S": rid}}, item) for rid, item in zip(ids, items, strict=True)], None)
+
+    class Listing(FakeVercel):
+        def list_resources(self, installation_id: str, *, token: str) -> list[dict[str, Any]]:
+            return [
+                {"partnerId": rid, "productId": "p", "name": "n", "status": "ready"} for rid in ("r1", "late", "gone")
+            ]
+
+    vercel, table = Listing(), GrowingTable()
+    parts = ReconcileParts(table, vercel, FakeSecrets(), default_mapping(), None, None, None)  # type: ignore[arg-type]
+    settings = ReconcileSettings(partner_table_name="partner", removal_mode="delete")
+    options = ReconcileOptions(remove_orphans=True, removal_mode="delete")
+    _, (outcome,) = run_reconcile(parts, settings, options, run_id="late")
+    assert [(c.resource_id, c.method) for c in vercel.calls] == [("gone", "DELETE")]
+    assert outcome.orphans_removed == 1

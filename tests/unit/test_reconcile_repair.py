@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.fakes import FakeFailedRecords, FakeSecrets, FakeStateStore, FakeVercel, make_sync_service, sync_one
 from vercel_sync.adapters.queue_sender import SqsSender
+from vercel_sync.adapters.source_queue import send_attributes
 from vercel_sync.backfill.engine import OutboundMessage
-from vercel_sync.sources import change_from_sqs_record
+from vercel_sync.sources import change_from_sqs_record, change_from_stream_record
 from vercel_sync.sync.service import SyncService
 
 RECORD: dict[str, Any] = {
@@ -86,3 +89,46 @@ def test_the_sender_marks_repairs_and_keeps_them_apart_from_backfill_duplicates(
     assert "repair" not in backfill.entries[0]["MessageAttributes"]
     assert repair.entries[0]["MessageAttributes"]["repair"] == {"DataType": "String", "StringValue": "true"}
     assert repair.entries[0]["MessageDeduplicationId"] != backfill.entries[0]["MessageDeduplicationId"]
+
+
+@pytest.mark.parametrize("record", [RECORD, {**RECORD, "version": 5}], ids=["no-version", "version"])
+def test_a_repair_coalesced_with_a_plain_duplicate_in_one_batch_is_still_sent(record: dict[str, Any]) -> None:
+    """A repair and a plain message of the same state for one resource in one batch: the batch sends the
+    resource once, and as a repair (else the duplicate's suppression would drop what Vercel lost)."""
+    vercel = FakeVercel()
+    sync = service(vercel)
+    assert sync_one(sync, change_from_sqs_record(sqs_record(record, "m0", repair=False))) == "imported"
+    batch = [
+        change_from_sqs_record(sqs_record(record, "m1", repair=True)),
+        change_from_sqs_record(sqs_record(record, "m2", repair=False)),
+    ]
+    outcomes = [str(result.outcome) for result in sync.sync_batch(batch, time_left_ms=None)]
+    assert outcomes == ["coalesced", "imported"]
+    assert len(vercel.calls) == 2
+
+
+def test_a_repair_coalesced_with_a_newer_change_sends_the_newer_state_never_the_older() -> None:
+    vercel = FakeVercel()
+    sync = service(vercel)
+    v6 = {**RECORD, "version": 6, "name": "orders-v6"}
+    assert sync_one(sync, change_from_sqs_record(sqs_record(v6, "m0", repair=False))) == "imported"
+    batch = [
+        change_from_sqs_record(sqs_record({**RECORD, "version": 5, "name": "orders-v5"}, "m1", repair=True)),
+        change_from_sqs_record(sqs_record(v6, "m2", repair=False)),
+    ]
+    assert [str(r.outcome) for r in sync.sync_batch(batch, time_left_ms=None)] == ["coalesced", "imported"]
+    assert [call.body["name"] for call in vercel.calls] == ["orders-v6", "orders-v6"]
+
+
+def test_a_repair_resent_for_the_rate_limit_stays_a_repair_and_a_stream_record_is_never_one() -> None:
+    raw = sqs_record(RECORD, "m1", repair=True)
+    assert send_attributes(raw["messageAttributes"]) == {"repair": {"DataType": "String", "StringValue": "true"}}
+    for value in ("True", "1", "yes", None):
+        forged = {**raw, "messageAttributes": {"repair": {"stringValue": value, "dataType": "String"}}}
+        assert change_from_sqs_record(forged).repair is False
+    stream = {
+        "eventName": "MODIFY",
+        "messageAttributes": raw["messageAttributes"],
+        "dynamodb": {"SequenceNumber": "100", "NewImage": {k: {"S": v} for k, v in RECORD.items()}},
+    }
+    assert change_from_stream_record(stream).repair is False

@@ -611,3 +611,43 @@ def test_a_429_body_that_parses_only_once_cut_is_not_read_for_a_reset(
     with pytest.raises(TransientSyncError) as caught:
         client.import_resource("icfg_1", "res_1", BODY, token=TOKEN)
     assert caught.value.retry_after_seconds is None
+
+
+LIST_PATH = "/v1/installations/icfg_1/resources"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, text="<html>not json</html>"),
+        httpx.Response(200, json={"items": []}),
+        httpx.Response(200, json={"resources": {"partnerId": "r1"}}),
+        httpx.Response(200, json=[{"partnerId": "r1"}]),
+    ],
+    ids=["not-json", "no-resources", "resources-not-a-list", "a-bare-list"],
+)
+def test_a_resources_list_not_in_vercels_shape_is_transient_and_quotes_no_token(
+    client: VercelClient, api: respx.MockRouter, answer: httpx.Response
+) -> None:
+    api.get(LIST_PATH).mock(return_value=answer)
+    with pytest.raises(TransientSyncError) as raised:
+        client.list_resources("icfg_1", token=TOKEN)
+    assert TOKEN not in str(raised.value)
+
+
+def test_a_resources_list_keeps_only_objects(client: VercelClient, api: respx.MockRouter) -> None:
+    api.get(LIST_PATH).respond(200, json={"resources": [{"partnerId": "r1"}, "r2", 3, None, [], {"partnerId": 4}]})
+    assert client.list_resources("icfg_1", token=TOKEN) == [{"partnerId": "r1"}, {"partnerId": 4}]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, TransientSyncError), (403, PermanentSyncError), (404, PermanentSyncError), (429, TransientSyncError)],
+)
+def test_a_refused_resources_list_is_classed_as_any_call(
+    client: VercelClient, api: respx.MockRouter, status: int, kind: type[Exception]
+) -> None:
+    api.get(LIST_PATH).respond(status, json={"error": {"code": "x", "message": "no"}})
+    with pytest.raises(kind) as raised:
+        client.list_resources("icfg_1", token=TOKEN)
+    assert getattr(raised.value, "http_status", None) == status

@@ -7,7 +7,7 @@ Vercel's is what ``GET .../resources`` reports. Secret values cannot be read bac
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,8 +46,9 @@ class InstallationReport:
 
 
 def partner_id(held: Mapping[str, Any]) -> str | None:
-    """The partner's id of a resource Vercel reports: ``partnerId``, else ``id`` (the SDK's name for it)."""
-    value = held.get("partnerId", held.get("id"))
+    """The partner's id of a resource Vercel lists: ``partnerId`` only. The list's ``id``, if any, is not
+    documented as the partner's (the SDK's list model has none), and a guess could make an orphan."""
+    value = held.get("partnerId")
     return value if isinstance(value, str) else None
 
 
@@ -86,12 +87,14 @@ def compare_installation(
     held: Iterable[Mapping[str, Any]],
     *,
     removal_mode: RemovalMode = "uninstalled",
+    unreadable: Collection[str] = (),
 ) -> InstallationReport:
     """Each resource of the installation, classified. ``expected``: partner id -> the body its record
-    makes, ``None`` when the partner removed it (a ``deleted`` record)."""
+    makes, ``None`` when the partner removed it (a ``deleted`` record). ``unreadable``: partner ids whose
+    items cannot be read; left out (counted apart), so never taken for orphans."""
     at_vercel = {pid: resource for resource in held if (pid := partner_id(resource)) is not None}
     report = InstallationReport(installation_id)
-    for resource_id in sorted(set(expected) | set(at_vercel)):
+    for resource_id in sorted((set(expected) | set(at_vercel)) - set(unreadable)):
         report.findings.append(_classify(resource_id, expected, at_vercel.get(resource_id), removal_mode))
     return report
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vercel_sync.backfill.checkpoints import BackfillError
 from vercel_sync.backfill.engine import MessageSink
 from vercel_sync.errors import PermanentSyncError, TransientSyncError
 from vercel_sync.ratelimit.operations import DeletionBuckets, ListBuckets
@@ -109,6 +110,9 @@ class Reconcile:
     on_outcome: Callable[[InstallationOutcome], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     sleep: Callable[[float], None] = time.sleep
+    # The partner's view of one installation read again, just before orphans are removed: ``partner``
+    # was read when the run started, and what the partner created since must not be removed.
+    reread: Callable[[str], PartnerView] | None = None
 
     def __post_init__(self) -> None:
         if self.options.apply and self.sink is None:
@@ -131,7 +135,8 @@ class Reconcile:
         return outcomes
 
     def installation(self, installation_id: str) -> InstallationOutcome:
-        unreadable = len(self.partner.unreadable.get(installation_id, ()))
+        unreadable_ids = self.partner.unreadable.get(installation_id, [])
+        unreadable = len(unreadable_ids)
         try:
             lists = ListBuckets(self.list_limiter) if self.list_limiter is not None else None
             held = self._vercel_call(installation_id, self.vercel.list_resources, lists)
@@ -139,7 +144,11 @@ class Reconcile:
             report = InstallationReport(installation_id, error=f"listing its resources at Vercel: {error.message}")
             return InstallationOutcome(report, unreadable=unreadable)
         report = compare_installation(
-            installation_id, self.partner.expected(installation_id), held, removal_mode=self.options.removal_mode
+            installation_id,
+            self.partner.expected(installation_id),
+            held,
+            removal_mode=self.options.removal_mode,
+            unreadable=unreadable_ids,
         )
         outcome = InstallationOutcome(report, unreadable=unreadable)
         if self.options.apply:
@@ -153,13 +162,32 @@ class Reconcile:
         entries = self.partner.resources.get(installation_id, {})
         messages = [entries[f.resource_id].message for f in outcome.report.of_kind("missing", "different")]
         for start in range(0, len(messages), 10):  # SendMessageBatch's limit
-            self.sink.send_batch(messages[start : start + 10])
-        outcome.repairs_sent = len(messages)
+            try:
+                self.sink.send_batch(messages[start : start + 10])
+            except BackfillError as error:  # this installation is tried again on resume
+                outcome.report.error = f"sending repairs through the partner events queue: {error}"
+                return
+            outcome.repairs_sent = start + len(messages[start : start + 10])
 
     def _remove_orphans(
         self, installation_id: str, outcome: InstallationOutcome, held: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        for finding in outcome.report.of_kind("orphaned"):
+        orphans = outcome.report.of_kind("orphaned")
+        if orphans and self.reread is not None:
+            try:
+                fresh = self.reread(installation_id)
+            except (TransientSyncError, PermanentSyncError) as error:
+                outcome.report.error = f"reading the partner table again before removing orphans: {error.message}"
+                return
+            still = compare_installation(
+                installation_id,
+                fresh.expected(installation_id),
+                held.values(),
+                removal_mode=self.options.removal_mode,
+                unreadable=fresh.unreadable.get(installation_id, []),
+            ).of_kind("orphaned")
+            orphans = [finding for finding in orphans if finding in still]
+        for finding in orphans:
             try:
                 self._remove(installation_id, finding.resource_id, held[finding.resource_id])
             except (TransientSyncError, PermanentSyncError) as error:

@@ -23,7 +23,7 @@ from vercel_sync.reconcile.engine import (
     Vercel,
     new_state,
 )
-from vercel_sync.reconcile.partner import read_partner_view
+from vercel_sync.reconcile.partner import PartnerView, read_partner_view
 from vercel_sync.reconcile.report import emit_metrics, log_fields
 from vercel_sync.reconcile.settings import ReconcileSettings
 
@@ -57,14 +57,18 @@ def run_reconcile(
 ) -> tuple[ReconcileState, list[InstallationOutcome]]:
     """A new run over the table's installations (or ``only`` those), or ``resumed`` where it stopped."""
     covered = resumed.installations if resumed is not None else only
-    view = read_partner_view(
-        parts.source,
-        table_name=settings.partner_table_name,
-        queue_url=settings.partner_events_queue_url or "-",
-        mapping=parts.mapping,
-        secrets=parts.secrets,
-        only=covered,
-    )
+
+    def read(installations: Collection[str]) -> PartnerView:
+        return read_partner_view(
+            parts.source,
+            table_name=settings.partner_table_name,
+            queue_url=settings.partner_events_queue_url or "-",
+            mapping=parts.mapping,
+            secrets=parts.secrets,
+            only=installations,
+        )
+
+    view = read(covered)
     state = resumed or new_state(run_id, [*view.installations(), *only])
     if checkpoints is not None:
         checkpoints.save(state)
@@ -82,6 +86,7 @@ def run_reconcile(
         checkpoints=checkpoints,
         on_outcome=on_outcome,
         stop=stop or threading.Event(),
+        reread=lambda installation_id: read([installation_id]),
     )
     return state, reconcile.run()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -54,8 +55,12 @@ class ResourceSync:
     def run(self, work: ResourceWork, results: list[RecordResult]) -> None:
         """The newest change is synced; the others it coalesced share its fate."""
         newest = work.newest()
+        synced = newest
+        if not newest.change.repair and any(c.change.repair for c in work.changes):
+            # A repair it coalesced: Vercel lost this resource, so its newest state goes even if unchanged.
+            synced = dataclasses.replace(newest, change=dataclasses.replace(newest.change, repair=True))
         try:
-            result = self.sync(newest)
+            result = self.sync(synced)
         except Exception as bug:  # noqa: BLE001 - never lose the record to a bug
             installation = self.calls.installation(newest.record.integration_configuration_id)
             result = self.failures.bug(newest.change, bug, installation.tokens_used)
