@@ -232,9 +232,9 @@ class EmulatorHandler:
             "imports": {"GET": self._imports},
             "installations": {"POST": self._set_installation_token},
             "faults": {"GET": self._faults, "POST": self._set_faults},
-            "rate-limit": {"GET": self._rate_limit, "POST": self._set_rate_limit},
-            "secrets-rate-limit": {"GET": self._secrets_rate_limit, "POST": self._set_secrets_rate_limit},
-            "delete-rate-limit": {"GET": self._delete_rate_limit, "POST": self._set_delete_rate_limit},
+            "rate-limit": self._limit_routes("rate_limiter"),
+            "secrets-rate-limit": self._limit_routes("secrets_rate_limiter"),
+            "delete-rate-limit": self._limit_routes("delete_rate_limiter"),
             "reset": {"POST": self._reset},
         }
 
@@ -600,38 +600,21 @@ class EmulatorHandler:
             return error_response(400, str(exc))
         return _json_response(200, self.state.faults.to_json())
 
-    async def _rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = self.state.rate_limiter.limit
-        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+    def _limit_routes(self, limiter: str) -> dict[str, Handler]:
+        """GET and POST of one of the state's limits (imports', secrets updates', deletions')."""
 
-    async def _set_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = await _control_rate_limit(request)
-        if isinstance(limit, web.Response):
-            return limit
-        self.state.set_rate_limit(limit)
-        return await self._rate_limit(request)
+        async def show(request: web.BaseRequest) -> web.Response:
+            limit = getattr(self.state, limiter).limit
+            return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
 
-    async def _secrets_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = self.state.secrets_rate_limiter.limit
-        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
+        async def change(request: web.BaseRequest) -> web.Response:
+            limit = await _control_rate_limit(request)
+            if isinstance(limit, web.Response):
+                return limit
+            setattr(self.state, limiter, FixedWindowRateLimiter(limit))
+            return await show(request)
 
-    async def _set_secrets_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = await _control_rate_limit(request)
-        if isinstance(limit, web.Response):
-            return limit
-        self.state.set_secrets_rate_limit(limit)
-        return await self._secrets_rate_limit(request)
-
-    async def _delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = self.state.delete_rate_limiter.limit
-        return _json_response(200, {"calls": limit.calls, "seconds": limit.seconds})
-
-    async def _set_delete_rate_limit(self, request: web.BaseRequest) -> web.Response:
-        limit = await _control_rate_limit(request)
-        if isinstance(limit, web.Response):
-            return limit
-        self.state.set_delete_rate_limit(limit)
-        return await self._delete_rate_limit(request)
+        return {"GET": show, "POST": change}
 
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.state.reset()
