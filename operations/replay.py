@@ -302,7 +302,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
             queue.delete(message)
         out.write(f"discarded {len(chosen)} message(s) without re-driving them\n")
         return 0
+    return redrive_chosen(queue, chosen, args, out, err)
 
+
+def redrive_chosen(
+    queue: FailedRecordsQueue, chosen: list[FailedMessage], args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    """Each chosen message through the sync again, with progress; 0 when every one is done."""
     from operations.redrive import (
         build_service,
         change_from_failed_record,
