@@ -149,45 +149,16 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         store = FileCheckpoints(args.checkpoint_dir)
 
-    if args.dry_run:
-        if plan is None:
-            loaded = store.load(run_id)
-            if loaded is None:
-                raise BackfillError(f"no checkpoint for run {run_id}")
-            state = loaded
-        else:
-            state = RunState.new(run_id, plan)
-        how = "dry run"
-    else:
-        state, how = start_or_resume(store, run_id, plan)
+    state, how = _state_of(run_id, plan, store, dry_run=args.dry_run)
 
     owner = f"cli-{socket.gethostname()}-{os.getpid()}"
     if table_store is not None and not args.dry_run and not table_store.claim(run_id, owner, seconds=7 * 24 * 3600):
         raise BackfillError(f"run {run_id} is being worked on elsewhere (its lease is held)")
 
     display = ProgressDisplay.auto(err, args.progress)
-    printing = threading.Lock()
-    invalid: Counter[str] = Counter()  # the dry run's: the queue function would park these, by reason
     mapping = partner_mapping(args.mapping, os.environ)
-
-    def show(message: OutboundMessage) -> None:
-        problem = import_problem(message.body, mapping)
-        with printing:
-            display.clear()
-            ids = f"{safe(message.installation_id)}/{safe(message.resource_id)}"
-            if problem is not None:
-                invalid[problem] += 1
-                out.write(f"invalid {ids}: {safe(problem, 300)}\n")
-            else:
-                product = _field(message.body, "productId")
-                status = _field(message.body, "status")
-                out.write(
-                    f"would send {ids}  product={safe(product)} status={safe(status)}  "
-                    f"{len(message.body.encode()):,} B\n"
-                )
-            if args.show_body:
-                out.write(f"  {message.body}\n")
-
+    lines = MessageLines(mapping, display, out, show_body=args.show_body)
+    printing, invalid = lines.printing, lines.invalid
     stop = threading.Event()
     backfill = Backfill(
         state,
@@ -196,7 +167,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         checkpoints=None if args.dry_run else store,
         pacer=InstallationPacer(rate) if rate and not args.dry_run else None,
         dry_run=args.dry_run,
-        on_message=show,
+        on_message=lines.show,
         page_size=args.page_size,
         stop=stop,
         mapping=mapping,
@@ -219,6 +190,45 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if table_store is not None and not args.dry_run:
         table_store.release(run_id, owner)
     return _report(args, result, backfill, invalid, out, err)
+
+
+def _state_of(run_id: str, plan: BackfillPlan | None, store: CheckpointStore, *, dry_run: bool) -> tuple[RunState, str]:
+    """The run's state and how it starts: a dry run reads a checkpoint but never writes one."""
+    if not dry_run:
+        return start_or_resume(store, run_id, plan)
+    if plan is not None:
+        return RunState.new(run_id, plan), "dry run"
+    loaded = store.load(run_id)
+    if loaded is None:
+        raise BackfillError(f"no checkpoint for run {run_id}")
+    return loaded, "dry run"
+
+
+class MessageLines:
+    """A line per message the backfill would send, or why the queue function would park it (counted)."""
+
+    def __init__(self, mapping: PartnerMapping, display: ProgressDisplay, out: TextIO, *, show_body: bool) -> None:
+        self.mapping, self.display, self.out, self.show_body = mapping, display, out, show_body
+        self.printing = threading.Lock()
+        self.invalid: Counter[str] = Counter()  # by reason
+
+    def show(self, message: OutboundMessage) -> None:
+        problem = import_problem(message.body, self.mapping)
+        with self.printing:
+            self.display.clear()
+            ids = f"{safe(message.installation_id)}/{safe(message.resource_id)}"
+            if problem is not None:
+                self.invalid[problem] += 1
+                self.out.write(f"invalid {ids}: {safe(problem, 300)}\n")
+            else:
+                product = _field(message.body, "productId")
+                status = _field(message.body, "status")
+                self.out.write(
+                    f"would send {ids}  product={safe(product)} status={safe(status)}  "
+                    f"{len(message.body.encode()):,} B\n"
+                )
+            if self.show_body:
+                self.out.write(f"  {message.body}\n")
 
 
 def _run_with_progress(
