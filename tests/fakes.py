@@ -32,6 +32,17 @@ PREVIEW_PASSWORD = "pw-UNIT-preview-1a2b3c"
 ALL_SECRET_VALUES = (TOKEN, ROTATED_TOKEN, DB_PASSWORD, DB_URL, PREVIEW_PASSWORD)
 register_secret(*ALL_SECRET_VALUES, label="tests.fakes' token and secret values")
 
+
+class RunningOutContext(LambdaContext):
+    """A context whose remaining time is each of ``answers`` in turn, then the last one from then on."""
+
+    def __init__(self, *answers: int) -> None:
+        self.answers = list(answers)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
 RESOURCE_SECRET = {"DATABASE_URL": DB_URL, "PGPASSWORD": {"value": DB_PASSWORD, "preview": PREVIEW_PASSWORD}}
 
 

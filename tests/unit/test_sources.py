@@ -93,16 +93,10 @@ def test_a_fifo_groups_reported_messages_all_come_back_with_its_first() -> None:
 def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
     """Deferring decides nothing (skipped, a message returns after the visibility timeout): it is not
     started with less than one AWS call and the margin left, so it cannot overrun the timeout."""
-    from tests.fakes import LambdaContext
+    from tests.fakes import RunningOutContext
     from vercel_sync.sources import handle_queue_event
 
-    class RunningOut(LambdaContext):
-        def __init__(self) -> None:
-            self.answers = [60_000, 1_500]  # at the start; after the batch (2,000 ms needed)
-
-        def get_remaining_time_in_millis(self) -> int:
-            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
+    running_out = RunningOutContext(60_000, 1_500)  # at the start; after the batch (2,000 ms needed)
     source = RecordingSourceQueue()
     service = make_service(
         rate_limiter=NoCallsLeft(),
@@ -112,7 +106,7 @@ def test_no_deferral_is_started_when_the_invocation_is_nearly_over() -> None:
         time_budget=TimeBudget(aws_call_ms=1_000, vercel_call_ms=5_000, margin_ms=1_000),
     )
 
-    response = handle_queue_event(sqs_event([record_without_secret("r0")]), RunningOut(), service)
+    response = handle_queue_event(sqs_event([record_without_secret("r0")]), running_out, service)
 
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m0"]
     assert source.deferred == []
@@ -297,16 +291,11 @@ def test_fifo_messages_and_other_transient_failures_are_never_sent_again() -> No
 def test_a_message_sent_back_is_still_sent_again_in_the_time_kept_for_parking() -> None:
     """A wait for the limit ends leaving the parking reserve (one AWS call and the margin): sending
     again and deferring fit in it, where a read's reserve (a call, then parking, then the margin) would not."""
-    from tests.fakes import LambdaContext
+    from tests.fakes import RunningOutContext
     from vercel_sync.sources import handle_queue_event
 
-    class ParkingReserveLeft(LambdaContext):
-        def __init__(self) -> None:
-            self.answers = [60_000, 2_500]  # at the start; after the batch (parking needs 2,000 ms, a read 3,000)
-
-        def get_remaining_time_in_millis(self) -> int:
-            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
+    # At the start; after the batch (parking needs 2,000 ms, a read 3,000).
+    parking_reserve_left = RunningOutContext(60_000, 2_500)
     source = ResendingSourceQueue()
     service = make_service(
         rate_limiter=NoCallsLeft(),
@@ -317,7 +306,7 @@ def test_a_message_sent_back_is_still_sent_again_in_the_time_kept_for_parking() 
     )
     event = received(sqs_event([record_without_secret("r0"), record_without_secret("r1")]), 2, 1)
 
-    response = handle_queue_event(event, ParkingReserveLeft(), service)
+    response = handle_queue_event(event, parking_reserve_left, service)
 
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["m1"]
     assert len(source.resent) == 1
