@@ -60,22 +60,10 @@ def _provision(
 ) -> tuple[str, dict[str, str], str]:
     """The template's resources, a pk/sk table holding ``items``, a token per installation, the environment;
     the table's stream ARN, the tokens, the failed-records queue's URL."""
-    from boto3.dynamodb.types import TypeSerializer
-
     from local_aws.provision import provision, store_installation_token
     from local_aws.template import Template
 
     resources = provision(Template.load(), sqs=aws["sqs"], dynamodb=aws["dynamodb"])
-    table = aws["dynamodb"].create_table(
-        TableName="partner-single-table",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]
     tokens: dict[str, str] = {}
     for item in items:
         installation = mapping.text(item, "integrationConfigurationId")
@@ -84,11 +72,7 @@ def _provision(
             store_installation_token(aws["secretsmanager"], resources, installation, tokens[installation])
             body = {"installationId": installation, "token": tokens[installation]}
             vercel.post("/_emulator/installations", json=body).raise_for_status()
-    serializer = TypeSerializer()
-    for item in items:
-        aws["dynamodb"].put_item(
-            TableName="partner-single-table", Item={k: serializer.serialize(v) for k, v in item.items()}
-        )
+    stream_arn = single_table(aws["dynamodb"], "partner-single-table", items)
     os.environ.update(
         resources.local_function_environment(
             aws_endpoint=aws_endpoint,
@@ -98,7 +82,7 @@ def _provision(
             POWERTOOLS_TRACE_DISABLED="true",
         )
     )
-    return str(table["LatestStreamArn"]), tokens, resources.queues["FailedRecordsQueue"].url
+    return stream_arn, tokens, resources.queues["FailedRecordsQueue"].url
 
 
 def _sync(aws: dict[str, Any], stream_arn: str, out: Callable[[str], None], *, verbose: bool) -> int:
@@ -158,3 +142,23 @@ def _quoted(resource_id: str) -> str:
     from urllib.parse import quote
 
     return quote(resource_id, safe="")
+
+
+def single_table(dynamodb: Any, name: str, items: Any) -> str:
+    """A table of the example's own design (pk/sk) with a stream, holding ``items``; its stream ARN."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    description = dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    serializer = TypeSerializer()
+    for item in items:
+        dynamodb.put_item(TableName=name, Item={k: serializer.serialize(v) for k, v in item.items()})
+    return str(description["LatestStreamArn"])

@@ -11,8 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
+from demo.mapped import single_table as create_single_table
 from local_runner import Runner, StreamPoller
 from operations.preview import preview_item
 from tests.integration.conftest import LocalStack
@@ -60,22 +60,8 @@ def assert_imported_as_mapped(stack: LocalStack) -> None:
 
 def single_table(stack: LocalStack) -> str:
     """A table of the example's own design (pk/sk) with a stream; its stream ARN."""
-    dynamodb = stack.aws["dynamodb"]
     name = f"{stack.resources.tables['PartnerTable'].name}-single"
-    description = dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )["TableDescription"]
-    serializer = TypeSerializer()
-    for item in ITEMS:
-        dynamodb.put_item(TableName=name, Item={k: serializer.serialize(v) for k, v in item.items()})
-    return str(description["LatestStreamArn"])
+    return create_single_table(stack.aws["dynamodb"], name, ITEMS)
 
 
 def test_the_example_through_the_stream(example: LocalStack, handlers: dict[str, ModuleType]) -> None:
